@@ -1,0 +1,27 @@
+"""Where every message goes: the queues, and which message types each is bound to."""
+
+from __future__ import annotations
+
+from services.contracts.jobs import ALL_JOB_EVENTS, SETTLED_EVENTS, CreateJob
+from services.messaging.topology import COMMANDS, EVENTS, QueueSpec
+
+JOBS_COMMANDS = "jobs.commands"
+GATEWAY_JOB_EVENTS = "gateway.job-events"
+BILLING_JOB_EVENTS = "billing.job-events"
+WEBHOOKS_JOB_EVENTS = "webhooks.job-events"
+STATUS_JOB_EVENTS = "status.job-events"
+
+
+def _events(*types: str) -> tuple[tuple[str, str], ...]:
+    return tuple((EVENTS, t) for t in types)
+
+
+# Bindings name exact message types: a queue receives only what its consumer handles, and a
+# type it does not handle is a bug that goes to the dead-letter queue.
+QUEUES: tuple[QueueSpec, ...] = (
+    QueueSpec(JOBS_COMMANDS, ((COMMANDS, CreateJob.TYPE),)),
+    QueueSpec(GATEWAY_JOB_EVENTS, _events(*ALL_JOB_EVENTS)),
+    QueueSpec(BILLING_JOB_EVENTS, _events(*SETTLED_EVENTS)),
+    QueueSpec(WEBHOOKS_JOB_EVENTS, _events(*SETTLED_EVENTS)),
+    QueueSpec(STATUS_JOB_EVENTS, _events(*ALL_JOB_EVENTS)),
+)

@@ -1,0 +1,106 @@
+"""SQL for accounts and API keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from services.contracts.ids import new_id
+from services.gateway.domain import keys
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: resolved from the bearer key on every request."""
+
+    key_id: str
+    account_id: str
+    mode: keys.Mode
+    live_enabled: bool
+
+    @property
+    def test(self) -> bool:
+        return self.mode is keys.Mode.TEST
+
+
+class KeyRefused(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code  # invalid_api_key | api_key_revoked | api_key_expired
+
+
+async def authenticate(conn: asyncpg.Connection | asyncpg.Pool, secret: str) -> Caller:
+    """The caller for a key that exists, is not revoked and has not expired."""
+    row = await conn.fetchrow(
+        "SELECT k.id, k.account_id, k.mode, a.live_enabled, k.revoked_at IS NOT NULL AS revoked,"
+        " k.expires_at IS NOT NULL AND k.expires_at <= now() AS expired"
+        " FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.secret_hash = $1",
+        keys.digest(secret),
+    )
+    if row is None:
+        raise KeyRefused("invalid_api_key")
+    if row["revoked"]:
+        raise KeyRefused("api_key_revoked")
+    if row["expired"]:
+        raise KeyRefused("api_key_expired")
+    return Caller(row["id"], row["account_id"], keys.Mode(row["mode"]), row["live_enabled"])
+
+
+async def create_account(conn: asyncpg.Connection, name: str, email: str | None) -> dict[str, Any]:
+    row = await conn.fetchrow(
+        "INSERT INTO accounts (id, name, email) VALUES ($1, $2, $3)"
+        " RETURNING id, name, email, live_enabled, created_at",
+        new_id("acct"),
+        name,
+        email,
+    )
+    return dict(row)
+
+
+async def create_key(
+    conn: asyncpg.Connection,
+    account_id: str,
+    mode: keys.Mode,
+    name: str | None,
+    expires_at: datetime | None = None,
+) -> dict[str, Any] | None:
+    """A new key for an existing account (None if there is no such account); the only time
+    the secret is returned."""
+    if not await conn.fetchval("SELECT 1 FROM accounts WHERE id = $1", account_id):
+        return None
+    new = keys.generate(mode)
+    row = await conn.fetchrow(
+        "INSERT INTO api_keys (id, account_id, name, mode, secret_hash, display, expires_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        " RETURNING id, account_id, name, mode, display, created_at, expires_at, revoked_at",
+        new_id("key"),
+        account_id,
+        name,
+        mode.value,
+        new.hash,
+        new.display,
+        expires_at,
+    )
+    return {**dict(row), "secret": new.secret}
+
+
+async def revoke_key(conn: asyncpg.Connection, key_id: str) -> dict[str, Any] | None:
+    """Revoke at once; revoking twice keeps the first time."""
+    row = await conn.fetchrow(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1"
+        " RETURNING id, account_id, mode, display, revoked_at",
+        key_id,
+    )
+    return dict(row) if row else None
+
+
+async def list_keys(conn: asyncpg.Connection, account_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT id, account_id, name, mode, display, created_at, expires_at, revoked_at"
+        " FROM api_keys WHERE account_id = $1 ORDER BY created_at",
+        account_id,
+    )
+    return [dict(r) for r in rows]

@@ -1,0 +1,50 @@
+"""API keys: generation, hashing and parsing. No I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+from dataclasses import dataclass
+from enum import StrEnum
+
+_ALPHABET = string.ascii_letters + string.digits
+# 43 base62 characters carry 256 bits: far beyond guessing, so a fast hash is enough to
+# store them (a slow password hash protects low-entropy secrets, which these are not).
+_SECRET_LENGTH = 43
+MAX_KEY_LENGTH = 128
+
+
+class Mode(StrEnum):
+    TEST = "test"
+    LIVE = "live"
+
+
+@dataclass(frozen=True)
+class NewKey:
+    secret: str  # shown once, never stored
+    hash: bytes
+    display: str
+    mode: Mode
+
+
+def generate(mode: Mode) -> NewKey:
+    body = "".join(secrets.choice(_ALPHABET) for _ in range(_SECRET_LENGTH))
+    secret = f"sk_{mode.value}_{body}"
+    return NewKey(secret=secret, hash=digest(secret), display=f"sk_{mode.value}_…{body[-4:]}", mode=mode)
+
+
+def digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def looks_like_key(candidate: str) -> bool:
+    """Cheap shape check before any database work."""
+    if len(candidate) > MAX_KEY_LENGTH:
+        return False
+    for mode in Mode:
+        prefix = f"sk_{mode.value}_"
+        if candidate.startswith(prefix):
+            body = candidate[len(prefix) :]
+            return len(body) == _SECRET_LENGTH and all(c in _ALPHABET for c in body)
+    return False

@@ -1,0 +1,91 @@
+"""The job state machine: queued → processing → completed | failed | canceled. No I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from services.contracts.jobs import CreateJob, JobSnapshot, JobStatus, Service
+
+_ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset({JobStatus.PROCESSING, JobStatus.FAILED, JobStatus.CANCELED}),
+    JobStatus.PROCESSING: frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED}),
+    JobStatus.COMPLETED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELED: frozenset(),
+}
+
+
+class IllegalTransition(Exception):
+    def __init__(self, job_id: str, current: JobStatus, wanted: JobStatus) -> None:
+        super().__init__(f"job {job_id}: {current} → {wanted} is not allowed")
+        self.current = current
+        self.wanted = wanted
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    account_id: str
+    api_key_id: str
+    service: Service
+    status: JobStatus
+    test: bool
+    input: dict[str, Any]
+    created_at: datetime
+    version: int = 1
+    output: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    progress: float = 0.0
+    cost_credits: int = 0
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+    @classmethod
+    def accept(cls, cmd: CreateJob) -> Job:
+        return cls(
+            id=cmd.job_id,
+            account_id=cmd.account_id,
+            api_key_id=cmd.api_key_id,
+            service=cmd.service,
+            status=JobStatus.QUEUED,
+            test=cmd.test,
+            input=cmd.input,
+            created_at=cmd.created_at,
+            cost_credits=cmd.cost_credits,
+        )
+
+    def can_become(self, status: JobStatus) -> bool:
+        return status in _ALLOWED[self.status]
+
+    def transition(self, status: JobStatus, at: datetime, **changes: Any) -> Job:
+        """The job after moving to ``status`` at ``at``; raises IllegalTransition."""
+        if not self.can_become(status):
+            raise IllegalTransition(self.id, self.status, status)
+        if status is JobStatus.PROCESSING:
+            changes.setdefault("started_at", at)
+        else:
+            changes.setdefault("completed_at", at)
+        if status is JobStatus.COMPLETED:
+            changes.setdefault("progress", 1.0)
+        return replace(self, status=status, version=self.version + 1, **changes)
+
+    def snapshot(self) -> JobSnapshot:
+        return JobSnapshot(
+            job_id=self.id,
+            account_id=self.account_id,
+            api_key_id=self.api_key_id,
+            service=self.service,
+            status=self.status,
+            test=self.test,
+            input=self.input,
+            output=self.output,
+            error=self.error,
+            progress=self.progress,
+            cost_credits=self.cost_credits,
+            created_at=self.created_at,
+            started_at=self.started_at,
+            completed_at=self.completed_at,
+            version=self.version,
+        )

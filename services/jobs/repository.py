@@ -1,0 +1,91 @@
+"""SQL for the jobs schema. Every function takes the caller's connection (its transaction)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from services.contracts.jobs import JobStatus, Service
+from services.jobs.domain.lifecycle import Job
+
+_COLUMNS = (
+    "id, account_id, api_key_id, service, status, test, input, output, error, progress,"
+    " cost_credits, created_at, started_at, completed_at, version"
+)
+
+
+class StaleJob(Exception):
+    """Someone else moved the job on since it was read."""
+
+
+async def insert(conn: asyncpg.Connection, job: Job) -> bool:
+    """Record a new job; False when a job with this id is already recorded."""
+    row = await conn.fetchval(
+        f"INSERT INTO jobs ({_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"
+        " ON CONFLICT (id) DO NOTHING RETURNING 1",
+        *_values(job),
+    )
+    return row is not None
+
+
+async def save(conn: asyncpg.Connection, job: Job) -> None:
+    """Store ``job`` if the stored one is the version it was derived from."""
+    status = await conn.execute(
+        "UPDATE jobs SET status=$2, output=$3, error=$4, progress=$5, started_at=$6,"
+        " completed_at=$7, version=$8, updated_at=now() WHERE id=$1 AND version=$9",
+        job.id,
+        job.status.value,
+        job.output,
+        job.error,
+        job.progress,
+        job.started_at,
+        job.completed_at,
+        job.version,
+        job.version - 1,
+    )
+    if status != "UPDATE 1":
+        raise StaleJob(job.id)
+
+
+async def get(conn: asyncpg.Connection, job_id: str) -> Job | None:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM jobs WHERE id = $1", job_id)
+    return _job(row) if row else None
+
+
+def _values(job: Job) -> tuple[object, ...]:
+    return (
+        job.id,
+        job.account_id,
+        job.api_key_id,
+        job.service.value,
+        job.status.value,
+        job.test,
+        job.input,
+        job.output,
+        job.error,
+        job.progress,
+        job.cost_credits,
+        job.created_at,
+        job.started_at,
+        job.completed_at,
+        job.version,
+    )
+
+
+def _job(row: asyncpg.Record) -> Job:
+    return Job(
+        id=row["id"],
+        account_id=row["account_id"],
+        api_key_id=row["api_key_id"],
+        service=Service(row["service"]),
+        status=JobStatus(row["status"]),
+        test=row["test"],
+        input=row["input"],
+        output=row["output"],
+        error=row["error"],
+        progress=row["progress"],
+        cost_credits=row["cost_credits"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        version=row["version"],
+    )

@@ -1,0 +1,148 @@
+"""Consuming with manual acks, inbox dedupe, bounded retries and a dead-letter path."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import asyncpg
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from pydantic import ValidationError
+
+from services.messaging import inbox
+from services.messaging.envelope import Envelope
+from services.messaging.topology import DELIVERY_LIMIT
+from services.runtime import metrics
+
+log = structlog.get_logger()
+
+Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
+
+# Pause before a failed message goes back to the queue, doubling per try (capped), so a
+# dependency that is briefly away is not hammered through all tries in milliseconds.
+_RETRY_BASE_SECONDS = 0.1
+_RETRY_MAX_SECONDS = 5.0
+
+
+def _context(env: Envelope) -> dict[str, Any]:
+    ctx: dict[str, Any] = {
+        "correlation_id": env.correlation_id,
+        "message_id": str(env.message_id),
+        "message_type": env.type,
+    }
+    for key in ("job_id", "account_id"):
+        if key in env.data:
+            ctx[key] = env.data[key]
+    return ctx
+
+
+class Consumer:
+    """Feeds one queue's messages to the handler registered for each message type.
+
+    Each message is handled in one transaction together with its inbox claim. A message of a
+    type nobody handles, or one that is not a valid envelope, goes straight to the dead-letter
+    queue; a handler failure is retried up to the delivery limit, then dead-lettered.
+    """
+
+    def __init__(
+        self,
+        *,
+        connection: AbstractConnection,
+        pool: asyncpg.Pool,
+        queue: str,
+        handlers: Mapping[str, Handler],
+        service: str,
+        prefetch: int = 32,
+    ) -> None:
+        self._connection = connection
+        self._pool = pool
+        self._queue_name = queue
+        self._handlers = handlers
+        self._service = service
+        self._prefetch = prefetch
+        self._channel: AbstractChannel | None = None
+        self._tag: str | None = None
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def start(self) -> None:
+        self._channel = await self._connection.channel()
+        await self._channel.set_qos(prefetch_count=self._prefetch)
+        queue = await self._channel.get_queue(self._queue_name, ensure=False)
+        self._tag = await queue.consume(self._on_message)
+
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Stop taking messages, let in-flight ones finish (bounded), close the channel."""
+        if self._channel is None:
+            return
+        if self._tag is not None and not self._channel.is_closed:
+            queue = await self._channel.get_queue(self._queue_name, ensure=False)
+            await queue.cancel(self._tag)
+        try:
+            async with asyncio.timeout(grace_seconds):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning("consumer_stop_timeout", queue=self._queue_name, in_flight=self._in_flight)
+        await self._channel.close()
+        self._channel = None
+
+    def _outcome(self, outcome: str) -> None:
+        metrics.MESSAGES_CONSUMED.labels(self._service, self._queue_name, outcome).inc()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            await self._process(message)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def _process(self, message: AbstractIncomingMessage) -> None:
+        try:
+            env = Envelope.from_json(message.body)
+        except ValidationError as exc:
+            log.error("message_invalid", queue=self._queue_name, error=str(exc)[:500])
+            await message.reject(requeue=False)
+            self._outcome("dead_lettered")
+            return
+        handler = self._handlers.get(env.type)
+        with structlog.contextvars.bound_contextvars(**_context(env)):
+            if handler is None:
+                log.error("message_type_unhandled", queue=self._queue_name)
+                await message.reject(requeue=False)
+                self._outcome("dead_lettered")
+                return
+            started = time.perf_counter()
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    fresh = await inbox.claim(conn, self._queue_name, env.message_id)
+                    if fresh:
+                        await handler(conn, env)
+            except Exception as exc:
+                await self._failed(message, exc)
+                return
+            finally:
+                metrics.MESSAGE_DURATION.labels(self._service, self._queue_name).observe(
+                    time.perf_counter() - started
+                )
+            await message.ack()
+            self._outcome("ok" if fresh else "duplicate")
+
+    async def _failed(self, message: AbstractIncomingMessage, exc: Exception) -> None:
+        tries = int((message.headers or {}).get("x-delivery-count", 0) or 0) + 1
+        if tries >= DELIVERY_LIMIT:
+            log.error("message_dead_lettered", queue=self._queue_name, tries=tries, error=repr(exc))
+            await message.reject(requeue=False)
+            self._outcome("dead_lettered")
+            return
+        delay = min(_RETRY_BASE_SECONDS * 2 ** (tries - 1), _RETRY_MAX_SECONDS)
+        log.warning("message_retry", queue=self._queue_name, tries=tries, error=repr(exc))
+        await asyncio.sleep(delay)
+        await message.nack(requeue=True)
+        self._outcome("retried")

@@ -1,0 +1,30 @@
+"""Inbox: the record of messages a consumer has handled, claimed with the handler's effect."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+
+async def claim(conn: asyncpg.Connection, consumer: str, message_id: uuid.UUID) -> bool:
+    """True the first time ``consumer`` sees ``message_id``; False for a redelivery.
+
+    Run inside the handler's transaction: if the handler fails, the claim rolls back with it.
+    A concurrent duplicate waits on the primary key until the first transaction ends.
+    """
+    row = await conn.fetchval(
+        "INSERT INTO inbox (consumer, message_id) VALUES ($1, $2)"
+        " ON CONFLICT DO NOTHING RETURNING 1",
+        consumer,
+        message_id,
+    )
+    return row is not None
+
+
+async def purge(conn: asyncpg.Connection, older_than_days: int) -> int:
+    """Forget handled messages older than any redelivery could be."""
+    status = await conn.execute(
+        "DELETE FROM inbox WHERE handled_at < now() - make_interval(days => $1)", older_than_days
+    )
+    return int(status.split()[-1])

@@ -1,0 +1,34 @@
+"""Settings shared by every service, read from ``CLIPMIX_*`` environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs: where Postgres and RabbitMQ are, how to log, where to listen."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CLIPMIX_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/clipmix"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    log_level: str = "info"
+    host: str = "127.0.0.1"
+    # Pool sized to the concurrency one process can use (DESIGN: the Python process is the limit).
+    db_pool_min: int = Field(2, ge=1)
+    db_pool_max: int = Field(10, ge=1)
+    # How many unacknowledged messages each consumer holds.
+    prefetch: int = Field(32, ge=1)
+    # Tries before a message goes to its dead-letter queue (quorum queue x-delivery-limit).
+    delivery_limit: int = Field(5, ge=1)
+    outbox_batch_size: int = Field(100, ge=1)
+    # The relay is woken by NOTIFY on commit; this poll is only the safety net.
+    outbox_poll_seconds: float = Field(1.0, gt=0)
+    # Seconds SIGTERM waits for in-flight requests and messages.
+    shutdown_grace_seconds: float = Field(10.0, gt=0)

@@ -1,0 +1,125 @@
+"""HTTP edge shared by every service: request ids, one error shape, metrics, JSON bodies."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+
+from services.runtime import metrics
+
+log = structlog.get_logger()
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+REQUEST_ID = web.RequestKey("request_id", str)
+
+
+class ApiError(Exception):
+    """An outcome the client should see: becomes ``{"error": {...}}`` with ``status``."""
+
+    def __init__(
+        self,
+        status: int,
+        type: str,
+        code: str,
+        message: str,
+        *,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type
+        self.code = code
+        self.message = message
+        self.param = param
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+def json_body(payload: Any) -> bytes:
+    return orjson.dumps(payload)
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=json_body(payload), status=status, content_type="application/json", headers=headers
+    )
+
+
+def error_payload(err: ApiError, request_id: str) -> dict[str, Any]:
+    return {
+        "error": {
+            "type": err.type,
+            "code": err.code,
+            "message": err.message,
+            "param": err.param,
+            "request_id": request_id,
+            **err.extra,
+        }
+    }
+
+
+def error_response(err: ApiError, request_id: str) -> web.Response:
+    return json_response(error_payload(err, request_id), err.status, err.headers)
+
+
+def _from_http_exception(exc: web.HTTPException) -> ApiError:
+    if exc.status == 404:
+        return ApiError(404, "invalid_request_error", "route_not_found", "No such route.")
+    if exc.status == 405:
+        return ApiError(
+            405, "invalid_request_error", "method_not_allowed", "Method not allowed on this route."
+        )
+    if exc.status == 413:
+        return ApiError(
+            413, "invalid_request_error", "request_too_large", "The request body is too large."
+        )
+    return ApiError(exc.status, "invalid_request_error", "http_error", exc.reason)
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+def edge_middleware(service: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """Gives every request an id, logs and measures it, and turns failures into the error shape."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request_id = new_request_id()
+        request[REQUEST_ID] = request_id
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        started = time.perf_counter()
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                response = await handler(request)
+            except ApiError as err:
+                response = error_response(err, request_id)
+            except web.HTTPException as exc:
+                if exc.status < 400:
+                    raise
+                response = error_response(_from_http_exception(exc), request_id)
+            except Exception:
+                log.exception("request_failed", method=request.method, route=route)
+                response = error_response(
+                    ApiError(500, "api_error", "internal_error", "Something went wrong on our side."),
+                    request_id,
+                )
+            response.headers["Request-Id"] = request_id
+            elapsed = time.perf_counter() - started
+            metrics.HTTP_REQUESTS.labels(service, request.method, route, str(response.status)).inc()
+            metrics.HTTP_DURATION.labels(service, request.method, route).observe(elapsed)
+            if response.status >= 500:
+                log.warning("request_5xx", route=route, status=response.status)
+            return response
+
+    return middleware

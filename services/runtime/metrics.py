@@ -1,0 +1,49 @@
+"""Metrics every service exposes with the same names and labels.
+
+Domain metrics live in each service's own ``metrics.py``; these are the shared ones.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+HTTP_REQUESTS = Counter(
+    "clipmix_http_requests_total",
+    "HTTP requests served, by route template and status code.",
+    ["service", "method", "route", "status"],
+)
+HTTP_DURATION = Histogram(
+    "clipmix_http_request_duration_seconds",
+    "Time to answer an HTTP request.",
+    ["service", "method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+OUTBOX_BACKLOG = Gauge(
+    "clipmix_outbox_backlog", "Outbox rows committed but not yet published.", ["service"]
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "clipmix_outbox_oldest_age_seconds",
+    "Age of the oldest unpublished outbox row (0 when empty).",
+    ["service"],
+)
+OUTBOX_PUBLISHED = Counter(
+    "clipmix_outbox_published_total", "Outbox rows published with a broker confirm.", ["service"]
+)
+OUTBOX_PUBLISH_FAILURES = Counter(
+    "clipmix_outbox_publish_failures_total",
+    "Relay batches that failed to publish and will be retried.",
+    ["service"],
+)
+MESSAGES_CONSUMED = Counter(
+    "clipmix_messages_consumed_total",
+    "Messages taken from a queue, by outcome (ok, duplicate, retried, dead_lettered).",
+    ["service", "queue", "outcome"],
+)
+MESSAGE_DURATION = Histogram(
+    "clipmix_message_handle_duration_seconds",
+    "Time to handle one message, including its transaction.",
+    ["service", "queue"],
+    buckets=LATENCY_BUCKETS,
+)

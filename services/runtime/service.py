@@ -1,0 +1,183 @@
+"""Lifecycle every service shares: Postgres, RabbitMQ, the outbox relay, consumers, probes.
+
+Each resource is an async generator in ``app.cleanup_ctx``; aiohttp unwinds them in reverse on
+SIGTERM, so consumers stop (finishing in-flight messages) before the relay, the broker
+connection and finally the pool are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import aio_pika
+import asyncpg
+import prometheus_client
+import structlog
+import uvloop
+from aio_pika.abc import AbstractRobustConnection
+from aiohttp import web
+
+from services.messaging import topology
+from services.messaging.consumer import Consumer, Handler
+from services.messaging.outbox import OutboxRelay
+from services.messaging.publisher import Publisher
+from services.runtime import db
+from services.runtime.config import ServiceSettings
+from services.runtime.http import edge_middleware, json_response
+from services.runtime.migrations import load, migrate
+
+log = structlog.get_logger()
+
+POOL = web.AppKey("pool", asyncpg.Pool)
+AMQP = web.AppKey("amqp", AbstractRobustConnection)
+RELAY = web.AppKey("relay", OutboxRelay)
+
+
+Context = Callable[[web.Application], AsyncIterator[None]]
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    queue: str
+    handlers: Mapping[str, Handler]
+
+
+def create_service_app(service: str, *, client_max_size: int = 1024**2) -> web.Application:
+    """An application with the shared edge middleware and /healthz, /readyz, /metrics."""
+    app = web.Application(middlewares=[edge_middleware(service)], client_max_size=client_max_size)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    return app
+
+
+async def _healthz(_: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    checks: dict[str, str] = {}
+    pool = request.app.get(POOL)
+    amqp = request.app.get(AMQP)
+    try:
+        async with asyncio.timeout(2):
+            if pool is None:
+                raise RuntimeError("no pool")
+            await pool.fetchval("SELECT 1")
+        checks["postgres"] = "ok"
+    except Exception as exc:
+        checks["postgres"] = f"failing: {type(exc).__name__}"
+    checks["rabbitmq"] = "ok" if amqp is not None and amqp.connected.is_set() else "failing"
+    ready = all(v == "ok" for v in checks.values())
+    return json_response({"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503)
+
+
+async def _metrics(_: web.Request) -> web.Response:
+    return web.Response(
+        body=prometheus_client.generate_latest(),
+        headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST},
+    )
+
+
+def postgres(settings: ServiceSettings, schema: str, migrations: Path) -> Context:
+    """Migrate the service's schema (under an advisory lock), then open its pool."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            await migrate(conn, schema, load(migrations))
+        finally:
+            await conn.close()
+        pool = await db.create_pool(
+            settings.database_url, schema, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
+        app[POOL] = pool
+        yield
+        await pool.close()
+
+    return ctx
+
+
+def rabbitmq(settings: ServiceSettings, service: str, queues: tuple[topology.QueueSpec, ...]) -> Context:
+    """One robust connection per process; the whole topology declared at start."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        connection = await aio_pika.connect_robust(
+            settings.amqp_url, client_properties={"connection_name": f"clipmix-{service}"}
+        )
+        async with connection.channel() as channel:
+            await topology.declare(channel, queues)
+        app[AMQP] = connection
+        yield
+        await connection.close()
+
+    return ctx
+
+
+def outbox_relay(settings: ServiceSettings, service: str, schema: str) -> Context:
+    """Publish committed outbox rows; woken by NOTIFY on commit, polling as a safety net."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        channel = await app[AMQP].channel(publisher_confirms=True, on_return_raises=True)
+        relay = OutboxRelay(
+            app[POOL],
+            Publisher(channel),
+            service=service,
+            batch_size=settings.outbox_batch_size,
+            poll_seconds=settings.outbox_poll_seconds,
+        )
+        app[RELAY] = relay
+        listener = await db.connect(settings.database_url, schema)
+        await listener.add_listener(f"{schema}_outbox", relay.wake)
+        task = asyncio.create_task(relay.run(), name=f"{service}-outbox-relay")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await listener.close()
+        await channel.close()
+
+    return ctx
+
+
+def consumers(settings: ServiceSettings, service: str, specs: tuple[ConsumerSpec, ...]) -> Context:
+    """Start consuming after everything else is up; stop first on shutdown."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        running = [
+            Consumer(
+                connection=app[AMQP],
+                pool=app[POOL],
+                queue=spec.queue,
+                handlers=spec.handlers,
+                service=service,
+                prefetch=settings.prefetch,
+            )
+            for spec in specs
+        ]
+        for consumer in running:
+            await consumer.start()
+        log.info("consuming", queues=[s.queue for s in specs])
+        yield
+        await asyncio.gather(*(c.stop(settings.shutdown_grace_seconds) for c in running))
+
+    return ctx
+
+
+def run(app: web.Application, settings: ServiceSettings, port: int) -> None:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully."""
+    log.info("starting", host=settings.host, port=port)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=port,
+        access_log=None,
+        print=None,
+        shutdown_timeout=settings.shutdown_grace_seconds,
+        loop=uvloop.new_event_loop(),
+    )
+    log.info("stopped")

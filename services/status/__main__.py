@@ -1,0 +1,3 @@
+from services.status.app import main
+
+main()
