@@ -1,0 +1,98 @@
+"""A sandbox music job through all five services, as real processes over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import asyncpg
+import pytest
+
+from tests.e2e.events import counting
+from tests.e2e.suite import SERVICES, Suite
+
+pytestmark = pytest.mark.e2e
+
+SONG = {"prompt": "a lullaby for a rainy day", "duration_seconds": 30}
+
+
+async def _eventually(conn: asyncpg.Connection, query: str, *args: object, timeout: float = 20) -> object:
+    async with asyncio.timeout(timeout):
+        while (value := await conn.fetchval(query, *args)) is None:
+            await asyncio.sleep(0.05)
+    return value
+
+
+async def test_sandbox_music_job_runs_through_every_service(suite: Suite) -> None:
+    account_id, secret = suite.new_test_key()
+    auth = {"Authorization": f"Bearer {secret}"}
+    async with counting(suite.infra.amqp_url, "job.completed") as completed, aiohttp.ClientSession() as http:
+        async with http.post(f"{suite.gateway}/api/v1/music", json=SONG, headers={**auth, "Idempotency-Key": "e2e-1"}) as r:
+            assert r.status == 201, await r.text()
+            job = await r.json()
+        assert job["status"] == "completed" and job["test"] is True
+        # Readable at once through both routes: never a 404 while messages are in flight.
+        for path in (f"/api/v1/music/{job['id']}", f"/api/v1/jobs/{job['id']}"):
+            async with http.get(suite.gateway + path, headers=auth) as r:
+                assert r.status == 200
+                assert (await r.json())["id"] == job["id"]
+        await completed.wait_for({job["id"]})
+
+    conn = await asyncpg.connect(suite.infra.database_url)
+    try:
+        # The jobs service recorded the job from the command and settled it.
+        status = await _eventually(conn, "SELECT status FROM jobs.jobs WHERE id = $1", job["id"])
+        assert status == "completed"
+        # Billing, webhooks and status each consumed the job's end.
+        settled = await _eventually(
+            conn, "SELECT cost_credits FROM billing.job_settlements WHERE job_id = $1", job["id"]
+        )
+        assert settled == 0  # sandbox never charges
+        event_type = await _eventually(conn, "SELECT type FROM webhooks.events WHERE job_id = $1", job["id"])
+        assert event_type == "job.completed"
+        counted = await _eventually(
+            conn,
+            "SELECT sum(count) FROM status.job_outcomes WHERE service = 'music' AND outcome = 'completed'",
+        )
+        assert counted >= 1
+        # Each service's table holds the job exactly once.
+        assert await conn.fetchval("SELECT count(*) FROM jobs.jobs WHERE id = $1", job["id"]) == 1
+        assert await conn.fetchval("SELECT count(*) FROM gateway.jobs WHERE id = $1", job["id"]) == 1
+        assert await conn.fetchval("SELECT account_id FROM jobs.jobs WHERE id = $1", job["id"]) == account_id
+    finally:
+        await conn.close()
+
+
+async def test_every_service_answers_health_readiness_and_metrics(suite: Suite) -> None:
+    async with aiohttp.ClientSession() as http:
+        for name in SERVICES:
+            url = suite.processes[name].url
+            async with http.get(f"{url}/healthz") as r:
+                assert r.status == 200
+            async with http.get(f"{url}/readyz") as r:
+                body = await r.json()
+                assert r.status == 200, body
+                assert body["checks"] == {"postgres": "ok", "rabbitmq": "ok"}
+            async with http.get(f"{url}/metrics") as r:
+                text = await r.text()
+                assert r.status == 200
+                assert "clipmix_http_requests_total" in text
+                assert "clipmix_messages_consumed_total" in text or name == "gateway"
+
+
+async def test_logs_never_contain_a_full_api_key(suite: Suite) -> None:
+    _, secret = suite.new_test_key()
+    auth = {"Authorization": f"Bearer {secret}"}
+    async with aiohttp.ClientSession() as http:
+        # A normal call, a call that fails validation with the key pasted into the body, and
+        # a call with a mangled key: none of them may leave the secret in any service's log.
+        async with http.post(f"{suite.gateway}/api/v1/music", json=SONG, headers=auth) as r:
+            assert r.status == 201
+        async with http.post(f"{suite.gateway}/api/v1/music", json={"prompt": 1, "note": secret}, headers=auth) as r:
+            assert r.status == 400
+        async with http.post(f"{suite.gateway}/api/v1/music", json=SONG, headers={"Authorization": f"Bearer {secret}0"}) as r:
+            assert r.status == 401
+    logs = suite.logs()
+    assert "request_id" in logs  # the logs were captured at all
+    assert secret not in logs
+    assert secret[len("sk_test_"):] not in logs
