@@ -1,0 +1,86 @@
+# ClipMix platform — developer entry points. `make` (or `make help`) lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+# Prerequisites are steps in order (install, then infra, then migrate): never run them in parallel.
+.NOTPARALLEL:
+
+VENV        := .venv
+VENV_PY     := $(VENV)/bin/python
+STAMP       := $(VENV)/.installed
+RUN_DIR     := .run
+PYTEST_ARGS ?=
+# When `make` started (ns), so `make up` can print its total time.
+MAKE_T0_NS  := $(shell date +%s%N)
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PIP_NO_INPUT := 1
+
+.PHONY: help install infra migrate up down logs ps test lint fmt clean
+
+help: ## list the targets
+	@echo "ClipMix platform — make targets:"
+	@grep -E '^[a-z][a-z-]*:.*## ' $(firstword $(MAKEFILE_LIST)) | \
+		awk 'BEGIN {FS = ":.*## "} {printf "  make %-9s %s\n", $$1, $$2}'
+	@echo "Variables: PYTEST_ARGS='-k name -x' (make test)"
+
+install: $(STAMP) ## create .venv (Python 3.11+) and install the project with dev extras
+
+# Re-runs only when pyproject.toml changes (or the venv is gone).
+$(STAMP): pyproject.toml
+	@py=""; \
+	for cand in python3.11 python3.12 python3; do \
+		if command -v "$$cand" >/dev/null 2>&1 && \
+		   "$$cand" -c 'import sys; sys.exit(not ((3, 11) <= sys.version_info[:2] < (3, 13)))' >/dev/null 2>&1; then \
+			py="$$cand"; break; \
+		fi; \
+	done; \
+	if [[ -z "$$py" ]]; then \
+		echo "install: ERROR: Python 3.11 or 3.12 is needed (python3.11 / python3 not found or too old)" >&2; exit 1; \
+	fi; \
+	if [[ -x $(VENV_PY) ]] && ! $(VENV_PY) -c 'import sys' >/dev/null 2>&1; then \
+		echo "install: $(VENV) is broken; recreating it"; rm -rf $(VENV); \
+	fi; \
+	if [[ ! -x $(VENV_PY) ]]; then \
+		echo "install: creating $(VENV) with $$py ($$("$$py" --version 2>&1))"; \
+		"$$py" -m venv $(VENV); \
+	fi
+	$(VENV_PY) -m pip install -q --upgrade pip
+	$(VENV_PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+	@echo "install: done ($(VENV))"
+
+infra: ## make sure PostgreSQL and RabbitMQ run (start or install them locally)
+	@bash scripts/ensure-infra.sh
+
+migrate: install infra ## create the database and apply every service's migrations
+	$(VENV_PY) -m services.runtime.migrate
+
+up: install infra migrate ## start the whole suite in the background and print a demo key
+	@MAKE_T0_NS=$(MAKE_T0_NS) bash scripts/up.sh
+
+down: ## stop the suite started by `make up`
+	@bash scripts/down.sh
+
+logs: ## follow the suite's logs (.run/suite.log)
+	@if [[ ! -f $(RUN_DIR)/suite.log ]]; then echo "no $(RUN_DIR)/suite.log yet: run 'make up'"; exit 1; fi
+	tail -n 100 -F $(RUN_DIR)/suite.log
+
+ps: ## show whether the suite runs, its processes and each service's /readyz
+	@bash scripts/up.sh --status
+
+test: install infra ## run the whole test suite against real PostgreSQL and RabbitMQ
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+lint: install ## ruff and mypy (strict)
+	$(VENV)/bin/ruff check services tests
+	$(VENV)/bin/mypy
+
+fmt: install ## format the code with ruff
+	$(VENV)/bin/ruff format services tests
+	$(VENV)/bin/ruff check --fix --select I services tests
+
+clean: ## stop the suite, remove .venv, .run and caches
+	@bash scripts/down.sh
+	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	find . \( -path ./.git -o -path ./node_modules \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
