@@ -7,8 +7,8 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import Field
 
-from services.contracts.routing import BILLING_JOB_EVENTS, QUEUES
 from services.billing.handlers import HANDLERS
+from services.contracts.routing import BILLING_JOB_EVENTS, QUEUES
 from services.runtime import service
 from services.runtime.config import ServiceSettings
 from services.runtime.logging import configure_logging
@@ -27,7 +27,9 @@ def create_app(settings: BillingSettings) -> web.Application:
         [
             service.postgres(settings, NAME, MIGRATIONS),
             service.rabbitmq(settings, NAME, QUEUES),
-            service.consumers(settings, NAME, (service.ConsumerSpec(BILLING_JOB_EVENTS, HANDLERS),)),
+            service.consumers(
+                settings, NAME, (service.ConsumerSpec(BILLING_JOB_EVENTS, HANDLERS),)
+            ),
         ]
     )
     return app

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import asyncpg
+from typing import TYPE_CHECKING
+
 import structlog
 
 from services.contracts.jobs import SETTLED_EVENTS, JobSnapshot
 from services.messaging.consumer import Handler
 from services.messaging.envelope import Envelope
 
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
+
 log = structlog.get_logger()
 
 
-async def job_settled(conn: asyncpg.Connection, env: Envelope) -> None:
+async def job_settled(conn: Connection, env: Envelope) -> None:
     job = JobSnapshot.model_validate(env.data)
     # Test-mode jobs never charge: the settlement is recorded with no credits.
     inserted = await conn.fetchval(

@@ -69,7 +69,9 @@ def create_app(settings: GatewaySettings) -> web.Application:
             service.rabbitmq(settings, NAME, QUEUES),
             service.outbox_relay(settings, NAME, NAME),
             _purge_idempotency(settings.idempotency_purge_seconds),
-            service.consumers(settings, NAME, (service.ConsumerSpec(GATEWAY_JOB_EVENTS, events.HANDLERS),)),
+            service.consumers(
+                settings, NAME, (service.ConsumerSpec(GATEWAY_JOB_EVENTS, events.HANDLERS),)
+            ),
         ]
     )
     return app

@@ -7,7 +7,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import orjson
@@ -19,32 +19,37 @@ from services.runtime import db
 from services.runtime.config import ServiceSettings
 from services.runtime.migrations import ensure_database, load, migrate
 
-Command = Callable[[asyncpg.Connection, argparse.Namespace], Awaitable[Any]]
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
+
+Command = Callable[["Connection", argparse.Namespace], Awaitable[Any]]
 
 
 class Refused(Exception):
     pass
 
 
-async def _accounts_create(conn: asyncpg.Connection, args: argparse.Namespace) -> Any:
+async def _accounts_create(conn: Connection, args: argparse.Namespace) -> Any:
     return await accounts.create_account(conn, args.name, args.email)
 
 
-async def _keys_create(conn: asyncpg.Connection, args: argparse.Namespace) -> Any:
-    created = await accounts.create_key(conn, args.account, Mode(args.mode), args.name, args.expires_at)
+async def _keys_create(conn: Connection, args: argparse.Namespace) -> Any:
+    created = await accounts.create_key(
+        conn, args.account, Mode(args.mode), args.name, args.expires_at
+    )
     if created is None:
         raise Refused(f"no such account: {args.account}")
     return created
 
 
-async def _keys_revoke(conn: asyncpg.Connection, args: argparse.Namespace) -> Any:
+async def _keys_revoke(conn: Connection, args: argparse.Namespace) -> Any:
     revoked = await accounts.revoke_key(conn, args.key_id)
     if revoked is None:
         raise Refused(f"no such key: {args.key_id}")
     return revoked
 
 
-async def _keys_list(conn: asyncpg.Connection, args: argparse.Namespace) -> Any:
+async def _keys_list(conn: Connection, args: argparse.Namespace) -> Any:
     return await accounts.list_keys(conn, args.account)
 
 

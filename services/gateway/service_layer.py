@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import orjson
@@ -21,6 +21,9 @@ from services.messaging import outbox
 from services.messaging.envelope import Envelope
 from services.messaging.topology import COMMANDS
 from services.runtime.http import ApiError
+
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
 
 log = structlog.get_logger()
 
@@ -49,7 +52,9 @@ def fingerprint(method: str, path: str, payload: Any) -> bytes:
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).digest()
 
 
-def _accepted(req: CreateRequest, job_id: str, now: datetime, public_base_url: str) -> tuple[JobSnapshot, CreateJob]:
+def _accepted(
+    req: CreateRequest, job_id: str, now: datetime, public_base_url: str
+) -> tuple[JobSnapshot, CreateJob]:
     caller = req.caller
     if not caller.test:
         raise ApiError(
@@ -99,17 +104,23 @@ async def create_job(
         job_id = new_id("job")
         snapshot, command = _accepted(req, job_id, datetime.now(UTC), public_base_url)
         row = await jobs_view.insert(conn, snapshot)
-        env = Envelope(type=CreateJob.TYPE, correlation_id=req.correlation_id, data=command.model_dump(mode="json"))
+        env = Envelope(
+            type=CreateJob.TYPE,
+            correlation_id=req.correlation_id,
+            data=command.model_dump(mode="json"),
+        )
         await outbox.stage(conn, COMMANDS, CreateJob.TYPE, env)
         answer = Answer(201, {"Content-Type": "application/json"}, orjson.dumps(job_object(row)))
         if req.idempotency_key is not None:
             stored = idempotency.Stored(req.fingerprint, answer.status, answer.headers, answer.body)
-            await idempotency.store(conn, req.caller.key_id, req.idempotency_key, idempotency_ttl, stored)
+            await idempotency.store(
+                conn, req.caller.key_id, req.idempotency_key, idempotency_ttl, stored
+            )
     log.info("job_accepted", job_id=job_id, job_service=req.service.value, test=req.caller.test)
     return answer
 
 
-async def _claim(conn: asyncpg.Connection, req: CreateRequest) -> Answer | None:
+async def _claim(conn: Connection, req: CreateRequest) -> Answer | None:
     """None when this request may go ahead; the stored answer when it is a replay."""
     assert req.idempotency_key is not None
     if not await idempotency.try_lock(conn, req.caller.key_id, req.idempotency_key):

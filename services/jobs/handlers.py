@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import asyncpg
+from typing import TYPE_CHECKING
+
 import structlog
 
 from services.contracts.jobs import EVENT_FOR_STATUS, CreateJob, JobStatus
@@ -14,18 +15,23 @@ from services.messaging.consumer import Handler
 from services.messaging.envelope import Envelope
 from services.messaging.topology import EVENTS
 
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
+
 log = structlog.get_logger()
 
 
-async def _announce(conn: asyncpg.Connection, cause: Envelope, job: Job) -> None:
+async def _announce(conn: Connection, cause: Envelope, job: Job) -> None:
     """Store the transition and stage its event in the same transaction."""
     await repository.save(conn, job)
     event_type = EVENT_FOR_STATUS[job.status]
-    await outbox.stage(conn, EVENTS, event_type, cause.caused(event_type, job.snapshot().model_dump(mode="json")))
+    await outbox.stage(
+        conn, EVENTS, event_type, cause.caused(event_type, job.snapshot().model_dump(mode="json"))
+    )
     JOB_TRANSITIONS.labels(job.service.value, job.status.value).inc()
 
 
-async def create_job(conn: asyncpg.Connection, env: Envelope) -> None:
+async def create_job(conn: Connection, env: Envelope) -> None:
     cmd = CreateJob.model_validate(env.data)
     job = Job.accept(cmd)
     if not await repository.insert(conn, job):

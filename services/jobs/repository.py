@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncpg
 
 from services.contracts.jobs import JobStatus, Service
 from services.jobs.domain.lifecycle import Job
+
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
 
 _COLUMNS = (
     "id, account_id, api_key_id, service, status, test, input, output, error, progress,"
@@ -17,7 +22,7 @@ class StaleJob(Exception):
     """Someone else moved the job on since it was read."""
 
 
-async def insert(conn: asyncpg.Connection, job: Job) -> bool:
+async def insert(conn: Connection, job: Job) -> bool:
     """Record a new job; False when a job with this id is already recorded."""
     row = await conn.fetchval(
         f"INSERT INTO jobs ({_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"
@@ -27,7 +32,7 @@ async def insert(conn: asyncpg.Connection, job: Job) -> bool:
     return row is not None
 
 
-async def save(conn: asyncpg.Connection, job: Job) -> None:
+async def save(conn: Connection, job: Job) -> None:
     """Store ``job`` if the stored one is the version it was derived from."""
     status = await conn.execute(
         "UPDATE jobs SET status=$2, output=$3, error=$4, progress=$5, started_at=$6,"
@@ -46,7 +51,7 @@ async def save(conn: asyncpg.Connection, job: Job) -> None:
         raise StaleJob(job.id)
 
 
-async def get(conn: asyncpg.Connection, job_id: str) -> Job | None:
+async def get(conn: Connection, job_id: str) -> Job | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM jobs WHERE id = $1", job_id)
     return _job(row) if row else None
 

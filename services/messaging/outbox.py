@@ -78,9 +78,14 @@ class OutboxRelay:
             if not rows:
                 return 0
             await self._publisher.publish(
-                [Outgoing(r["message_id"], r["exchange"], r["routing_key"], r["body"]) for r in rows]
+                [
+                    Outgoing(r["message_id"], r["exchange"], r["routing_key"], r["body"])
+                    for r in rows
+                ]
             )
-            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+            await conn.execute(
+                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+            )
         metrics.OUTBOX_PUBLISHED.labels(self._service).inc(len(rows))
         return len(rows)
 

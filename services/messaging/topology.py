@@ -34,7 +34,9 @@ class QueueSpec:
 async def declare(channel: AbstractChannel, queues: tuple[QueueSpec, ...]) -> None:
     """Idempotently declare exchanges, quorum queues and one dead-letter queue per queue."""
     exchanges = {
-        COMMANDS: await channel.declare_exchange(COMMANDS, aio_pika.ExchangeType.TOPIC, durable=True),
+        COMMANDS: await channel.declare_exchange(
+            COMMANDS, aio_pika.ExchangeType.TOPIC, durable=True
+        ),
         EVENTS: await channel.declare_exchange(EVENTS, aio_pika.ExchangeType.TOPIC, durable=True),
     }
     dlx = await channel.declare_exchange(DEAD_LETTERS, aio_pika.ExchangeType.DIRECT, durable=True)

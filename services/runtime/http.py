@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from services.runtime import metrics
 
@@ -48,7 +49,9 @@ def json_body(payload: Any) -> bytes:
     return orjson.dumps(payload)
 
 
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.Response(
         body=json_body(payload), status=status, content_type="application/json", headers=headers
     )
@@ -89,7 +92,7 @@ def new_request_id() -> str:
     return "req_" + secrets.token_hex(12)
 
 
-def edge_middleware(service: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def edge_middleware(service: str) -> Middleware:
     """Gives every request an id, logs and measures it, and turns failures into the error shape."""
 
     @web.middleware
@@ -111,7 +114,9 @@ def edge_middleware(service: str) -> Callable[[web.Request, Handler], Awaitable[
             except Exception:
                 log.exception("request_failed", method=request.method, route=route)
                 response = error_response(
-                    ApiError(500, "api_error", "internal_error", "Something went wrong on our side."),
+                    ApiError(
+                        500, "api_error", "internal_error", "Something went wrong on our side."
+                    ),
                     request_id,
                 )
             response.headers["Request-Id"] = request_id

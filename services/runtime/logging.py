@@ -45,6 +45,7 @@ def configure_logging(service: str, level: str = "info") -> None:
     # aio-pika/aiormq chatter at INFO is noise; their warnings still come through.
     for noisy in ("aiormq", "aio_pika", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
     def add_service(
         _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:

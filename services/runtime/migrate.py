@@ -37,7 +37,10 @@ def main() -> None:
     configure_logging("migrate", settings.log_level)
     applied = asyncio.run(migrate_all(settings.database_url, tuple(args.service or SERVICES)))
     for service, versions in applied.items():
-        print(f"{service}: {len(versions)} applied" + (f" ({', '.join(versions)})" if versions else ""))
+        print(
+            f"{service}: {len(versions)} applied"
+            + (f" ({', '.join(versions)})" if versions else "")
+        )
 
 
 if __name__ == "__main__":

@@ -73,7 +73,9 @@ async def _readyz(request: web.Request) -> web.Response:
         checks["postgres"] = f"failing: {type(exc).__name__}"
     checks["rabbitmq"] = "ok" if amqp is not None and amqp.connected.is_set() else "failing"
     ready = all(v == "ok" for v in checks.values())
-    return json_response({"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503)
+    return json_response(
+        {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503
+    )
 
 
 async def _metrics(_: web.Request) -> web.Response:
@@ -93,7 +95,10 @@ def postgres(settings: ServiceSettings, schema: str, migrations: Path) -> Contex
         finally:
             await conn.close()
         pool = await db.create_pool(
-            settings.database_url, schema, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+            settings.database_url,
+            schema,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
         )
         app[POOL] = pool
         yield
@@ -102,7 +107,9 @@ def postgres(settings: ServiceSettings, schema: str, migrations: Path) -> Contex
     return ctx
 
 
-def rabbitmq(settings: ServiceSettings, service: str, queues: tuple[topology.QueueSpec, ...]) -> Context:
+def rabbitmq(
+    settings: ServiceSettings, service: str, queues: tuple[topology.QueueSpec, ...]
+) -> Context:
     """One robust connection per process; the whole topology declared at start."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:

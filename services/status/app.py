@@ -7,11 +7,11 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import Field
 
-from services.contracts.routing import STATUS_JOB_EVENTS, QUEUES
-from services.status.handlers import HANDLERS
+from services.contracts.routing import QUEUES, STATUS_JOB_EVENTS
 from services.runtime import service
 from services.runtime.config import ServiceSettings
 from services.runtime.logging import configure_logging
+from services.status.handlers import HANDLERS
 
 NAME = "status"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import asyncpg
+from typing import TYPE_CHECKING
 
 from services.contracts.jobs import ALL_JOB_EVENTS, JobSnapshot
 from services.messaging.consumer import Handler
 from services.messaging.envelope import Envelope
 
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
 
-async def count_outcome(conn: asyncpg.Connection, env: Envelope) -> None:
+
+async def count_outcome(conn: Connection, env: Envelope) -> None:
     job = JobSnapshot.model_validate(env.data)
     await conn.execute(
         "INSERT INTO job_outcomes (minute, service, outcome, count)"

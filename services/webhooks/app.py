@@ -7,11 +7,11 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import Field
 
-from services.contracts.routing import WEBHOOKS_JOB_EVENTS, QUEUES
-from services.webhooks.handlers import HANDLERS
+from services.contracts.routing import QUEUES, WEBHOOKS_JOB_EVENTS
 from services.runtime import service
 from services.runtime.config import ServiceSettings
 from services.runtime.logging import configure_logging
+from services.webhooks.handlers import HANDLERS
 
 NAME = "webhooks"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -27,7 +27,9 @@ def create_app(settings: WebhooksSettings) -> web.Application:
         [
             service.postgres(settings, NAME, MIGRATIONS),
             service.rabbitmq(settings, NAME, QUEUES),
-            service.consumers(settings, NAME, (service.ConsumerSpec(WEBHOOKS_JOB_EVENTS, HANDLERS),)),
+            service.consumers(
+                settings, NAME, (service.ConsumerSpec(WEBHOOKS_JOB_EVENTS, HANDLERS),)
+            ),
         ]
     )
     return app

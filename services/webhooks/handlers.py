@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import asyncpg
+from typing import TYPE_CHECKING
 
 from services.contracts.jobs import SETTLED_EVENTS, JobSnapshot
 from services.messaging.consumer import Handler
 from services.messaging.envelope import Envelope
+
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
 
 
 def event_id(env: Envelope) -> str:
@@ -14,7 +17,7 @@ def event_id(env: Envelope) -> str:
     return f"evt_{env.message_id.hex}"
 
 
-async def record_event(conn: asyncpg.Connection, env: Envelope) -> None:
+async def record_event(conn: Connection, env: Envelope) -> None:
     job = JobSnapshot.model_validate(env.data)
     await conn.execute(
         "INSERT INTO events (id, type, account_id, api_key_id, job_id, test, payload)"

@@ -128,5 +128,3 @@ class Suite:
 
     def logs(self) -> str:
         return "".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
-
-

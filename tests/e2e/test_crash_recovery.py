@@ -66,7 +66,9 @@ async def test_jobs_service_killed_while_commands_are_queued(suite: Suite) -> No
         assert all(r["n"] == 1 and r["status"] == "completed" for r in rows)
         # Nothing is left behind in the outboxes once the dust settles.
         async with asyncio.timeout(20):
-            while await conn.fetchval("SELECT (SELECT count(*) FROM jobs.outbox) + (SELECT count(*) FROM gateway.outbox)"):
+            while await conn.fetchval(
+                "SELECT (SELECT count(*) FROM jobs.outbox) + (SELECT count(*) FROM gateway.outbox)"
+            ):
                 await asyncio.sleep(0.05)
     finally:
         await conn.close()

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.e2e
 SONG = {"prompt": "a lullaby for a rainy day", "duration_seconds": 30}
 
 
-async def _eventually(conn: asyncpg.Connection, query: str, *args: object, timeout: float = 20) -> object:
+async def _eventually(
+    conn: asyncpg.Connection, query: str, *args: object, timeout: float = 20
+) -> object:
     async with asyncio.timeout(timeout):
         while (value := await conn.fetchval(query, *args)) is None:
             await asyncio.sleep(0.05)
@@ -26,8 +28,13 @@ async def _eventually(conn: asyncpg.Connection, query: str, *args: object, timeo
 async def test_sandbox_music_job_runs_through_every_service(suite: Suite) -> None:
     account_id, secret = suite.new_test_key()
     auth = {"Authorization": f"Bearer {secret}"}
-    async with counting(suite.infra.amqp_url, "job.completed") as completed, aiohttp.ClientSession() as http:
-        async with http.post(f"{suite.gateway}/api/v1/music", json=SONG, headers={**auth, "Idempotency-Key": "e2e-1"}) as r:
+    async with (
+        counting(suite.infra.amqp_url, "job.completed") as completed,
+        aiohttp.ClientSession() as http,
+    ):
+        async with http.post(
+            f"{suite.gateway}/api/v1/music", json=SONG, headers={**auth, "Idempotency-Key": "e2e-1"}
+        ) as r:
             assert r.status == 201, await r.text()
             job = await r.json()
         assert job["status"] == "completed" and job["test"] is True
@@ -48,7 +55,9 @@ async def test_sandbox_music_job_runs_through_every_service(suite: Suite) -> Non
             conn, "SELECT cost_credits FROM billing.job_settlements WHERE job_id = $1", job["id"]
         )
         assert settled == 0  # sandbox never charges
-        event_type = await _eventually(conn, "SELECT type FROM webhooks.events WHERE job_id = $1", job["id"])
+        event_type = await _eventually(
+            conn, "SELECT type FROM webhooks.events WHERE job_id = $1", job["id"]
+        )
         assert event_type == "job.completed"
         counted = await _eventually(
             conn,
@@ -57,8 +66,13 @@ async def test_sandbox_music_job_runs_through_every_service(suite: Suite) -> Non
         assert counted >= 1
         # Each service's table holds the job exactly once.
         assert await conn.fetchval("SELECT count(*) FROM jobs.jobs WHERE id = $1", job["id"]) == 1
-        assert await conn.fetchval("SELECT count(*) FROM gateway.jobs WHERE id = $1", job["id"]) == 1
-        assert await conn.fetchval("SELECT account_id FROM jobs.jobs WHERE id = $1", job["id"]) == account_id
+        assert (
+            await conn.fetchval("SELECT count(*) FROM gateway.jobs WHERE id = $1", job["id"]) == 1
+        )
+        assert (
+            await conn.fetchval("SELECT account_id FROM jobs.jobs WHERE id = $1", job["id"])
+            == account_id
+        )
     finally:
         await conn.close()
 
@@ -88,11 +102,35 @@ async def test_logs_never_contain_a_full_api_key(suite: Suite) -> None:
         # a call with a mangled key: none of them may leave the secret in any service's log.
         async with http.post(f"{suite.gateway}/api/v1/music", json=SONG, headers=auth) as r:
             assert r.status == 201
-        async with http.post(f"{suite.gateway}/api/v1/music", json={"prompt": 1, "note": secret}, headers=auth) as r:
+        async with http.post(
+            f"{suite.gateway}/api/v1/music", json={"prompt": 1, "note": secret}, headers=auth
+        ) as r:
             assert r.status == 400
-        async with http.post(f"{suite.gateway}/api/v1/music", json=SONG, headers={"Authorization": f"Bearer {secret}0"}) as r:
+        async with http.post(
+            f"{suite.gateway}/api/v1/music",
+            json=SONG,
+            headers={"Authorization": f"Bearer {secret}0"},
+        ) as r:
             assert r.status == 401
     logs = suite.logs()
     assert "request_id" in logs  # the logs were captured at all
     assert secret not in logs
-    assert secret[len("sk_test_"):] not in logs
+    assert secret[len("sk_test_") :] not in logs
+
+
+async def test_operator_cli_lists_and_revokes_keys(suite: Suite) -> None:
+    account_id, secret = suite.new_test_key()
+    listed = suite.admin("keys", "list", "--account", account_id)
+    assert len(listed) == 1
+    key = listed[0]
+    assert "secret" not in key and secret not in str(listed)
+    assert key["display"] == f"sk_test_…{secret[-4:]}"
+    auth = {"Authorization": f"Bearer {secret}"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{suite.gateway}/api/v1/music", json=SONG, headers=auth) as r:
+            assert r.status == 201
+        revoked = suite.admin("keys", "revoke", key["id"])
+        assert revoked["revoked_at"] is not None
+        async with http.post(f"{suite.gateway}/api/v1/music", json=SONG, headers=auth) as r:
+            assert r.status == 401
+            assert (await r.json())["error"]["code"] == "api_key_revoked"

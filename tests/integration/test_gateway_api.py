@@ -82,7 +82,9 @@ SONG = {"prompt": "a lullaby for a rainy day", "duration_seconds": 30}
 async def post_music(
     http: aiohttp.ClientSession, gateway: Gateway, key: Key, body: object = SONG, **headers: str
 ) -> tuple[int, dict[str, str], bytes]:
-    async with http.post(f"{gateway.url}/api/v1/music", json=body, headers={**key.auth, **headers}) as r:
+    async with http.post(
+        f"{gateway.url}/api/v1/music", json=body, headers={**key.auth, **headers}
+    ) as r:
         return r.status, dict(r.headers), await r.read()
 
 
@@ -207,14 +209,20 @@ async def test_non_json_and_oversized_bodies(http, gateway, key) -> None:
 
 
 async def _job_count(gateway: Gateway, account_id: str) -> int:
-    return int(await gateway.pool.fetchval("SELECT count(*) FROM jobs WHERE account_id = $1", account_id))
+    return int(
+        await gateway.pool.fetchval("SELECT count(*) FROM jobs WHERE account_id = $1", account_id)
+    )
 
 
 async def test_idempotent_replay_is_byte_for_byte(http, gateway, key) -> None:
     first = await post_music(http, gateway, key, **{"Idempotency-Key": "order-42"})
     # Same JSON value in another key order is the same request.
     again = await post_music(
-        http, gateway, key, {"duration_seconds": 30, "prompt": SONG["prompt"]}, **{"Idempotency-Key": "order-42"}
+        http,
+        gateway,
+        key,
+        {"duration_seconds": 30, "prompt": SONG["prompt"]},
+        **{"Idempotency-Key": "order-42"},
     )
     assert first[0] == again[0] == 201
     assert again[2] == first[2]
@@ -225,7 +233,9 @@ async def test_idempotent_replay_is_byte_for_byte(http, gateway, key) -> None:
 
 async def test_same_key_different_body_is_422(http, gateway, key) -> None:
     await post_music(http, gateway, key, **{"Idempotency-Key": "k-1"})
-    status, _, raw = await post_music(http, gateway, key, {"prompt": "another song"}, **{"Idempotency-Key": "k-1"})
+    status, _, raw = await post_music(
+        http, gateway, key, {"prompt": "another song"}, **{"Idempotency-Key": "k-1"}
+    )
     assert status == 422
     assert (await _json(raw))["error"]["code"] == "idempotency_key_reuse"
     assert await _job_count(gateway, key.account_id) == 1

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from services.contracts.ids import new_id
 from services.gateway.domain import keys
+
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class KeyRefused(Exception):
         self.code = code  # invalid_api_key | api_key_revoked | api_key_expired
 
 
-async def authenticate(conn: asyncpg.Connection | asyncpg.Pool, secret: str) -> Caller:
+async def authenticate(conn: Connection | asyncpg.Pool, secret: str) -> Caller:
     """The caller for a key that exists, is not revoked and has not expired."""
     row = await conn.fetchrow(
         "SELECT k.id, k.account_id, k.mode, a.live_enabled, k.revoked_at IS NOT NULL AS revoked,"
@@ -49,7 +52,7 @@ async def authenticate(conn: asyncpg.Connection | asyncpg.Pool, secret: str) -> 
     return Caller(row["id"], row["account_id"], keys.Mode(row["mode"]), row["live_enabled"])
 
 
-async def create_account(conn: asyncpg.Connection, name: str, email: str | None) -> dict[str, Any]:
+async def create_account(conn: Connection, name: str, email: str | None) -> dict[str, Any]:
     row = await conn.fetchrow(
         "INSERT INTO accounts (id, name, email) VALUES ($1, $2, $3)"
         " RETURNING id, name, email, live_enabled, created_at",
@@ -57,11 +60,12 @@ async def create_account(conn: asyncpg.Connection, name: str, email: str | None)
         name,
         email,
     )
+    assert row is not None  # INSERT … RETURNING always returns the row
     return dict(row)
 
 
 async def create_key(
-    conn: asyncpg.Connection,
+    conn: Connection,
     account_id: str,
     mode: keys.Mode,
     name: str | None,
@@ -84,10 +88,11 @@ async def create_key(
         new.display,
         expires_at,
     )
+    assert row is not None
     return {**dict(row), "secret": new.secret}
 
 
-async def revoke_key(conn: asyncpg.Connection, key_id: str) -> dict[str, Any] | None:
+async def revoke_key(conn: Connection, key_id: str) -> dict[str, Any] | None:
     """Revoke at once; revoking twice keeps the first time."""
     row = await conn.fetchrow(
         "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1"
@@ -97,7 +102,7 @@ async def revoke_key(conn: asyncpg.Connection, key_id: str) -> dict[str, Any] | 
     return dict(row) if row else None
 
 
-async def list_keys(conn: asyncpg.Connection, account_id: str) -> list[dict[str, Any]]:
+async def list_keys(conn: Connection, account_id: str) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT id, account_id, name, mode, display, created_at, expires_at, revoked_at"
         " FROM api_keys WHERE account_id = $1 ORDER BY created_at",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from services.contracts.jobs import JobSnapshot
+
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
 
 _COLUMNS = (
     "id, account_id, api_key_id, service, status, test, input, output, error, progress,"
@@ -34,17 +37,18 @@ def _values(s: JobSnapshot) -> tuple[Any, ...]:
     )
 
 
-async def insert(conn: asyncpg.Connection, snapshot: JobSnapshot) -> dict[str, Any]:
+async def insert(conn: Connection, snapshot: JobSnapshot) -> dict[str, Any]:
     """Show a newly accepted job; returns the row as stored."""
     row = await conn.fetchrow(
         f"INSERT INTO jobs ({_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"
         f" RETURNING {_COLUMNS}",
         *_values(snapshot),
     )
+    assert row is not None  # INSERT … RETURNING always returns the row
     return dict(row)
 
 
-async def apply(conn: asyncpg.Connection, snapshot: JobSnapshot) -> bool:
+async def apply(conn: Connection, snapshot: JobSnapshot) -> bool:
     """Move the read model to ``snapshot`` unless it is older than what is shown.
 
     Events may arrive out of order or twice: a lower version never overwrites a higher one,
@@ -65,7 +69,7 @@ async def apply(conn: asyncpg.Connection, snapshot: JobSnapshot) -> bool:
 
 
 async def get(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     job_id: str,
     account_id: str,
     test: bool,

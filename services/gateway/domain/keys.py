@@ -31,7 +31,9 @@ class NewKey:
 def generate(mode: Mode) -> NewKey:
     body = "".join(secrets.choice(_ALPHABET) for _ in range(_SECRET_LENGTH))
     secret = f"sk_{mode.value}_{body}"
-    return NewKey(secret=secret, hash=digest(secret), display=f"sk_{mode.value}_…{body[-4:]}", mode=mode)
+    return NewKey(
+        secret=secret, hash=digest(secret), display=f"sk_{mode.value}_…{body[-4:]}", mode=mode
+    )
 
 
 def digest(secret: str) -> bytes:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import asyncpg
+from typing import TYPE_CHECKING
+
 import structlog
 
 from services.contracts.jobs import ALL_JOB_EVENTS, JobSnapshot
@@ -10,10 +11,13 @@ from services.gateway.adapters import jobs_view
 from services.messaging.consumer import Handler
 from services.messaging.envelope import Envelope
 
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
+
 log = structlog.get_logger()
 
 
-async def job_changed(conn: asyncpg.Connection, env: Envelope) -> None:
+async def job_changed(conn: Connection, env: Envelope) -> None:
     snapshot = JobSnapshot.model_validate(env.data)
     if not await jobs_view.apply(conn, snapshot):
         log.debug("job_view_unchanged", version=snapshot.version)

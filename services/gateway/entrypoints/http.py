@@ -40,7 +40,11 @@ _KEY_MESSAGES = {
 
 def _unauthorized(code: str, message: str) -> ApiError:
     return ApiError(
-        401, "authentication_error", code, message, headers={"WWW-Authenticate": 'Bearer realm="clipmix"'}
+        401,
+        "authentication_error",
+        code,
+        message,
+        headers={"WWW-Authenticate": 'Bearer realm="clipmix"'},
     )
 
 
@@ -59,7 +63,10 @@ async def authenticate(
     scheme, _, secret = header.partition(" ")
     secret = secret.strip()
     if scheme.lower() != "bearer" or not keys.looks_like_key(secret):
-        raise _unauthorized("invalid_api_key", "Malformed API key. Expected 'Bearer sk_live_…' or 'Bearer sk_test_…'.")
+        raise _unauthorized(
+            "invalid_api_key",
+            "Malformed API key. Expected 'Bearer sk_live_…' or 'Bearer sk_test_…'.",
+        )
     try:
         caller = await accounts.authenticate(request.app[POOL], secret)
     except KeyRefused as refused:
@@ -69,23 +76,31 @@ async def authenticate(
             403,
             "permission_error",
             "live_mode_not_enabled",
-            "Live keys work after the account's first credit purchase; use a sk_test_ key until then.",
+            "Live keys work after the account's first credit purchase;"
+            " use a sk_test_ key until then.",
         )
     request[CALLER] = caller
-    with structlog.contextvars.bound_contextvars(account_id=caller.account_id, api_key_id=caller.key_id):
+    with structlog.contextvars.bound_contextvars(
+        account_id=caller.account_id, api_key_id=caller.key_id
+    ):
         return await handler(request)
 
 
 async def _json_body(request: web.Request) -> Any:
     if request.content_type != "application/json":
         raise ApiError(
-            415, "invalid_request_error", "unsupported_media_type", "Send the body as application/json."
+            415,
+            "invalid_request_error",
+            "unsupported_media_type",
+            "Send the body as application/json.",
         )
     raw = await request.read()
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise ApiError(400, "invalid_request_error", "invalid_json", "The body is not valid JSON.") from None
+        raise ApiError(
+            400, "invalid_request_error", "invalid_json", "The body is not valid JSON."
+        ) from None
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -93,7 +108,9 @@ M = TypeVar("M", bound=BaseModel)
 
 def _validate(model: type[M], payload: Any) -> M:
     if not isinstance(payload, dict):
-        raise ApiError(400, "invalid_request_error", "invalid_body", "The body must be a JSON object.")
+        raise ApiError(
+            400, "invalid_request_error", "invalid_body", "The body must be a JSON object."
+        )
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
@@ -118,7 +135,8 @@ def _idempotency_key(request: web.Request) -> str | None:
             400,
             "invalid_request_error",
             "idempotency_key_invalid",
-            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters.",
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII"
+            " characters.",
             param="Idempotency-Key",
         )
     return key
