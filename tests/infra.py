@@ -17,7 +17,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
-BASE_DATABASE_URL = os.environ.get("CLIPMIX_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+BASE_DATABASE_URL = os.environ.get(
+    "CLIPMIX_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 BASE_AMQP_URL = os.environ.get("CLIPMIX_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
@@ -50,7 +52,9 @@ def free_port() -> int:
 def _rabbitmqctl(*args: str) -> None:
     tool = shutil.which("rabbitmqctl")
     if tool is None:
-        raise RuntimeError("rabbitmqctl is needed to create the test vhost (run as root on the broker host)")
+        raise RuntimeError(
+            "rabbitmqctl is needed to create the test vhost (run as root on the broker host)"
+        )
     subprocess.run([tool, "-q", *args], check=True, capture_output=True, timeout=60)
 
 

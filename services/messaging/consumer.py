@@ -9,7 +9,12 @@ from typing import Any
 
 import asyncpg
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractIncomingMessage,
+    AbstractQueue,
+)
 from pydantic import ValidationError
 
 from services.messaging import inbox
@@ -64,6 +69,7 @@ class Consumer:
         self._service = service
         self._prefetch = prefetch
         self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
         self._tag: str | None = None
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -72,16 +78,17 @@ class Consumer:
     async def start(self) -> None:
         self._channel = await self._connection.channel()
         await self._channel.set_qos(prefetch_count=self._prefetch)
-        queue = await self._channel.get_queue(self._queue_name, ensure=False)
-        self._tag = await queue.consume(self._on_message)
+        # A passive declare (ensure=True) registers the queue with the robust channel; only
+        # registered queues get their consumers back after a reconnect.
+        self._queue = await self._channel.get_queue(self._queue_name)
+        self._tag = await self._queue.consume(self._on_message)
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop taking messages, let in-flight ones finish (bounded), close the channel."""
         if self._channel is None:
             return
-        if self._tag is not None and not self._channel.is_closed:
-            queue = await self._channel.get_queue(self._queue_name, ensure=False)
-            await queue.cancel(self._tag)
+        if self._queue is not None and self._tag is not None and not self._channel.is_closed:
+            await self._queue.cancel(self._tag)
         try:
             async with asyncio.timeout(grace_seconds):
                 await self._idle.wait()
