@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-import structlog
 from aiohttp import web
 from pydantic import Field
 
@@ -19,8 +15,6 @@ from services.gateway.entrypoints import events, http
 from services.runtime import service
 from services.runtime.config import ServiceSettings
 from services.runtime.logging import configure_logging
-
-log = structlog.get_logger()
 
 NAME = "gateway"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -35,25 +29,8 @@ class GatewaySettings(ServiceSettings):
     idempotency_purge_seconds: float = Field(600.0, gt=0)
 
 
-def _purge_idempotency(every_seconds: float) -> service.Context:
-    async def purge_loop(app: web.Application) -> None:
-        while True:
-            await asyncio.sleep(every_seconds)
-            try:
-                removed = await idempotency.purge_expired(app[service.POOL])
-                if removed:
-                    log.info("idempotency_keys_purged", removed=removed)
-            except Exception as exc:  # next round tries again
-                log.warning("idempotency_purge_failed", error=repr(exc))
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(purge_loop(app))
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return ctx
+async def _purge_idempotency(app: web.Application) -> int:
+    return await idempotency.purge_expired(app[service.POOL])
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
@@ -68,7 +45,10 @@ def create_app(settings: GatewaySettings) -> web.Application:
             service.postgres(settings, NAME, MIGRATIONS),
             service.rabbitmq(settings, NAME, QUEUES),
             service.outbox_relay(settings, NAME, NAME),
-            _purge_idempotency(settings.idempotency_purge_seconds),
+            service.periodic(
+                "idempotency_purge", settings.idempotency_purge_seconds, _purge_idempotency
+            ),
+            service.inbox_purge(),
             service.consumers(
                 settings, NAME, (service.ConsumerSpec(GATEWAY_JOB_EVENTS, events.HANDLERS),)
             ),

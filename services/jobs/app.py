@@ -28,6 +28,7 @@ def create_app(settings: JobsSettings) -> web.Application:
             service.postgres(settings, NAME, MIGRATIONS),
             service.rabbitmq(settings, NAME, QUEUES),
             service.outbox_relay(settings, NAME, NAME),
+            service.inbox_purge(),
             service.consumers(settings, NAME, (service.ConsumerSpec(JOBS_COMMANDS, HANDLERS),)),
         ]
     )

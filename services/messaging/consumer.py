@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import structlog
@@ -22,9 +22,12 @@ from services.messaging.envelope import Envelope
 from services.messaging.topology import DELIVERY_LIMIT
 from services.runtime import metrics
 
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
+
 log = structlog.get_logger()
 
-Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
+Handler = Callable[["Connection", Envelope], Awaitable[None]]
 
 # Pause before a failed message goes back to the queue, doubling per try (capped), so a
 # dependency that is briefly away is not hammered through all tries in milliseconds.
@@ -142,7 +145,8 @@ class Consumer:
             self._outcome("ok" if fresh else "duplicate")
 
     async def _failed(self, message: AbstractIncomingMessage, exc: Exception) -> None:
-        tries = int((message.headers or {}).get("x-delivery-count", 0) or 0) + 1
+        delivered = (message.headers or {}).get("x-delivery-count")
+        tries = (delivered if isinstance(delivered, int) else 0) + 1
         if tries >= DELIVERY_LIMIT:
             log.error("message_dead_lettered", queue=self._queue_name, tries=tries, error=repr(exc))
             await message.reject(requeue=False)

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
-import asyncpg
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
 
 
-async def claim(conn: asyncpg.Connection, consumer: str, message_id: uuid.UUID) -> bool:
+# How long a handled message id is remembered. Redeliveries come within minutes; a week also
+# covers an operator replaying an old dead-letter queue of messages that were handled.
+RETENTION_DAYS = 7
+
+
+async def claim(conn: Connection, consumer: str, message_id: uuid.UUID) -> bool:
     """True the first time ``consumer`` sees ``message_id``; False for a redelivery.
 
     Run inside the handler's transaction: if the handler fails, the claim rolls back with it.
@@ -22,7 +29,7 @@ async def claim(conn: asyncpg.Connection, consumer: str, message_id: uuid.UUID) 
     return row is not None
 
 
-async def purge(conn: asyncpg.Connection, older_than_days: int) -> int:
+async def purge(conn: Connection, older_than_days: int) -> int:
     """Forget handled messages older than any redelivery could be."""
     status = await conn.execute(
         "DELETE FROM inbox WHERE handled_at < now() - make_interval(days => $1)", older_than_days

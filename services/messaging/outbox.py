@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 import structlog
@@ -13,6 +13,9 @@ import structlog
 from services.messaging.envelope import Envelope
 from services.messaging.publisher import Outgoing
 from services.runtime import metrics
+
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
 
 log = structlog.get_logger()
 
@@ -23,7 +26,7 @@ _RETRY_MAX_SECONDS = 5.0
 _GAUGE_EVERY_SECONDS = 5.0
 
 
-async def stage(conn: asyncpg.Connection, exchange: str, routing_key: str, env: Envelope) -> None:
+async def stage(conn: Connection, exchange: str, routing_key: str, env: Envelope) -> None:
     """Write ``env`` to the outbox inside the caller's open transaction."""
     await conn.execute(
         "INSERT INTO outbox (message_id, exchange, routing_key, body) VALUES ($1, $2, $3, $4)",
@@ -105,6 +108,7 @@ class OutboxRelay:
             " coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0) AS age"
             " FROM outbox"
         )
+        assert row is not None  # an aggregate always returns one row
         metrics.OUTBOX_BACKLOG.labels(self._service).set(row["n"])
         metrics.OUTBOX_OLDEST_AGE.labels(self._service).set(float(row["age"]))
 

@@ -6,7 +6,7 @@ consumes it has not started yet: its queue exists from the first process that ra
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aio_pika
 from aio_pika.abc import AbstractChannel
@@ -14,6 +14,10 @@ from aio_pika.abc import AbstractChannel
 COMMANDS = "clipmix.commands"
 EVENTS = "clipmix.events"
 DEAD_LETTERS = "clipmix.dlx"
+# Where the broker puts a message no queue is bound for (the alternate exchange of both
+# exchanges above). Without it, one unroutable message would come back to its outbox relay
+# on every try and hold up every message staged after it.
+UNROUTABLE = "clipmix.unroutable"
 
 # Tries before the broker dead-letters a message itself (the consumer normally does it first,
 # on its last try; this also catches a message that crashes the process every time).
@@ -24,7 +28,6 @@ DELIVERY_LIMIT = 5
 class QueueSpec:
     name: str
     bindings: tuple[tuple[str, str], ...]  # (exchange, routing key)
-    arguments: dict[str, object] = field(default_factory=dict)
 
     @property
     def dead_letter_queue(self) -> str:
@@ -32,12 +35,23 @@ class QueueSpec:
 
 
 async def declare(channel: AbstractChannel, queues: tuple[QueueSpec, ...]) -> None:
-    """Idempotently declare exchanges, quorum queues and one dead-letter queue per queue."""
+    """Idempotently declare the exchanges, the unroutable parking queue, and each quorum queue
+    with its dead-letter queue."""
+    unroutable = await channel.declare_exchange(
+        UNROUTABLE, aio_pika.ExchangeType.FANOUT, durable=True
+    )
+    parked = await channel.declare_queue(
+        UNROUTABLE, durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await parked.bind(unroutable)
     exchanges = {
-        COMMANDS: await channel.declare_exchange(
-            COMMANDS, aio_pika.ExchangeType.TOPIC, durable=True
-        ),
-        EVENTS: await channel.declare_exchange(EVENTS, aio_pika.ExchangeType.TOPIC, durable=True),
+        name: await channel.declare_exchange(
+            name,
+            aio_pika.ExchangeType.TOPIC,
+            durable=True,
+            arguments={"alternate-exchange": UNROUTABLE},
+        )
+        for name in (COMMANDS, EVENTS)
     }
     dlx = await channel.declare_exchange(DEAD_LETTERS, aio_pika.ExchangeType.DIRECT, durable=True)
     for spec in queues:
@@ -53,7 +67,6 @@ async def declare(channel: AbstractChannel, queues: tuple[QueueSpec, ...]) -> No
                 "x-delivery-limit": DELIVERY_LIMIT,
                 "x-dead-letter-exchange": DEAD_LETTERS,
                 "x-dead-letter-routing-key": spec.name,
-                **spec.arguments,
             },
         )
         for exchange, routing_key in spec.bindings:

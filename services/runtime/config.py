@@ -25,8 +25,6 @@ class ServiceSettings(BaseSettings):
     db_pool_max: int = Field(10, ge=1)
     # How many unacknowledged messages each consumer holds.
     prefetch: int = Field(32, ge=1)
-    # Tries before a message goes to its dead-letter queue (quorum queue x-delivery-limit).
-    delivery_limit: int = Field(5, ge=1)
     outbox_batch_size: int = Field(100, ge=1)
     # The relay is woken by NOTIFY on commit; this poll is only the safety net.
     outbox_poll_seconds: float = Field(1.0, gt=0)

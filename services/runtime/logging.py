@@ -10,41 +10,33 @@ from typing import Any
 
 import structlog
 
-# Anything that looks like one of our secrets is cut down to its non-secret prefix.
-_SECRET = re.compile(r"\b(sk_(?:live|test)_|whsec_|opk_)[A-Za-z0-9_-]{4,}")
+# Anything that looks like one of our secrets is cut down to its non-secret prefix. No word
+# boundary before the prefix: "Bearer%20sk_live_…" or "token_sk_live_…" must be caught too.
+_SECRET = re.compile(r"(sk_(?:live|test)_|whsec_|opk_)[A-Za-z0-9_-]{4,}")
+# Passwords inside connection URLs (amqp://user:password@host, postgresql://…).
+_URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s\"]+):[^@\s\"]+@")
 
 
 def redact(text: str) -> str:
-    return _SECRET.sub(lambda m: m.group(1) + "[redacted]", text)
+    text = _SECRET.sub(lambda m: m.group(1) + "[redacted]", text)
+    return _URL_PASSWORD.sub(r"\1:[redacted]@", text)
 
 
-def _scrub(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {k: _scrub(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_scrub(v) for v in value]
-    return value
-
-
-def _scrub_secrets(
-    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
-    for key, value in event_dict.items():
-        event_dict[key] = _scrub(value)
-    return event_dict
+def _redact_line(_logger: Any, _name: str, line: str) -> str:
+    # The last step, on the rendered line, so it also catches secrets inside values that only
+    # become text while rendering (exceptions, bytes, dict keys).
+    return redact(line)
 
 
 def configure_logging(service: str, level: str = "info") -> None:
-    """JSON logs on stdout; every line carries the service name and the bound context."""
+    """JSON logs on stdout; every line carries the service name and the bound context.
+
+    Lines from libraries that use the standard ``logging`` module (aiohttp, aio-pika) go
+    through the same renderer and the same redaction.
+    """
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO
-    logging.basicConfig(format="%(message)s", stream=sys.stdout, level=numeric, force=True)
-    # aio-pika/aiormq chatter at INFO is noise; their warnings still come through.
-    for noisy in ("aiormq", "aio_pika", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
     def add_service(
         _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
@@ -52,16 +44,32 @@ def configure_logging(service: str, level: str = "info") -> None:
         event_dict.setdefault("service", service)
         return event_dict
 
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_service,
+    ]
+    render: list[Any] = [
+        structlog.processors.format_exc_info,
+        structlog.processors.JSONRenderer(),
+        _redact_line,
+    ]
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *render],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(numeric)
+    # aio-pika/aiormq chatter at INFO is noise; their warnings still come through.
+    for noisy in ("aiormq", "aio_pika", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            add_service,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            _scrub_secrets,
-            structlog.processors.JSONRenderer(),
-        ],
+        processors=[*shared, *render],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
         cache_logger_on_first_use=False,

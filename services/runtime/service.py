@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import uvloop
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
-from services.messaging import topology
+from services.messaging import inbox, topology
 from services.messaging.consumer import Consumer, Handler
 from services.messaging.outbox import OutboxRelay
 from services.messaging.publisher import Publisher
@@ -31,6 +31,10 @@ from services.runtime.http import edge_middleware, json_response
 from services.runtime.migrations import load, migrate
 
 log = structlog.get_logger()
+
+_CONNECT_TIMEOUT_SECONDS = 10
+# How often each process forgets inbox rows past their retention.
+_INBOX_PURGE_SECONDS = 3600
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 AMQP = web.AppKey("amqp", AbstractRobustConnection)
@@ -114,7 +118,9 @@ def rabbitmq(
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         connection = await aio_pika.connect_robust(
-            settings.amqp_url, client_properties={"connection_name": f"clipmix-{service}"}
+            settings.amqp_url,
+            timeout=_CONNECT_TIMEOUT_SECONDS,
+            client_properties={"connection_name": f"clipmix-{service}"},
         )
         async with connection.channel() as channel:
             await topology.declare(channel, queues)
@@ -151,6 +157,11 @@ def outbox_relay(settings: ServiceSettings, service: str, schema: str) -> Contex
     return ctx
 
 
+def inbox_purge() -> Context:
+    """Forget inbox rows past their retention, hourly."""
+    return periodic("inbox_purge", _INBOX_PURGE_SECONDS, _purge_inbox)
+
+
 def consumers(settings: ServiceSettings, service: str, specs: tuple[ConsumerSpec, ...]) -> Context:
     """Start consuming after everything else is up; stop first on shutdown."""
 
@@ -173,6 +184,37 @@ def consumers(settings: ServiceSettings, service: str, specs: tuple[ConsumerSpec
         await asyncio.gather(*(c.stop(settings.shutdown_grace_seconds) for c in running))
 
     return ctx
+
+
+async def _every(name: str, seconds: float, work: Callable[[], Awaitable[object]]) -> None:
+    """Run ``work`` every ``seconds`` until cancelled; a failed round is logged and retried."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            result = await work()
+            log.info(f"{name}_done", result=result)
+        except Exception as exc:
+            log.warning(f"{name}_failed", error=repr(exc))
+
+
+def periodic(
+    name: str, seconds: float, work: Callable[[web.Application], Awaitable[object]]
+) -> Context:
+    """A background chore (purges, reconcilers) that lives as long as the app."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(_every(name, seconds, lambda: work(app)), name=name)
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return ctx
+
+
+async def _purge_inbox(app: web.Application) -> int:
+    async with app[POOL].acquire() as conn:
+        return await inbox.purge(conn, inbox.RETENTION_DAYS)
 
 
 def run(app: web.Application, settings: ServiceSettings, port: int) -> None:

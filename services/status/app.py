@@ -27,6 +27,7 @@ def create_app(settings: StatusSettings) -> web.Application:
         [
             service.postgres(settings, NAME, MIGRATIONS),
             service.rabbitmq(settings, NAME, QUEUES),
+            service.inbox_purge(),
             service.consumers(settings, NAME, (service.ConsumerSpec(STATUS_JOB_EVENTS, HANDLERS),)),
         ]
     )

@@ -15,7 +15,7 @@ from services.messaging import outbox
 from services.messaging.envelope import Envelope
 from services.messaging.outbox import OutboxRelay
 from services.messaging.publisher import Outgoing, Publisher
-from services.messaging.topology import EVENTS
+from services.messaging.topology import EVENTS, UNROUTABLE
 from services.runtime import db
 from tests.infra import Infra
 from tests.integration.conftest import (
@@ -26,6 +26,7 @@ from tests.integration.conftest import (
     outbox_rows,
     running,
     stage_committed,
+    take,
     unique,
 )
 
@@ -197,17 +198,24 @@ async def _outbox_empty(pool: asyncpg.Pool) -> bool:
     return await outbox_rows(pool) == 0
 
 
-async def test_an_unroutable_message_is_not_dropped(
-    pool: asyncpg.Pool, amqp: AbstractRobustConnection
+async def test_an_unroutable_message_is_parked_and_holds_nothing_up(
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, make_queue: MakeQueue
 ) -> None:
-    routing_key = unique("nobody.listens")  # no queue is bound to it
-    await stage_committed(pool, routing_key, 1)
+    q = await make_queue()  # declares the topology, with its alternate exchange
+    (lost,) = await stage_committed(pool, unique("nobody.listens"), 1)  # no queue is bound
+    (after,) = await stage_committed(pool, q.routing_key, 1)
     relay = OutboxRelay(pool, await publisher(amqp), service=unique("svc"))
 
-    with pytest.raises(aio_pika.exceptions.PublishError):
-        await relay.publish_once()
+    assert await relay.drain() == 2
 
-    assert await outbox_rows(pool) == 1
+    # The message after it was not held up, and the unroutable one is kept for an operator.
+    (got,) = await q.take(1)
+    assert got.message_id == str(after.message_id)
+    channel = await amqp.channel()
+    parked = await channel.get_queue(UNROUTABLE)
+    found = await take(parked, 1)
+    assert any(m.message_id == str(lost.message_id) for m in found)
+    assert await outbox_rows(pool) == 0
 
 
 async def test_the_same_message_cannot_be_staged_twice(pool: asyncpg.Pool) -> None:
