@@ -11,7 +11,6 @@ from services.billing.handlers import HANDLERS
 from services.contracts.routing import BILLING_JOB_EVENTS, QUEUES
 from services.runtime import service
 from services.runtime.config import ServiceSettings
-from services.runtime.logging import configure_logging
 
 NAME = "billing"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -22,20 +21,16 @@ class BillingSettings(ServiceSettings):
 
 
 def create_app(settings: BillingSettings) -> web.Application:
-    app = service.create_service_app(NAME)
-    app.cleanup_ctx.extend(
-        [
-            service.postgres(settings, NAME, MIGRATIONS),
-            service.rabbitmq(settings, NAME, QUEUES),
-            service.consumers(
-                settings, NAME, (service.ConsumerSpec(BILLING_JOB_EVENTS, HANDLERS),)
-            ),
-        ]
+    return service.build_app(
+        NAME,
+        settings,
+        migrations=MIGRATIONS,
+        queues=QUEUES,
+        consume=(service.ConsumerSpec(BILLING_JOB_EVENTS, HANDLERS),),
+        relay=False,
     )
-    return app
 
 
 def main() -> None:
     settings = BillingSettings()
-    configure_logging(NAME, settings.log_level)
-    service.run(create_app(settings), settings, settings.port)
+    service.serve(NAME, settings, settings.port, lambda: create_app(settings))

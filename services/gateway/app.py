@@ -14,7 +14,6 @@ from services.gateway.domain import sandbox
 from services.gateway.entrypoints import events, http
 from services.runtime import service
 from services.runtime.config import ServiceSettings
-from services.runtime.logging import configure_logging
 
 NAME = "gateway"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -34,30 +33,28 @@ async def _purge_idempotency(app: web.Application) -> int:
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
-    app = service.create_service_app(NAME, client_max_size=settings.max_body_bytes)
+    app = service.build_app(
+        NAME,
+        settings,
+        migrations=MIGRATIONS,
+        queues=QUEUES,
+        consume=(service.ConsumerSpec(GATEWAY_JOB_EVENTS, events.HANDLERS),),
+        relay=True,
+        chores=(
+            service.periodic(
+                "idempotency_purge", settings.idempotency_purge_seconds, _purge_idempotency
+            ),
+        ),
+        client_max_size=settings.max_body_bytes,
+    )
     app.middlewares.append(http.authenticate)
     app[http.PUBLIC_BASE_URL] = settings.public_base_url.rstrip("/")
     app[http.IDEMPOTENCY_TTL] = timedelta(hours=settings.idempotency_ttl_hours)
     app[http.SANDBOX_WAV] = sandbox.silent_wav()
     http.add_routes(app)
-    app.cleanup_ctx.extend(
-        [
-            service.postgres(settings, NAME, MIGRATIONS),
-            service.rabbitmq(settings, NAME, QUEUES),
-            service.outbox_relay(settings, NAME, NAME),
-            service.periodic(
-                "idempotency_purge", settings.idempotency_purge_seconds, _purge_idempotency
-            ),
-            service.inbox_purge(),
-            service.consumers(
-                settings, NAME, (service.ConsumerSpec(GATEWAY_JOB_EVENTS, events.HANDLERS),)
-            ),
-        ]
-    )
     return app
 
 
 def main() -> None:
     settings = GatewaySettings()
-    configure_logging(NAME, settings.log_level)
-    service.run(create_app(settings), settings, settings.port)
+    service.serve(NAME, settings, settings.port, lambda: create_app(settings))

@@ -28,6 +28,7 @@ from services.messaging.publisher import Publisher
 from services.runtime import db
 from services.runtime.config import ServiceSettings
 from services.runtime.http import edge_middleware, json_response
+from services.runtime.logging import configure_logging
 from services.runtime.migrations import load, migrate
 
 log = structlog.get_logger()
@@ -215,6 +216,35 @@ def periodic(
 async def _purge_inbox(app: web.Application) -> int:
     async with app[POOL].acquire() as conn:
         return await inbox.purge(conn, inbox.RETENTION_DAYS)
+
+
+def build_app(
+    name: str,
+    settings: ServiceSettings,
+    *,
+    migrations: Path,
+    queues: tuple[topology.QueueSpec, ...],
+    consume: tuple[ConsumerSpec, ...],
+    relay: bool,
+    chores: tuple[Context, ...] = (),
+    client_max_size: int = 1024**2,
+) -> web.Application:
+    """The standard service: schema, broker, optional outbox relay, chores, then consumers."""
+    app = create_service_app(name, client_max_size=client_max_size)
+    app.cleanup_ctx.append(postgres(settings, name, migrations))
+    app.cleanup_ctx.append(rabbitmq(settings, name, queues))
+    if relay:
+        app.cleanup_ctx.append(outbox_relay(settings, name, name))
+    app.cleanup_ctx.extend([*chores, inbox_purge(), consumers(settings, name, consume)])
+    return app
+
+
+def serve(
+    name: str, settings: ServiceSettings, port: int, create_app: Callable[[], web.Application]
+) -> None:
+    """The body of every ``python -m services.<name>``."""
+    configure_logging(name, settings.log_level)
+    run(create_app(), settings, port)
 
 
 def run(app: web.Application, settings: ServiceSettings, port: int) -> None:

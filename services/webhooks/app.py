@@ -10,7 +10,6 @@ from pydantic import Field
 from services.contracts.routing import QUEUES, WEBHOOKS_JOB_EVENTS
 from services.runtime import service
 from services.runtime.config import ServiceSettings
-from services.runtime.logging import configure_logging
 from services.webhooks.handlers import HANDLERS
 
 NAME = "webhooks"
@@ -22,20 +21,16 @@ class WebhooksSettings(ServiceSettings):
 
 
 def create_app(settings: WebhooksSettings) -> web.Application:
-    app = service.create_service_app(NAME)
-    app.cleanup_ctx.extend(
-        [
-            service.postgres(settings, NAME, MIGRATIONS),
-            service.rabbitmq(settings, NAME, QUEUES),
-            service.consumers(
-                settings, NAME, (service.ConsumerSpec(WEBHOOKS_JOB_EVENTS, HANDLERS),)
-            ),
-        ]
+    return service.build_app(
+        NAME,
+        settings,
+        migrations=MIGRATIONS,
+        queues=QUEUES,
+        consume=(service.ConsumerSpec(WEBHOOKS_JOB_EVENTS, HANDLERS),),
+        relay=False,
     )
-    return app
 
 
 def main() -> None:
     settings = WebhooksSettings()
-    configure_logging(NAME, settings.log_level)
-    service.run(create_app(settings), settings, settings.port)
+    service.serve(NAME, settings, settings.port, lambda: create_app(settings))

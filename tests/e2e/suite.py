@@ -83,7 +83,9 @@ class Suite:
 
     def env(self) -> dict[str, str]:
         ports = {f"CLIPMIX_{n.upper()}_PORT": str(p.port) for n, p in self.processes.items()}
-        return self.infra.env(CLIPMIX_PUBLIC_BASE_URL=self.gateway, **ports)
+        return self.infra.env(
+            CLIPMIX_PUBLIC_BASE_URL=self.gateway, CLIPMIX_DB_POOL_MAX="5", **ports
+        )
 
     @classmethod
     def build(cls, infra: Infra, log_dir: Path) -> Suite:
