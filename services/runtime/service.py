@@ -34,12 +34,13 @@ from services.runtime.migrations import load, migrate
 log = structlog.get_logger()
 
 _CONNECT_TIMEOUT_SECONDS = 10
+# On shutdown, how long the relay may keep publishing what is already committed.
+_FINAL_DRAIN_SECONDS = 3
 # How often each process forgets inbox rows past their retention.
 _INBOX_PURGE_SECONDS = 3600
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 AMQP = web.AppKey("amqp", AbstractRobustConnection)
-RELAY = web.AppKey("relay", OutboxRelay)
 
 
 Context = Callable[[web.Application], AsyncIterator[None]]
@@ -123,8 +124,10 @@ def rabbitmq(
             timeout=_CONNECT_TIMEOUT_SECONDS,
             client_properties={"connection_name": f"clipmix-{service}"},
         )
-        async with connection.channel() as channel:
-            await topology.declare(channel, queues)
+        # Kept open for the process's life: a robust channel declares its exchanges, queues
+        # and bindings again after a reconnect, so a broker that lost them gets them back.
+        topology_channel = await connection.channel()
+        await topology.declare(topology_channel, queues)
         app[AMQP] = connection
         yield
         await connection.close()
@@ -144,7 +147,6 @@ def outbox_relay(settings: ServiceSettings, service: str, schema: str) -> Contex
             batch_size=settings.outbox_batch_size,
             poll_seconds=settings.outbox_poll_seconds,
         )
-        app[RELAY] = relay
         listener = await db.connect(settings.database_url, schema)
         await listener.add_listener(f"{schema}_outbox", relay.wake)
         task = asyncio.create_task(relay.run(), name=f"{service}-outbox-relay")
@@ -152,6 +154,12 @@ def outbox_relay(settings: ServiceSettings, service: str, schema: str) -> Contex
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        # What the last in-flight messages staged goes out now rather than at the next start.
+        try:
+            async with asyncio.timeout(_FINAL_DRAIN_SECONDS):
+                await relay.drain()
+        except Exception as exc:  # the rows stay in the outbox for the next start
+            log.warning("outbox_final_drain_incomplete", error=repr(exc))
         await listener.close()
         await channel.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,30 +22,31 @@ from tests.infra import Infra
 from tests.integration.conftest import migrate_schema, unique
 
 
-async def _schema_pool(infra: Infra, migrations: Path) -> tuple[str, asyncpg.Pool]:
+@asynccontextmanager
+async def _schema_pool(infra: Infra, migrations: Path) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a fresh schema carrying one service's migrations; dropped afterwards."""
     schema = unique("t")
     await migrate_schema(infra.database_url, schema, migrations)
-    return schema, await db.create_pool(infra.database_url, schema, min_size=1, max_size=4)
+    pool = await db.create_pool(infra.database_url, schema, min_size=1, max_size=4)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+        conn = await asyncpg.connect(infra.database_url)
+        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await conn.close()
 
 
 @pytest.fixture
 async def gateway_pool(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
-    schema, pool = await _schema_pool(infra, gateway_app.MIGRATIONS)
-    yield pool
-    await pool.close()
-    conn = await asyncpg.connect(infra.database_url)
-    await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    await conn.close()
+    async with _schema_pool(infra, gateway_app.MIGRATIONS) as pool:
+        yield pool
 
 
 @pytest.fixture
 async def jobs_pool(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
-    schema, pool = await _schema_pool(infra, jobs_app.MIGRATIONS)
-    yield pool
-    await pool.close()
-    conn = await asyncpg.connect(infra.database_url)
-    await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    await conn.close()
+    async with _schema_pool(infra, jobs_app.MIGRATIONS) as pool:
+        yield pool
 
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -67,7 +69,9 @@ def snapshot(status: JobStatus, version: int, job_id: str = "job_1") -> JobSnaps
 
 
 def event(s: JobSnapshot) -> Envelope:
-    return Envelope(type=f"job.{s.status.value}", correlation_id="c", data=s.model_dump(mode="json"))
+    return Envelope(
+        type=f"job.{s.status.value}", correlation_id="c", data=s.model_dump(mode="json")
+    )
 
 
 async def _status(pool: asyncpg.Pool, job_id: str = "job_1") -> tuple[str, int]:
@@ -100,7 +104,9 @@ async def test_an_event_for_an_unseen_job_creates_its_row(gateway_pool: asyncpg.
     assert await _status(gateway_pool, "job_new") == ("processing", 2)
 
 
-async def test_an_expired_idempotency_key_is_free_again_and_purged(gateway_pool: asyncpg.Pool) -> None:
+async def test_an_expired_idempotency_key_is_free_again_and_purged(
+    gateway_pool: asyncpg.Pool,
+) -> None:
     first = idempotency.Stored(b"a", 201, {}, b"first")
     second = idempotency.Stored(b"b", 201, {}, b"second")
     async with gateway_pool.acquire() as conn:
@@ -132,7 +138,9 @@ def command(job_id: str) -> CreateJob:
     )
 
 
-async def test_a_repeated_create_command_records_and_announces_once(jobs_pool: asyncpg.Pool) -> None:
+async def test_a_repeated_create_command_records_and_announces_once(
+    jobs_pool: asyncpg.Pool,
+) -> None:
     data = command("job_twice").model_dump(mode="json")
     # Two different messages carrying the same command (e.g. a relay re-publish with a new
     # message id would be a bug, but the job's primary key still holds the line).
@@ -144,11 +152,18 @@ async def test_a_repeated_create_command_records_and_announces_once(jobs_pool: a
     assert [r["routing_key"] for r in staged] == ["job.started", "job.completed"]
 
 
-async def test_sandbox_events_carry_the_gateway_times_and_the_correlation(jobs_pool: asyncpg.Pool) -> None:
-    cause = Envelope(type=CreateJob.TYPE, correlation_id="req_abc", data=command("job_t").model_dump(mode="json"))
+async def test_sandbox_events_carry_the_gateway_times_and_the_correlation(
+    jobs_pool: asyncpg.Pool,
+) -> None:
+    cause = Envelope(
+        type=CreateJob.TYPE, correlation_id="req_abc", data=command("job_t").model_dump(mode="json")
+    )
     async with jobs_pool.acquire() as conn, conn.transaction():
         await create_job(conn, cause)
-    bodies = [Envelope.from_json(r["body"]) for r in await jobs_pool.fetch("SELECT body FROM outbox ORDER BY id")]
+    bodies = [
+        Envelope.from_json(r["body"])
+        for r in await jobs_pool.fetch("SELECT body FROM outbox ORDER BY id")
+    ]
     assert {b.correlation_id for b in bodies} == {"req_abc"}
     assert {b.causation_id for b in bodies} == {str(cause.message_id)}
     done = JobSnapshot.model_validate(bodies[-1].data)
