@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -72,20 +72,5 @@ class Job:
         return replace(self, status=status, version=self.version + 1, **changes)
 
     def snapshot(self) -> JobSnapshot:
-        return JobSnapshot(
-            job_id=self.id,
-            account_id=self.account_id,
-            api_key_id=self.api_key_id,
-            service=self.service,
-            status=self.status,
-            test=self.test,
-            input=self.input,
-            output=self.output,
-            error=self.error,
-            progress=self.progress,
-            cost_credits=self.cost_credits,
-            created_at=self.created_at,
-            started_at=self.started_at,
-            completed_at=self.completed_at,
-            version=self.version,
-        )
+        fields = asdict(self)
+        return JobSnapshot(job_id=fields.pop("id"), **fields)
