@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import asyncpg
-
-from services.contracts.jobs import JobStatus, Service
 from services.jobs.domain.lifecycle import Job
 
 if TYPE_CHECKING:
@@ -51,11 +48,6 @@ async def save(conn: Connection, job: Job) -> None:
         raise StaleJob(job.id)
 
 
-async def get(conn: Connection, job_id: str) -> Job | None:
-    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM jobs WHERE id = $1", job_id)
-    return _job(row) if row else None
-
-
 def _values(job: Job) -> tuple[object, ...]:
     return (
         job.id,
@@ -73,24 +65,4 @@ def _values(job: Job) -> tuple[object, ...]:
         job.started_at,
         job.completed_at,
         job.version,
-    )
-
-
-def _job(row: asyncpg.Record) -> Job:
-    return Job(
-        id=row["id"],
-        account_id=row["account_id"],
-        api_key_id=row["api_key_id"],
-        service=Service(row["service"]),
-        status=JobStatus(row["status"]),
-        test=row["test"],
-        input=row["input"],
-        output=row["output"],
-        error=row["error"],
-        progress=row["progress"],
-        cost_credits=row["cost_credits"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        version=row["version"],
     )

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from services.contracts.jobs import JobSnapshot
+from services.contracts.jobs import TERMINAL, JobSnapshot
 
 if TYPE_CHECKING:
     from services.runtime.db import Connection
@@ -61,9 +61,10 @@ async def apply(conn: Connection, snapshot: JobSnapshot) -> bool:
         " cost_credits = EXCLUDED.cost_credits, started_at = EXCLUDED.started_at,"
         " completed_at = EXCLUDED.completed_at, version = EXCLUDED.version"
         " WHERE jobs.version < EXCLUDED.version"
-        " AND jobs.status NOT IN ('completed', 'failed', 'canceled')"
+        " AND NOT jobs.status = ANY($16::text[])"
         " RETURNING 1",
         *_values(snapshot),
+        [status.value for status in TERMINAL],
     )
     return row is not None
 
