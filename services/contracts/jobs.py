@@ -37,6 +37,8 @@ class SandboxOutcome(_Message):
     status: JobStatus
     output: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    # A sandbox scenario may hold the job in ``processing`` this long before it settles.
+    delay_seconds: float = Field(0.0, ge=0.0, le=60.0)
 
 
 # --- commands (imperative) -------------------------------------------------------------------
@@ -95,3 +97,29 @@ EVENT_FOR_STATUS: dict[JobStatus, str] = {
 }
 SETTLED_EVENTS = (JOB_COMPLETED, JOB_FAILED, JOB_CANCELED)
 ALL_JOB_EVENTS = (JOB_STARTED, *SETTLED_EVENTS)
+
+
+def iso(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC with milliseconds and a ``Z``, as every time in the public API."""
+    if value is None:
+        return None
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def job_object(job: JobSnapshot) -> dict[str, Any]:
+    """The public job object: one shape for the API, webhooks and the SDKs."""
+    return {
+        "id": job.job_id,
+        "object": "job",
+        "service": job.service.value,
+        "status": job.status.value,
+        "test": job.test,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "completed_at": iso(job.completed_at),
+        "progress": job.progress,
+        "input": job.input,
+        "output": job.output,
+        "error": job.error,
+        "cost_credits": job.cost_credits,
+    }

@@ -12,12 +12,15 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import orjson
 
+from services.billing import cli as billing_cli
 from services.gateway.adapters import accounts
 from services.gateway.app import MIGRATIONS, NAME
 from services.gateway.domain.keys import Mode
 from services.runtime import db
 from services.runtime.config import ServiceSettings
 from services.runtime.migrations import ensure_database, load, migrate
+from services.status import cli as status_cli
+from services.webhooks import cli as webhooks_cli
 
 if TYPE_CHECKING:
     from services.runtime.db import Connection
@@ -76,11 +79,18 @@ def _parser() -> argparse.ArgumentParser:
     kl = key.add_parser("list", help="list an account's keys (never their secrets)")
     kl.add_argument("--account", required=True)
     kl.set_defaults(run=_keys_list)
+
+    # Other services' operator commands work on their own schemas: ``operate(settings, args)``.
+    for plugin in (billing_cli, webhooks_cli, status_cli):
+        plugin.register(groups)
     return parser
 
 
 async def _run(args: argparse.Namespace) -> Any:
     settings = ServiceSettings()
+    operate = getattr(args, "operate", None)
+    if operate is not None:
+        return await operate(settings, args)
     await ensure_database(settings.database_url)
     setup = await asyncpg.connect(settings.database_url)
     try:

@@ -30,3 +30,13 @@ class ServiceSettings(BaseSettings):
     outbox_poll_seconds: float = Field(1.0, gt=0)
     # Seconds SIGTERM waits for in-flight requests and messages.
     shutdown_grace_seconds: float = Field(10.0, gt=0)
+    # Where the other services answer internal HTTP calls (a deadline on every call).
+    gateway_url: str = "http://127.0.0.1:8080"
+    jobs_url: str = "http://127.0.0.1:8081"
+    billing_url: str = "http://127.0.0.1:8082"
+    webhooks_url: str = "http://127.0.0.1:8083"
+    status_url: str = "http://127.0.0.1:8084"
+    simulator_url: str = "http://127.0.0.1:8090"
+    # Shared secret of /internal/ routes; the development default is refused in production.
+    internal_token: str = "clipmix-dev-internal-token"  # noqa: S105 - dev default, refused in prod
+    internal_timeout_seconds: float = Field(2.0, gt=0)

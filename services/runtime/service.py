@@ -25,7 +25,7 @@ from services.messaging import inbox, topology
 from services.messaging.consumer import Consumer, Handler
 from services.messaging.outbox import OutboxRelay
 from services.messaging.publisher import Publisher
-from services.runtime import db
+from services.runtime import db, internal
 from services.runtime.config import ServiceSettings
 from services.runtime.http import edge_middleware, json_response
 from services.runtime.logging import configure_logging
@@ -38,6 +38,8 @@ _CONNECT_TIMEOUT_SECONDS = 10
 _FINAL_DRAIN_SECONDS = 3
 # How often each process forgets inbox rows past their retention.
 _INBOX_PURGE_SECONDS = 3600
+
+_DEV_INTERNAL_TOKEN = ServiceSettings.model_fields["internal_token"].default
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 AMQP = web.AppKey("amqp", AbstractRobustConnection)
@@ -52,9 +54,17 @@ class ConsumerSpec:
     handlers: Mapping[str, Handler]
 
 
-def create_service_app(service: str, *, client_max_size: int = 1024**2) -> web.Application:
-    """An application with the shared edge middleware and /healthz, /readyz, /metrics."""
-    app = web.Application(middlewares=[edge_middleware(service)], client_max_size=client_max_size)
+def create_service_app(
+    service: str, *, client_max_size: int = 1024**2, internal_token: str | None = None
+) -> web.Application:
+    """An application with the shared edge middleware and /healthz, /readyz, /metrics.
+
+    With ``internal_token``, ``/internal/`` routes require it (see ``runtime.internal``).
+    """
+    middlewares = [edge_middleware(service)]
+    if internal_token is not None:
+        middlewares.append(internal.guard(internal_token))
+    app = web.Application(middlewares=middlewares, client_max_size=client_max_size)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
@@ -238,7 +248,12 @@ def build_app(
     client_max_size: int = 1024**2,
 ) -> web.Application:
     """The standard service: schema, broker, optional outbox relay, chores, then consumers."""
-    app = create_service_app(name, client_max_size=client_max_size)
+    if settings.env == "production" and settings.internal_token == _DEV_INTERNAL_TOKEN:
+        raise RuntimeError("CLIPMIX_INTERNAL_TOKEN must be set in production")
+    app = create_service_app(
+        name, client_max_size=client_max_size, internal_token=settings.internal_token
+    )
+    app.cleanup_ctx.append(internal.http_session)
     app.cleanup_ctx.append(postgres(settings, name, migrations))
     app.cleanup_ctx.append(rabbitmq(settings, name, queues))
     if relay:

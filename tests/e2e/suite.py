@@ -83,8 +83,9 @@ class Suite:
 
     def env(self) -> dict[str, str]:
         ports = {f"CLIPMIX_{n.upper()}_PORT": str(p.port) for n, p in self.processes.items()}
+        urls = {f"CLIPMIX_{n.upper()}_URL": p.url for n, p in self.processes.items()}
         return self.infra.env(
-            CLIPMIX_PUBLIC_BASE_URL=self.gateway, CLIPMIX_DB_POOL_MAX="5", **ports
+            CLIPMIX_PUBLIC_BASE_URL=self.gateway, CLIPMIX_DB_POOL_MAX="5", **ports, **urls
         )
 
     @classmethod

@@ -1,0 +1,109 @@
+"""Service-to-service HTTP: ``/internal/`` routes behind a shared token, calls with a deadline.
+
+A synchronous question between services (the gateway asking billing to reserve credits, billing
+asking the jobs service whether a job exists) is cheaper over internal HTTP than over RabbitMQ
+RPC (DESIGN: ~4,500 vs ~1,000 calls/s). Every call carries a deadline; a call that misses it
+raises :class:`Unavailable`, which the caller turns into its own outcome (usually a 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from services.runtime.http import REQUEST_ID, ApiError, Handler
+
+TOKEN_HEADER = "X-ClipMix-Internal-Token"  # noqa: S105 - a header name
+# Who the gateway authenticated, passed along on calls made on a customer's behalf.
+ACCOUNT_HEADER = "X-ClipMix-Account-Id"
+KEY_HEADER = "X-ClipMix-Key-Id"
+TEST_HEADER = "X-ClipMix-Test"
+PREFIX = "/internal/"
+
+HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
+
+
+class Unavailable(Exception):
+    """The other service did not answer within the deadline, or could not be reached."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+    content_type: str
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+def guard(token: str) -> Any:
+    """Middleware: ``/internal/`` routes answer 404 unless the shared token is presented."""
+    expected = token.encode()
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(PREFIX):
+            given = request.headers.get(TOKEN_HEADER, "").encode()
+            if not hmac.compare_digest(given, expected):
+                # Not 401/403: outside callers learn nothing about what exists here.
+                raise ApiError(404, "invalid_request_error", "route_not_found", "No such route.")
+        return await handler(request)
+
+    return middleware
+
+
+async def http_session(app: web.Application) -> AsyncIterator[None]:
+    """One client session per process for every outgoing internal call."""
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=256), json_serialize=lambda v: orjson.dumps(v).decode()
+    ) as session:
+        app[HTTP_SESSION] = session
+        yield
+
+
+class InternalClient:
+    """Calls one other service's ``/internal/`` routes with the shared token and a deadline."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, token: str, timeout: float
+    ) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self._token = token
+        self._timeout = timeout
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - a per-call deadline override
+        request: web.Request | None = None,
+    ) -> Reply:
+        """``path`` starts with ``/``; ``request`` passes its Request-Id along for the logs."""
+        sent = {TOKEN_HEADER: self._token, **(headers or {})}
+        if request is not None and REQUEST_ID in request:
+            sent["Request-Id"] = request[REQUEST_ID]
+        data = orjson.dumps(json) if json is not None else None
+        if data is not None:
+            sent["Content-Type"] = "application/json"
+        try:
+            async with asyncio.timeout(timeout or self._timeout):
+                async with self._session.request(
+                    method, self._base + path, data=data, params=params, headers=sent
+                ) as resp:
+                    body = await resp.read()
+                    return Reply(resp.status, body, resp.content_type)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise Unavailable(f"{method} {self._base}{path}: {type(exc).__name__}") from exc
