@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
 from pydantic import Field
 
-from services.billing.handlers import HANDLERS
+from services.billing import reconciler
+from services.billing.adapters import prices
+from services.billing.adapters.jobs import HttpJobDirectory
+from services.billing.entrypoints.events import HANDLERS
+from services.billing.entrypoints.http import add_routes
+from services.billing.state import PRICES, PriceCache
 from services.contracts.routing import BILLING_JOB_EVENTS, QUEUES
 from services.runtime import service
 from services.runtime.config import ServiceSettings
+from services.runtime.internal import HTTP_SESSION, InternalClient
 
 NAME = "billing"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -18,17 +25,71 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 class BillingSettings(ServiceSettings):
     port: int = Field(8082, validation_alias="CLIPMIX_BILLING_PORT")
+    # Reconciler: how often it runs, how old an unconfirmed reservation must be before the
+    # jobs service is asked about it (longer than a create takes end to end, with room for a
+    # backlog of create commands), and how many it looks at per round.
+    reconcile_every_seconds: float = Field(
+        30.0, gt=0, validation_alias="CLIPMIX_BILLING_RECONCILE_EVERY_SECONDS"
+    )
+    reconcile_after_seconds: float = Field(
+        600.0, ge=0, validation_alias="CLIPMIX_BILLING_RECONCILE_AFTER_SECONDS"
+    )
+    reconcile_batch: int = Field(200, ge=1, validation_alias="CLIPMIX_BILLING_RECONCILE_BATCH")
+    # How soon a new price book version (a migration) is picked up by a running process.
+    price_refresh_seconds: float = Field(
+        60.0, gt=0, validation_alias="CLIPMIX_BILLING_PRICE_REFRESH_SECONDS"
+    )
+
+
+def _price_book() -> service.Context:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async with app[service.POOL].acquire() as conn:
+            app[PRICES] = PriceCache(await prices.current(conn))
+        yield
+
+    return ctx
+
+
+async def _refresh_prices(app: web.Application) -> int:
+    async with app[service.POOL].acquire() as conn:
+        app[PRICES].book = await prices.current(conn)
+    return app[PRICES].book.version
+
+
+def _reconcile(settings: BillingSettings) -> service.Context:
+    async def work(app: web.Application) -> dict[str, int]:
+        client = InternalClient(
+            app[HTTP_SESSION],
+            settings.jobs_url,
+            settings.internal_token,
+            settings.internal_timeout_seconds,
+        )
+        return await reconciler.reconcile(
+            app[service.POOL],
+            HttpJobDirectory(client),
+            older_than_seconds=settings.reconcile_after_seconds,
+            batch=settings.reconcile_batch,
+        )
+
+    return service.periodic("billing_reconcile", settings.reconcile_every_seconds, work)
 
 
 def create_app(settings: BillingSettings) -> web.Application:
-    return service.build_app(
+    app = service.build_app(
         NAME,
         settings,
         migrations=MIGRATIONS,
         queues=QUEUES,
         consume=(service.ConsumerSpec(BILLING_JOB_EVENTS, HANDLERS),),
         relay=False,
+        chores=(
+            _price_book(),
+            service.periodic("billing_prices", settings.price_refresh_seconds, _refresh_prices),
+            _reconcile(settings),
+        ),
     )
+    add_routes(app)
+    return app
 
 
 def main() -> None:

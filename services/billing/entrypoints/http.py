@@ -1,0 +1,181 @@
+"""Billing's internal routes (SPEC "Internal routes / Billing"), answering public shapes."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from services.billing import metrics
+from services.billing.adapters import ledger
+from services.billing.domain.pricing import PriceUnavailable, quote, top_up
+from services.billing.state import PRICES
+from services.contracts.billing import (
+    PurchaseRequest,
+    ReleaseRequest,
+    ReleaseResult,
+    Reservation,
+    ReservationRequest,
+    ReservationState,
+)
+from services.runtime.http import ApiError, json_response
+from services.runtime.service import POOL
+
+Body = TypeVar("Body", bound=BaseModel)
+
+# What a release found or did, as the answer names it.
+_STATES: dict[str, ReservationState] = {
+    "released": "released",
+    "already_released": "released",
+    "already_captured": "captured",
+    "unknown": "unknown",
+}
+
+MAX_LEDGER_PAGE = 100
+DEFAULT_LEDGER_PAGE = 20
+
+
+def _invalid(param: str | None, message: str, code: str = "parameter_invalid") -> ApiError:
+    return ApiError(400, "invalid_request_error", code, message, param=param)
+
+
+async def _body(request: web.Request, model: type[Body], *, optional: bool = False) -> Body:
+    raw = await request.read()
+    if optional and not raw.strip():
+        raw = b"{}"
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "json_invalid":
+            raise _invalid(None, "The body is not valid JSON.", "invalid_json") from None
+        param = ".".join(str(p) for p in first["loc"]) or None
+        code = {"missing": "parameter_missing", "extra_forbidden": "parameter_unknown"}.get(
+            first["type"], "parameter_invalid"
+        )
+        raise _invalid(param, f"Invalid value for {param}: {first['msg']}.", code) from None
+
+
+async def create_reservation(request: web.Request) -> web.Response:
+    body = await _body(request, ReservationRequest)
+    try:
+        priced = quote(request.app[PRICES].book, body.service, body.input)
+    except PriceUnavailable as exc:
+        metrics.RESERVATIONS.labels("unpriced").inc()
+        # ``param`` names the field of the customer's create body: the gateway relays this.
+        raise ApiError(
+            422, "invalid_request_error", "price_unavailable", exc.message, param=exc.param
+        ) from None
+    async with request.app[POOL].acquire() as conn:
+        result = await ledger.reserve(
+            conn, body.job_id, body.account_id, body.service.value, priced.amount,
+            priced.price_version,
+        )  # fmt: skip
+    metrics.RESERVATIONS.labels(result.outcome).inc()
+    if result.outcome in ("reserved", "repeat"):
+        answer = Reservation(
+            job_id=body.job_id,
+            amount=result.amount,
+            price_version=result.price_version,
+            available=result.available,
+        )
+        return json_response(answer.model_dump(), 201 if result.outcome == "reserved" else 200)
+    if result.outcome == "insufficient":
+        raise ApiError(
+            402,
+            "invalid_request_error",
+            "insufficient_credits",
+            f"This job needs {result.amount} credits; {result.available} are available.",
+            extra={"needed": result.amount, "available": result.available},
+        )
+    if result.outcome == "not_live":
+        raise ApiError(
+            403,
+            "permission_error",
+            "live_mode_not_enabled",
+            "Live keys work after the account's first credit purchase; use a test key until then.",
+        )
+    if result.outcome == "released":
+        raise ApiError(
+            409,
+            "invalid_request_error",
+            "reservation_released",
+            "This job id was released before it was reserved; create the job again.",
+            param="job_id",
+        )
+    raise ApiError(
+        409,
+        "invalid_request_error",
+        "reservation_conflict",
+        "This job id is already reserved for another account.",
+        param="job_id",
+    )
+
+
+async def release_reservation(request: web.Request) -> web.Response:
+    body = await _body(request, ReleaseRequest, optional=True)
+    job_id = request.match_info["job_id"]
+    async with request.app[POOL].acquire() as conn:
+        result = await ledger.release(conn, job_id, body.reason)
+    metrics.SETTLEMENTS.labels("release", result.outcome, "api").inc()
+    answer = ReleaseResult(job_id=job_id, state=_STATES[result.outcome], amount=result.amount)
+    return json_response(answer.model_dump())
+
+
+async def balance(request: web.Request) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        found = await ledger.balance(conn, request.match_info["account_id"])
+    return json_response(found.model_dump())
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit")
+    if raw is None:
+        return DEFAULT_LEDGER_PAGE
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LEDGER_PAGE:
+        raise _invalid("limit", f"limit must be a whole number from 1 to {MAX_LEDGER_PAGE}.")
+    return int(raw)
+
+
+async def ledger_entries(request: web.Request) -> web.Response:
+    limit = _limit(request)
+    cursor = request.query.get("starting_after") or None
+    async with request.app[POOL].acquire() as conn:
+        page = await ledger.ledger_page(conn, request.match_info["account_id"], limit, cursor)
+    if page is None:
+        raise _invalid("starting_after", "starting_after is not one of this account's entries.")
+    return json_response(page.model_dump())
+
+
+async def pricing(request: web.Request) -> web.Response:
+    return json_response(request.app[PRICES].book.model_dump())
+
+
+async def create_purchase(request: web.Request) -> web.Response:
+    body = await _body(request, PurchaseRequest)
+    grant = top_up(request.app[PRICES].book, body.usd_cents)
+    async with request.app[POOL].acquire() as conn:
+        result = await ledger.purchase(conn, body.account_id, body.usd_cents, body.reference, grant)
+    first = result.purchase
+    if result.repeat and (first.account_id, first.usd_cents) != (body.account_id, body.usd_cents):
+        raise ApiError(
+            409,
+            "invalid_request_error",
+            "purchase_reference_reuse",
+            "This payment reference was recorded for a different purchase.",
+            param="reference",
+        )
+    if not result.repeat:
+        metrics.CREDITS.labels("purchased").inc(first.paid_credits)
+        metrics.CREDITS.labels("bonus").inc(first.bonus_credits)
+    return json_response(first.model_dump(), 200 if result.repeat else 201)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/internal/v1/reservations", create_reservation)
+    app.router.add_post("/internal/v1/reservations/{job_id}/release", release_reservation)
+    app.router.add_get("/internal/v1/accounts/{account_id}/balance", balance)
+    app.router.add_get("/internal/v1/accounts/{account_id}/ledger", ledger_entries)
+    app.router.add_get("/internal/v1/pricing", pricing)
+    app.router.add_post("/internal/v1/purchases", create_purchase)

@@ -1,0 +1,26 @@
+"""Domain metrics of the billing service."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+RESERVATIONS = Counter(
+    "clipmix_billing_reservations_total",
+    "Reserve calls, by outcome (reserved, repeat, insufficient, not_live, conflict, unpriced).",
+    ["outcome"],
+)
+SETTLEMENTS = Counter(
+    "clipmix_billing_settlements_total",
+    "Capture and release calls, by action and outcome (captured/released or the no-op found).",
+    ["action", "outcome", "source"],
+)
+CREDITS = Counter(
+    "clipmix_billing_credits_total",
+    "Credits moved, by movement (purchased, bonus, captured_paid, captured_bonus, released).",
+    ["movement"],
+)
+RECONCILED = Counter(
+    "clipmix_billing_reconciled_total",
+    "Unconfirmed reservations the reconciler looked at, by what it did.",
+    ["action"],
+)

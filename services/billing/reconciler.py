@@ -1,0 +1,70 @@
+"""Settles reservations whose job may never have reached the jobs service.
+
+The gateway reserves, then commits the job in its own transaction; if it dies in between, the
+credits are held for a job nobody will run. Reservations older than a threshold that no job
+event has confirmed are looked up in the jobs service: unknown there (404) means the job was
+never created, so the credits go back; a job that exists settles as its status says; an
+unreachable jobs service leaves everything for the next round.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import asyncpg
+import structlog
+
+from services.billing import metrics
+from services.billing.adapters import ledger
+from services.billing.adapters.jobs import JobDirectory, Unreadable
+from services.contracts.jobs import JobStatus
+from services.runtime.internal import Unavailable
+
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
+
+log = structlog.get_logger()
+
+NEVER_CREATED = "job_never_created"
+
+
+async def reconcile(
+    pool: asyncpg.Pool, jobs: JobDirectory, *, older_than_seconds: float, batch: int
+) -> dict[str, int]:
+    """One round; returns how many reservations met each outcome."""
+    async with pool.acquire() as conn:
+        job_ids = await ledger.unconfirmed(conn, older_than_seconds, batch)
+    done: Counter[str] = Counter()
+    for index, job_id in enumerate(job_ids):
+        try:
+            status = await jobs.status(job_id)
+        except Unavailable as exc:
+            log.warning("reconcile_jobs_unavailable", job_id=job_id, error=str(exc))
+            done["deferred"] += len(job_ids) - index
+            break
+        except Unreadable as exc:
+            log.error("reconcile_job_unreadable", job_id=job_id, error=str(exc))
+            done["unreadable"] += 1
+            continue
+        async with pool.acquire() as conn:
+            action = await _settle(conn, job_id, status)
+        done[action] += 1
+        metrics.RECONCILED.labels(action).inc()
+    if done:
+        log.info("reconciled", **done)
+    return dict(done)
+
+
+async def _settle(conn: Connection, job_id: str, status: JobStatus | None) -> str:
+    if status is None:
+        result = await ledger.release(conn, job_id, NEVER_CREATED)
+        return "released" if result.outcome == "released" else "noop"
+    if status == JobStatus.COMPLETED:
+        await ledger.capture(conn, job_id, "reconciled_completed")
+        return "captured"
+    if status in (JobStatus.FAILED, JobStatus.CANCELED):
+        await ledger.release(conn, job_id, f"reconciled_{status.value}")
+        return "released"
+    await ledger.confirm(conn, job_id)
+    return "confirmed"

@@ -1,0 +1,168 @@
+"""Billing's public shapes (balance, ledger, price book) and its internal reservation contract.
+
+The gateway's OpenAPI document imports the public models by name and relays billing's answers
+as they are; billing serializes every answer with these models.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.contracts.jobs import Service
+
+# $1 buys 100 credits: one credit per US cent before bonuses.
+CREDITS_PER_USD = 100
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- public answers --------------------------------------------------------------------------
+
+
+class Balance(_Answer):
+    """``GET /api/v1/balance``: the calling account's wallet, in credits."""
+
+    object: Literal["balance"] = "balance"
+    available: int = Field(description="Credits that new jobs can reserve.")
+    reserved: int = Field(description="Credits held by jobs still running.")
+    lifetime_purchased: int = Field(description="Paid credits bought, bonuses not included.")
+    lifetime_bonus: int = Field(description="Bonus credits received with top-ups.")
+    paid_remaining: int = Field(description="Paid credits not yet spent (available + reserved).")
+    bonus_remaining: int = Field(description="Bonus credits not yet spent (available + reserved).")
+    live_enabled: bool = Field(description="True once the account has bought credits.")
+
+
+LedgerEntryType = Literal["purchase", "reservation", "capture", "release"]
+
+
+class LedgerEntry(_Answer):
+    """One transfer that touched the account's wallet."""
+
+    object: Literal["ledger_entry"] = "ledger_entry"
+    id: str
+    type: LedgerEntryType
+    amount: int = Field(description="Credits moved by this transfer (always positive).")
+    available_change: int = Field(description="Signed change of the available balance.")
+    reserved_change: int = Field(description="Signed change of the reserved balance.")
+    available_after: int
+    reserved_after: int
+    paid_amount: int = Field(
+        0, description="purchase: paid credits granted; capture: paid credits spent."
+    )
+    bonus_amount: int = Field(
+        0, description="purchase: bonus credits granted; capture: bonus credits spent."
+    )
+    job_id: str | None = None
+    reference: str | None = Field(None, description="The payment reference of a purchase.")
+    created_at: str = Field(description="RFC 3339, UTC.")
+
+
+class LedgerPage(_Answer):
+    """``GET /api/v1/ledger``: newest first; page on with ``starting_after=<last id>``."""
+
+    object: Literal["list"] = "list"
+    data: list[LedgerEntry]
+    has_more: bool
+
+
+PriceUnit = Literal["second", "started_minute_per_language", "video"]
+
+
+class Price(_Answer):
+    """One line of the price book; ``item`` names the option it applies to."""
+
+    service: Service
+    item: str = Field(description="e.g. 'talking_head.balanced', 'translation.premium'.")
+    unit: PriceUnit
+    credits: int = Field(gt=0)
+    description: str
+
+
+class TopUpBonus(_Answer):
+    """Top-ups of at least ``min_usd`` receive ``bonus_percent`` of their credits as bonus."""
+
+    min_usd: int
+    bonus_percent: int
+
+
+class PriceBook(_Answer):
+    """``GET /api/v1/pricing``: the price book in force (versioned data owned by billing)."""
+
+    object: Literal["price_book"] = "price_book"
+    version: int
+    currency: Literal["credits"] = "credits"
+    credits_per_usd: int = CREDITS_PER_USD
+    effective_at: str = Field(description="RFC 3339, UTC.")
+    prices: list[Price]
+    top_up_bonuses: list[TopUpBonus]
+    rounding: list[str] = Field(description="How quantities are rounded before pricing.")
+
+
+# --- internal: reservations and purchases ----------------------------------------------------
+
+
+class ReservationRequest(_Body):
+    """``POST /internal/v1/reservations``: price this create and hold the credits."""
+
+    job_id: str = Field(min_length=1, max_length=100)
+    account_id: str = Field(min_length=1, max_length=100)
+    service: Service
+    input: dict[str, Any]
+
+
+class Reservation(_Answer):
+    """201 (first time) or 200 (a repeat of the same ``job_id``), same body."""
+
+    job_id: str
+    amount: int
+    price_version: int
+    available: int
+
+
+class ReleaseRequest(_Body):
+    """``POST /internal/v1/reservations/{job_id}/release``."""
+
+    reason: str = Field("released", min_length=1, max_length=200)
+
+
+ReservationState = Literal["held", "captured", "released", "unknown"]
+
+
+class ReleaseResult(_Answer):
+    """The reservation's state after the call; ``unknown`` is a recorded no-op."""
+
+    object: Literal["reservation"] = "reservation"
+    job_id: str
+    state: ReservationState
+    amount: int
+
+
+class PurchaseRequest(_Body):
+    """``POST /internal/v1/purchases`` (operator API); idempotent on ``reference``."""
+
+    account_id: str = Field(min_length=1, max_length=100)
+    usd_cents: int = Field(ge=100, le=10_000_000, description="$1 to $100,000.")
+    reference: str = Field(min_length=1, max_length=200, description="The payment's id.")
+
+
+class Purchase(_Answer):
+    """The purchase as first recorded; a repeat of its ``reference`` answers the same body."""
+
+    object: Literal["purchase"] = "purchase"
+    id: str
+    account_id: str
+    reference: str
+    usd_cents: int
+    paid_credits: int
+    bonus_credits: int
+    bonus_percent: int
+    available_after: int = Field(description="The available balance right after this purchase.")
+    created_at: str
