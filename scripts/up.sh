@@ -24,6 +24,8 @@ T0_NS="${MAKE_T0_NS:-$(date +%s%N)}"
 
 export PATH="$VENV_BIN:$PATH"
 export CLIPMIX_ENV="${CLIPMIX_ENV:-development}"
+# Development only: lets a developer point a webhook endpoint at a local server (production: off).
+export CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS="${CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS:-true}"
 export PYTHONUNBUFFERED=1
 
 say() { printf 'up: %s\n' "$*"; }

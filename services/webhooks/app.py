@@ -2,33 +2,114 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
-from pydantic import Field
 
 from services.contracts.routing import QUEUES, WEBHOOKS_JOB_EVENTS
-from services.runtime import service
-from services.runtime.config import ServiceSettings
-from services.webhooks.handlers import HANDLERS
+from services.runtime import db, service
+from services.runtime.traffic import TRAFFIC
+from services.webhooks.adapters import deliveries
+from services.webhooks.adapters.deliveries import CHANNEL
+from services.webhooks.adapters.sender import Sender, system_resolver
+from services.webhooks.app_keys import DISPATCHER, WEBHOOKS
+from services.webhooks.dispatcher import AttemptHook, Dispatcher, Policy
+from services.webhooks.entrypoints.events import HANDLERS
+from services.webhooks.entrypoints.http import add_routes
+from services.webhooks.service_layer import Webhooks
+from services.webhooks.settings import WebhooksSettings
 
 NAME = "webhooks"
+# Settled delivery tasks and events are kept this long (redelivery from the log needs them).
+RETENTION_DAYS = 30
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
+__all__ = ["MIGRATIONS", "NAME", "WebhooksSettings", "create_app", "main"]
 
-class WebhooksSettings(ServiceSettings):
-    port: int = Field(8083, validation_alias="CLIPMIX_WEBHOOKS_PORT")
+
+def _attempt_hook(app: web.Application) -> AttemptHook:
+    """One traffic record per delivery attempt, for the status page's ``webhooks`` component."""
+    traffic = app[TRAFFIC]
+
+    def record(error: bool, latency_seconds: float) -> None:
+        traffic.record("webhooks", error=error, latency_seconds=latency_seconds)
+
+    return record
+
+
+def policy(settings: WebhooksSettings) -> Policy:
+    return Policy(
+        schedule=settings.retry_schedule,
+        retry_after_cap=settings.webhook_retry_after_max_seconds,
+        timeout=settings.webhook_timeout_seconds,
+        concurrency=settings.webhook_concurrency,
+        per_endpoint=settings.webhook_endpoint_concurrency,
+        poll_seconds=settings.webhook_poll_seconds,
+    )
+
+
+def dispatching(settings: WebhooksSettings) -> service.Context:
+    """The outgoing HTTP session, the dispatcher (woken by NOTIFY) and the route services."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        pool = app[service.POOL]
+        connector = aiohttp.TCPConnector(
+            limit=settings.webhook_concurrency, use_dns_cache=False, enable_cleanup_closed=True
+        )
+        async with aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+        ) as http:
+            sender = Sender(
+                http,
+                system_resolver,
+                timeout=settings.webhook_timeout_seconds,
+                response_limit=settings.webhook_response_limit_bytes,
+                allow_private=settings.webhook_allow_private_targets,
+            )
+            dispatcher = Dispatcher(pool, sender, policy(settings), _attempt_hook(app))
+            app[DISPATCHER] = dispatcher
+            app[WEBHOOKS] = Webhooks(
+                pool,
+                system_resolver,
+                settings.webhook_allow_private_targets,
+                settings.webhook_rotation_overlap_seconds,
+                settings.webhook_test_timeout_seconds,
+            )
+            listener = await db.connect(settings.database_url, NAME)
+            await listener.add_listener(CHANNEL, dispatcher.wake)
+            task = asyncio.create_task(dispatcher.run(), name="webhooks-dispatcher")
+            yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await dispatcher.stop(settings.shutdown_grace_seconds)
+            await listener.close()
+
+    return ctx
+
+
+async def _purge(app: web.Application) -> int:
+    async with app[service.POOL].acquire() as conn:
+        return await deliveries.purge(conn, RETENTION_DAYS)
 
 
 def create_app(settings: WebhooksSettings) -> web.Application:
-    return service.build_app(
+    app = service.build_app(
         NAME,
         settings,
         migrations=MIGRATIONS,
         queues=QUEUES,
         consume=(service.ConsumerSpec(WEBHOOKS_JOB_EVENTS, HANDLERS),),
         relay=False,
+        chores=(dispatching(settings), service.periodic("webhooks_purge", 3600, _purge)),
+        report_traffic=True,
     )
+    add_routes(app)
+    return app
 
 
 def main() -> None:

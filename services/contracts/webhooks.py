@@ -1,0 +1,125 @@
+"""Public shapes of the webhooks API (``/api/v1/webhook…``) and of the delivered event.
+
+The gateway's OpenAPI document imports these by name; the webhooks service answers with them.
+Times are RFC 3339 UTC strings (``contracts.jobs.iso``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+
+JOB_COMPLETED = "job.completed"
+JOB_FAILED = "job.failed"
+JOB_CANCELED = "job.canceled"
+WEBHOOK_TEST = "webhook.test"
+
+# What an endpoint may subscribe to; ``webhook.test`` is sent only when asked for.
+JOB_EVENT_TYPES: tuple[str, ...] = (JOB_COMPLETED, JOB_FAILED, JOB_CANCELED)
+EventType = Literal["job.completed", "job.failed", "job.canceled"]
+
+Trigger = Literal["first", "retry", "test", "replay"]
+DeliveryState = Literal["pending", "succeeded", "failed", "replayed"]
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class WebhookEndpointUpdate(BaseModel):
+    """``PUT /api/v1/webhook`` body: where to deliver and, optionally, which events."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: AnyHttpUrl = Field(description="An http(s) URL on a public address.")
+    events: list[EventType] | None = Field(
+        None, min_length=1, description="Event types to deliver; all job events when omitted."
+    )
+
+
+class WebhookEndpoint(_Public):
+    """The endpoint of the calling API key. Never carries the signing secret."""
+
+    object: Literal["webhook_endpoint"] = "webhook_endpoint"
+    url: str
+    events: list[str]
+    api_key_id: str
+    created_at: str
+    updated_at: str
+    # Set while a rotated-out secret still signs deliveries (24 h after a rotation).
+    previous_secret_expires_at: str | None = None
+
+
+class WebhookEndpointCreated(WebhookEndpoint):
+    """Answer of the first ``PUT`` and of ``rotate-secret``: the only time the secret is shown."""
+
+    secret: str = Field(description="whsec_…: store it now, it is not shown again.")
+
+
+class WebhookEndpointDeleted(_Public):
+    object: Literal["webhook_endpoint"] = "webhook_endpoint"
+    api_key_id: str
+    deleted: Literal[True] = True
+
+
+class WebhookDelivery(_Public):
+    """One delivery attempt, as kept in the 100-row delivery log of a key."""
+
+    object: Literal["webhook_delivery"] = "webhook_delivery"
+    id: str
+    event_id: str
+    event_type: str
+    attempt: int = Field(ge=1)
+    trigger: Trigger
+    attempted_at: str
+    url: str
+    resolved_ip: str | None = None
+    status_code: int | None = None
+    # Set when the attempt failed without an HTTP status: timeout, connect_error,
+    # refused_target (SSRF guard), ... ; or ``http_<status>`` for a non-2xx answer.
+    error: str | None = None
+    succeeded: bool
+    latency_ms: float | None = None
+    response_head: str | None = Field(None, description="The first bytes of the response body.")
+    next_attempt_at: str | None = Field(None, description="When the next try is due, if any.")
+
+
+class WebhookDeliveryPage(_Public):
+    object: Literal["list"] = "list"
+    data: list[WebhookDelivery]
+    has_more: bool
+
+
+class WebhookTestResult(_Public):
+    """Answer of ``POST /api/v1/webhook/test``: the outcome of the one synchronous attempt."""
+
+    object: Literal["webhook_test_result"] = "webhook_test_result"
+    event_id: str
+    succeeded: bool
+    delivery: WebhookDelivery
+
+
+class WebhookRedelivery(_Public):
+    """Answer of ``POST …/deliveries/{id}/redeliver``: the event is queued again, same id."""
+
+    object: Literal["webhook_redelivery"] = "webhook_redelivery"
+    event_id: str
+    event_type: str
+    status: Literal["pending"] = "pending"
+
+
+class WebhookEvent(_Public):
+    """The JSON body POSTed to the endpoint. ``id`` is stable across retries and replays."""
+
+    id: str = Field(description="evt_…; dedupe on it (also sent as the webhook-id header).")
+    object: Literal["event"] = "event"
+    type: str
+    created: str
+    test: bool = Field(description="True for events of test-mode keys and for webhook.test.")
+    api_key_id: str
+    job: dict[str, Any] | None = Field(
+        None, description="The public job object (contracts.jobs.job_object); null for tests."
+    )

@@ -1,0 +1,380 @@
+"""SQL for delivery tasks (the durable retry schedule) and the per-key delivery log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from services.contracts.ids import new_id
+from services.contracts.jobs import iso
+from services.contracts.webhooks import WebhookDelivery
+
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
+
+# Rows kept in the delivery log of one key.
+LOG_SIZE = 100
+# Who is told when a delivery is queued (the dispatcher LISTENs on it).
+CHANNEL = "webhooks_due"
+# Due rows one claim looks at: bounds the cost of a claim when a large backlog is due.
+_SCAN = 1000
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery task leased to this process for one attempt."""
+
+    id: str
+    api_key_id: str
+    event_id: str
+    event_type: str
+    body: bytes
+    trigger: str
+    attempt: int
+    claim_token: str
+    # Where to and with what: read with the claim. None when the endpoint has been deleted.
+    url: str | None
+    keys: list[bytes] = field(repr=False)  # signing secrets, newest first
+
+    @property
+    def log_trigger(self) -> str:
+        if self.trigger == "test":
+            return "test"
+        if self.attempt > 1:
+            return "retry"
+        return self.trigger  # first | replay
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one attempt did, as the log keeps it."""
+
+    attempted_at: datetime
+    url: str
+    resolved_ip: str | None
+    status_code: int | None
+    error: str | None
+    succeeded: bool
+    latency_ms: float | None
+    response_head: str | None
+
+
+async def enqueue(
+    conn: Connection,
+    *,
+    api_key_id: str,
+    account_id: str,
+    event_id: str,
+    event_type: str,
+    body: bytes,
+    trigger: str,
+    replay_of: str | None = None,
+    claim_token: str | None = None,
+    lease_seconds: float = 0.0,
+) -> str | None:
+    """Queue a delivery due now; None if this event's first delivery already exists.
+
+    With ``claim_token`` the task is born leased to the caller (a test fire sends it itself).
+    """
+    delivery_id = await conn.fetchval(
+        "INSERT INTO deliveries (id, api_key_id, account_id, event_id, event_type, body, trigger,"
+        " replay_of, next_attempt_at, claim_token, claimed_until)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9,"
+        " CASE WHEN $9::text IS NULL THEN NULL"
+        " ELSE now() + make_interval(secs => $10) END)"
+        " ON CONFLICT (event_id, api_key_id) WHERE trigger = 'first' DO NOTHING RETURNING id",
+        new_id("whdlv"),
+        api_key_id,
+        account_id,
+        event_id,
+        event_type,
+        body,
+        trigger,
+        replay_of,
+        claim_token,
+        lease_seconds,
+    )
+    if delivery_id is not None and claim_token is None:
+        await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+    return delivery_id  # type: ignore[no-any-return]
+
+
+_CLAIMED = "d.id, d.api_key_id, d.event_id, d.event_type, d.body, d.trigger, d.attempts_done"
+# The endpoint, joined to a claim: the previous secret only while it still signs.
+_TARGET = (
+    "e.url, e.secret,"
+    " CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END AS previous"
+)
+
+
+def _claimed(row: Any, token: str) -> Claimed:
+    keys = [] if row["secret"] is None else [bytes(row["secret"])]
+    if row["previous"] is not None:
+        keys.append(bytes(row["previous"]))
+    return Claimed(
+        row["id"],
+        row["api_key_id"],
+        row["event_id"],
+        row["event_type"],
+        bytes(row["body"]),
+        row["trigger"],
+        row["attempts_done"] + 1,
+        token,
+        row["url"],
+        keys,
+    )
+
+
+async def claim_due(
+    conn: Connection,
+    *,
+    limit: int,
+    per_key: int,
+    busy: dict[str, int],
+    token: str,
+    lease_seconds: float,
+) -> list[Claimed]:
+    """Lease up to ``limit`` due tasks, at most ``per_key`` per key less what ``busy`` says
+    that key already has in flight here. Rows another process holds are skipped, not waited
+    for; a lease that ran out (its process died mid-send) is claimable again."""
+    full = [key for key, n in busy.items() if n >= per_key]
+    rows = await conn.fetch(
+        "WITH due AS ("
+        # Keys already at their bound are left out before the scan is cut off, so a backlog
+        # behind a slow receiver cannot fill the window and starve the other keys.
+        "  SELECT id, api_key_id, next_attempt_at FROM deliveries"
+        "  WHERE state = 'pending' AND next_attempt_at <= now()"
+        "    AND (claimed_until IS NULL OR claimed_until < now())"
+        "    AND NOT (api_key_id = ANY($7::text[]))"
+        "  ORDER BY next_attempt_at LIMIT $8"
+        "), ranked AS ("
+        "  SELECT id, api_key_id,"
+        "    row_number() OVER (PARTITION BY api_key_id ORDER BY next_attempt_at, id) AS rn"
+        "  FROM due"
+        "), picked AS ("
+        "  SELECT r.id, r.rn FROM ranked r"
+        "  LEFT JOIN unnest($1::text[], $2::int[]) AS busy(key, n) ON busy.key = r.api_key_id"
+        "  WHERE r.rn <= $3 - coalesce(busy.n, 0)"
+        "  ORDER BY r.rn LIMIT $4"
+        "), locked AS ("
+        "  SELECT d.id, d.api_key_id FROM deliveries d JOIN picked p ON p.id = d.id"
+        "  WHERE d.state = 'pending' AND (d.claimed_until IS NULL OR d.claimed_until < now())"
+        "  FOR UPDATE OF d SKIP LOCKED"
+        ")"
+        " UPDATE deliveries d SET claim_token = $5,"
+        "   claimed_until = now() + make_interval(secs => $6)"
+        " FROM locked LEFT JOIN endpoints e ON e.api_key_id = locked.api_key_id"
+        f" WHERE d.id = locked.id RETURNING {_CLAIMED}, {_TARGET}",
+        list(busy),
+        list(busy.values()),
+        per_key,
+        limit,
+        token,
+        lease_seconds,
+        full,
+        _SCAN,
+    )
+    return [_claimed(r, token) for r in rows]
+
+
+async def claim_one(conn: Connection, delivery_id: str, token: str) -> Claimed | None:
+    """A task the caller enqueued already leased to itself (test fire)."""
+    row = await conn.fetchrow(
+        f"SELECT {_CLAIMED}, {_TARGET} FROM deliveries d"
+        " LEFT JOIN endpoints e ON e.api_key_id = d.api_key_id"
+        " WHERE d.id = $1 AND d.claim_token = $2",
+        delivery_id,
+        token,
+    )
+    return _claimed(row, token) if row else None
+
+
+async def next_due_in(conn: Connection) -> float | None:
+    """Seconds until the earliest pending task is due (None if there is none)."""
+    value = await conn.fetchval(
+        "SELECT extract(epoch FROM min(greatest(next_attempt_at, claimed_until)) - now())"
+        " FROM deliveries WHERE state = 'pending'"
+    )
+    return None if value is None else float(value)
+
+
+async def record(
+    conn: Connection,
+    task: Claimed,
+    attempt: Attempt,
+    *,
+    next_delay: float | None,
+    url: str,
+) -> WebhookDelivery | None:
+    """Close the attempt: schedule the next one (``next_delay``) or settle the task, and log it.
+
+    Fenced by the claim token: if this process's lease ran out and another took the task, the
+    late outcome changes nothing (the other process's attempt counts instead).
+    """
+    if attempt.succeeded:
+        state, delay = "succeeded", None
+    elif next_delay is None:
+        state, delay = "failed", None
+    else:
+        state, delay = "pending", next_delay
+    # One statement (atomic on its own, one round trip): close the task, log the attempt and
+    # prune the key's log. The prune sees the log as it was before this insert, hence
+    # LOG_SIZE - 1 older rows kept; concurrent attempts may leave a row or two extra briefly.
+    row = await conn.fetchrow(
+        "WITH closed AS ("
+        "  UPDATE deliveries SET attempts_done = attempts_done + 1, state = $3,"
+        "    next_attempt_at = CASE WHEN $4::float8 IS NULL THEN NULL"
+        "      ELSE clock_timestamp() + make_interval(secs => $4) END,"
+        "    finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END,"
+        "    claim_token = NULL, claimed_until = NULL"
+        "  WHERE id = $1 AND claim_token = $2 RETURNING next_attempt_at"
+        "), logged AS ("
+        "  INSERT INTO attempts (id, delivery_id, api_key_id, event_id, event_type, attempt,"
+        "    trigger, attempted_at, url, resolved_ip, status_code, error, succeeded, latency_ms,"
+        "    response_head, next_attempt_at)"
+        "  SELECT $5, $1, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
+        "    closed.next_attempt_at FROM closed RETURNING *"
+        "), pruned AS ("
+        "  DELETE FROM attempts WHERE EXISTS (SELECT 1 FROM closed) AND api_key_id = $6"
+        "  AND seq <= (SELECT seq FROM attempts WHERE api_key_id = $6"
+        "    ORDER BY seq DESC OFFSET $19 LIMIT 1)"
+        ")"
+        " SELECT * FROM logged",
+        task.id,
+        task.claim_token,
+        state,
+        delay,
+        new_id("whd"),
+        task.api_key_id,
+        task.event_id,
+        task.event_type,
+        task.attempt,
+        task.log_trigger,
+        attempt.attempted_at,
+        url,
+        attempt.resolved_ip,
+        attempt.status_code,
+        attempt.error,
+        attempt.succeeded,
+        attempt.latency_ms,
+        attempt.response_head,
+        LOG_SIZE - 1,
+    )
+    return public(row) if row is not None else None
+
+
+def public(row: Any) -> WebhookDelivery:
+    return WebhookDelivery(
+        id=row["id"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        attempt=row["attempt"],
+        trigger=row["trigger"],
+        attempted_at=iso(row["attempted_at"]) or "",
+        url=row["url"],
+        resolved_ip=row["resolved_ip"],
+        status_code=row["status_code"],
+        error=row["error"],
+        succeeded=row["succeeded"],
+        latency_ms=row["latency_ms"],
+        response_head=row["response_head"],
+        next_attempt_at=iso(row["next_attempt_at"]),
+    )
+
+
+async def log_page(
+    conn: Connection, api_key_id: str, limit: int, starting_after: str | None
+) -> tuple[list[WebhookDelivery], bool]:
+    """Newest first; ``starting_after`` is the id of the last row of the previous page."""
+    rows = await conn.fetch(
+        "SELECT * FROM attempts WHERE api_key_id = $1"
+        " AND ($2::text IS NULL OR seq < (SELECT seq FROM attempts WHERE id = $2))"
+        " ORDER BY seq DESC LIMIT $3",
+        api_key_id,
+        starting_after,
+        limit + 1,
+    )
+    return [public(r) for r in rows[:limit]], len(rows) > limit
+
+
+async def redeliver(conn: Connection, api_key_id: str, attempt_id: str) -> dict[str, Any] | None:
+    """Queue the event of one logged attempt again (same event id, same body)."""
+    row = await conn.fetchrow(
+        "SELECT d.id, d.account_id, d.event_id, d.event_type, d.body FROM attempts a"
+        " JOIN deliveries d ON d.id = a.delivery_id WHERE a.api_key_id = $1 AND a.id = $2",
+        api_key_id,
+        attempt_id,
+    )
+    if row is None:
+        return None
+    await enqueue(
+        conn,
+        api_key_id=api_key_id,
+        account_id=row["account_id"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        body=bytes(row["body"]),
+        trigger="replay",
+        replay_of=row["id"],
+    )
+    return {"event_id": row["event_id"], "event_type": row["event_type"]}
+
+
+async def replay_failed(
+    conn: Connection, api_key_id: str, since: datetime | None
+) -> list[dict[str, Any]]:
+    """Queue every failed (dead-lettered) delivery of the key again, each once: the failed
+    task becomes ``replayed`` in the same transaction, so replaying twice sends nothing more."""
+    rows = await conn.fetch(
+        "UPDATE deliveries SET state = 'replayed' WHERE id IN ("
+        " SELECT id FROM deliveries WHERE api_key_id = $1 AND state = 'failed'"
+        " AND ($2::timestamptz IS NULL OR finished_at >= $2) FOR UPDATE)"
+        " RETURNING id, account_id, event_id, event_type, body, finished_at",
+        api_key_id,
+        since,
+    )
+    replayed = []
+    for r in sorted(rows, key=lambda r: r["finished_at"]):
+        await enqueue(
+            conn,
+            api_key_id=api_key_id,
+            account_id=r["account_id"],
+            event_id=r["event_id"],
+            event_type=r["event_type"],
+            body=bytes(r["body"]),
+            trigger="replay",
+            replay_of=r["id"],
+        )
+        replayed.append(
+            {"event_id": r["event_id"], "event_type": r["event_type"], "replay_of": r["id"]}
+        )
+    return replayed
+
+
+async def failed(
+    conn: Connection, api_key_id: str | None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The dead-letter set: deliveries that used up their attempts."""
+    rows = await conn.fetch(
+        "SELECT id, api_key_id, event_id, event_type, attempts_done, finished_at FROM deliveries"
+        " WHERE state = 'failed' AND ($1::text IS NULL OR api_key_id = $1)"
+        " ORDER BY finished_at DESC LIMIT $2",
+        api_key_id,
+        limit,
+    )
+    return [{**dict(r), "finished_at": iso(r["finished_at"])} for r in rows]
+
+
+async def purge(conn: Connection, older_than_days: int) -> int:
+    """Forget settled tasks (and their event rows) past retention; pending ones are kept.
+    A log row whose task is gone can no longer be redelivered (404)."""
+    status = await conn.execute(
+        "DELETE FROM deliveries WHERE state <> 'pending'"
+        " AND finished_at < now() - make_interval(days => $1)",
+        older_than_days,
+    )
+    await conn.execute(
+        "DELETE FROM events WHERE created_at < now() - make_interval(days => $1)", older_than_days
+    )
+    return int(status.split()[-1])

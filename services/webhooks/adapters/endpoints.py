@@ -1,0 +1,113 @@
+"""SQL for endpoints: one per API key, with its signing secret(s)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from services.contracts.jobs import iso
+from services.contracts.webhooks import WebhookEndpoint
+
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
+
+_COLUMNS = (
+    "api_key_id, account_id, url, events, created_at, updated_at, previous_secret_expires_at,"
+    " secret, previous_secret"
+)
+
+
+@dataclass(frozen=True, repr=False)
+class Endpoint:
+    api_key_id: str
+    account_id: str
+    url: str
+    events: list[str]
+    created_at: datetime
+    updated_at: datetime
+    previous_secret_expires_at: datetime | None
+    secret: bytes
+    previous_secret: bytes | None
+
+    def __repr__(self) -> str:  # the secrets never reach a log line through a repr
+        return f"Endpoint(api_key_id={self.api_key_id!r}, url={self.url!r})"
+
+    def public(self) -> WebhookEndpoint:
+        return WebhookEndpoint(
+            url=self.url,
+            events=self.events,
+            api_key_id=self.api_key_id,
+            created_at=iso(self.created_at) or "",
+            updated_at=iso(self.updated_at) or "",
+            previous_secret_expires_at=iso(self.previous_secret_expires_at),
+        )
+
+
+def _endpoint(row: object) -> Endpoint:
+    r = dict(row)  # type: ignore[call-overload]
+    return Endpoint(
+        r["api_key_id"],
+        r["account_id"],
+        r["url"],
+        list(r["events"]),
+        r["created_at"],
+        r["updated_at"],
+        r["previous_secret_expires_at"],
+        bytes(r["secret"]),
+        bytes(r["previous_secret"]) if r["previous_secret"] is not None else None,
+    )
+
+
+async def get(conn: Connection, api_key_id: str) -> Endpoint | None:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM endpoints WHERE api_key_id = $1", api_key_id)
+    return _endpoint(row) if row else None
+
+
+async def upsert(
+    conn: Connection,
+    api_key_id: str,
+    account_id: str,
+    url: str,
+    events: list[str],
+    secret: bytes,
+) -> tuple[Endpoint, bool]:
+    """Create the endpoint (with ``secret``) or change its URL and events; True if created."""
+    row = await conn.fetchrow(
+        "INSERT INTO endpoints (api_key_id, account_id, url, events, secret)"
+        " VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT (api_key_id) DO UPDATE SET url = EXCLUDED.url, events = EXCLUDED.events,"
+        " updated_at = now()"
+        f" RETURNING {_COLUMNS}, (xmax = 0) AS inserted",
+        api_key_id,
+        account_id,
+        url,
+        events,
+        secret,
+    )
+    assert row is not None
+    return _endpoint(row), bool(row["inserted"])
+
+
+async def delete(conn: Connection, api_key_id: str) -> bool:
+    return (
+        await conn.fetchval(
+            "DELETE FROM endpoints WHERE api_key_id = $1 RETURNING true", api_key_id
+        )
+        is not None
+    )
+
+
+async def rotate(
+    conn: Connection, api_key_id: str, secret: bytes, overlap_seconds: float
+) -> Endpoint | None:
+    """The new secret signs from now on; the current one keeps signing for the overlap."""
+    row = await conn.fetchrow(
+        "UPDATE endpoints SET previous_secret = secret, secret = $2,"
+        " previous_secret_expires_at = now() + make_interval(secs => $3), updated_at = now()"
+        f" WHERE api_key_id = $1 RETURNING {_COLUMNS}",
+        api_key_id,
+        secret,
+        overlap_seconds,
+    )
+    return _endpoint(row) if row else None

@@ -1,0 +1,11 @@
+"""Typed application keys of the webhooks service."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.webhooks.dispatcher import Dispatcher
+from services.webhooks.service_layer import Webhooks
+
+WEBHOOKS = web.AppKey("webhooks", Webhooks)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)

@@ -1,0 +1,183 @@
+"""Delivery of queued tasks: claim what is due, attempt it, record the outcome.
+
+Concurrency is bounded twice: ``concurrency`` attempts per process and ``per_endpoint`` per
+key. A key at its bound is not claimed for, so its backlog stays in Postgres (claimable by
+another process) instead of occupying this one's slots: a hanging receiver holds only its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+
+from services.contracts.webhooks import WebhookDelivery
+from services.webhooks.adapters import deliveries
+from services.webhooks.adapters.deliveries import Attempt, Claimed
+from services.webhooks.adapters.sender import Outcome, Sender
+from services.webhooks.domain.schedule import next_delay, parse_retry_after
+from services.webhooks.domain.signing import signature_headers
+
+log = structlog.get_logger()
+
+# Reported per attempt: (error, latency_seconds). Feeds the status page's traffic signals.
+AttemptHook = Callable[[bool, float], None]
+
+
+@dataclass(frozen=True)
+class Policy:
+    schedule: tuple[float, ...]
+    retry_after_cap: float
+    timeout: float
+    concurrency: int
+    per_endpoint: int
+    poll_seconds: float
+
+    @property
+    def lease_seconds(self) -> float:
+        # Long enough for one attempt with its deadline; a dead process's tasks come back after.
+        return self.timeout * 2 + 5
+
+
+def counts_as_error(outcome: Outcome) -> bool:
+    """For the status page: failed attempts, except a receiver's own 4xx refusals and targets
+    our SSRF guard refused (like a customer's 4xx at the API, not the service failing)."""
+    if outcome.succeeded or outcome.error == "refused_target":
+        return False
+    return not (outcome.status_code is not None and 400 <= outcome.status_code < 500)
+
+
+class Dispatcher:
+    def __init__(
+        self, pool: asyncpg.Pool, sender: Sender, policy: Policy, on_attempt: AttemptHook
+    ) -> None:
+        self._pool = pool
+        self._sender = sender
+        self._policy = policy
+        self._on_attempt = on_attempt
+        self._busy: Counter[str] = Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+
+    def wake(self, *_: object) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Claim and send until cancelled."""
+        while True:
+            self._wake.clear()
+            wait = self._policy.poll_seconds
+            try:
+                claimed = await self._claim()
+                for task in claimed:
+                    self._start(task)
+                if claimed:
+                    continue  # there may be more due right away
+                async with self._pool.acquire() as conn:
+                    due = await deliveries.next_due_in(conn)
+                # Due now yet not claimed: those rows belong to keys at their bound here (a
+                # finished attempt wakes us) or are being claimed elsewhere; do not spin on them.
+                if due is not None and due > 0:
+                    wait = min(wait, due)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database away: keep going, the tasks wait in Postgres
+                log.warning("webhook_claim_failed", error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+
+    async def _claim(self) -> list[Claimed]:
+        free = self._policy.concurrency - len(self._tasks)
+        if free <= 0:
+            return []
+        async with self._pool.acquire() as conn:
+            return await deliveries.claim_due(
+                conn,
+                limit=free,
+                per_key=self._policy.per_endpoint,
+                busy={k: n for k, n in self._busy.items() if n > 0},
+                token=secrets.token_hex(8),
+                lease_seconds=self._policy.lease_seconds,
+            )
+
+    def _start(self, task: Claimed) -> None:
+        self._busy[task.api_key_id] += 1
+        running = asyncio.create_task(self.attempt(task), name=f"webhook-{task.id}")
+        self._tasks.add(running)
+        running.add_done_callback(lambda t: self._done(t, task.api_key_id))
+
+    def _done(self, running: asyncio.Task[None], api_key_id: str) -> None:
+        self._tasks.discard(running)
+        self._busy[api_key_id] -= 1
+        if self._busy[api_key_id] <= 0:
+            del self._busy[api_key_id]
+        self._wake.set()  # a slot is free, and a retry due at once may have been scheduled
+        if not running.cancelled() and running.exception() is not None:
+            log.error("webhook_attempt_crashed", error=repr(running.exception()))
+
+    async def stop(self, grace: float) -> None:
+        """Let attempts in flight finish (bounded); unfinished ones come back when leases end."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=grace)
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def attempt(self, task: Claimed) -> None:
+        await self.attempt_and_record(task)
+
+    async def attempt_and_record(
+        self,
+        task: Claimed,
+        timeout: float | None = None,  # noqa: ASYNC109 - a per-attempt deadline override
+    ) -> WebhookDelivery | None:
+        """One attempt of a leased task, recorded in its own transaction."""
+        attempted_at = datetime.now(UTC)
+        url = task.url or ""
+        if task.url is None:  # the endpoint was deleted after the task was queued
+            outcome = Outcome(False, None, "endpoint_removed", None, 0.0, None, None)
+        else:
+            headers = signature_headers(task.keys, task.event_id, int(time.time()), task.body)
+            outcome = await self._sender.post(url, headers, task.body, timeout)
+            self._on_attempt(counts_as_error(outcome), outcome.latency_ms / 1000)
+        delay = None
+        if not outcome.succeeded and task.trigger != "test" and task.url is not None:
+            delay = next_delay(
+                self._policy.schedule,
+                task.attempt,
+                parse_retry_after(outcome.retry_after, attempted_at),
+                self._policy.retry_after_cap,
+            )
+        attempt = Attempt(
+            attempted_at=attempted_at,
+            url=url,
+            resolved_ip=outcome.resolved_ip,
+            status_code=outcome.status_code,
+            error=outcome.error,
+            succeeded=outcome.succeeded,
+            latency_ms=round(outcome.latency_ms, 2),
+            response_head=outcome.response_head,
+        )
+        async with self._pool.acquire() as conn:
+            logged = await deliveries.record(conn, task, attempt, next_delay=delay, url=url)
+        log.info(
+            "webhook_attempt",
+            delivery_id=task.id,
+            event_id=task.event_id,
+            api_key_id=task.api_key_id,
+            attempt=task.attempt,
+            succeeded=outcome.succeeded,
+            status_code=outcome.status_code,
+            error=outcome.error,
+            next_in=delay,
+            fenced_out=logged is None,
+        )
+        return logged

@@ -1,0 +1,35 @@
+"""The event body POSTed to receivers, built once per event and kept byte for byte."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from services.contracts.jobs import JobSnapshot, iso, job_object
+from services.contracts.webhooks import WEBHOOK_TEST, WebhookEvent
+
+
+def job_event_body(event_id: str, type: str, created: datetime, job: JobSnapshot) -> bytes:
+    event = WebhookEvent(
+        id=event_id,
+        type=type,
+        created=iso(created) or "",
+        test=job.test,
+        api_key_id=job.api_key_id,
+        job=job_object(job),
+    )
+    return _dump(event)
+
+
+def test_event_body(event_id: str, created: datetime, api_key_id: str) -> bytes:
+    event = WebhookEvent(
+        id=event_id, type=WEBHOOK_TEST, created=iso(created) or "", test=True, api_key_id=api_key_id
+    )
+    return _dump(event)
+
+
+def _dump(event: WebhookEvent) -> bytes:
+    payload: dict[str, Any] = event.model_dump(mode="json")
+    return orjson.dumps(payload)

@@ -1,0 +1,49 @@
+"""The retry schedule and what a receiver's ``Retry-After`` may do to it (pure functions)."""
+
+from __future__ import annotations
+
+import email.utils
+from datetime import datetime
+
+# Four attempts in all: at once, then 30 s, 5 min and 1 h after the previous failure.
+DEFAULT_SCHEDULE = "0,30,300,3600"
+
+
+def parse_schedule(text: str) -> tuple[float, ...]:
+    """``"0,30,300,3600"`` -> delays in seconds before attempt 1, 2, 3, 4."""
+    delays = tuple(float(part) for part in text.split(",") if part.strip())
+    if not delays or any(d < 0 for d in delays):
+        raise ValueError("the retry schedule needs one or more non-negative delays")
+    return delays
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max((when - now).total_seconds(), 0.0)
+
+
+def next_delay(
+    schedule: tuple[float, ...], attempts_done: int, retry_after: float | None, cap: float
+) -> float | None:
+    """Seconds until the next attempt after ``attempts_done`` failures; None when none is left.
+
+    A ``Retry-After`` may lengthen the scheduled delay, never shorten it, and never beyond
+    ``cap`` seconds: a receiver cannot park deliveries indefinitely.
+    """
+    if attempts_done >= len(schedule):
+        return None
+    delay = schedule[attempts_done]
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, cap))
+    return delay

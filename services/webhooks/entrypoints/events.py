@@ -1,0 +1,54 @@
+"""Consumer of ``webhooks.job-events``: each settled job becomes a delivery to its key's endpoint.
+
+The event row, the delivery task and the inbox claim commit together, and the task is unique
+per (event, key): a redelivered job event queues nothing twice.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from services.contracts.jobs import SETTLED_EVENTS, JobSnapshot
+from services.messaging.consumer import Handler
+from services.messaging.envelope import Envelope
+from services.webhooks.adapters import deliveries, endpoints
+from services.webhooks.domain.events import job_event_body
+
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
+
+
+def event_id(env: Envelope) -> str:
+    """Stable across redeliveries and replays: derived from the event message's id."""
+    return f"evt_{env.message_id.hex}"
+
+
+async def job_settled(conn: Connection, env: Envelope) -> None:
+    job = JobSnapshot.model_validate(env.data)
+    evt = event_id(env)
+    await conn.execute(
+        "INSERT INTO events (id, type, account_id, api_key_id, job_id, test, payload)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+        evt,
+        env.type,
+        job.account_id,
+        job.api_key_id,
+        job.job_id,
+        job.test,
+        env.data,
+    )
+    endpoint = await endpoints.get(conn, job.api_key_id)
+    if endpoint is None or env.type not in endpoint.events:
+        return
+    await deliveries.enqueue(
+        conn,
+        api_key_id=job.api_key_id,
+        account_id=job.account_id,
+        event_id=evt,
+        event_type=env.type,
+        body=job_event_body(evt, env.type, env.occurred_at, job),
+        trigger="first",
+    )
+
+
+HANDLERS: dict[str, Handler] = {event: job_settled for event in SETTLED_EVENTS}

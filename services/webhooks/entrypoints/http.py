@@ -1,0 +1,196 @@
+"""Internal routes: the customer's ``/api/v1/webhook…`` (forwarded by the gateway with the
+account headers) and the operator's replay API. Errors use the public error shape."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from services.contracts.webhooks import (
+    WebhookDeliveryPage,
+    WebhookEndpointCreated,
+    WebhookEndpointDeleted,
+    WebhookEndpointUpdate,
+    WebhookRedelivery,
+)
+from services.runtime.http import ApiError, json_response
+from services.runtime.internal import ACCOUNT_HEADER
+from services.runtime.service import POOL
+from services.webhooks.adapters import deliveries
+from services.webhooks.app_keys import DISPATCHER, WEBHOOKS
+from services.webhooks.domain.targets import TargetRefused
+from services.webhooks.service_layer import NotConfigured
+
+KEY = "/internal/v1/keys/{key_id}/webhook"
+MAX_PAGE = 100
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key_id: str
+    since: datetime | None = None
+
+
+def _not_configured() -> ApiError:
+    return ApiError(
+        404,
+        "invalid_request_error",
+        "webhook_not_configured",
+        "This API key has no webhook endpoint. Set one with PUT /api/v1/webhook.",
+    )
+
+
+def _invalid(param: str | None, message: str, code: str = "parameter_invalid") -> ApiError:
+    return ApiError(400, "invalid_request_error", code, message, param=param)
+
+
+async def _body(request: web.Request, model: type[BaseModel]) -> Any:
+    try:
+        raw = orjson.loads(await request.read() or b"{}")
+    except orjson.JSONDecodeError:
+        raise ApiError(
+            400, "invalid_request_error", "invalid_json", "The body is not valid JSON."
+        ) from None
+    if not isinstance(raw, dict):
+        raise _invalid(None, "The body must be a JSON object.", "invalid_body")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        code = {"missing": "parameter_missing", "extra_forbidden": "parameter_unknown"}.get(
+            first["type"], "parameter_invalid"
+        )
+        message = {
+            "parameter_missing": f"Missing required parameter: {param}.",
+            "parameter_unknown": f"Unknown parameter: {param}.",
+        }.get(code, f"Invalid value for {param}: {first['msg']}.")
+        raise _invalid(param, message, code) from None
+
+
+def _caller(request: web.Request) -> tuple[str, str]:
+    account = request.headers.get(ACCOUNT_HEADER)
+    if not account:
+        raise _invalid(None, f"The {ACCOUNT_HEADER} header is required.", "account_missing")
+    return request.match_info["key_id"], account
+
+
+def _dump(model: BaseModel, status: int = 200) -> web.Response:
+    return json_response(model.model_dump(mode="json"), status)
+
+
+async def get_endpoint(request: web.Request) -> web.Response:
+    key_id, account = _caller(request)
+    try:
+        return _dump((await request.app[WEBHOOKS].get(key_id, account)).public())
+    except NotConfigured:
+        raise _not_configured() from None
+
+
+async def put_endpoint(request: web.Request) -> web.Response:
+    key_id, account = _caller(request)
+    body: WebhookEndpointUpdate = await _body(request, WebhookEndpointUpdate)
+    try:
+        answer = await request.app[WEBHOOKS].configure(
+            key_id, account, str(body.url), list(body.events) if body.events else None
+        )
+    except TargetRefused as refused:
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            "webhook_url_refused",
+            f"This URL cannot receive webhooks: {refused.reason}.",
+            param="url",
+        ) from None
+    except NotConfigured:
+        raise _not_configured() from None
+    return _dump(answer, 201 if isinstance(answer, WebhookEndpointCreated) else 200)
+
+
+async def delete_endpoint(request: web.Request) -> web.Response:
+    key_id, account = _caller(request)
+    try:
+        await request.app[WEBHOOKS].delete(key_id, account)
+    except NotConfigured:
+        raise _not_configured() from None
+    return _dump(WebhookEndpointDeleted(api_key_id=key_id))
+
+
+async def rotate_secret(request: web.Request) -> web.Response:
+    key_id, account = _caller(request)
+    try:
+        return _dump(await request.app[WEBHOOKS].rotate(key_id, account))
+    except NotConfigured:
+        raise _not_configured() from None
+
+
+async def fire_test(request: web.Request) -> web.Response:
+    key_id, account = _caller(request)
+    try:
+        result = await request.app[WEBHOOKS].fire_test(key_id, account, request.app[DISPATCHER])
+    except NotConfigured:
+        raise _not_configured() from None
+    return _dump(result)
+
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    key_id, _ = _caller(request)
+    try:
+        limit = int(request.query.get("limit", "20"))
+    except ValueError:
+        raise _invalid("limit", "limit must be an integer between 1 and 100.") from None
+    if not 1 <= limit <= MAX_PAGE:
+        raise _invalid("limit", "limit must be an integer between 1 and 100.")
+    async with request.app[POOL].acquire() as conn:
+        rows, more = await deliveries.log_page(
+            conn, key_id, limit, request.query.get("starting_after")
+        )
+    return _dump(WebhookDeliveryPage(data=rows, has_more=more))
+
+
+async def redeliver(request: web.Request) -> web.Response:
+    key_id, account = _caller(request)
+    try:
+        queued = await request.app[WEBHOOKS].redeliver(
+            key_id, account, request.match_info["delivery_id"]
+        )
+    except NotConfigured:
+        raise _not_configured() from None
+    except LookupError:
+        raise ApiError(
+            404,
+            "invalid_request_error",
+            "resource_missing",
+            "No such delivery in this key's log.",
+            param="delivery_id",
+        ) from None
+    return _dump(WebhookRedelivery(**queued))
+
+
+async def operator_replay(request: web.Request) -> web.Response:
+    body: ReplayRequest = await _body(request, ReplayRequest)
+    replayed = await request.app[WEBHOOKS].replay(body.key_id, body.since)
+    return json_response({"object": "webhook_replay", "replayed": replayed})
+
+
+async def operator_failed(request: web.Request) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        rows = await deliveries.failed(conn, request.query.get("key_id"))
+    return json_response({"object": "list", "data": rows, "has_more": False})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get(KEY, get_endpoint)
+    app.router.add_put(KEY, put_endpoint)
+    app.router.add_delete(KEY, delete_endpoint)
+    app.router.add_post(KEY + "/rotate-secret", rotate_secret)
+    app.router.add_post(KEY + "/test", fire_test)
+    app.router.add_get(KEY + "/deliveries", list_deliveries)
+    app.router.add_post(KEY + "/deliveries/{delivery_id}/redeliver", redeliver)
+    app.router.add_post("/internal/v1/webhooks/replay", operator_replay)
+    app.router.add_get("/internal/v1/webhooks/failed", operator_failed)

@@ -1,0 +1,121 @@
+"""What the routes and the CLI do, over a pool: endpoint changes, test fire, replays."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from services.contracts.webhooks import (
+    JOB_EVENT_TYPES,
+    WEBHOOK_TEST,
+    WebhookEndpoint,
+    WebhookEndpointCreated,
+    WebhookTestResult,
+)
+from services.webhooks.adapters import deliveries, endpoints
+from services.webhooks.adapters.sender import Resolver, check_target
+from services.webhooks.dispatcher import Dispatcher
+from services.webhooks.domain.events import test_event_body
+from services.webhooks.domain.signing import new_secret, secret_string
+
+
+class NotConfigured(Exception):
+    """The key has no webhook endpoint."""
+
+
+@dataclass(frozen=True)
+class Webhooks:
+    pool: asyncpg.Pool
+    resolver: Resolver
+    allow_private: bool
+    rotation_overlap_seconds: float
+    # A test fire answers within the gateway's internal-call deadline, so it gets less time.
+    test_timeout_seconds: float = 1.5
+
+    async def configure(
+        self, api_key_id: str, account_id: str, url: str, events: list[str] | None
+    ) -> WebhookEndpoint | WebhookEndpointCreated:
+        """Create or change the endpoint; the secret is in the answer only when created.
+        Raises TargetRefused when the URL may not be delivered to."""
+        await check_target(url, self.resolver, allow_private=self.allow_private)
+        chosen = list(events) if events else list(JOB_EVENT_TYPES)
+        secret = new_secret()
+        async with self.pool.acquire() as conn:
+            current = await endpoints.get(conn, api_key_id)
+            if current is not None and current.account_id != account_id:
+                raise NotConfigured(api_key_id)
+            endpoint, created = await endpoints.upsert(
+                conn, api_key_id, account_id, url, chosen, secret
+            )
+        if created:
+            return WebhookEndpointCreated(
+                **endpoint.public().model_dump(), secret=secret_string(endpoint.secret)
+            )
+        return endpoint.public()
+
+    async def get(self, api_key_id: str, account_id: str) -> endpoints.Endpoint:
+        async with self.pool.acquire() as conn:
+            endpoint = await endpoints.get(conn, api_key_id)
+        if endpoint is None or endpoint.account_id != account_id:
+            raise NotConfigured(api_key_id)
+        return endpoint
+
+    async def delete(self, api_key_id: str, account_id: str) -> None:
+        await self.get(api_key_id, account_id)
+        async with self.pool.acquire() as conn:
+            await endpoints.delete(conn, api_key_id)
+
+    async def rotate(self, api_key_id: str, account_id: str) -> WebhookEndpointCreated:
+        await self.get(api_key_id, account_id)
+        async with self.pool.acquire() as conn:
+            endpoint = await endpoints.rotate(
+                conn, api_key_id, new_secret(), self.rotation_overlap_seconds
+            )
+        if endpoint is None:
+            raise NotConfigured(api_key_id)
+        return WebhookEndpointCreated(
+            **endpoint.public().model_dump(), secret=secret_string(endpoint.secret)
+        )
+
+    async def fire_test(
+        self, api_key_id: str, account_id: str, dispatcher: Dispatcher
+    ) -> WebhookTestResult:
+        """Send a ``webhook.test`` event now, once (no retries), and answer its outcome."""
+        await self.get(api_key_id, account_id)
+        evt = f"evt_{uuid.uuid4().hex}"
+        token = secrets.token_hex(8)
+        async with self.pool.acquire() as conn:
+            delivery_id = await deliveries.enqueue(
+                conn,
+                api_key_id=api_key_id,
+                account_id=account_id,
+                event_id=evt,
+                event_type=WEBHOOK_TEST,
+                body=test_event_body(evt, datetime.now(UTC), api_key_id),
+                trigger="test",
+                claim_token=token,
+                lease_seconds=3600,
+            )
+            assert delivery_id is not None
+            task = await deliveries.claim_one(conn, delivery_id, token)
+        assert task is not None
+        logged = await dispatcher.attempt_and_record(task, self.test_timeout_seconds)
+        assert logged is not None  # the lease is this request's own
+        return WebhookTestResult(event_id=evt, succeeded=logged.succeeded, delivery=logged)
+
+    async def redeliver(self, api_key_id: str, account_id: str, attempt_id: str) -> dict[str, Any]:
+        await self.get(api_key_id, account_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            queued = await deliveries.redeliver(conn, api_key_id, attempt_id)
+        if queued is None:
+            raise LookupError(attempt_id)
+        return queued
+
+    async def replay(self, api_key_id: str, since: datetime | None) -> list[dict[str, Any]]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await deliveries.replay_failed(conn, api_key_id, since)

@@ -1,0 +1,46 @@
+"""Settings of the webhooks service (``CLIPMIX_WEBHOOK_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from services.runtime.config import ServiceSettings
+from services.webhooks.domain.schedule import DEFAULT_SCHEDULE, parse_schedule
+
+
+class WebhooksSettings(ServiceSettings):
+    port: int = Field(8083, validation_alias="CLIPMIX_WEBHOOKS_PORT")
+    # Seconds before attempt 1, 2, 3, 4 (each counted from the previous failure). Tests shrink
+    # it to milliseconds; the length of the list is the number of attempts.
+    webhook_retry_schedule: str = DEFAULT_SCHEDULE
+    # A receiver's Retry-After may push a retry out to at most this many seconds.
+    webhook_retry_after_max_seconds: float = Field(7200.0, ge=0)
+    # Off in production: private, loopback and link-local targets are refused. `make up`
+    # turns it on so a developer can point an endpoint at a local server.
+    webhook_allow_private_targets: bool = False
+    # Whole-attempt deadline (connect + TLS + answer); a receiver should answer fast and
+    # process later.
+    webhook_timeout_seconds: float = Field(5.0, gt=0)
+    # A test fire is answered synchronously through the gateway, whose internal calls have a
+    # 2 s deadline (CLIPMIX_INTERNAL_TIMEOUT_SECONDS): its one attempt must end before that.
+    webhook_test_timeout_seconds: float = Field(1.5, gt=0)
+    # How much of a response is read (and the first bytes of it kept in the log).
+    webhook_response_limit_bytes: int = Field(1024, ge=0)
+    # Attempts in flight at once per process, and per endpoint: a hanging receiver can hold
+    # at most its own share, never the whole process.
+    webhook_concurrency: int = Field(64, ge=1)
+    webhook_endpoint_concurrency: int = Field(4, ge=1)
+    # The dispatcher is woken by NOTIFY when a delivery is queued; polling finds due retries.
+    webhook_poll_seconds: float = Field(0.5, gt=0)
+    # How long a rotated-out secret still signs deliveries.
+    webhook_rotation_overlap_seconds: float = Field(86400.0, ge=0)
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule_parses(cls, value: str) -> str:
+        parse_schedule(value)
+        return value
+
+    @property
+    def retry_schedule(self) -> tuple[float, ...]:
+        return parse_schedule(self.webhook_retry_schedule)

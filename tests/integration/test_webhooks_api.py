@@ -1,0 +1,176 @@
+"""The customer's webhook API (as the gateway forwards it) against the real webhooks app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from services.runtime.traffic import TRAFFIC
+from tests.infra import Infra
+from tests.webhooks_support import (
+    Service,
+    configure,
+    log_of,
+    new_key,
+    receiving,
+    running_webhooks,
+)
+
+
+@pytest.fixture(scope="module")
+async def service(infra: Infra) -> AsyncIterator[Service]:
+    async with running_webhooks(infra) as running:
+        yield running
+
+
+async def test_put_creates_with_the_secret_once_then_changes_without_it(service: Service) -> None:
+    key = new_key()
+    status, created = await service.call(
+        "PUT", "", key=key, json={"url": "http://127.0.0.1:9/a", "events": ["job.failed"]}
+    )
+    assert status == 201
+    assert created["secret"].startswith("whsec_")
+    assert created["events"] == ["job.failed"]
+
+    status, changed = await service.call("PUT", "", key=key, json={"url": "http://127.0.0.1:9/b"})
+    assert status == 200
+    assert "secret" not in changed
+    assert changed["url"] == "http://127.0.0.1:9/b"
+    assert changed["events"] == ["job.completed", "job.failed", "job.canceled"]
+
+    status, shown = await service.call("GET", "", key=key)
+    assert status == 200 and "secret" not in shown and shown["url"].endswith("/b")
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "code"),
+    [
+        ({}, "url", "parameter_missing"),
+        ({"url": "not a url"}, "url", "parameter_invalid"),
+        ({"url": "ftp://example.com/x"}, "url", "parameter_invalid"),
+        (
+            {"url": "http://127.0.0.1:9/", "events": ["job.started"]},
+            "events.0",
+            "parameter_invalid",
+        ),
+        ({"url": "http://127.0.0.1:9/", "events": []}, "events", "parameter_invalid"),
+        ({"url": "http://127.0.0.1:9/", "colour": "red"}, "colour", "parameter_unknown"),
+    ],
+)
+async def test_bad_bodies_answer_400_naming_the_param(
+    service: Service, body: dict[str, object], param: str, code: str
+) -> None:
+    status, answer = await service.call("PUT", "", key=new_key(), json=body)
+    assert status == 400
+    assert answer["error"]["param"] == param
+    assert answer["error"]["code"] == code
+    assert answer["error"]["type"] == "invalid_request_error"
+
+
+async def test_unconfigured_key_answers_404_on_every_route(service: Service) -> None:
+    key = new_key()
+    for method, path in [
+        ("GET", ""),
+        ("DELETE", ""),
+        ("POST", "/rotate-secret"),
+        ("POST", "/test"),
+        ("POST", "/deliveries/whd_nope/redeliver"),
+    ]:
+        status, answer = await service.call(method, path, key=key)
+        assert status == 404, (method, path)
+        assert answer["error"]["code"] == "webhook_not_configured"
+    status, page = await service.call("GET", "/deliveries", key=key)
+    assert status == 200 and page == {"object": "list", "data": [], "has_more": False}
+
+
+async def test_delete_removes_the_endpoint(service: Service) -> None:
+    key = new_key()
+    async with receiving() as receiver:
+        await configure(service, key, receiver)
+    status, answer = await service.call("DELETE", "", key=key)
+    assert status == 200 and answer["deleted"] is True
+    assert (await service.call("GET", "", key=key))[0] == 404
+
+
+async def test_another_account_cannot_see_or_change_the_endpoint(service: Service) -> None:
+    key = new_key()
+    async with receiving() as receiver:
+        await configure(service, key, receiver)
+    intruder = type(key)(key.id, "acct_someone_else")
+    assert (await service.call("GET", "", key=intruder))[0] == 404
+    status, _ = await service.call("PUT", "", key=intruder, json={"url": "http://127.0.0.1:9/x"})
+    assert status == 404
+
+
+async def test_without_the_internal_token_the_routes_do_not_exist(service: Service) -> None:
+    key = new_key()
+    async with service.http.get(f"{service.url}/internal/v1/keys/{key.id}/webhook") as resp:
+        assert resp.status == 404
+
+
+async def test_test_fire_answers_the_outcome_synchronously(service: Service) -> None:
+    key = new_key()
+    async with receiving() as receiver:
+        await configure(service, key, receiver)
+        status, result = await service.call("POST", "/test", key=key)
+        assert status == 200, result
+        assert result["succeeded"] is True
+        delivery = result["delivery"]
+        assert delivery["status_code"] == 200
+        assert delivery["trigger"] == "test"
+        assert delivery["resolved_ip"] == "127.0.0.1"
+        assert delivery["response_head"] == "ok"
+        assert delivery["next_attempt_at"] is None
+        [got] = receiver.received
+        assert got.verified, got.problems
+        assert got.event["type"] == "webhook.test"
+        assert got.event["id"] == result["event_id"] == got.headers["webhook-id"]
+        assert got.headers["User-Agent"].startswith("ClipMix-Webhooks/")
+
+    # The receiver is gone: the test fire says so at once, with the error class, and no retry.
+    status, result = await service.call("POST", "/test", key=key)
+    assert status == 200
+    assert result["succeeded"] is False
+    assert result["delivery"]["error"] == "connect_error"
+    assert result["delivery"]["next_attempt_at"] is None
+    assert [d["trigger"] for d in await log_of(service, key)] == ["test", "test"]
+
+
+async def test_rotation_shows_the_new_secret_once_and_both_sign_for_the_overlap(
+    service: Service,
+) -> None:
+    key = new_key()
+    async with receiving() as receiver:
+        old = await configure(service, key, receiver)
+        status, rotated = await service.call("POST", "/rotate-secret", key=key)
+        assert status == 200
+        new = rotated["secret"]
+        assert new.startswith("whsec_") and new != old
+        assert rotated["previous_secret_expires_at"] is not None
+        receiver.verify_with = [old, new]
+        status, result = await service.call("POST", "/test", key=key)
+        assert result["succeeded"] is True
+        assert receiver.all_verified(), receiver.received[-1].problems
+        assert len(receiver.received[-1].headers["X-ClipMix-Signature"].split(", ")) == 2
+        assert len(receiver.received[-1].headers["webhook-signature"].split(" ")) == 2
+    status, shown = await service.call("GET", "", key=key)
+    assert "secret" not in shown
+
+
+async def test_each_attempt_is_reported_to_the_status_traffic(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, bool]] = []
+
+    def record(component: str, *, error: bool, latency_seconds: float) -> None:
+        assert latency_seconds >= 0
+        seen.append((component, error))
+
+    monkeypatch.setattr(service.runner.app[TRAFFIC], "record", record)
+    key = new_key()
+    async with receiving() as receiver:
+        await configure(service, key, receiver)
+        await service.call("POST", "/test", key=key)
+    await service.call("POST", "/test", key=key)  # the receiver is gone: a failed attempt
+    assert seen == [("webhooks", False), ("webhooks", True)]
