@@ -16,7 +16,7 @@ MAKE_T0_NS  := $(shell date +%s%N)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: help install infra migrate up down logs ps test lint fmt clean
+.PHONY: help install infra migrate up down logs ps test lint fmt clean screenshot
 
 help: ## list the targets
 	@echo "ClipMix platform — make targets:"
@@ -75,6 +75,9 @@ test: install infra ## run the whole test suite against real PostgreSQL and Rabb
 lint: install ## ruff and mypy (strict)
 	$(VENV)/bin/ruff check services tests
 	$(VENV)/bin/mypy
+
+screenshot: install infra ## photograph the status page (headless Chromium) into docs/img/status-page.png
+	CLIPMIX_SCREENSHOT=docs/img/status-page.png $(VENV)/bin/pytest -q tests/e2e/test_status_page.py -k outage
 
 fmt: install ## format the code with ruff
 	$(VENV)/bin/ruff format services tests

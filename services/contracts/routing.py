@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.contracts.jobs import ALL_JOB_EVENTS, SETTLED_EVENTS, CreateJob
+from services.contracts.status import TrafficReported
 from services.messaging.topology import COMMANDS, EVENTS, QueueSpec
 
 JOBS_COMMANDS = "jobs.commands"
@@ -10,6 +11,7 @@ GATEWAY_JOB_EVENTS = "gateway.job-events"
 BILLING_JOB_EVENTS = "billing.job-events"
 WEBHOOKS_JOB_EVENTS = "webhooks.job-events"
 STATUS_JOB_EVENTS = "status.job-events"
+STATUS_TRAFFIC = "status.traffic"
 
 
 def _events(*types: str) -> tuple[tuple[str, str], ...]:
@@ -21,7 +23,9 @@ def _events(*types: str) -> tuple[tuple[str, str], ...]:
 QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec(JOBS_COMMANDS, ((COMMANDS, CreateJob.TYPE),)),
     QueueSpec(GATEWAY_JOB_EVENTS, _events(*ALL_JOB_EVENTS)),
-    QueueSpec(BILLING_JOB_EVENTS, _events(*SETTLED_EVENTS)),
+    # job.started too: it confirms a reservation's job exists (billing's reconciler skips it).
+    QueueSpec(BILLING_JOB_EVENTS, _events(*ALL_JOB_EVENTS)),
     QueueSpec(WEBHOOKS_JOB_EVENTS, _events(*SETTLED_EVENTS)),
     QueueSpec(STATUS_JOB_EVENTS, _events(*ALL_JOB_EVENTS)),
+    QueueSpec(STATUS_TRAFFIC, _events(TrafficReported.TYPE)),
 )

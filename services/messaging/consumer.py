@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,8 @@ Handler = Callable[["Connection", Envelope], Awaitable[None]]
 # dependency that is briefly away is not hammered through all tries in milliseconds.
 _RETRY_BASE_SECONDS = 0.1
 _RETRY_MAX_SECONDS = 5.0
+# How often the queue depth gauges (lag, dead letters) are sampled: one passive declare each.
+_DEPTH_EVERY_SECONDS = 15.0
 
 
 def _context(env: Envelope) -> dict[str, Any]:
@@ -74,6 +77,7 @@ class Consumer:
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._tag: str | None = None
+        self._depths: asyncio.Task[None] | None = None
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -85,11 +89,16 @@ class Consumer:
         # registered queues get their consumers back after a reconnect.
         self._queue = await self._channel.get_queue(self._queue_name)
         self._tag = await self._queue.consume(self._on_message)
+        self._depths = asyncio.create_task(self._sample_depths(), name=f"depth-{self._queue_name}")
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop taking messages, let in-flight ones finish (bounded), close the channel."""
         if self._channel is None:
             return
+        if self._depths is not None:
+            self._depths.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._depths
         if self._queue is not None and self._tag is not None and not self._channel.is_closed:
             await self._queue.cancel(self._tag)
         try:
@@ -99,6 +108,30 @@ class Consumer:
             log.warning("consumer_stop_timeout", queue=self._queue_name, in_flight=self._in_flight)
         await self._channel.close()
         self._channel = None
+
+    async def _sample_depths(self) -> None:
+        """Consumer lag and dead letters for Prometheus; a failed sample is skipped.
+
+        A short-lived channel of its own: a failed passive declare closes its channel, which
+        must never be the consuming one, and nothing is left for a reconnect to restore.
+        """
+        while True:
+            try:
+                channel = await self._connection.channel()
+                try:
+                    for name, gauge in (
+                        (self._queue_name, metrics.QUEUE_READY),
+                        (f"{self._queue_name}.dlq", metrics.DEAD_LETTER_READY),
+                    ):
+                        declared = await channel.declare_queue(name, passive=True)
+                        depth = declared.declaration_result.message_count or 0
+                        gauge.labels(self._service, self._queue_name).set(depth)
+                finally:
+                    if not channel.is_closed:
+                        await channel.close()
+            except Exception as exc:
+                log.debug("queue_depth_sample_failed", queue=self._queue_name, error=repr(exc))
+            await asyncio.sleep(_DEPTH_EVERY_SECONDS)
 
     def _outcome(self, outcome: str) -> None:
         metrics.MESSAGES_CONSUMED.labels(self._service, self._queue_name, outcome).inc()
@@ -114,6 +147,8 @@ class Consumer:
                 self._idle.set()
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
+        if message.redelivered:
+            metrics.MESSAGES_REDELIVERED.labels(self._service, self._queue_name).inc()
         try:
             env = Envelope.from_json(message.body)
         except ValidationError as exc:

@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from services.runtime import metrics
+from services.runtime.traffic import TRAFFIC, classify
 
 log = structlog.get_logger()
 
@@ -123,6 +124,10 @@ def edge_middleware(service: str) -> Middleware:
             elapsed = time.perf_counter() - started
             metrics.HTTP_REQUESTS.labels(service, request.method, route, str(response.status)).inc()
             metrics.HTTP_DURATION.labels(service, request.method, route).observe(elapsed)
+            reporter = request.app.get(TRAFFIC)
+            if reporter is not None and reporter.enabled and (component := classify(request.path)):
+                # Only the platform's failures count: a customer's 4xx/402/429 is not an error.
+                reporter.record(component, error=response.status >= 500, latency_seconds=elapsed)
             if response.status >= 500:
                 log.warning("request_5xx", route=route, status=response.status)
             return response

@@ -47,3 +47,27 @@ MESSAGE_DURATION = Histogram(
     ["service", "queue"],
     buckets=LATENCY_BUCKETS,
 )
+
+# --- messaging health, refreshed by each consumer (see messaging/consumer.py) ------------------
+MESSAGES_REDELIVERED = Counter(
+    "clipmix_messages_redelivered_total",
+    "Messages that arrived again after a nack, a crash or a lost connection.",
+    ["service", "queue"],
+)
+QUEUE_READY = Gauge(
+    "clipmix_queue_messages_ready",
+    "Messages waiting in a queue for a consumer (consumer lag), sampled periodically.",
+    ["service", "queue"],
+)
+DEAD_LETTER_READY = Gauge(
+    "clipmix_dead_letter_messages",
+    "Messages parked in a queue's dead-letter queue (<queue>.dlq), sampled periodically.",
+    ["service", "queue"],
+)
+
+# --- shared domain metrics (defined here so every name lives in one place) -------------------
+WEBHOOK_ATTEMPTS = Counter(
+    "clipmix_webhook_attempts_total",
+    "Webhook delivery attempts, by outcome (delivered, http_error, timeout, connection_error).",
+    ["service", "outcome"],
+)

@@ -30,6 +30,7 @@ from services.runtime.config import ServiceSettings
 from services.runtime.http import edge_middleware, json_response
 from services.runtime.logging import configure_logging
 from services.runtime.migrations import load, migrate
+from services.runtime.traffic import TRAFFIC, TrafficReporter, TrafficSettings, flusher
 
 log = structlog.get_logger()
 
@@ -246,8 +247,13 @@ def build_app(
     relay: bool,
     chores: tuple[Context, ...] = (),
     client_max_size: int = 1024**2,
+    report_traffic: bool = False,
 ) -> web.Application:
-    """The standard service: schema, broker, optional outbox relay, chores, then consumers."""
+    """The standard service: schema, broker, optional outbox relay, chores, then consumers.
+
+    With ``report_traffic``, ``app[TRAFFIC]`` counts outcomes for the status page (public
+    ``/api/`` requests are counted by the edge middleware) and flushes them every few seconds.
+    """
     if settings.env == "production" and settings.internal_token == _DEV_INTERNAL_TOKEN:
         raise RuntimeError("CLIPMIX_INTERNAL_TOKEN must be set in production")
     app = create_service_app(
@@ -258,6 +264,17 @@ def build_app(
     app.cleanup_ctx.append(rabbitmq(settings, name, queues))
     if relay:
         app.cleanup_ctx.append(outbox_relay(settings, name, name))
+    if report_traffic:
+        traffic = TrafficSettings()
+        # The gateway measures requests; the only other reporter (webhooks) delivery attempts.
+        app[TRAFFIC] = TrafficReporter(
+            name,
+            "requests" if name == "gateway" else "deliveries",
+            bucket_seconds=traffic.bucket_seconds,
+            enabled=traffic.enabled,
+        )
+        if traffic.enabled:
+            app.cleanup_ctx.append(flusher(traffic.flush_seconds, lambda a: a[AMQP]))
     app.cleanup_ctx.extend([*chores, inbox_purge(), consumers(settings, name, consume)])
     return app
 

@@ -7,6 +7,8 @@ bottom can prove they fail on broken input.
 
 import json
 import re
+import shutil
+import subprocess
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ K8S = DEPLOY / "k8s"
 PROMETHEUS = DEPLOY / "prometheus"
 GRAFANA = DEPLOY / "grafana"
 RUNBOOK = REPO / "docs" / "runbook.md"
+# Alert runbooks: the operator runbook, and the observability doc for the SLO/queue alerts.
+RUNBOOK_DOCS = ("docs/runbook.md", "docs/observability.md")
 
 SERVICES: dict[str, int] = {
     "gateway": 8080,
@@ -34,10 +38,26 @@ COUNTERS = {
     "clipmix_http_requests_total",
     "clipmix_outbox_published_total",
     "clipmix_messages_consumed_total",
+    "clipmix_messages_redelivered_total",
     "clipmix_jobs_transitions_total",
+    "clipmix_webhook_attempts_total",
+    "clipmix_billing_reservations_total",
+    "clipmix_billing_settlements_total",
+    "clipmix_status_job_outcomes_total",
+    "clipmix_status_evaluations_total",
 }
-GAUGES = {"clipmix_outbox_backlog", "clipmix_outbox_oldest_age_seconds"}
-HISTOGRAMS = {"clipmix_http_request_duration_seconds", "clipmix_message_handle_duration_seconds"}
+GAUGES = {
+    "clipmix_outbox_backlog",
+    "clipmix_outbox_oldest_age_seconds",
+    "clipmix_queue_messages_ready",
+    "clipmix_dead_letter_messages",
+    "clipmix_status_component_severity",
+}
+HISTOGRAMS = {
+    "clipmix_http_request_duration_seconds",
+    "clipmix_message_handle_duration_seconds",
+    "clipmix_job_run_duration_seconds",
+}
 SPEC_METRICS = COUNTERS | GAUGES | HISTOGRAMS
 # Series names a query may use: the metrics, the histograms' exposed series, and `up`.
 ALLOWED_SERIES = (
@@ -56,6 +76,10 @@ REQUIRED_ALERTS = {
     "ClipMixOutboxStalled",
     "ClipMixMessagesDeadLettered",
     "ClipMixServiceDown",
+    "ClipMixJobErrorBudgetFastBurn",
+    "ClipMixJobErrorBudgetSlowBurn",
+    "ClipMixDeadLetterQueueGrowing",
+    "ClipMixConsumerLagging",
 }
 
 
@@ -155,8 +179,14 @@ def grafana_variable_metric_names(query: str) -> set[str]:
     return promql_metric_names(query)
 
 
-def alert_rule_problems(rules_doc: Any, anchors: set[str], allowed: set[str]) -> list[str]:
-    """Everything wrong with a Prometheus rules file, as readable messages."""
+def alert_rule_problems(
+    rules_doc: Any, anchors: set[str] | dict[str, set[str]], allowed: set[str]
+) -> list[str]:
+    """Everything wrong with a Prometheus rules file, as readable messages.
+
+    ``anchors``: the headings of docs/runbook.md, or of each runbook document by path.
+    """
+    docs = anchors if isinstance(anchors, dict) else {"docs/runbook.md": anchors}
     problems: list[str] = []
     groups = rules_doc.get("groups") if isinstance(rules_doc, dict) else None
     if not groups:
@@ -182,9 +212,10 @@ def alert_rule_problems(rules_doc: Any, anchors: set[str], allowed: set[str]) ->
             problems.append(f"{name}: annotations.summary missing")
         url = str(annotations.get("runbook_url") or "")
         path, _, anchor = url.partition("#")
-        if not path.endswith("docs/runbook.md"):
-            problems.append(f"{name}: runbook_url {url!r} does not point at docs/runbook.md")
-        elif anchor not in anchors:
+        doc = next((d for d in docs if path.endswith(d)), None)
+        if doc is None:
+            problems.append(f"{name}: runbook_url {url!r} does not point at {' or '.join(docs)}")
+        elif anchor not in docs[doc]:
             problems.append(f"{name}: runbook_url anchor #{anchor} is not a runbook heading")
     return problems
 
@@ -262,8 +293,8 @@ def compose() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def runbook_anchors() -> set[str]:
-    return markdown_anchors(RUNBOOK.read_text(encoding="utf-8"))
+def runbook_anchors() -> dict[str, set[str]]:
+    return {doc: markdown_anchors((REPO / doc).read_text(encoding="utf-8")) for doc in RUNBOOK_DOCS}
 
 
 @pytest.fixture(scope="module")
@@ -475,7 +506,9 @@ def test_scrape_jobs_do_not_set_a_service_target_label() -> None:
                 assert "service" not in (static.get("labels") or {}), f"{name}: {job['job_name']}"
 
 
-def test_alert_rules_are_complete(alerts_doc: dict[str, Any], runbook_anchors: set[str]) -> None:
+def test_alert_rules_are_complete(
+    alerts_doc: dict[str, Any], runbook_anchors: dict[str, set[str]]
+) -> None:
     assert alert_rule_problems(alerts_doc, runbook_anchors, ALLOWED_SERIES) == []
 
 
@@ -504,18 +537,54 @@ def test_required_alerts_exist_with_the_agreed_conditions(alerts_doc: dict[str, 
     assert "increase(clipmix_messages_consumed_total" in dead
     assert 'outcome="dead_lettered"' in dead and "[10m]" in dead and "> 0" in dead
 
+    for name, factor, windows in (
+        ("ClipMixJobErrorBudgetFastBurn", "14.4 * 0.01", ("[1h]", "[5m]")),
+        ("ClipMixJobErrorBudgetSlowBurn", "6 * 0.01", ("[6h]", "[30m]")),
+    ):
+        job = expr(name)
+        assert factor in job and all(w in job for w in windows)
+        assert "clipmix_status_job_outcomes_total" in job and "sum by (kind)" in job
+
+    assert "delta(clipmix_dead_letter_messages" in alerts["ClipMixDeadLetterQueueGrowing"]["expr"]
+    lag = alerts["ClipMixConsumerLagging"]
+    assert "clipmix_queue_messages_ready" in lag["expr"] and lag["for"] == "10m"
+
     down = alerts["ClipMixServiceDown"]
     assert down["expr"].startswith("up") and "== 0" in down["expr"]
     assert down["for"] == "2m"
 
 
 def test_every_alert_has_its_own_runbook_section(
-    alerts_doc: dict[str, Any], runbook_anchors: set[str]
+    alerts_doc: dict[str, Any], runbook_anchors: dict[str, set[str]]
 ) -> None:
     for group in alerts_doc["groups"]:
         for rule in group["rules"]:
             if "alert" in rule:
-                assert github_slug(rule["alert"]) in runbook_anchors
+                path, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+                assert anchor == github_slug(rule["alert"])
+                assert anchor in runbook_anchors[path], f"{path} lacks a {rule['alert']} section"
+
+
+PROMTOOL = shutil.which("promtool")
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (apt-get install prometheus)")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("check", "config", "prometheus.yml"),
+        ("check", "config", "prometheus.compose.yml"),
+        ("check", "rules", "alerts.yml"),
+        ("test", "rules", "alerts.test.yml"),
+    ],
+    ids=" ".join,
+)
+def test_promtool_accepts_the_config_rules_and_rule_tests(args: tuple[str, ...]) -> None:
+    assert PROMTOOL is not None
+    done = subprocess.run(
+        [PROMTOOL, *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 # --------------------------------------------------------------------------- Grafana
@@ -544,6 +613,15 @@ def test_dashboard_covers_the_agreed_views(dashboards: dict[str, dict[str, Any]]
         "clipmix_messages_consumed_total",
         'outcome="dead_lettered"',
         "sum by (kind, status) (rate(clipmix_jobs_transitions_total",
+        "clipmix_status_component_severity",
+        'clipmix_status_job_outcomes_total{outcome="error"}',
+        "clipmix_job_run_duration_seconds_bucket",
+        "clipmix_queue_messages_ready",
+        "clipmix_dead_letter_messages",
+        "clipmix_messages_redelivered_total",
+        "sum by (outcome) (rate(clipmix_webhook_attempts_total",
+        "clipmix_billing_reservations_total",
+        "clipmix_billing_settlements_total",
     ):
         assert needle in exprs, f"dashboard lacks a query with {needle!r}"
 

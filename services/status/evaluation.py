@@ -1,0 +1,123 @@
+"""The periodic evaluation: window -> measured state -> confirmed state, incidents, history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from services.contracts.status import COMPONENTS, ComponentState
+from services.status import adapters, metrics
+from services.status.domain import (
+    SEVERITY,
+    UNHEALTHY,
+    Measurement,
+    Thresholds,
+    Tracked,
+    measure,
+    p95_seconds,
+    step,
+    worst,
+)
+
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
+
+
+@dataclass(frozen=True)
+class Policy:
+    thresholds: Thresholds
+    window_seconds: float
+    recompute_seconds: float
+    confirm_evaluations: int
+    retention: timedelta
+
+
+def stats_of(m: Measurement) -> dict[str, Any]:
+    """The figures stored with a component's health and shown by ``GET /api/status``."""
+
+    def ms(latency: list[int]) -> float | None:
+        p95 = p95_seconds(latency)
+        return None if p95 is None else round(p95 * 1000, 1)
+
+    sources = [
+        {
+            "source": s.source,
+            "count": s.counts.count,
+            "errors": s.counts.errors,
+            "error_rate": s.error_rate,
+            "p95_latency_ms": ms(s.counts.latency),
+        }
+        for s in m.signals
+    ]
+    # The headline latency is the one a caller feels: requests first, then the others.
+    order = {"requests": 0, "deliveries": 1, "jobs": 2}
+    headline = sorted((s for s in sources if s["count"]), key=lambda s: order[str(s["source"])])
+    return {
+        "count": m.count,
+        "errors": m.errors,
+        "error_rate": m.errors / m.count if m.count else None,
+        "p95_latency_ms": headline[0]["p95_latency_ms"] if headline else None,
+        "sources": sources,
+    }
+
+
+async def evaluate(pool: asyncpg.Pool, policy: Policy, now: datetime) -> bool:
+    """Evaluate every component once; ``False`` when another replica has it (or just did)."""
+    async with pool.acquire() as conn, conn.transaction():
+        last = await adapters.last_computed(conn) if await adapters.try_lock(conn) else now
+        # Locked, or another replica evaluated within this period: doing it again would count
+        # one evaluation twice toward the two needed to change a state.
+        if last is not None and (now - last).total_seconds() < policy.recompute_seconds / 2:
+            metrics.EVALUATIONS.labels("skipped").inc()
+            return False
+        await _evaluate(conn, policy, now)
+        await adapters.set_computed(conn, now)
+    metrics.EVALUATIONS.labels("done").inc()
+    return True
+
+
+async def _evaluate(conn: Connection, policy: Policy, now: datetime) -> None:
+    since = now - timedelta(seconds=policy.window_seconds)
+    counted = await adapters.window(conn, since)
+    tracked = await adapters.tracked(conn)
+    ongoing = await adapters.ongoing_incidents(conn)
+    overrides = await adapters.active_overrides(conn, now)
+    for component in COMPONENTS:
+        m = measure(counted.get(component, {}), policy.thresholds)
+        before = tracked.get(component, Tracked(ComponentState.NO_DATA))
+        after = step(before, m.state, now, policy.confirm_evaluations)
+        await adapters.save_health(conn, component, after, m.state, m.reason, stats_of(m), now)
+        metrics.COMPONENT_SEVERITY.labels(component).set(SEVERITY[after.state])
+        await _incident(conn, component, before, after, m, ongoing.get(component), now)
+        shown = after.state
+        if component in overrides:
+            shown = ComponentState(overrides[component]["state"])
+        await adapters.note_day(conn, now.date(), component, SEVERITY[shown])
+    await adapters.purge_traffic(conn, now - policy.retention)
+
+
+async def _incident(
+    conn: Connection,
+    component: str,
+    before: Tracked,
+    after: Tracked,
+    m: Measurement,
+    ongoing: dict[str, Any] | None,
+    now: datetime,
+) -> None:
+    """Leaving operational opens an incident; being operational again resolves it.
+
+    "No data" neither opens nor resolves one: silence is not proof of health.
+    """
+    if after.state in UNHEALTHY:
+        reason = m.reason or f"{component} is {after.state.value}"
+        if ongoing is None:
+            started = after.candidate_since if before.state != after.state else None
+            await adapters.open_incident(conn, component, after.state, reason, started or now)
+        elif worst(ComponentState(ongoing["impact"]), after.state) != ongoing["impact"]:
+            await adapters.worsen_incident(conn, ongoing["id"], after.state, reason)
+    elif after.state is ComponentState.OPERATIONAL and ongoing is not None:
+        await adapters.resolve_incident(conn, ongoing["id"], now)
