@@ -68,6 +68,7 @@ DEAD_LETTER_READY = Gauge(
 # --- shared domain metrics (defined here so every name lives in one place) -------------------
 WEBHOOK_ATTEMPTS = Counter(
     "clipmix_webhook_attempts_total",
-    "Webhook delivery attempts, by outcome (delivered, http_error, timeout, connection_error).",
+    "Webhook delivery attempts by outcome: delivered, http_error, or the error class"
+    " (timeout, connect_error, dns_error, tls_error, refused_target, invalid_response, ...).",
     ["service", "outcome"],
 )

@@ -20,6 +20,7 @@ import asyncpg
 import structlog
 
 from services.contracts.webhooks import WebhookDelivery
+from services.runtime import metrics
 from services.webhooks.adapters import deliveries
 from services.webhooks.adapters.deliveries import Attempt, Claimed
 from services.webhooks.adapters.sender import Outcome, Sender
@@ -148,6 +149,7 @@ class Dispatcher:
             headers = signature_headers(task.keys, task.event_id, int(time.time()), task.body)
             outcome = await self._sender.post(url, headers, task.body, timeout)
             self._on_attempt(counts_as_error(outcome), outcome.latency_ms / 1000)
+        metrics.WEBHOOK_ATTEMPTS.labels("webhooks", _outcome_label(outcome)).inc()
         delay = None
         if not outcome.succeeded and task.trigger != "test" and task.url is not None:
             delay = next_delay(
@@ -181,3 +183,12 @@ class Dispatcher:
             fenced_out=logged is None,
         )
         return logged
+
+
+def _outcome_label(outcome: Outcome) -> str:
+    """A small fixed set of label values: delivered, http_error, or the error class."""
+    if outcome.succeeded:
+        return "delivered"
+    if outcome.status_code is not None:
+        return "http_error"
+    return outcome.error or "unknown"
