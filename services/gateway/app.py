@@ -10,8 +10,9 @@ from pydantic import Field
 
 from services.contracts.routing import GATEWAY_JOB_EVENTS, QUEUES
 from services.gateway.adapters import idempotency
+from services.gateway.adapters.ratelimit import Limit
 from services.gateway.domain import sandbox
-from services.gateway.entrypoints import events, http
+from services.gateway.entrypoints import edge, events, http, idempotent, proxy
 from services.runtime import service
 from services.runtime.config import ServiceSettings
 
@@ -26,6 +27,14 @@ class GatewaySettings(ServiceSettings):
     # Largest accepted request body; larger ones answer 413.
     max_body_bytes: int = Field(256 * 1024, ge=1024)
     idempotency_purge_seconds: float = Field(600.0, gt=0)
+    # How long a forwarded POST holds its Idempotency-Key before it frees itself (the gateway
+    # died mid-call); well above the internal call deadline.
+    idempotency_lease_seconds: float = Field(30.0, gt=0)
+    # Per-key token bucket shared by all replicas: ``rate_limit_burst`` requests at once, refilled
+    # at ``rate_limit_per_second``. Keys may override both (``clipmix-admin keys limit``).
+    rate_limit_enabled: bool = True
+    rate_limit_per_second: float = Field(50.0, gt=0)
+    rate_limit_burst: int = Field(100, ge=1)
 
 
 async def _purge_idempotency(app: web.Application) -> int:
@@ -46,12 +55,16 @@ def create_app(settings: GatewaySettings) -> web.Application:
             ),
         ),
         client_max_size=settings.max_body_bytes,
+        report_traffic=True,
     )
-    app.middlewares.append(http.authenticate)
+    limit = Limit(settings.rate_limit_per_second, settings.rate_limit_burst)
+    edge.install(app, limit if settings.rate_limit_enabled else None)
+    app[idempotent.IDEMPOTENCY_LEASE] = timedelta(seconds=settings.idempotency_lease_seconds)
     app[http.PUBLIC_BASE_URL] = settings.public_base_url.rstrip("/")
     app[http.IDEMPOTENCY_TTL] = timedelta(hours=settings.idempotency_ttl_hours)
     app[http.SANDBOX_WAV] = sandbox.silent_wav()
-    http.add_routes(app)
+    http.add_routes(app, settings)
+    proxy.add_routes(app, settings)
     return app
 
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import orjson
 
 from services.billing import cli as billing_cli
-from services.gateway.adapters import accounts
+from services.gateway.adapters import accounts, ratelimit
 from services.gateway.app import MIGRATIONS, NAME
 from services.gateway.domain.keys import Mode
 from services.runtime import db
@@ -36,12 +37,44 @@ async def _accounts_create(conn: Connection, args: argparse.Namespace) -> Any:
     return await accounts.create_account(conn, args.name, args.email)
 
 
+async def _accounts_list(conn: Connection, args: argparse.Namespace) -> Any:
+    return await accounts.list_accounts(conn, args.limit)
+
+
+def _expiry(args: argparse.Namespace) -> datetime | None:
+    if args.expires_at is not None and args.expires_in_days is not None:
+        raise Refused("give --expires-at or --expires-in-days, not both")
+    if args.expires_in_days is not None:
+        return datetime.now(UTC) + timedelta(days=args.expires_in_days)
+    expires_at: datetime | None = args.expires_at
+    if expires_at is None:
+        return None
+    if expires_at.tzinfo is None:
+        raise Refused("--expires-at needs a time zone, e.g. 2027-01-31T00:00:00+00:00")
+    if expires_at <= datetime.now(UTC):
+        raise Refused("--expires-at is in the past")
+    return expires_at
+
+
 async def _keys_create(conn: Connection, args: argparse.Namespace) -> Any:
     created = await accounts.create_key(
-        conn, args.account, Mode(args.mode), args.name, args.expires_at
+        conn,
+        args.account,
+        Mode(args.mode),
+        args.name,
+        _expiry(args),
+        rate_limit_per_second=args.rate_limit,
+        rate_limit_burst=args.burst,
     )
     if created is None:
         raise Refused(f"no such account: {args.account}")
+    if args.webhook_url:  # the webhooks service keeps the endpoint; its whsec_ secret shown once
+        try:
+            created["webhook"] = await webhooks_cli.configure_for_new_key(
+                created["id"], args.account, args.webhook_url
+            )
+        except webhooks_cli.UrlRefused as exc:
+            raise Refused(str(exc)) from None
     return created
 
 
@@ -53,7 +86,41 @@ async def _keys_revoke(conn: Connection, args: argparse.Namespace) -> Any:
 
 
 async def _keys_list(conn: Connection, args: argparse.Namespace) -> Any:
+    if not await accounts.account_exists(conn, args.account):
+        raise Refused(f"no such account: {args.account}")
     return await accounts.list_keys(conn, args.account)
+
+
+async def _keys_limit(conn: Connection, args: argparse.Namespace) -> Any:
+    if args.default:
+        if args.rate_limit is not None or args.burst is not None:
+            raise Refused("--default takes no --rate-limit or --burst")
+    elif args.rate_limit is None or args.burst is None:
+        raise Refused("give --rate-limit and --burst, or --default")
+    if not await ratelimit.set_limit(conn, args.key_id, args.rate_limit, args.burst):
+        raise Refused(f"no such key: {args.key_id}")
+    return await accounts.get_key(conn, args.key_id)
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not (math.isfinite(number) and number > 0):
+        raise argparse.ArgumentTypeError("must be a positive number")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be a whole number of at least 1")
+    return number
+
+
+def _limit_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rate-limit", type=_positive_float, help="requests per second (token refill rate)"
+    )
+    parser.add_argument("--burst", type=_positive_int, help="requests allowed at once")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--email")
     create.set_defaults(run=_accounts_create)
+    al = acc.add_parser("list", help="list accounts, newest first")
+    al.add_argument("--limit", type=_positive_int, default=100)
+    al.set_defaults(run=_accounts_list)
 
     key = groups.add_parser("keys").add_subparsers(dest="action", required=True)
     kc = key.add_parser("create", help="create an API key; its secret is printed once")
@@ -72,6 +142,9 @@ def _parser() -> argparse.ArgumentParser:
     kc.add_argument("--mode", choices=[m.value for m in Mode], required=True)
     kc.add_argument("--name")
     kc.add_argument("--expires-at", type=datetime.fromisoformat, help="ISO 8601 time with zone")
+    kc.add_argument("--expires-in-days", type=_positive_float, help="expire this many days on")
+    _limit_options(kc)  # default: the deployment's CLIPMIX_RATE_LIMIT_* settings
+    kc.add_argument("--webhook-url", help="set the key's webhook endpoint (secret printed once)")
     kc.set_defaults(run=_keys_create)
     kr = key.add_parser("revoke", help="revoke a key at once")
     kr.add_argument("key_id")
@@ -79,6 +152,11 @@ def _parser() -> argparse.ArgumentParser:
     kl = key.add_parser("list", help="list an account's keys (never their secrets)")
     kl.add_argument("--account", required=True)
     kl.set_defaults(run=_keys_list)
+    klim = key.add_parser("limit", help="override a key's rate limit, or return it to the default")
+    klim.add_argument("key_id")
+    _limit_options(klim)
+    klim.add_argument("--default", action="store_true", help="use the deployment's default")
+    klim.set_defaults(run=_keys_limit)
 
     # Other services' operator commands work on their own schemas: ``operate(settings, args)``.
     for plugin in (billing_cli, webhooks_cli, status_cli):

@@ -1,9 +1,11 @@
-"""Use cases of the gateway. A create is one transaction: idempotency, read model, outbox."""
+"""Use cases of the gateway. A create is one transaction: idempotency claim, (live) credit
+reservation, read model, outbox, stored answer."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -12,20 +14,36 @@ import orjson
 import structlog
 
 from services.contracts.ids import new_id
-from services.contracts.jobs import CreateJob, JobSnapshot, JobStatus, Service
+from services.contracts.jobs import (
+    TERMINAL,
+    CreateJob,
+    JobSnapshot,
+    JobStatus,
+    SandboxOutcome,
+    Service,
+    job_object,
+)
 from services.gateway.adapters import idempotency, jobs_view
 from services.gateway.adapters.accounts import Caller
+from services.gateway.adapters.billing import Billing, Reservation
 from services.gateway.domain import sandbox
-from services.gateway.domain.jobs import job_object
 from services.messaging import outbox
 from services.messaging.envelope import Envelope
 from services.messaging.topology import COMMANDS
-from services.runtime.http import ApiError
+from services.runtime.http import ApiError, error_payload
 
 if TYPE_CHECKING:
     from services.runtime.db import Connection
 
 log = structlog.get_logger()
+
+# Refusals that are the outcome of carrying the request out (billing's answer, the named music
+# job): kept under the Idempotency-Key like a success, so a retry answers the same. Server
+# errors and input errors found before the claim are never kept.
+KEPT_REFUSALS = frozenset({402, 403, 404, 422})
+
+# Reads a video's length in whole (billable) seconds; raises ApiError when it cannot.
+Measure = Callable[[str], Awaitable[int]]
 
 
 @dataclass(frozen=True)
@@ -34,6 +52,8 @@ class Answer:
     headers: dict[str, str]
     body: bytes
     replayed: bool = False
+    job_id: str | None = None
+    settled: bool = True
 
 
 @dataclass(frozen=True)
@@ -44,80 +64,253 @@ class CreateRequest:
     idempotency_key: str | None
     fingerprint: bytes
     correlation_id: str
+    scenario: sandbox.Scenario = field(default_factory=sandbox.Scenario)
 
 
-def fingerprint(method: str, path: str, payload: Any) -> bytes:
-    """Same method, path and JSON value (whatever the key order or spacing) → same print."""
+@dataclass(frozen=True)
+class Gateway:
+    """What the create use case needs, built once by the composition root."""
+
+    pool: asyncpg.Pool
+    billing: Billing
+    measure: Measure
+    public_base_url: str
+    idempotency_ttl: timedelta
+    files: sandbox.Artifacts
+
+
+def fingerprint(method: str, path: str, payload: Any, scenario: str | None = None) -> bytes:
+    """Same method, path and JSON value (whatever the key order or spacing) → same print.
+
+    A sandbox scenario changes what the request does, so it is part of the print when given.
+    """
     canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).digest()
+    extra = b"" if scenario is None else b"\nscenario:" + scenario.encode()
+    return hashlib.sha256(
+        method.encode() + b" " + path.encode() + b"\n" + canonical + extra
+    ).digest()
 
 
-def _accepted(
-    req: CreateRequest, job_id: str, now: datetime, public_base_url: str
+def _sandbox_job(
+    gw: Gateway, req: CreateRequest, job_id: str, now: datetime
 ) -> tuple[JobSnapshot, CreateJob]:
-    caller = req.caller
-    if not caller.test:
-        raise ApiError(
-            501,
-            "api_error",
-            "live_jobs_unavailable",
-            "Live jobs are not available on this deployment yet; use a sk_test_ key.",
-        )
-    result = sandbox.outcome(req.service, req.input, public_base_url)
+    result = sandbox.outcome(
+        req.service,
+        req.input,
+        req.scenario,
+        base_url=gw.public_base_url,
+        files=gw.files,
+        now=now,
+    )
+    held = result.delay_seconds > 0
     snapshot = JobSnapshot(
         job_id=job_id,
-        account_id=caller.account_id,
-        api_key_id=caller.key_id,
+        account_id=req.caller.account_id,
+        api_key_id=req.caller.key_id,
         service=req.service,
-        status=result.status,
+        status=JobStatus.PROCESSING if held else result.status,
         test=True,
         input=req.input,
-        output=result.output,
-        error=result.error,
-        progress=1.0 if result.status is JobStatus.COMPLETED else 0.0,
+        output=None if held else result.output,
+        error=None if held else result.error,
+        progress=1.0 if not held and result.status is JobStatus.COMPLETED else 0.0,
         created_at=now,
         started_at=now,
-        completed_at=now,
+        completed_at=None if held else now,
         version=0,  # the read model's first row; every event of the jobs service is newer
     )
-    command = CreateJob(
+    return snapshot, _command(req, job_id, now, 0, result)
+
+
+def _live_job(
+    req: CreateRequest, job_id: str, now: datetime, reservation: Reservation
+) -> tuple[JobSnapshot, CreateJob]:
+    snapshot = JobSnapshot(
         job_id=job_id,
-        account_id=caller.account_id,
-        api_key_id=caller.key_id,
+        account_id=req.caller.account_id,
+        api_key_id=req.caller.key_id,
         service=req.service,
-        test=True,
+        status=JobStatus.QUEUED,
+        test=False,
+        input=req.input,
+        cost_credits=reservation.amount,
+        created_at=now,
+        version=0,
+    )
+    return snapshot, _command(req, job_id, now, reservation.amount, None)
+
+
+def _command(
+    req: CreateRequest,
+    job_id: str,
+    now: datetime,
+    cost: int,
+    outcome: SandboxOutcome | None,
+) -> CreateJob:
+    return CreateJob(
+        job_id=job_id,
+        account_id=req.caller.account_id,
+        api_key_id=req.caller.key_id,
+        service=req.service,
+        test=req.caller.test,
         input=req.input,
         created_at=now,
-        sandbox=result,
+        cost_credits=cost,
+        sandbox=outcome,
     )
-    return snapshot, command
 
 
-async def create_job(
-    pool: asyncpg.Pool, req: CreateRequest, *, public_base_url: str, idempotency_ttl: timedelta
-) -> Answer:
-    async with pool.acquire() as conn, conn.transaction():
-        if req.idempotency_key is not None:
-            replay = await _claim(conn, req)
-            if replay is not None:
-                return replay
-        job_id = new_id("job")
-        snapshot, command = _accepted(req, job_id, datetime.now(UTC), public_base_url)
-        row = await jobs_view.insert(conn, snapshot)
-        env = Envelope(
-            type=CreateJob.TYPE,
-            correlation_id=req.correlation_id,
-            data=command.model_dump(mode="json"),
+def _now() -> datetime:
+    # Milliseconds, as the API shows times: a ``created[lte]`` filter given the time a job
+    # showed then finds that job.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+async def _check_music_job(conn: Connection, req: CreateRequest) -> None:
+    music_job_id = req.input.get("music_job_id") if req.service is Service.FAMILY_VIDEOS else None
+    if music_job_id is None:
+        return
+    row = await jobs_view.get(conn, music_job_id, req.caller.account_id, req.caller.test)
+    if row is None:
+        raise ApiError(
+            404,
+            "invalid_request_error",
+            "resource_missing",
+            f"No such job: '{music_job_id}'.",
+            param="music_job_id",
         )
-        await outbox.stage(conn, COMMANDS, CreateJob.TYPE, env)
-        answer = Answer(201, {"Content-Type": "application/json"}, orjson.dumps(job_object(row)))
-        if req.idempotency_key is not None:
-            stored = idempotency.Stored(req.fingerprint, answer.status, answer.headers, answer.body)
-            await idempotency.store(
-                conn, req.caller.key_id, req.idempotency_key, idempotency_ttl, stored
-            )
-    log.info("job_accepted", job_id=job_id, job_service=req.service.value, test=req.caller.test)
+    if row["service"] != Service.MUSIC.value:
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            "parameter_invalid",
+            f"music_job_id must name a music job; '{music_job_id}' is a {row['service']} job.",
+            param="music_job_id",
+        )
+    if row["status"] in (JobStatus.FAILED.value, JobStatus.CANCELED.value):
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            "music_job_unusable",
+            f"The music job '{music_job_id}' is {row['status']}; it has no song to use.",
+            param="music_job_id",
+        )
+
+
+async def prepare(gw: Gateway, req: CreateRequest) -> CreateRequest:
+    """Work done before the transaction: a live translation without a length is measured.
+
+    Skipped when the Idempotency-Key already holds an answer (the replay needs no quote).
+    """
+    needs_length = (
+        req.service is Service.TRANSLATIONS
+        and not req.caller.test
+        and req.input.get("duration_seconds") is None
+    )
+    if not needs_length:
+        return req
+    if req.idempotency_key is not None:
+        async with gw.pool.acquire() as conn:
+            if await idempotency.find(conn, req.caller.key_id, req.idempotency_key):
+                return req
+    seconds = await gw.measure(req.input["video_url"])
+    return CreateRequest(
+        caller=req.caller,
+        service=req.service,
+        input={**req.input, "duration_seconds": seconds},
+        idempotency_key=req.idempotency_key,
+        fingerprint=req.fingerprint,
+        correlation_id=req.correlation_id,
+        scenario=req.scenario,
+    )
+
+
+def _answer(snapshot: JobSnapshot) -> Answer:
+    # The snapshot is exactly what the read model stored (times already in milliseconds), so
+    # the answer is rendered from it rather than from a re-read row.
+    return Answer(
+        201,
+        {"Content-Type": "application/json"},
+        orjson.dumps(job_object(snapshot)),
+        job_id=snapshot.job_id,
+        settled=snapshot.status in TERMINAL,
+    )
+
+
+def _envelope(req: CreateRequest, command: CreateJob) -> Envelope:
+    return Envelope(
+        type=CreateJob.TYPE, correlation_id=req.correlation_id, data=command.model_dump(mode="json")
+    )
+
+
+async def _create_plain_sandbox_job(gw: Gateway, req: CreateRequest) -> Answer:
+    """A test job without an Idempotency-Key: no claim, no reservation, one statement."""
+    snapshot, command = _sandbox_job(gw, req, new_id("job"), _now())
+    await jobs_view.insert_with_command(gw.pool, snapshot, COMMANDS, _envelope(req, command))
+    log.info("job_accepted", job_id=snapshot.job_id, job_service=req.service.value, test=True)
+    return _answer(snapshot)
+
+
+async def create_job(gw: Gateway, req: CreateRequest) -> Answer:
+    if req.caller.test and req.idempotency_key is None and not req.input.get("music_job_id"):
+        return await _create_plain_sandbox_job(gw, req)
+    req = await prepare(gw, req)
+    reserved: str | None = None
+    async with gw.pool.acquire() as conn:
+        try:
+            async with conn.transaction():
+                if req.idempotency_key is not None:
+                    replay = await _claim(conn, req)
+                    if replay is not None:
+                        return replay
+                job_id = new_id("job")
+                try:
+                    await _check_music_job(conn, req)
+                    reservation = None if req.caller.test else await _reserve(gw, req, job_id)
+                except ApiError as refusal:
+                    if req.idempotency_key is None or refusal.status not in KEPT_REFUSALS:
+                        raise
+                    answer = _refused(req, refusal)
+                else:
+                    if reservation is None:
+                        snapshot, command = _sandbox_job(gw, req, job_id, _now())
+                    else:
+                        reserved = job_id
+                        snapshot, command = _live_job(req, job_id, _now(), reservation)
+                    await jobs_view.insert(conn, snapshot)
+                    await outbox.stage(conn, COMMANDS, CreateJob.TYPE, _envelope(req, command))
+                    answer = _answer(snapshot)
+                if req.idempotency_key is not None:
+                    stored = idempotency.Stored(
+                        req.fingerprint, answer.status, answer.headers, answer.body
+                    )
+                    await idempotency.store(
+                        conn, req.caller.key_id, req.idempotency_key, gw.idempotency_ttl, stored
+                    )
+        except BaseException:
+            if reserved is not None:
+                # The job was never accepted: hand the credits back now rather than wait for
+                # billing's reconciler to notice the job never appeared.
+                log.warning("job_create_rolled_back_after_reserve", job_id=reserved)
+                await gw.billing.release(reserved, "gateway_transaction_failed")
+            raise
+    if answer.job_id is not None:
+        log.info("job_accepted", job_id=job_id, job_service=req.service.value, test=req.caller.test)
     return answer
+
+
+async def _reserve(gw: Gateway, req: CreateRequest, job_id: str) -> Reservation:
+    caller = req.caller
+    return await gw.billing.reserve(
+        job_id, caller.account_id, caller.key_id, req.service.value, req.input
+    )
+
+
+def _refused(req: CreateRequest, refusal: ApiError) -> Answer:
+    """A refusal decided by carrying the request out, kept under its Idempotency-Key."""
+    body = orjson.dumps(error_payload(refusal, req.correlation_id))
+    return Answer(refusal.status, {"Content-Type": "application/json", **refusal.headers}, body)
 
 
 async def _claim(conn: Connection, req: CreateRequest) -> Answer | None:

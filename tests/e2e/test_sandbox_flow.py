@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import aiohttp
 import asyncpg
@@ -77,12 +78,83 @@ async def test_sandbox_music_job_runs_through_every_service(suite: Suite) -> Non
         await conn.close()
 
 
+SANDBOX_BODIES = {
+    "/api/v1/music": {"prompt": "a sea shanty", "duration_seconds": 20},
+    "/api/v1/translations": {
+        "video_url": "https://cdn.example.com/talk.mp4",
+        "target_languages": ["es", "fr", "ja"],
+        "tier": "standard",
+    },
+    "/api/v1/family-videos": {
+        "photo_urls": ["https://cdn.example.com/1.jpg", "https://cdn.example.com/2.jpg"],
+        "mode": "album",
+    },
+    "/api/v1/avatars": {
+        "kind": "faceswap",
+        "tier": "premium",
+        "face_image_url": "https://cdn.example.com/face.jpg",
+        "target_video_url": "https://cdn.example.com/clip.mp4",
+        "duration_seconds": 12,
+    },
+}
+
+
+async def test_every_service_runs_sandbox_jobs_through_the_suite(suite: Suite) -> None:
+    """Each of the four services: a completed job, a job failing with a requested code, and
+    a job held in processing that `Prefer: wait` answers once the jobs service settles it."""
+    _, secret = suite.new_test_key()
+    auth = {"Authorization": f"Bearer {secret}"}
+    expected: dict[str, str] = {}
+    async with (
+        counting(suite.infra.amqp_url, "job.completed") as completed,
+        counting(suite.infra.amqp_url, "job.failed") as failed,
+        aiohttp.ClientSession() as http,
+    ):
+        for path, body in SANDBOX_BODIES.items():
+            async with http.post(suite.gateway + path, json=body, headers=auth) as r:
+                assert r.status == 201, await r.text()
+                job = await r.json()
+            assert (job["status"], job["test"], job["cost_credits"]) == ("completed", True, 0)
+            expected[job["id"]] = "completed"
+            fail = {**auth, "ClipMix-Sandbox-Scenario": "fail=provider_timeout"}
+            async with http.post(suite.gateway + path, json=body, headers=fail) as r:
+                job = await r.json()
+            assert job["status"] == "failed" and job["error"]["code"] == "provider_timeout"
+            expected[job["id"]] = "failed"
+            held = {**auth, "ClipMix-Sandbox-Scenario": "delay=1", "Prefer": "wait=20"}
+            started = time.monotonic()
+            async with http.post(suite.gateway + path, json=body, headers=held) as r:
+                job = await r.json()
+                assert r.headers["Preference-Applied"] == "wait=20"
+            # Held about a second by the jobs service, then answered as soon as it settled.
+            assert 0.9 < time.monotonic() - started < 15
+            assert job["status"] == "completed" and job["output"], job
+            expected[job["id"]] = "completed"
+        await completed.wait_for({j for j, s in expected.items() if s == "completed"})
+        await failed.wait_for({j for j, s in expected.items() if s == "failed"})
+        async with http.get(f"{suite.gateway}/api/v1/jobs?limit=100", headers=auth) as r:
+            listed = {j["id"]: j["status"] for j in (await r.json())["data"]}
+    assert listed == expected
+
+    conn = await asyncpg.connect(suite.infra.database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT id, status, service FROM jobs.jobs WHERE id = ANY($1::text[])", list(expected)
+        )
+        assert {r["id"]: r["status"] for r in rows} == expected
+        assert {r["service"] for r in rows} == {"music", "translations", "family_videos", "avatars"}
+    finally:
+        await conn.close()
+
+
 async def test_every_service_answers_health_readiness_and_metrics(suite: Suite) -> None:
     async with aiohttp.ClientSession() as http:
         for name in SERVICES:
             url = suite.processes[name].url
             async with http.get(f"{url}/healthz") as r:
                 assert r.status == 200
+            if name == "simulator":  # a stand-in for external providers: no database, no broker
+                continue
             async with http.get(f"{url}/readyz") as r:
                 body = await r.json()
                 assert r.status == 200, body

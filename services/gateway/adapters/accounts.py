@@ -64,22 +64,35 @@ async def create_account(conn: Connection, name: str, email: str | None) -> dict
     return dict(row)
 
 
+# What operators see of a key (never its hash), with whether it still works.
+_KEY_COLUMNS = (
+    "id, account_id, name, mode, display, created_at, expires_at, revoked_at,"
+    " rate_limit_per_second, rate_limit_burst,"
+    " CASE WHEN revoked_at IS NOT NULL THEN 'revoked'"
+    " WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'expired'"
+    " ELSE 'active' END AS state"
+)
+
+
 async def create_key(
     conn: Connection,
     account_id: str,
     mode: keys.Mode,
     name: str | None,
     expires_at: datetime | None = None,
+    *,
+    rate_limit_per_second: float | None = None,
+    rate_limit_burst: int | None = None,
 ) -> dict[str, Any] | None:
     """A new key for an existing account (None if there is no such account); the only time
-    the secret is returned."""
+    the secret is returned. The rate limit is the deployment's default unless given."""
     if not await conn.fetchval("SELECT 1 FROM accounts WHERE id = $1", account_id):
         return None
     new = keys.generate(mode)
     row = await conn.fetchrow(
-        "INSERT INTO api_keys (id, account_id, name, mode, secret_hash, display, expires_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        " RETURNING id, account_id, name, mode, display, created_at, expires_at, revoked_at",
+        "INSERT INTO api_keys (id, account_id, name, mode, secret_hash, display, expires_at,"
+        " rate_limit_per_second, rate_limit_burst) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        f" RETURNING {_KEY_COLUMNS}",
         new_id("key"),
         account_id,
         name,
@@ -87,6 +100,8 @@ async def create_key(
         new.hash,
         new.display,
         expires_at,
+        rate_limit_per_second,
+        rate_limit_burst,
     )
     assert row is not None
     return {**dict(row), "secret": new.secret}
@@ -96,16 +111,38 @@ async def revoke_key(conn: Connection, key_id: str) -> dict[str, Any] | None:
     """Revoke at once; revoking twice keeps the first time."""
     row = await conn.fetchrow(
         "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1"
-        " RETURNING id, account_id, mode, display, revoked_at",
+        f" RETURNING {_KEY_COLUMNS}",
         key_id,
     )
     return dict(row) if row else None
 
 
 async def list_keys(conn: Connection, account_id: str) -> list[dict[str, Any]]:
+    """Every key of the account, oldest first, revoked and expired ones included."""
     rows = await conn.fetch(
-        "SELECT id, account_id, name, mode, display, created_at, expires_at, revoked_at"
-        " FROM api_keys WHERE account_id = $1 ORDER BY created_at",
+        f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE account_id = $1 ORDER BY created_at, id",
         account_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def get_key(conn: Connection, key_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = $1", key_id)
+    return dict(row) if row else None
+
+
+async def account_exists(conn: Connection, account_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM accounts WHERE id = $1", account_id))
+
+
+async def list_accounts(conn: Connection, limit: int) -> list[dict[str, Any]]:
+    """The newest accounts first, with how many of their keys still work."""
+    rows = await conn.fetch(
+        "SELECT a.id, a.name, a.email, a.live_enabled, a.created_at,"
+        " count(k.id) FILTER (WHERE k.revoked_at IS NULL"
+        " AND (k.expires_at IS NULL OR k.expires_at > now())) AS active_keys"
+        " FROM accounts a LEFT JOIN api_keys k ON k.account_id = a.id"
+        " GROUP BY a.id ORDER BY a.created_at DESC, a.id LIMIT $1",
+        limit,
     )
     return [dict(r) for r in rows]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from services.contracts.jobs import TERMINAL, JobSnapshot
+from services.messaging.envelope import Envelope
 
 if TYPE_CHECKING:
     from services.runtime.db import Connection
@@ -48,6 +50,28 @@ async def insert(conn: Connection, snapshot: JobSnapshot) -> dict[str, Any]:
     return dict(row)
 
 
+async def insert_with_command(
+    conn: Connection | asyncpg.Pool, snapshot: JobSnapshot, exchange: str, env: Envelope
+) -> None:
+    """Show a new job and stage its command in the outbox in ONE statement (atomic on its own).
+
+    The create path without an Idempotency-Key and without a reservation needs nothing else,
+    so it costs one round trip instead of BEGIN, two INSERTs and COMMIT. The outbox row is the
+    one ``messaging.outbox.stage`` writes (its statement trigger wakes the relay the same way).
+    """
+    await conn.execute(
+        f"WITH job AS (INSERT INTO jobs ({_COLUMNS})"
+        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15))"
+        " INSERT INTO outbox (message_id, exchange, routing_key, body)"
+        " VALUES ($16, $17, $18, $19)",
+        *_values(snapshot),
+        env.message_id,
+        exchange,
+        env.type,
+        env.to_json(),
+    )
+
+
 async def apply(conn: Connection, snapshot: JobSnapshot) -> bool:
     """Move the read model to ``snapshot`` unless it is older than what is shown.
 
@@ -86,3 +110,41 @@ async def get(
         service,
     )
     return dict(row) if row else None
+
+
+async def page(
+    conn: Connection | asyncpg.Pool,
+    account_id: str,
+    test: bool,
+    *,
+    limit: int,
+    starting_after: str | None = None,
+    service: str | None = None,
+    status: str | None = None,
+    created_gte: datetime | None = None,
+    created_lte: datetime | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """One page of an account's jobs, newest first (ids sort by creation), and whether more
+    follow. The cursor is a job id: the page holds the jobs created before it."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM jobs WHERE account_id = $1 AND test = $2"
+        " AND ($3::text IS NULL OR id < $3) AND ($4::text IS NULL OR service = $4)"
+        " AND ($5::text IS NULL OR status = $5)"
+        " AND ($6::timestamptz IS NULL OR created_at >= $6)"
+        " AND ($7::timestamptz IS NULL OR created_at <= $7)"
+        " ORDER BY id DESC LIMIT $8",
+        account_id,
+        test,
+        starting_after,
+        service,
+        status,
+        created_gte,
+        created_lte,
+        limit + 1,
+    )
+    return [dict(r) for r in rows[:limit]], len(rows) > limit
+
+
+async def status(conn: Connection | asyncpg.Pool, job_id: str) -> str | None:
+    value = await conn.fetchval("SELECT status FROM jobs WHERE id = $1", job_id)
+    return None if value is None else str(value)

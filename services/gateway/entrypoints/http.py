@@ -1,8 +1,9 @@
-"""Public HTTP routes of the gateway (``/api/v1``)."""
+"""Public HTTP routes of the gateway (``/api/v1``): creates, reads, lists, sandbox files."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -11,14 +12,34 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from services.contracts.jobs import Service
-from services.gateway.adapters import accounts, jobs_view
-from services.gateway.adapters.accounts import Caller, KeyRefused
-from services.gateway.domain import keys
-from services.gateway.domain.jobs import job_object
-from services.gateway.domain.requests import MusicCreate
-from services.gateway.service_layer import Answer, CreateRequest, create_job, fingerprint
+from services.contracts.jobs import TERMINAL, JobStatus, Service
+from services.gateway.adapters import jobs_view
+from services.gateway.adapters import media as media_fetch
+from services.gateway.adapters.accounts import Caller
+from services.gateway.adapters.billing import HttpBilling
+from services.gateway.adapters.waiter import SettledWaiter
+from services.gateway.adapters.waiter import context as waiter_context
+from services.gateway.domain import media, sandbox
+from services.gateway.domain.jobs import public
+from services.gateway.domain.requests import (
+    CREATE_MODELS,
+    JOB_ID_PATTERN,
+    MAX_VIDEO_SECONDS,
+    FieldError,
+    ListJobsQuery,
+    dump,
+)
+from services.gateway.entrypoints import openapi
+from services.gateway.service_layer import (
+    Answer,
+    CreateRequest,
+    Gateway,
+    create_job,
+    fingerprint,
+)
+from services.runtime.config import ServiceSettings
 from services.runtime.http import REQUEST_ID, ApiError, json_response
+from services.runtime.internal import HTTP_SESSION, InternalClient
 from services.runtime.service import POOL
 
 log = structlog.get_logger()
@@ -27,63 +48,25 @@ CALLER = web.RequestKey("caller", Caller)
 PUBLIC_BASE_URL = web.AppKey("public_base_url", str)
 IDEMPOTENCY_TTL = web.AppKey("idempotency_ttl", timedelta)
 SANDBOX_WAV = web.AppKey("sandbox_wav", bytes)
+SANDBOX_FILES = web.AppKey("sandbox_files", sandbox.Artifacts)
+GATEWAY = web.AppKey("gateway", Gateway)
+WAITER = web.AppKey("settled_waiter", SettledWaiter)
 
 API_PREFIX = "/api/v1/"
+_JOB_ID = re.compile(JOB_ID_PATTERN)
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
-
-_KEY_MESSAGES = {
-    "invalid_api_key": "Invalid API key provided.",
-    "api_key_revoked": "This API key has been revoked.",
-    "api_key_expired": "This API key has expired.",
+MAX_WAIT_SECONDS = 60
+# Paths of the create and read routes, per service.
+SERVICE_PATHS: dict[Service, str] = {
+    Service.MUSIC: "/api/v1/music",
+    Service.TRANSLATIONS: "/api/v1/translations",
+    Service.FAMILY_VIDEOS: "/api/v1/family-videos",
+    Service.AVATARS: "/api/v1/avatars",
 }
 
 
-def _unauthorized(code: str, message: str) -> ApiError:
-    return ApiError(
-        401,
-        "authentication_error",
-        code,
-        message,
-        headers={"WWW-Authenticate": 'Bearer realm="clipmix"'},
-    )
-
-
-@web.middleware
-async def authenticate(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Every ``/api/v1`` call needs a valid key; the caller is bound to the request and logs."""
-    if not request.path.startswith(API_PREFIX):
-        return await handler(request)
-    header = request.headers.get("Authorization")
-    if not header:
-        raise _unauthorized(
-            "missing_api_key", "No API key provided. Send 'Authorization: Bearer sk_test_…'."
-        )
-    scheme, _, secret = header.partition(" ")
-    secret = secret.strip()
-    if scheme.lower() != "bearer" or not keys.looks_like_key(secret):
-        raise _unauthorized(
-            "invalid_api_key",
-            "Malformed API key. Expected 'Bearer sk_live_…' or 'Bearer sk_test_…'.",
-        )
-    try:
-        caller = await accounts.authenticate(request.app[POOL], secret)
-    except KeyRefused as refused:
-        raise _unauthorized(refused.code, _KEY_MESSAGES[refused.code]) from None
-    if not caller.test and not caller.live_enabled:
-        raise ApiError(
-            403,
-            "permission_error",
-            "live_mode_not_enabled",
-            "Live keys work after the account's first credit purchase;"
-            " use a sk_test_ key until then.",
-        )
-    request[CALLER] = caller
-    with structlog.contextvars.bound_contextvars(
-        account_id=caller.account_id, api_key_id=caller.key_id
-    ):
-        return await handler(request)
+def _invalid(param: str | None, message: str, code: str = "parameter_invalid") -> ApiError:
+    return ApiError(400, "invalid_request_error", code, message, param=param)
 
 
 async def _json_body(request: web.Request) -> Any:
@@ -98,21 +81,21 @@ async def _json_body(request: web.Request) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise ApiError(
-            400, "invalid_request_error", "invalid_json", "The body is not valid JSON."
-        ) from None
+        raise _invalid(None, "The body is not valid JSON.", "invalid_json") from None
 
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def _validate(model: type[M], payload: Any) -> M:
+def validate(model: type[M], payload: Any) -> M:
+    """The model, or a 400 naming the first field at fault (dotted path for nested ones)."""
     if not isinstance(payload, dict):
-        raise ApiError(
-            400, "invalid_request_error", "invalid_body", "The body must be a JSON object."
-        )
+        raise _invalid(None, "The body must be a JSON object.", "invalid_body")
     try:
         return model.model_validate(payload)
+    except FieldError as err:
+        prefix = "Missing" if err.code == "parameter_missing" else "Invalid value for"
+        raise _invalid(err.param, f"{prefix} {err.param}: {err.message}", err.code) from None
     except ValidationError as exc:
         first = exc.errors()[0]
         param = ".".join(str(p) for p in first["loc"]) or None
@@ -123,7 +106,7 @@ def _validate(model: type[M], payload: Any) -> M:
             "parameter_missing": f"Missing required parameter: {param}.",
             "parameter_unknown": f"Unknown parameter: {param}.",
         }.get(code, f"Invalid value for {param}: {first['msg']}.")
-        raise ApiError(400, "invalid_request_error", code, message, param=param) from None
+        raise _invalid(param, message, code) from None
 
 
 def _idempotency_key(request: web.Request) -> str | None:
@@ -131,82 +114,240 @@ def _idempotency_key(request: web.Request) -> str | None:
     if key is None:
         return None
     if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH or not key.isascii() or not key.isprintable():
-        raise ApiError(
-            400,
-            "invalid_request_error",
-            "idempotency_key_invalid",
+        raise _invalid(
+            "Idempotency-Key",
             f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII"
             " characters.",
-            param="Idempotency-Key",
+            "idempotency_key_invalid",
         )
     return key
 
 
-def _respond(answer: Answer) -> web.Response:
-    headers = dict(answer.headers)
+def prefer_wait(header: str | None) -> int | None:
+    """Seconds from ``Prefer: wait=N`` (RFC 7240); other preferences are ignored."""
+    if header is None:
+        return None
+    for token in header.split(","):
+        name, _, value = token.strip().partition("=")
+        if name.strip().lower() != "wait":
+            continue
+        value = value.strip().strip('"')
+        if not value.isdigit() or int(value) > MAX_WAIT_SECONDS:
+            raise _invalid("Prefer", "Prefer: wait=N needs a whole number of seconds from 0 to 60.")
+        return int(value)
+    return None
+
+
+def _scenario(request: web.Request, caller: Caller) -> tuple[sandbox.Scenario, str | None]:
+    header = request.headers.get(sandbox.SCENARIO_HEADER)
+    if header is None:
+        return sandbox.Scenario(), None
+    if not caller.test:
+        raise _invalid(sandbox.SCENARIO_HEADER, "Sandbox scenarios work with sk_test_ keys only.")
+    try:
+        return sandbox.parse_scenario(header), header
+    except sandbox.ScenarioError as err:
+        raise _invalid(sandbox.SCENARIO_HEADER, f"Invalid sandbox scenario: {err}.") from None
+
+
+def _respond(answer: Answer, extra: dict[str, str] | None = None) -> web.Response:
+    headers = {**answer.headers, **(extra or {})}
     if answer.replayed:
         headers["Idempotent-Replayed"] = "true"
     return web.Response(body=answer.body, status=answer.status, headers=headers)
 
 
-async def _create(request: web.Request, service: Service, model: type[BaseModel]) -> web.Response:
+async def _create(request: web.Request, service: Service) -> web.Response:
+    caller = request[CALLER]
     key = _idempotency_key(request)
+    wait = prefer_wait(request.headers.get("Prefer"))
+    scenario, scenario_header = _scenario(request, caller)
     payload = await _json_body(request)
-    body = _validate(model, payload)
+    body = validate(CREATE_MODELS[service], payload)
+    gateway = request.app[GATEWAY]
     answer = await create_job(
-        request.app[POOL],
+        gateway,
         CreateRequest(
-            caller=request[CALLER],
+            caller=caller,
             service=service,
-            input=body.model_dump(mode="json"),
+            input=dump(body),
             idempotency_key=key,
-            fingerprint=fingerprint(request.method, request.path, payload),
+            # Only a request with an Idempotency-Key is ever compared with another.
+            fingerprint=b""
+            if key is None
+            else fingerprint(request.method, request.path, payload, scenario_header),
             correlation_id=request[REQUEST_ID],
+            scenario=scenario,
         ),
-        public_base_url=request.app[PUBLIC_BASE_URL],
-        idempotency_ttl=request.app[IDEMPOTENCY_TTL],
     )
-    return _respond(answer)
+    # A replay is the stored answer byte for byte: it never waits (see docs/api.md).
+    if wait is None or answer.replayed or answer.job_id is None:
+        return _respond(answer)
+    applied = {"Preference-Applied": f"wait={wait}"}
+    if answer.settled or wait == 0:
+        return _respond(answer, applied)
+    return await _waited(request, answer, answer.job_id, wait, applied)
+
+
+async def _waited(
+    request: web.Request, answer: Answer, job_id: str, wait: int, applied: dict[str, str]
+) -> web.Response:
+    pool = request.app[POOL]
+
+    async def settled() -> bool:
+        status = await jobs_view.status(pool, job_id)
+        return status is not None and JobStatus(status) in TERMINAL
+
+    await request.app[WAITER].wait(job_id, float(wait), settled)
+    caller = request[CALLER]
+    row = await jobs_view.get(pool, job_id, caller.account_id, caller.test)
+    if row is None:  # cannot happen: the job was committed before the wait
+        return _respond(answer, applied)
+    return json_response(public(row), status=answer.status, headers=applied)
+
+
+def _not_found(job_id: str) -> ApiError:
+    return ApiError(
+        404,
+        "invalid_request_error",
+        "resource_missing",
+        f"No such job: '{job_id[:64]}'.",
+        param="id",
+    )
 
 
 async def _get(request: web.Request, service: Service | None) -> web.Response:
     caller = request[CALLER]
+    job_id = request.match_info["id"]
+    if not _JOB_ID.fullmatch(job_id):  # not an id at all: no need to ask the database
+        raise _not_found(job_id)
     row = await jobs_view.get(
         request.app[POOL],
-        request.match_info["id"],
+        job_id,
         caller.account_id,
         caller.test,
         service.value if service else None,
     )
     if row is None:
-        raise ApiError(
-            404,
-            "invalid_request_error",
-            "resource_missing",
-            f"No such job: '{request.match_info['id'][:64]}'.",
-            param="id",
+        raise _not_found(job_id)
+    return json_response(public(row))
+
+
+def query_params(request: web.Request) -> dict[str, str]:
+    """The query string as one value per name; a repeated name is refused."""
+    found: dict[str, str] = {}
+    for name, value in request.query.items():
+        if name in found:
+            raise _invalid(name, f"{name} is given more than once.")
+        found[name] = value
+    return found
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    caller = request[CALLER]
+    query = validate(ListJobsQuery, query_params(request))
+    rows, has_more = await jobs_view.page(
+        request.app[POOL],
+        caller.account_id,
+        caller.test,
+        limit=query.limit,
+        starting_after=query.starting_after,
+        service=query.service.value if query.service else None,
+        status=query.status.value if query.status else None,
+        created_gte=query.created_gte,
+        created_lte=query.created_lte,
+    )
+    return json_response(
+        {"object": "list", "data": [public(r) for r in rows], "has_more": has_more}
+    )
+
+
+def _create_handler(service: Service) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        return await _create(request, service)
+
+    handler.__name__ = f"create_{service.value}"
+    return handler
+
+
+def _get_handler(service: Service | None) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        return await _get(request, service)
+
+    handler.__name__ = f"get_{service.value if service else 'job'}"
+    return handler
+
+
+async def sandbox_music(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[SANDBOX_FILES].wav, content_type="audio/wav")
+
+
+async def sandbox_video(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[SANDBOX_FILES].mp4, content_type="video/mp4")
+
+
+def _measurer(app: web.Application, allow_private: bool) -> Callable[[str], Awaitable[int]]:
+    async def measure(url: str) -> int:
+        try:
+            found = await media_fetch.measure(app[HTTP_SESSION], url, allow_private=allow_private)
+        except media_fetch.Unreachable as exc:
+            raise _invalid(
+                "video_url",
+                f"The video could not be fetched to measure its length ({exc}); make it"
+                " reachable or send duration_seconds.",
+                "video_unreachable",
+            ) from None
+        except media.Unmeasurable as exc:
+            raise _invalid(
+                "video_url",
+                f"The video's length could not be read ({exc}); send an MP4 or give"
+                " duration_seconds.",
+                "video_unmeasurable",
+            ) from None
+        if found.billable_seconds > MAX_VIDEO_SECONDS:
+            raise _invalid(
+                "video_url",
+                f"The video is longer than {MAX_VIDEO_SECONDS} seconds.",
+                "video_too_long",
+            )
+        return found.billable_seconds
+
+    return measure
+
+
+def _wiring(settings: ServiceSettings) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Build the create use case's dependencies once the HTTP session and pool exist."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        client = InternalClient(
+            app[HTTP_SESSION],
+            settings.billing_url,
+            settings.internal_token,
+            settings.internal_timeout_seconds,
         )
-    return json_response(job_object(row))
+        app[GATEWAY] = Gateway(
+            pool=app[POOL],
+            billing=HttpBilling(client),
+            measure=_measurer(app, allow_private=settings.env != "production"),
+            public_base_url=app[PUBLIC_BASE_URL],
+            idempotency_ttl=app[IDEMPOTENCY_TTL],
+            files=app[SANDBOX_FILES],
+        )
+        yield
+
+    return ctx
 
 
-async def create_music(request: web.Request) -> web.Response:
-    return await _create(request, Service.MUSIC, MusicCreate)
-
-
-async def get_music(request: web.Request) -> web.Response:
-    return await _get(request, Service.MUSIC)
-
-
-async def get_job(request: web.Request) -> web.Response:
-    return await _get(request, None)
-
-
-async def sandbox_artifact(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[SANDBOX_WAV], content_type="audio/wav")
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/api/v1/music", create_music)
-    app.router.add_get("/api/v1/music/{id}", get_music)
-    app.router.add_get("/api/v1/jobs/{id}", get_job)
-    app.router.add_get("/sandbox/artifacts/music.wav", sandbox_artifact)
+def add_routes(app: web.Application, settings: ServiceSettings) -> None:
+    app[SANDBOX_FILES] = sandbox.Artifacts.build()
+    app[WAITER] = SettledWaiter()
+    app.cleanup_ctx.append(_wiring(settings))
+    app.cleanup_ctx.append(waiter_context(app[WAITER], settings.database_url, "gateway"))
+    for service, path in SERVICE_PATHS.items():
+        app.router.add_post(path, _create_handler(service))
+        app.router.add_get(path + "/{id}", _get_handler(service))
+    app.router.add_get("/api/v1/jobs", list_jobs)
+    app.router.add_get("/api/v1/jobs/{id}", _get_handler(None))
+    app.router.add_get(sandbox.MUSIC_PATH, sandbox_music)
+    app.router.add_get(sandbox.VIDEO_PATH, sandbox_video)
+    openapi.add_routes(app)

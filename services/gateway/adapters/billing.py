@@ -1,0 +1,119 @@
+"""Billing's reservation routes, as the gateway calls them on a live create (internal HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from services.runtime.http import ApiError
+from services.runtime.internal import (
+    ACCOUNT_HEADER,
+    KEY_HEADER,
+    TEST_HEADER,
+    InternalClient,
+    Reply,
+    Unavailable,
+)
+
+log = structlog.get_logger()
+
+# Billing's answers the customer should see as they are (status, type, code, extra fields).
+RELAYED = frozenset({402, 403, 422})
+
+
+@dataclass(frozen=True)
+class Reservation:
+    amount: int
+    price_version: str | None
+    available: int | None
+
+
+class Billing(Protocol):
+    async def reserve(
+        self, job_id: str, account_id: str, key_id: str, service: str, input: dict[str, Any]
+    ) -> Reservation: ...
+
+    async def release(self, job_id: str, reason: str) -> None: ...
+
+
+def billing_unavailable() -> ApiError:
+    return ApiError(
+        503,
+        "api_error",
+        "billing_unavailable",
+        "Credits could not be reserved just now; nothing was charged. Retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+def relayed(reply: Reply) -> ApiError:
+    """Billing's refusal in the public error shape, with its extra fields (needed, available)."""
+    error = dict(reply.json()["error"])
+    error.pop("request_id", None)
+    return ApiError(
+        reply.status,
+        error.pop("type"),
+        error.pop("code"),
+        error.pop("message"),
+        param=error.pop("param", None),
+        extra=error,
+    )
+
+
+class HttpBilling:
+    """Reserve and release over ``/internal/v1/reservations`` with the client's deadline."""
+
+    def __init__(self, client: InternalClient) -> None:
+        self._client = client
+
+    async def reserve(
+        self, job_id: str, account_id: str, key_id: str, service: str, input: dict[str, Any]
+    ) -> Reservation:
+        """The reservation, or an ``ApiError`` to answer (402/403/422 relayed, 503 otherwise).
+
+        A reservation whose outcome is unknown (timeout, broken connection, a 5xx) is released
+        before answering 503, so nothing stays reserved for a job that was never accepted.
+        """
+        headers = {ACCOUNT_HEADER: account_id, KEY_HEADER: key_id, TEST_HEADER: "false"}
+        body = {"job_id": job_id, "account_id": account_id, "service": service, "input": input}
+        try:
+            reply = await self._client.call(
+                "POST", "/internal/v1/reservations", json=body, headers=headers
+            )
+        except Unavailable as exc:
+            log.warning("billing_reserve_unavailable", job_id=job_id, error=str(exc))
+            await self.release(job_id, "reserve_outcome_unknown")
+            raise billing_unavailable() from None
+        if reply.status in (200, 201):
+            answer = reply.json()
+            return Reservation(
+                int(answer["amount"]), answer.get("price_version"), answer.get("available")
+            )
+        if reply.status in RELAYED:
+            try:
+                refusal: ApiError | None = relayed(reply)
+            except (ValueError, KeyError, TypeError):
+                refusal = None  # not the error shape: treated as an unknown outcome below
+            if refusal is not None:
+                raise refusal
+        log.warning("billing_reserve_refused", job_id=job_id, status=reply.status)
+        await self.release(job_id, "reserve_outcome_unknown")
+        raise billing_unavailable()
+
+    async def release(self, job_id: str, reason: str) -> None:
+        """Best effort: billing's reconciler releases whatever this misses."""
+        try:
+            # Shielded: a client that hangs up must not cancel the undo of a reservation.
+            reply = await asyncio.shield(
+                self._client.call(
+                    "POST", f"/internal/v1/reservations/{job_id}/release", json={"reason": reason}
+                )
+            )
+        except Unavailable as exc:
+            log.warning("billing_release_unavailable", job_id=job_id, error=str(exc))
+            return
+        if reply.status != 200:
+            log.warning("billing_release_refused", job_id=job_id, status=reply.status)

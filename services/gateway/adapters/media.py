@@ -1,0 +1,101 @@
+"""Fetching the first bytes of a customer's video to measure it (bounded in time and size)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+import structlog
+
+from services.gateway.domain import media
+
+log = structlog.get_logger()
+
+# Enough for the header of any "fast start" MP4; a file with moov at the end costs one more
+# ranged read of the same size.
+READ_BYTES = 512 * 1024
+TIMEOUT_SECONDS = 5.0
+MAX_REDIRECTS = 3
+
+
+class Unreachable(Exception):
+    """The video could not be fetched (refused address, network error, timeout, not 2xx)."""
+
+
+async def _check_address(url: str) -> None:
+    host = urlsplit(url).hostname or ""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise Unreachable(f"cannot resolve {host!r}") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise Unreachable("the address is private, loopback or reserved")
+
+
+async def _read(
+    session: aiohttp.ClientSession, url: str, offset: int, allow_private: bool
+) -> bytes:
+    headers = {"Range": f"bytes={offset}-{offset + READ_BYTES - 1}"}
+    # Redirects are followed by hand so that every hop's address is checked, not just the first.
+    for _ in range(MAX_REDIRECTS + 1):
+        if not allow_private:
+            await _check_address(url)
+        async with session.get(url, headers=headers, allow_redirects=False) as resp:
+            location = resp.headers.get("Location")
+            if resp.status in (301, 302, 303, 307, 308) and location:
+                url = urljoin(url, location)
+                if urlsplit(url).scheme not in ("http", "https"):
+                    raise Unreachable("redirected to a URL that is not http(s)")
+                continue
+            return await _body(resp, offset)
+    raise Unreachable("too many redirects")
+
+
+async def _body(resp: aiohttp.ClientResponse, offset: int) -> bytes:
+    """At most READ_BYTES of the answer, whatever the server sends."""
+    if resp.status == 200 and offset > 0:
+        raise Unreachable("the server does not serve byte ranges")
+    if resp.status not in (200, 206):
+        raise Unreachable(f"the server answered {resp.status}")
+    chunks: list[bytes] = []
+    size = 0
+    while size < READ_BYTES:
+        chunk = await resp.content.read(READ_BYTES - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+async def measure(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    allow_private: bool,
+    timeout: float = TIMEOUT_SECONDS,  # noqa: ASYNC109 - one deadline for the whole measurement
+) -> media.Duration:
+    """The video's length; raises ``Unreachable`` or ``media.Unmeasurable``.
+
+    Private and loopback addresses are refused outside development and tests, so a customer
+    cannot make the gateway read its own network.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            offset = 0
+            for _ in range(2):
+                data = await _read(session, url, offset, allow_private)
+                found = media.duration(data, offset)
+                if isinstance(found, media.Duration):
+                    return found
+                offset = found.offset
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+        log.info("video_fetch_failed", error=type(exc).__name__)
+        raise Unreachable(f"fetching the video failed: {type(exc).__name__}") from exc
+    raise media.Unmeasurable("the movie header was not found within the bytes read")

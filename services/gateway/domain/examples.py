@@ -1,0 +1,236 @@
+"""Example answers for the OpenAPI document and the HTML reference. No I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.contracts.jobs import Service
+
+JOB_ID = "job_01jd5m8kq2x7c4v9b3n6t1r0aa"
+KEY_ID = "key_01jd5m2w8e3r5t7y9u1i3o5p7a"
+CREATED = "2026-11-28T12:00:00.000Z"
+DONE = "2026-11-28T12:00:41.000Z"
+EXPIRES = "2026-12-05T12:00:41.000Z"
+
+_CODES: dict[int, tuple[str, str, str, str | None]] = {
+    400: (
+        "invalid_request_error",
+        "parameter_invalid",
+        "Invalid value for duration_seconds: Input should be less than or equal to 300.",
+        "duration_seconds",
+    ),
+    401: ("authentication_error", "invalid_api_key", "Invalid API key provided.", None),
+    402: (
+        "invalid_request_error",
+        "insufficient_credits",
+        "This job needs 450 credits; 120 are available.",
+        None,
+    ),
+    403: (
+        "permission_error",
+        "live_mode_not_enabled",
+        "Live keys work after the account's first credit purchase; use a test key until then.",
+        None,
+    ),
+    404: ("invalid_request_error", "resource_missing", f"No such job: '{JOB_ID}'.", "id"),
+    405: ("invalid_request_error", "method_not_allowed", "Method not allowed on this route.", None),
+    409: (
+        "idempotency_error",
+        "idempotency_key_in_use",
+        "A request with this Idempotency-Key is still being handled; retry shortly.",
+        None,
+    ),
+    413: ("invalid_request_error", "request_too_large", "The request body is too large.", None),
+    415: (
+        "invalid_request_error",
+        "unsupported_media_type",
+        "Send the body as application/json.",
+        None,
+    ),
+    422: (
+        "idempotency_error",
+        "idempotency_key_reuse",
+        "This Idempotency-Key was used with a different request; use a new key.",
+        None,
+    ),
+    429: (
+        "rate_limit_error",
+        "rate_limited",
+        "Too many requests; retry after the Retry-After seconds.",
+        None,
+    ),
+    503: (
+        "api_error",
+        "billing_unavailable",
+        "Credits could not be reserved just now; nothing was charged. Retry shortly.",
+        None,
+    ),
+}
+
+
+def error(status: int) -> dict[str, Any]:
+    type_, code, message, param = _CODES[status]
+    body: dict[str, Any] = {
+        "type": type_,
+        "code": code,
+        "message": message,
+        "param": param,
+        "request_id": "req_5f0c2a9e4b1d7c3a8e6f2b10",
+    }
+    if status == 402:
+        body.update(needed=450, available=120)
+    return {"error": body}
+
+
+def _artifact(content_type: str) -> dict[str, Any]:
+    return {
+        "url": f"https://cdn.clipmix.example/a/{JOB_ID}/0",
+        "content_type": content_type,
+        "bytes": 1_482_113,
+        "expires_at": EXPIRES,
+    }
+
+
+def _output(service: Service, body: dict[str, Any]) -> dict[str, Any]:
+    if service is Service.MUSIC:
+        return {"artifacts": [{**_artifact("audio/wav"), "duration_seconds": 60}]}
+    if service is Service.TRANSLATIONS:
+        languages = body.get("target_languages", ["es"])
+        return {"dubs": [{"language": lang, **_artifact("video/mp4")} for lang in languages]}
+    return {"artifacts": [_artifact("video/mp4")]}
+
+
+def job(service: Service, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    body = body or {"prompt": "a lullaby for a rainy day", "duration_seconds": 60}
+    return {
+        "id": JOB_ID,
+        "object": "job",
+        "service": service.value,
+        "status": "completed",
+        "test": True,
+        "created_at": CREATED,
+        "started_at": CREATED,
+        "completed_at": DONE,
+        "progress": 1.0,
+        "input": body,
+        "output": _output(service, body),
+        "error": None,
+        "cost_credits": 0,
+    }
+
+
+def canceled_job() -> dict[str, Any]:
+    return {
+        **job(Service.MUSIC),
+        "status": "canceled",
+        "test": False,
+        "output": None,
+        "progress": 0.4,
+        "cost_credits": 60,
+    }
+
+
+def job_list() -> dict[str, Any]:
+    return {"object": "list", "data": [job(Service.MUSIC)], "has_more": False}
+
+
+BALANCE = {
+    "object": "balance",
+    "available": 4_540,
+    "reserved": 450,
+    "lifetime_purchased": 5_000,
+    "lifetime_bonus": 250,
+    "paid_remaining": 4_740,
+    "bonus_remaining": 250,
+    "live_enabled": True,
+}
+LEDGER = {
+    "object": "list",
+    "data": [
+        {
+            "object": "ledger_entry",
+            "id": "led_01jd5m8kq2x7c4v9b3n6t1r0ab",
+            "type": "reservation",
+            "amount": 450,
+            "available_change": -450,
+            "reserved_change": 450,
+            "available_after": 4_540,
+            "reserved_after": 450,
+            "paid_amount": 0,
+            "bonus_amount": 0,
+            "job_id": JOB_ID,
+            "reference": None,
+            "created_at": CREATED,
+        }
+    ],
+    "has_more": False,
+}
+PRICE_BOOK = {
+    "object": "price_book",
+    "version": 1,
+    "currency": "credits",
+    "credits_per_usd": 100,
+    "effective_at": "2026-11-01T00:00:00.000Z",
+    "prices": [
+        {
+            "service": "music",
+            "item": "music",
+            "unit": "second",
+            "credits": 1,
+            "description": "AI music, per second of song",
+        }
+    ],
+    "top_up_bonuses": [{"min_usd": 100, "bonus_percent": 5}],
+    "rounding": ["Song length in whole seconds."],
+}
+ENDPOINT = {
+    "object": "webhook_endpoint",
+    "url": "https://example.com/hooks/clipmix",
+    "events": ["job.completed", "job.failed"],
+    "api_key_id": KEY_ID,
+    "created_at": CREATED,
+    "updated_at": CREATED,
+    "previous_secret_expires_at": None,
+}
+ENDPOINT_CREATED = {**ENDPOINT, "secret": "whsec_" + "x" * 32}
+DELETED = {"object": "webhook_endpoint", "api_key_id": KEY_ID, "deleted": True}
+_DELIVERY = {
+    "object": "webhook_delivery",
+    "id": "dlv_01jd5m8kq2x7c4v9b3n6t1r0ac",
+    "event_id": "evt_01jd5m8kq2x7c4v9b3n6t1r0ad",
+    "event_type": "job.completed",
+    "attempt": 1,
+    "trigger": "first",
+    "attempted_at": DONE,
+    "url": "https://example.com/hooks/clipmix",
+    "resolved_ip": "93.184.216.34",
+    "status_code": 200,
+    "error": None,
+    "succeeded": True,
+    "latency_ms": 84.2,
+    "response_head": "ok",
+    "next_attempt_at": None,
+}
+DELIVERIES = {"object": "list", "data": [_DELIVERY], "has_more": False}
+TEST_RESULT = {
+    "object": "webhook_test_result",
+    "event_id": "evt_01jd5m8kq2x7c4v9b3n6t1r0ae",
+    "succeeded": True,
+    "delivery": {**_DELIVERY, "event_type": "webhook.test", "trigger": "test"},
+}
+REDELIVERY = {
+    "object": "webhook_redelivery",
+    "event_id": "evt_01jd5m8kq2x7c4v9b3n6t1r0ad",
+    "event_type": "job.completed",
+    "status": "pending",
+}
+STATUS = {
+    "object": "status",
+    "status": {"indicator": "none", "description": "All systems operational"},
+    "components": [],
+    "incidents": [],
+    "recent_incidents": [],
+    "window_seconds": 300,
+    "computed_at": DONE,
+    "updated_at": DONE,
+}

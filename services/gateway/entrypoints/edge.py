@@ -1,0 +1,105 @@
+"""Who is calling, and may they call now: the key check and the per-key rate limit.
+
+Both are answered by one statement (``ratelimit.authenticate_and_take``): a request costs one
+Postgres round trip before its handler runs, not two. There is no key cache, so a revoked key
+is refused by every replica on its very next request.
+"""
+
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+
+from services.gateway.adapters import accounts, ratelimit
+from services.gateway.adapters.accounts import KeyRefused
+from services.gateway.domain import keys
+from services.gateway.entrypoints.http import CALLER
+from services.runtime.http import ApiError, Handler
+from services.runtime.service import POOL
+
+API_PREFIX = "/api/v1/"
+
+# Absent when the deployment turns rate limiting off (then the key check is a plain SELECT).
+RATE_LIMIT = web.AppKey("rate_limit", ratelimit.Limit)
+BUCKET = web.RequestKey("rate_bucket", ratelimit.Bucket)
+
+_KEY_MESSAGES = {
+    "invalid_api_key": "Invalid API key provided.",
+    "api_key_revoked": "This API key has been revoked.",
+    "api_key_expired": "This API key has expired.",
+}
+
+
+def _unauthorized(code: str, message: str) -> ApiError:
+    return ApiError(
+        401,
+        "authentication_error",
+        code,
+        message,
+        headers={"WWW-Authenticate": 'Bearer realm="clipmix"'},
+    )
+
+
+def _secret(request: web.Request) -> str:
+    header = request.headers.get("Authorization")
+    if not header:
+        raise _unauthorized(
+            "missing_api_key", "No API key provided. Send 'Authorization: Bearer sk_test_…'."
+        )
+    scheme, _, secret = header.partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not keys.looks_like_key(secret):
+        raise _unauthorized(
+            "invalid_api_key",
+            "Malformed API key. Expected 'Bearer sk_live_…' or 'Bearer sk_test_…'.",
+        )
+    return secret
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every ``/api/v1`` call needs a usable key and a token from that key's bucket."""
+    if not request.path.startswith(API_PREFIX):
+        return await handler(request)
+    secret = _secret(request)
+    pool = request.app[POOL]
+    limit = request.app.get(RATE_LIMIT)
+    try:
+        if limit is None:
+            caller = await accounts.authenticate(pool, secret)
+        else:
+            caller, bucket = await ratelimit.authenticate_and_take(pool, secret, limit)
+            request[BUCKET] = bucket
+            if not bucket.granted:
+                raise ApiError(
+                    429,
+                    "rate_limit_error",
+                    "rate_limited",
+                    "Too many requests with this API key; retry after the time in Retry-After.",
+                    headers={"Retry-After": str(bucket.retry_after)},
+                )
+    except KeyRefused as refused:
+        raise _unauthorized(refused.code, _KEY_MESSAGES[refused.code]) from None
+    request[CALLER] = caller
+    with structlog.contextvars.bound_contextvars(
+        account_id=caller.account_id, api_key_id=caller.key_id
+    ):
+        return await handler(request)
+
+
+async def rate_limit_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``RateLimit-*`` on every answer to a rate-limited request, errors included.
+
+    A response signal rather than middleware code: the error responses are built by the edge
+    middleware further out, after this request's handler has already raised.
+    """
+    bucket = request.get(BUCKET)
+    if bucket is not None:
+        response.headers.update(bucket.headers())
+
+
+def install(app: web.Application, limit: ratelimit.Limit | None) -> None:
+    if limit is not None:
+        app[RATE_LIMIT] = limit
+    app.middlewares.append(authenticate)
+    app.on_response_prepare.append(rate_limit_headers)

@@ -1,0 +1,328 @@
+"""``GET /api/openapi.json``: the OpenAPI 3.1 document, generated from the models that validate
+requests (``domain.requests``) and the public answer models of the services behind the gateway
+(``contracts.billing``, ``contracts.webhooks``, ``contracts.status``). One source of truth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from services.contracts.billing import Balance, LedgerPage, PriceBook
+from services.contracts.jobs import Service
+from services.contracts.status import StatusSnapshot
+from services.contracts.webhooks import (
+    WebhookDeliveryPage,
+    WebhookEndpoint,
+    WebhookEndpointCreated,
+    WebhookEndpointDeleted,
+    WebhookEndpointUpdate,
+    WebhookRedelivery,
+    WebhookTestResult,
+)
+from services.gateway.domain import examples as ex
+from services.gateway.domain import sandbox
+from services.gateway.domain.jobs import ErrorBody, Job, JobList
+from services.gateway.domain.requests import CREATE_MODELS, ListJobsQuery
+from services.gateway.entrypoints import docs_page, openapi_forwarded
+from services.gateway.entrypoints.openapi_builders import REF, errors, ok, op, schema_ref
+from services.runtime.http import json_response
+
+DOCUMENT = web.AppKey("openapi_document", dict)
+DOCS_HTML = web.AppKey("docs_html", bytes)
+
+_ANSWERS: tuple[type[BaseModel], ...] = (
+    Job,
+    JobList,
+    ErrorBody,
+    Balance,
+    LedgerPage,
+    PriceBook,
+    StatusSnapshot,
+    WebhookEndpoint,
+    WebhookEndpointCreated,
+    WebhookEndpointDeleted,
+    WebhookDeliveryPage,
+    WebhookTestResult,
+    WebhookRedelivery,
+)
+_BODIES: tuple[type[BaseModel], ...] = (*CREATE_MODELS.values(), WebhookEndpointUpdate)
+
+# What each error status means on this API (the body is always the error shape).
+_ERRORS: dict[int, str] = {
+    400: "Invalid request: `param` names the field, header or query parameter at fault.",
+    401: "Missing, malformed, revoked or expired API key.",
+    402: "Not enough credits: the error carries `needed` and `available`.",
+    403: "Live keys work after the account's first credit purchase (`live_mode_not_enabled`).",
+    404: "No such resource for this account (another account's ids are 404 too).",
+    405: "Method not allowed on this route.",
+    409: "Conflict: the Idempotency-Key is in use (`Retry-After`), or the job cannot change.",
+    413: "The request body is too large.",
+    415: "The body must be application/json.",
+    422: "Idempotency-Key reused with another body, or no price applies.",
+    429: "Rate limited: retry after `Retry-After` seconds.",
+    503: "A service behind the gateway is unavailable; nothing was done. Retry later.",
+}
+
+
+def _components() -> dict[str, Any]:
+    pairs = [(m, "serialization") for m in _ANSWERS] + [(m, "validation") for m in _BODIES]
+    _, top = models_json_schema(pairs, ref_template=REF)  # type: ignore[arg-type]
+    schemas: dict[str, Any] = top.get("$defs", {})
+    headers = {
+        "Request-Id": {
+            "description": "Id of this request; quote it to support.",
+            "schema": {"type": "string"},
+            "required": True,
+        },
+        "Idempotent-Replayed": {
+            "description": "`true` when this is the stored answer of an earlier request.",
+            "schema": {"type": "string", "enum": ["true"]},
+        },
+        "Preference-Applied": {
+            "description": "`wait=N` when the answer waited per `Prefer: wait=N`.",
+            "schema": {"type": "string"},
+        },
+        "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "string"}},
+    }
+    parameters = {
+        "IdempotencyKey": {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "description": "Makes the POST safe to retry: the same key and body answer the"
+            " stored response for 24 h (`Idempotent-Replayed: true`).",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            "example": "order-1234",
+        },
+        "Prefer": {
+            "name": "Prefer",
+            "in": "header",
+            "description": "`wait=N` (0 to 60): hold the answer until the job settles or N seconds"
+            " pass, then answer the job as it stands.",
+            "schema": {"type": "string"},
+            "example": "wait=10",
+        },
+        "SandboxScenario": {
+            "name": sandbox.SCENARIO_HEADER,
+            "in": "header",
+            "description": "sk_test_ keys only. `fail=<code>` makes the job fail with that code"
+            f" ({', '.join(sandbox.FAILURE_CODES)}); `delay=<seconds>` (0 to 60) keeps it"
+            " `processing` that long before it settles. Comma-separated, each at most once.",
+            "schema": {"type": "string"},
+            "example": "fail=provider_timeout",
+        },
+        "JobId": {
+            "name": "id",
+            "in": "path",
+            "required": True,
+            "description": "A job id (`job_…`).",
+            "schema": {"type": "string"},
+            "example": ex.JOB_ID,
+        },
+    }
+    responses = {
+        str(status): {
+            "description": text,
+            "headers": {"Request-Id": {"$ref": "#/components/headers/Request-Id"}},
+            "content": {
+                "application/json": {
+                    "schema": schema_ref(ErrorBody),
+                    "example": ex.error(status),
+                }
+            },
+        }
+        for status, text in _ERRORS.items()
+    }
+    return {
+        "schemas": schemas,
+        "headers": headers,
+        "parameters": parameters,
+        "responses": responses,
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "`Authorization: Bearer sk_test_…` (sandbox) or `sk_live_…`.",
+            }
+        },
+    }
+
+
+_CREATE_HEADERS = [
+    {"$ref": "#/components/parameters/IdempotencyKey"},
+    {"$ref": "#/components/parameters/Prefer"},
+    {"$ref": "#/components/parameters/SandboxScenario"},
+]
+_JOB_ID = [{"$ref": "#/components/parameters/JobId"}]
+_LABELS = {
+    Service.MUSIC: ("music", "Create a song", "/api/v1/music"),
+    Service.TRANSLATIONS: ("translations", "Dub a video", "/api/v1/translations"),
+    Service.FAMILY_VIDEOS: ("family videos", "Make a family video", "/api/v1/family-videos"),
+    Service.AVATARS: ("avatars", "Make a faceswap or talking head", "/api/v1/avatars"),
+}
+
+
+def _job_paths() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    job = schema_ref(Job)
+    for service, (tag, summary, path) in _LABELS.items():
+        model = CREATE_MODELS[service]
+        example = (model.model_json_schema().get("examples") or [{}])[0]
+        statuses: tuple[int, ...] = (400, 401, 402, 403, 409, 413, 415, 422, 429, 503)
+        if service is Service.FAMILY_VIDEOS:
+            statuses = (*statuses, 404)
+        paths[path] = {
+            "post": op(
+                tag,
+                summary,
+                (model.__doc__ or "").strip()
+                + " Test keys answer a synthetic job at once (completed unless a sandbox"
+                " scenario says otherwise); live keys reserve the price and answer `queued`.",
+                {
+                    **ok(
+                        201,
+                        "The job, as accepted (or as it stands after `Prefer: wait`).",
+                        job,
+                        ex.job(service, example),
+                        extra_headers=("Idempotent-Replayed", "Preference-Applied"),
+                    ),
+                    **errors(*sorted(statuses)),
+                },
+                parameters=_CREATE_HEADERS,
+                body=(model, example),
+            )
+        }
+        paths[path + "/{id}"] = {
+            "get": op(
+                tag,
+                f"Retrieve a {tag} job",
+                "A job of this service, account and mode; any other id answers 404.",
+                {**ok(200, "The job.", job, ex.job(service, example)), **errors(404, 401, 429)},
+                parameters=_JOB_ID,
+            )
+        }
+    return paths
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema(ref_template=REF)
+    params = []
+    for name, prop in schema["properties"].items():
+        prop = dict(prop)
+        description = prop.pop("description", "")
+        prop.pop("title", None)
+        params.append({"name": name, "in": "query", "description": description, "schema": prop})
+    return params
+
+
+def _list_paths() -> dict[str, Any]:
+    return {
+        "/api/v1/jobs": {
+            "get": op(
+                "jobs",
+                "List jobs",
+                "Jobs of the calling key's account and mode, newest first. Page on with"
+                " `starting_after=<last id of the page>` while `has_more` is true. Filters:"
+                " `service`, `status`, `created[gte]` and `created[lte]` (RFC 3339 with a zone,"
+                " both ends inclusive).",
+                {
+                    **ok(200, "A page of jobs.", schema_ref(JobList), ex.job_list()),
+                    **errors(400, 401, 429),
+                },
+                parameters=_query_parameters(ListJobsQuery),
+            )
+        },
+        "/api/v1/jobs/{id}": {
+            "get": op(
+                "jobs",
+                "Retrieve a job",
+                "Any service's job, by id.",
+                {
+                    **ok(200, "The job.", schema_ref(Job), ex.job(Service.MUSIC)),
+                    **errors(404, 401, 429),
+                },
+                parameters=_JOB_ID,
+            )
+        },
+        "/api/v1/jobs/{id}/cancel": {
+            "post": op(
+                "jobs",
+                "Cancel a job",
+                "Stops a job that has not settled; its reserved credits are released.",
+                {
+                    **ok(200, "The job, canceled.", schema_ref(Job), ex.canceled_job()),
+                    **errors(400, 404, 409, 401, 422, 429, 503),
+                },
+                parameters=[*_JOB_ID, {"$ref": "#/components/parameters/IdempotencyKey"}],
+            )
+        },
+    }
+
+
+def _name_operations(paths: dict[str, Any]) -> None:
+    for path, methods in paths.items():
+        for method, operation in methods.items():
+            words = [w for w in path.replace("/api/v1/", "").replace("/api/", "").split("/") if w]
+            words = [w.strip("{}").replace("-", "_").replace(".", "_") for w in words]
+            operation["operationId"] = "_".join([method, *words])
+
+
+_TAGS = (
+    "music",
+    "translations",
+    "family videos",
+    "avatars",
+    "jobs",
+    "wallet",
+    "webhooks",
+    "status",
+    "reference",
+    "sandbox",
+)
+
+
+def build() -> dict[str, Any]:
+    """The whole document (built once per process)."""
+    paths = {
+        **_job_paths(),
+        **_list_paths(),
+        **openapi_forwarded.wallet_paths(),
+        **openapi_forwarded.webhook_paths(),
+        **openapi_forwarded.public_paths(),
+    }
+    _name_operations(paths)
+    return {
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+        "info": {
+            "title": "ClipMix API",
+            "version": "v1",
+            "summary": "AI music, video translation, family videos and avatars over one API.",
+            "description": "Every answer carries `Request-Id`; every error is"
+            ' `{"error": {type, code, message, param, request_id}}`. Nothing breaks inside'
+            " /api/v1: changes are additive only (see the CHANGELOG).",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "tags": [{"name": t} for t in _TAGS],
+        "paths": paths,
+        "components": _components(),
+    }
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return json_response(request.app[DOCUMENT])
+
+
+async def docs(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[DOCS_HTML], content_type="text/html", charset="utf-8")
+
+
+def add_routes(app: web.Application) -> None:
+    document = build()
+    app[DOCUMENT] = document
+    app[DOCS_HTML] = docs_page.render(document).encode()
+    app.router.add_get("/api/openapi.json", openapi_json)
+    app.router.add_get("/api/docs", docs)

@@ -1,0 +1,245 @@
+"""The forwarded routes of the OpenAPI document: wallet (billing), webhooks, status, and the
+gateway's own public files. Answer shapes come from the owning services' contract models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.contracts.billing import Balance, LedgerPage, PriceBook
+from services.contracts.status import StatusSnapshot
+from services.contracts.webhooks import (
+    WebhookDeliveryPage,
+    WebhookEndpoint,
+    WebhookEndpointCreated,
+    WebhookEndpointDeleted,
+    WebhookEndpointUpdate,
+    WebhookRedelivery,
+    WebhookTestResult,
+)
+from services.gateway.domain import examples as ex
+from services.gateway.domain import sandbox
+from services.gateway.entrypoints.openapi_builders import HTML, errors, ok, op, schema_ref
+
+
+def wallet_paths() -> dict[str, Any]:
+    ledger_params = [
+        {
+            "name": "limit",
+            "in": "query",
+            "description": "Page size, 1 to 100 (default 20).",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+        },
+        {
+            "name": "starting_after",
+            "in": "query",
+            "description": "The last entry id of the previous page.",
+            "schema": {"type": "string"},
+        },
+    ]
+    return {
+        "/api/v1/balance": {
+            "get": op(
+                "wallet",
+                "Get the balance",
+                "The account's credits: available, reserved by running jobs, bought.",
+                {
+                    **ok(200, "The balance.", schema_ref(Balance), ex.BALANCE),
+                    **errors(401, 429, 503),
+                },
+            )
+        },
+        "/api/v1/ledger": {
+            "get": op(
+                "wallet",
+                "List ledger entries",
+                "Every transfer that touched the wallet, newest first.",
+                {
+                    **ok(200, "A page of entries.", schema_ref(LedgerPage), ex.LEDGER),
+                    **errors(400, 401, 429, 503),
+                },
+                parameters=ledger_params,
+            )
+        },
+        "/api/v1/pricing": {
+            "get": op(
+                "wallet",
+                "Get the price book",
+                "Prices in credits ($1 = 100 credits) and top-up bonuses; versioned.",
+                {
+                    **ok(200, "The price book in force.", schema_ref(PriceBook), ex.PRICE_BOOK),
+                    **errors(401, 429, 503),
+                },
+            )
+        },
+    }
+
+
+def webhook_paths() -> dict[str, Any]:
+    endpoint = schema_ref(WebhookEndpoint)
+    idem = [{"$ref": "#/components/parameters/IdempotencyKey"}]
+    common = (401, 429, 503)
+    return {
+        "/api/v1/webhook": {
+            "get": op(
+                "webhooks",
+                "Get the webhook endpoint",
+                "The calling key's endpoint (never its secret).",
+                {**ok(200, "The endpoint.", endpoint, ex.ENDPOINT), **errors(404, *common)},
+            ),
+            "put": op(
+                "webhooks",
+                "Set the webhook endpoint",
+                "Creates (201, with the `whsec_` secret shown once) or updates (200) the"
+                " endpoint of the calling key.",
+                {
+                    **ok(200, "Updated.", endpoint, ex.ENDPOINT),
+                    **ok(
+                        201,
+                        "Created; the secret is shown this once.",
+                        schema_ref(WebhookEndpointCreated),
+                        ex.ENDPOINT_CREATED,
+                    ),
+                    **errors(400, 413, 415, *common),
+                },
+                body=(WebhookEndpointUpdate, {"url": "https://example.com/hooks/clipmix"}),
+            ),
+            "delete": op(
+                "webhooks",
+                "Delete the webhook endpoint",
+                "Stops deliveries to the calling key's endpoint.",
+                {
+                    **ok(200, "Deleted.", schema_ref(WebhookEndpointDeleted), ex.DELETED),
+                    **errors(404, *common),
+                },
+            ),
+        },
+        "/api/v1/webhook/rotate-secret": {
+            "post": op(
+                "webhooks",
+                "Rotate the signing secret",
+                "A new `whsec_` secret (shown once); the old one signs too for 24 h.",
+                {
+                    **ok(
+                        200,
+                        "The endpoint with its new secret.",
+                        schema_ref(WebhookEndpointCreated),
+                        ex.ENDPOINT_CREATED,
+                    ),
+                    **errors(400, 404, 409, 422, *common),
+                },
+                parameters=idem,
+            )
+        },
+        "/api/v1/webhook/test": {
+            "post": op(
+                "webhooks",
+                "Send a test event",
+                "Delivers a `webhook.test` event now and answers the attempt's outcome.",
+                {
+                    **ok(200, "The attempt.", schema_ref(WebhookTestResult), ex.TEST_RESULT),
+                    **errors(400, 404, 409, 422, *common),
+                },
+                parameters=idem,
+            )
+        },
+        "/api/v1/webhook/deliveries": {
+            "get": op(
+                "webhooks",
+                "List deliveries",
+                "The last 100 delivery attempts of the calling key, newest first.",
+                {
+                    **ok(200, "Deliveries.", schema_ref(WebhookDeliveryPage), ex.DELIVERIES),
+                    **errors(400, *common),
+                },
+            )
+        },
+        "/api/v1/webhook/deliveries/{delivery_id}/redeliver": {
+            "post": op(
+                "webhooks",
+                "Redeliver an event",
+                "Queues the delivery's event again, with the same event id.",
+                {
+                    **ok(200, "Queued.", schema_ref(WebhookRedelivery), ex.REDELIVERY),
+                    **errors(400, 404, 409, 422, *common),
+                },
+                parameters=[
+                    {
+                        "name": "delivery_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "example": "dlv_01jd0000000000000000000000",
+                    },
+                    *idem,
+                ],
+            )
+        },
+    }
+
+
+def public_paths() -> dict[str, Any]:
+    binary = {"type": "string", "contentMediaType": "application/octet-stream"}
+    return {
+        "/api/status": {
+            "get": op(
+                "status",
+                "Service status (JSON)",
+                "Per-service health from the last 5 minutes of real traffic. No key needed.",
+                {
+                    **ok(200, "The status.", schema_ref(StatusSnapshot), ex.STATUS),
+                    **errors(503),
+                },
+                public=True,
+            )
+        },
+        "/status": {
+            "get": op(
+                "status",
+                "Service status (page for people)",
+                "The same status as an HTML page. No key needed.",
+                {
+                    **ok(
+                        200, "HTML.", {"type": "string"}, "<!doctype html>…", media_type="text/html"
+                    ),
+                    **errors(503),
+                },
+                public=True,
+            )
+        },
+        "/api/openapi.json": {
+            "get": op(
+                "reference",
+                "This document",
+                "The OpenAPI 3.1 document of the API.",
+                ok(200, "The document.", {"type": "object"}, {"openapi": "3.1.0"}),
+                public=True,
+            )
+        },
+        "/api/docs": {
+            "get": op(
+                "reference",
+                "API reference (HTML)",
+                "This document rendered for people.",
+                ok(200, "HTML.", HTML, "<!doctype html>…", media_type="text/html"),
+                public=True,
+            )
+        },
+        sandbox.MUSIC_PATH: {
+            "get": op(
+                "sandbox",
+                "Sandbox song",
+                "The static file sandbox music jobs point at.",
+                ok(200, "A short silent WAV.", binary, "RIFF…", media_type="audio/wav"),
+                public=True,
+            )
+        },
+        sandbox.VIDEO_PATH: {
+            "get": op(
+                "sandbox",
+                "Sandbox video",
+                "The static file sandbox video jobs point at.",
+                ok(200, "A tiny MP4.", binary, "…ftyp…", media_type="video/mp4"),
+                public=True,
+            )
+        },
+    }

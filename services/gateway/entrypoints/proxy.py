@@ -1,0 +1,243 @@
+"""Public routes answered by another service: webhooks, wallet, status page, job cancel.
+
+The gateway authenticates, rate-limits and applies Idempotency-Key to these like to its own
+routes, then calls the owner's ``/internal/v1`` route with the account headers and relays the
+answer. Downstream error bodies already use the public error shape; they are relayed with the
+gateway's own request id. A service that cannot be reached, misses its deadline or fails (5xx)
+answers ``503 service_unavailable``: what broke inside is not the customer's business.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+
+from services.contracts.jobs import TERMINAL, JobSnapshot, job_object
+from services.gateway.adapters import jobs_view
+from services.gateway.entrypoints import idempotent
+from services.gateway.entrypoints.http import CALLER
+from services.runtime.config import ServiceSettings
+from services.runtime.http import REQUEST_ID, ApiError, json_response
+from services.runtime.internal import (
+    ACCOUNT_HEADER,
+    HTTP_SESSION,
+    KEY_HEADER,
+    TEST_HEADER,
+    InternalClient,
+    Reply,
+    Unavailable,
+)
+from services.runtime.service import POOL
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class Downstream:
+    jobs: InternalClient
+    billing: InternalClient
+    webhooks: InternalClient
+    status: InternalClient
+
+
+DOWNSTREAM = web.AppKey("downstream", Downstream)
+
+# What may follow /api/v1/webhook: plain path segments only. The tail is pasted into the
+# internal URL, and an HTTP client normalises "..": without this, ".../webhook/../../keys/OTHER"
+# would reach another key's endpoint.
+_TAIL = re.compile(r"(/[A-Za-z0-9_-]+)*")
+_JOB_ID = re.compile(r"[A-Za-z0-9_]{1,64}")
+# Downstream headers worth relaying (hop-by-hop and internal ones are not).
+_RELAYED_HEADERS = ("Retry-After", "Cache-Control")
+_TERMINAL = frozenset(status.value for status in TERMINAL)
+
+
+def clients(settings: ServiceSettings) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Cleanup context: one client per downstream service, on the shared session."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        session = app[HTTP_SESSION]
+
+        def client(url: str) -> InternalClient:
+            return InternalClient(
+                session, url, settings.internal_token, settings.internal_timeout_seconds
+            )
+
+        app[DOWNSTREAM] = Downstream(
+            jobs=client(settings.jobs_url),
+            billing=client(settings.billing_url),
+            webhooks=client(settings.webhooks_url),
+            status=client(settings.status_url),
+        )
+        yield
+
+    return ctx
+
+
+def _unavailable(what: str) -> ApiError:
+    return ApiError(
+        503,
+        "api_error",
+        "service_unavailable",
+        f"The {what} service is unavailable right now; retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _call(
+    request: web.Request,
+    client: InternalClient,
+    what: str,
+    method: str,
+    path: str,
+    *,
+    json: Any = None,
+    on_behalf: bool = True,
+) -> Reply:
+    headers: dict[str, str] = {}
+    if on_behalf:
+        caller = request[CALLER]
+        headers = {
+            ACCOUNT_HEADER: caller.account_id,
+            KEY_HEADER: caller.key_id,
+            TEST_HEADER: "true" if caller.test else "false",
+        }
+    params = dict(request.query) or None
+    try:
+        reply = await client.call(
+            method, path, json=json, params=params, headers=headers, request=request
+        )
+    except Unavailable as exc:
+        log.warning("downstream_unavailable", service=what, error=str(exc))
+        raise _unavailable(what) from None
+    if reply.status >= 500:
+        log.warning("downstream_failed", service=what, status=reply.status)
+        raise _unavailable(what)
+    return reply
+
+
+def _relay(request: web.Request, reply: Reply) -> web.Response:
+    """The downstream answer as the customer's; an error carries this request's id."""
+    body = reply.body
+    if reply.status >= 400 and reply.content_type == "application/json":
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            payload = None
+        if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+            payload["error"]["request_id"] = request[REQUEST_ID]
+            body = orjson.dumps(payload)
+    content_type = reply.content_type
+    if content_type.startswith("text/"):
+        content_type += "; charset=utf-8"
+    return web.Response(body=body, status=reply.status, headers={"Content-Type": content_type})
+
+
+def _not_found(what: str, value: str, param: str | None = None) -> ApiError:
+    return ApiError(
+        404,
+        "invalid_request_error",
+        "resource_missing",
+        f"No such {what}: '{value[:64]}'.",
+        param=param,
+    )
+
+
+async def webhook(request: web.Request) -> web.StreamResponse:
+    """``/api/v1/webhook{tail}``, any method → the webhooks service, per API key."""
+    raw_tail = request.rel_url.raw_path[len("/api/v1/webhook") :]
+    if not _TAIL.fullmatch(raw_tail):
+        raise ApiError(404, "invalid_request_error", "route_not_found", "No such route.")
+    payload = None
+    if request.method in ("POST", "PUT", "PATCH"):
+        payload = await idempotent.json_body(request)
+    path = f"/internal/v1/keys/{request[CALLER].key_id}/webhook{raw_tail}"
+    downstream = request.app[DOWNSTREAM].webhooks
+
+    async def forward() -> web.Response:
+        reply = await _call(request, downstream, "webhooks", request.method, path, json=payload)
+        return _relay(request, reply)
+
+    if request.method == "POST":
+        return await idempotent.handle(request, payload, forward)
+    return await forward()
+
+
+def _billing(path_for: Callable[[str], str]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        path = path_for(request[CALLER].account_id)
+        reply = await _call(request, request.app[DOWNSTREAM].billing, "billing", "GET", path)
+        return _relay(request, reply)
+
+    return handler
+
+
+balance = _billing(lambda account: f"/internal/v1/accounts/{account}/balance")
+ledger = _billing(lambda account: f"/internal/v1/accounts/{account}/ledger")
+pricing = _billing(lambda _: "/internal/v1/pricing")
+
+
+async def status_page(request: web.Request) -> web.Response:
+    """``/api/status`` and ``/status`` as the status service serves them; no key needed."""
+    client = request.app[DOWNSTREAM].status
+    reply = await _call(request, client, "status", "GET", request.path, on_behalf=False)
+    return _relay(request, reply)
+
+
+async def cancel_job(request: web.Request) -> web.StreamResponse:
+    """``POST /api/v1/jobs/{id}/cancel``: the jobs service cancels; the read model shows it."""
+    payload = await idempotent.json_body(request)  # no body is needed, but a body must be JSON
+
+    async def cancel() -> web.Response:
+        caller = request[CALLER]
+        job_id = request.match_info["id"]
+        pool = request.app[POOL]
+        row = None
+        if _JOB_ID.fullmatch(job_id):
+            row = await jobs_view.get(pool, job_id, caller.account_id, caller.test)
+        if row is None:
+            raise _not_found("job", job_id, "id")
+        if row["status"] in _TERMINAL:
+            raise ApiError(
+                409,
+                "invalid_request_error",
+                "job_not_cancelable",
+                f"The job is already {row['status']}; only a running job can be canceled.",
+            )
+        reply = await _call(
+            request,
+            request.app[DOWNSTREAM].jobs,
+            "jobs",
+            "POST",
+            f"/internal/v1/jobs/{job_id}/cancel",
+        )
+        if reply.status != 200:
+            return _relay(request, reply)
+        try:
+            snapshot = JobSnapshot.model_validate_json(reply.body)
+        except ValidationError:
+            log.warning("downstream_bad_answer", service="jobs", route="cancel")
+            raise _unavailable("jobs") from None
+        async with pool.acquire() as conn:
+            await jobs_view.apply(conn, snapshot)
+        return json_response(job_object(snapshot))
+
+    return await idempotent.handle(request, payload, cancel)
+
+
+def add_routes(app: web.Application, settings: ServiceSettings) -> None:
+    app.cleanup_ctx.append(clients(settings))
+    app.router.add_route("*", "/api/v1/webhook{tail:.*}", webhook)
+    app.router.add_get("/api/v1/balance", balance)
+    app.router.add_get("/api/v1/ledger", ledger)
+    app.router.add_get("/api/v1/pricing", pricing)
+    app.router.add_post("/api/v1/jobs/{id}/cancel", cancel_job)
+    app.router.add_get("/api/status", status_page)
+    app.router.add_get("/status", status_page)

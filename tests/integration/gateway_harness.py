@@ -1,0 +1,314 @@
+"""Gateway apps in-process against the run's real Postgres and RabbitMQ, for the edge tests.
+
+Each ``gateway(...)`` is a whole gateway (its own pool, consumer, relay) on its own port; two of
+them against one database behave like two replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import asyncpg
+import orjson
+from aiohttp import web
+
+from services.contracts.ids import new_id
+from services.contracts.jobs import JobSnapshot, JobStatus, Service
+from services.gateway.adapters import accounts, jobs_view
+from services.gateway.app import GatewaySettings, create_app
+from services.gateway.domain.keys import Mode
+from services.runtime import db
+from tests.infra import Infra, free_port
+
+
+@dataclass(frozen=True)
+class Gateway:
+    url: str
+    pool: asyncpg.Pool  # the gateway schema, for assertions
+
+
+@dataclass(frozen=True)
+class Key:
+    secret: str
+    id: str
+    account_id: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.secret}"}
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+    @property
+    def error(self) -> dict[str, Any]:
+        return self.json()["error"]  # type: ignore[no-any-return]
+
+    @property
+    def replayed(self) -> bool:
+        return self.headers.get("Idempotent-Replayed") == "true"
+
+
+@contextlib.asynccontextmanager
+async def gateway(infra: Infra, **overrides: Any) -> AsyncIterator[Gateway]:
+    port = free_port()
+    values: dict[str, Any] = {
+        "database_url": infra.database_url,
+        "amqp_url": infra.amqp_url,
+        "port": port,
+        "public_base_url": f"http://127.0.0.1:{port}",
+        "max_body_bytes": 16 * 1024,
+        "db_pool_min": 1,
+        "db_pool_max": 5,
+        **overrides,
+    }
+    runner = web.AppRunner(create_app(GatewaySettings(**values)))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    pool = await db.create_pool(infra.database_url, "gateway", min_size=1, max_size=3)
+    try:
+        yield Gateway(f"http://127.0.0.1:{port}", pool)
+    finally:
+        await pool.close()
+        await runner.cleanup()
+
+
+async def new_key(
+    pool: asyncpg.Pool,
+    mode: Mode = Mode.TEST,
+    *,
+    per_second: float | None = None,
+    burst: int | None = None,
+) -> Key:
+    async with pool.acquire() as conn, conn.transaction():
+        account = await accounts.create_account(conn, "edge test account", None)
+        key = await accounts.create_key(
+            conn,
+            account["id"],
+            mode,
+            "test",
+            rate_limit_per_second=per_second,
+            rate_limit_burst=burst,
+        )
+    assert key is not None
+    return Key(key["secret"], key["id"], account["id"])
+
+
+async def another_key(pool: asyncpg.Pool, key: Key) -> Key:
+    """A second key of the same account."""
+    async with pool.acquire() as conn:
+        created = await accounts.create_key(conn, key.account_id, Mode.TEST, "second")
+    assert created is not None
+    return Key(created["secret"], created["id"], key.account_id)
+
+
+async def call(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    key: Key | None = None,
+    *,
+    json: Any = None,
+    data: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Answer:
+    sent = {**(key.auth if key else {}), **(headers or {})}
+    async with http.request(method, url, json=json, data=data, headers=sent) as r:
+        return Answer(r.status, dict(r.headers), await r.read())
+
+
+def idem(key: str) -> dict[str, str]:
+    return {"Idempotency-Key": key}
+
+
+SONG = {"prompt": "a lullaby for a rainy day", "duration_seconds": 30}
+
+
+async def processing_job(gw: Gateway, fake: FakeServices, key: Key) -> str:
+    """A running job in the read model, known to the stand-in jobs service."""
+    job_id = new_id("job")
+    snapshot = JobSnapshot(
+        job_id=job_id,
+        account_id=key.account_id,
+        api_key_id=key.id,
+        service=Service.MUSIC,
+        status=JobStatus.PROCESSING,
+        test=True,
+        input=SONG,
+        created_at=datetime.now(UTC),
+        started_at=datetime.now(UTC),
+        version=1,
+    )
+    async with gw.pool.acquire() as conn:
+        await jobs_view.insert(conn, snapshot)
+    fake.snapshots[job_id] = snapshot.model_dump(mode="json")
+    return job_id
+
+
+# --- a stand-in for the other services, speaking the SPEC's internal contract -----------------
+
+INTERNAL_TOKEN = "edge-tests-internal-token"
+
+
+@dataclass(frozen=True)
+class Seen:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+
+class FakeServices:
+    """Billing, webhooks, jobs and status routes as the SPEC describes them, on one port.
+
+    Records every call; ``hold`` makes webhook and cancel calls wait; ``fail`` makes the next
+    calls answer 500; ``snapshots`` holds what a cancel answers per job id.
+    """
+
+    def __init__(self) -> None:
+        self.seen: list[Seen] = []
+        self.hold: asyncio.Event | None = None
+        self.fail = 0
+        self.delay = 0.0
+        self.snapshots: dict[str, dict[str, Any]] = {}
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    def count(self, method: str, path: str) -> int:
+        return sum(1 for s in self.seen if s.method == method and s.path == path)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        port = free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get(
+            "X-ClipMix-Internal-Token"
+        ) != INTERNAL_TOKEN and request.path not in (
+            "/api/status",
+            "/status",
+        ):
+            return _error(404, "route_not_found")
+        body = await request.read()
+        self.seen.append(
+            Seen(request.method, request.path, dict(request.query), dict(request.headers), body)
+        )
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.hold is not None and ("/webhook" in request.path or "/jobs/" in request.path):
+            await self.hold.wait()
+        if self.fail:
+            self.fail -= 1
+            return _error(500, "internal_error")
+        return self._answer(request, body)
+
+    def _answer(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        path = request.path
+        account = request.headers.get("X-ClipMix-Account-Id")
+        if path == "/status":
+            return web.Response(text="<html><h1>All good</h1></html>", content_type="text/html")
+        if path == "/api/status":
+            return web.json_response({"object": "status", "overall": "operational"})
+        if path == f"/internal/v1/accounts/{account}/balance":
+            return web.json_response({"object": "balance", "available": 600, "reserved": 60})
+        if path == f"/internal/v1/accounts/{account}/ledger":
+            return web.json_response({"object": "list", "data": [], "has_more": False})
+        if path == "/internal/v1/pricing":
+            return web.json_response({"object": "price_book", "version": "2026-11-01"})
+        key = request.headers.get("X-ClipMix-Key-Id")
+        prefix = f"/internal/v1/keys/{key}/webhook"
+        if path.startswith(prefix):
+            tail = path[len(prefix) :]
+            if tail == "/deliveries/dlv_unknown/redeliver":
+                return _error(404, "resource_missing")
+            payload = orjson.loads(body) if body else None
+            if isinstance(payload, dict) and payload.get("url") == "http://127.0.0.1/":
+                return _error(400, "parameter_invalid", param="url")
+            return web.json_response(
+                {"tail": tail, "method": request.method, "body": payload, "n": len(self.seen)},
+                status=201 if tail == "/test" else 200,
+            )
+        if path.startswith("/internal/v1/jobs/") and path.endswith("/cancel"):
+            job_id = path.split("/")[4]
+            snapshot = self.snapshots.get(job_id)
+            if snapshot is None or snapshot["account_id"] != account:
+                return _error(404, "resource_missing")
+            if snapshot["status"] != "processing":
+                return _error(409, "job_not_cancelable")
+            snapshot = {**snapshot, "status": "canceled", "version": snapshot["version"] + 1}
+            self.snapshots[job_id] = snapshot
+            return web.json_response(snapshot)
+        return _error(404, "route_not_found")
+
+
+def _error(status: int, code: str, param: str | None = None) -> web.Response:
+    return web.json_response(
+        {
+            "error": {
+                "type": "api_error" if status >= 500 else "invalid_request_error",
+                "code": code,
+                "message": code.replace("_", " "),
+                "param": param,
+                "request_id": "req_downstream",
+            }
+        },
+        status=status,
+    )
+
+
+@contextlib.asynccontextmanager
+async def fake_services() -> AsyncIterator[FakeServices]:
+    fake = FakeServices()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+def downstream_settings(url: str, **overrides: Any) -> dict[str, Any]:
+    """Gateway settings pointing every downstream service at ``url``."""
+    return {
+        "internal_token": INTERNAL_TOKEN,
+        "jobs_url": url,
+        "billing_url": url,
+        "webhooks_url": url,
+        "status_url": url,
+        **overrides,
+    }
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application, port: int) -> AsyncIterator[str]:
+    """A real service's app on ``port`` in this process (its cleanup contexts run)."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
