@@ -11,7 +11,6 @@ from pydantic import Field
 from services.contracts.routing import GATEWAY_JOB_EVENTS, QUEUES
 from services.gateway.adapters import idempotency
 from services.gateway.adapters.ratelimit import Limit
-from services.gateway.domain import sandbox
 from services.gateway.entrypoints import edge, events, http, idempotent, proxy
 from services.runtime import service
 from services.runtime.config import ServiceSettings
@@ -62,7 +61,6 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app[idempotent.IDEMPOTENCY_LEASE] = timedelta(seconds=settings.idempotency_lease_seconds)
     app[http.PUBLIC_BASE_URL] = settings.public_base_url.rstrip("/")
     app[http.IDEMPOTENCY_TTL] = timedelta(hours=settings.idempotency_ttl_hours)
-    app[http.SANDBOX_WAV] = sandbox.silent_wav()
     http.add_routes(app, settings)
     proxy.add_routes(app, settings)
     return app

@@ -112,6 +112,11 @@ def edge_middleware(service: str) -> Middleware:
                 if exc.status < 400:
                     raise
                 response = error_response(_from_http_exception(exc), request_id)
+            except ConnectionResetError:
+                # The client hung up (mid-body, or before the answer): nothing failed on our
+                # side and nobody reads this answer; 499 keeps it out of the 5xx figures.
+                log.info("client_disconnected", method=request.method, route=route)
+                response = web.Response(status=499)
             except Exception:
                 log.exception("request_failed", method=request.method, route=route)
                 response = error_response(

@@ -47,12 +47,10 @@ log = structlog.get_logger()
 CALLER = web.RequestKey("caller", Caller)
 PUBLIC_BASE_URL = web.AppKey("public_base_url", str)
 IDEMPOTENCY_TTL = web.AppKey("idempotency_ttl", timedelta)
-SANDBOX_WAV = web.AppKey("sandbox_wav", bytes)
 SANDBOX_FILES = web.AppKey("sandbox_files", sandbox.Artifacts)
 GATEWAY = web.AppKey("gateway", Gateway)
 WAITER = web.AppKey("settled_waiter", SettledWaiter)
 
-API_PREFIX = "/api/v1/"
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 MAX_WAIT_SECONDS = 60
