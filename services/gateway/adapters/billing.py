@@ -27,7 +27,7 @@ RELAYED = frozenset({402, 403, 422})
 @dataclass(frozen=True)
 class Reservation:
     amount: int
-    price_version: str | None
+    price_version: int | None
     available: int | None
 
 

@@ -149,7 +149,7 @@ LEDGER = {
     "data": [
         {
             "object": "ledger_entry",
-            "id": "led_01jd5m8kq2x7c4v9b3n6t1r0ab",
+            "id": "le_6f1c2a9e84b54d3fa0c17b2e9d4a5c38",
             "type": "reservation",
             "amount": 450,
             "available_change": -450,
