@@ -2,33 +2,146 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
+import orjson
 from aiohttp import web
-from pydantic import Field
 
+from services.contracts.jobs import Service
 from services.contracts.routing import JOBS_COMMANDS, QUEUES
+from services.jobs.adapters.artifacts import LocalArtifactStore
+from services.jobs.adapters.dubbing import ElevenLabsDubbing
+from services.jobs.adapters.provider_http import ProviderHttp
+from services.jobs.adapters.replicate import ReplicatePredictions
+from services.jobs.config import (
+    DEV_ARTIFACT_SECRET,
+    DEV_PROVIDER_KEY,
+    DEV_WEBHOOK_SECRET,
+    JobsSettings,
+)
+from services.jobs.domain.providers import Provider
+from services.jobs.entrypoints import http
 from services.jobs.handlers import HANDLERS
-from services.runtime import service
-from services.runtime.config import ServiceSettings
+from services.jobs.repository import WORK_CHANNEL
+from services.jobs.runner import Runner, RunnerConfig
+from services.runtime import db, service
+
+__all__ = ["MIGRATIONS", "NAME", "JobsSettings", "create_app", "main"]
 
 NAME = "jobs"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-class JobsSettings(ServiceSettings):
-    port: int = Field(8081, validation_alias="CLIPMIX_JOBS_PORT")
+def _providers(session: aiohttp.ClientSession, settings: JobsSettings) -> dict[Service, Provider]:
+    common = {
+        "timeout": settings.provider_timeout_seconds,
+        "tries": settings.provider_tries,
+        "backoff": settings.provider_backoff_seconds,
+    }
+    replicate = ReplicatePredictions(
+        ProviderHttp(
+            session,
+            name="replicate",
+            base_url=settings.replicate_url or settings.simulator_url,
+            headers={"Authorization": f"Bearer {settings.replicate_token}"},
+            **common,  # type: ignore[arg-type]
+        )
+    )
+    dubbing = ElevenLabsDubbing(
+        ProviderHttp(
+            session,
+            name="dubbing",
+            base_url=settings.dubbing_url or settings.simulator_url,
+            headers={"xi-api-key": settings.dubbing_key},
+            **common,  # type: ignore[arg-type]
+        )
+    )
+    return {
+        Service.MUSIC: replicate,
+        Service.AVATARS: replicate,
+        Service.FAMILY_VIDEOS: replicate,
+        Service.TRANSLATIONS: dubbing,
+    }
+
+
+def runner_ctx(settings: JobsSettings) -> service.Context:
+    """Provider clients and the runner; stopped before the pool closes (cleanup_ctx order)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        lanes = len(Service) * settings.lane_parallelism
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=lanes + 8),
+            json_serialize=lambda v: orjson.dumps(v).decode(),
+        ) as session:
+            providers = _providers(session, settings)
+            runner = Runner(
+                app[service.POOL],
+                providers,
+                app[http.STORE],
+                RunnerConfig(
+                    account_limit=settings.account_concurrency,
+                    lane_limit=settings.provider_concurrency,
+                    lane_parallelism=settings.lane_parallelism,
+                    poll_seconds=settings.poll_seconds,
+                    lease_seconds=settings.lease_seconds,
+                    tick_seconds=settings.tick_seconds,
+                    deadlines={s.value: settings.deadline_for(s.value) for s in Service},
+                    callback_base=settings.callback_base,
+                    artifact_max_bytes=settings.artifact_max_bytes,
+                ),
+            )
+            app[http.PROVIDERS] = providers
+            app[http.RUNNER] = runner
+            listener = await db.connect(settings.database_url, NAME)
+            await listener.add_listener(WORK_CHANNEL, runner.wake)
+            task = asyncio.create_task(runner.run(), name="jobs-runner")
+            yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await runner.stop(settings.shutdown_grace_seconds)
+            await listener.close()
+
+    return ctx
+
+
+def _refuse_dev_secrets(settings: JobsSettings) -> None:
+    if settings.env != "production":
+        return
+    for value, name in (
+        (settings.provider_webhook_secret, "CLIPMIX_JOBS_PROVIDER_WEBHOOK_SECRET"),
+        (settings.artifact_secret, "CLIPMIX_JOBS_ARTIFACT_SECRET"),
+    ):
+        if value in (DEV_WEBHOOK_SECRET, DEV_ARTIFACT_SECRET):
+            raise RuntimeError(f"{name} must be set in production")
+    if DEV_PROVIDER_KEY in (settings.replicate_token, settings.dubbing_key):
+        raise RuntimeError("provider keys must be set in production")
 
 
 def create_app(settings: JobsSettings) -> web.Application:
-    return service.build_app(
+    _refuse_dev_secrets(settings)
+    app = service.build_app(
         NAME,
         settings,
         migrations=MIGRATIONS,
         queues=QUEUES,
         consume=(service.ConsumerSpec(JOBS_COMMANDS, HANDLERS),),
         relay=True,
+        chores=(runner_ctx(settings),),
     )
+    app[http.STORE] = LocalArtifactStore(
+        settings.artifact_dir,
+        settings.artifact_base,
+        settings.artifact_secret,
+        settings.artifact_ttl_seconds,
+    )
+    app[http.WEBHOOK_SECRET] = http.webhook_key(settings.provider_webhook_secret)
+    http.add_routes(app)
+    return app
 
 
 def main() -> None:

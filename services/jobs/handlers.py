@@ -1,54 +1,68 @@
-"""Command handlers of the jobs service. Each runs inside the consumer's transaction."""
+"""Command handlers of the jobs service. Each runs inside the consumer's transaction.
+
+Consuming only records: a live job goes into the Postgres work queue (``queued``, waiting for
+admission) and the runners take it from there. The broker delivery is acknowledged within
+milliseconds whatever the provider does, so a slow provider never holds the queue (docs/jobs.md).
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import structlog
 
-from services.contracts.jobs import EVENT_FOR_STATUS, CreateJob, JobStatus
+from services.contracts.jobs import CreateJob, JobStatus
 from services.jobs import repository
+from services.jobs.announce import announce, observe
 from services.jobs.domain.lifecycle import Job
-from services.jobs.metrics import JOB_TRANSITIONS
-from services.messaging import outbox
 from services.messaging.consumer import Handler
 from services.messaging.envelope import Envelope
-from services.messaging.topology import EVENTS
 
 if TYPE_CHECKING:
     from services.runtime.db import Connection
 
 log = structlog.get_logger()
 
-
-async def _announce(conn: Connection, cause: Envelope, job: Job) -> None:
-    """Store the transition and stage its event in the same transaction."""
-    await repository.save(conn, job)
-    event_type = EVENT_FOR_STATUS[job.status]
-    await outbox.stage(
-        conn, EVENTS, event_type, cause.caused(event_type, job.snapshot().model_dump(mode="json"))
-    )
-    JOB_TRANSITIONS.labels(job.service.value, job.status.value).inc()
+# Which provider API runs each service kind (the adapters are in adapters/).
+PROVIDER_OF = {
+    "music": "replicate",
+    "avatars": "replicate",
+    "family_videos": "replicate",
+    "translations": "dubbing",
+}
 
 
 async def create_job(conn: Connection, env: Envelope) -> None:
     cmd = CreateJob.model_validate(env.data)
     job = Job.accept(cmd)
-    if not await repository.insert(conn, job):
+    sandbox = cmd.sandbox
+    delayed = sandbox is not None and sandbox.delay_seconds > 0
+    recorded = await repository.insert(
+        conn,
+        job,
+        provider=None if sandbox is not None else PROVIDER_OF[job.service.value],
+        sandbox=sandbox if delayed else None,
+        correlation_id=env.correlation_id,
+    )
+    if not recorded:
         log.info("job_already_recorded")
         return
-    JOB_TRANSITIONS.labels(job.service.value, job.status.value).inc()
-    if cmd.sandbox is None:
-        # Live execution through provider adapters is not built yet: the job stays queued.
-        log.warning("live_job_recorded_without_runner")
+    observe(job)
+    if sandbox is None:
+        await repository.notify_work(conn)  # a runner admits it (per-account and lane limits)
         return
-    # A sandbox job settles at once, at the times the gateway already answered with.
+    # A sandbox job starts at once, at the time the gateway already answered with ...
     job = job.transition(JobStatus.PROCESSING, cmd.created_at)
-    await _announce(conn, env, job)
-    job = job.transition(
-        cmd.sandbox.status, cmd.created_at, output=cmd.sandbox.output, error=cmd.sandbox.error
-    )
-    await _announce(conn, env, job)
+    if delayed:
+        # ... and, when the scenario asks for it, stays processing until a runner settles it
+        # at its due time (durable: the due time is a column, not a timer in this process).
+        due = cmd.created_at + timedelta(seconds=sandbox.delay_seconds)
+        await announce(conn, job, cause=env, next_check_at=due)
+        return
+    await announce(conn, job, cause=env)
+    job = job.transition(sandbox.status, cmd.created_at, output=sandbox.output, error=sandbox.error)
+    await announce(conn, job, cause=env)
 
 
 HANDLERS: dict[str, Handler] = {

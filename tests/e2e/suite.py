@@ -8,13 +8,20 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
+import aio_pika
 import aiohttp
+import asyncpg
 
+from services.contracts.ids import new_id
+from services.contracts.jobs import CreateJob, Service
+from services.messaging.envelope import Envelope
+from services.messaging.topology import COMMANDS
 from tests.infra import Infra, free_port
 
-SERVICES = ("gateway", "jobs", "billing", "webhooks", "status")
+SERVICES = ("gateway", "jobs", "billing", "webhooks", "status", "simulator")
 _ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -85,8 +92,30 @@ class Suite:
         ports = {f"CLIPMIX_{n.upper()}_PORT": str(p.port) for n, p in self.processes.items()}
         urls = {f"CLIPMIX_{n.upper()}_URL": p.url for n, p in self.processes.items()}
         return self.infra.env(
-            CLIPMIX_PUBLIC_BASE_URL=self.gateway, CLIPMIX_DB_POOL_MAX="5", **ports, **urls
+            CLIPMIX_PUBLIC_BASE_URL=self.gateway,
+            CLIPMIX_DB_POOL_MAX="5",
+            **self.jobs_env(),
+            **ports,
+            **urls,
         )
+
+    def jobs_env(self) -> dict[str, str]:
+        """Live jobs against the simulator, with every wall-clock schedule shrunk for tests."""
+        return {
+            "CLIPMIX_SIMULATOR_LATENCY_SECONDS": "0.5",
+            "CLIPMIX_SIMULATOR_HANG_SECONDS": "8",
+            "CLIPMIX_JOBS_ARTIFACT_DIR": str(self.log_dir / "artifacts"),
+            "CLIPMIX_JOBS_POLL_SECONDS": "1",
+            "CLIPMIX_JOBS_LEASE_SECONDS": "3",
+            "CLIPMIX_JOBS_TICK_SECONDS": "0.5",
+            "CLIPMIX_JOBS_PROVIDER_TIMEOUT_SECONDS": "5",
+            "CLIPMIX_JOBS_PROVIDER_BACKOFF_SECONDS": "0.05",
+            "CLIPMIX_JOBS_ACCOUNT_CONCURRENCY": "100",
+        }
+
+    @property
+    def simulator(self) -> str:
+        return self.processes["simulator"].url
 
     @classmethod
     def build(cls, infra: Infra, log_dir: Path) -> Suite:
@@ -129,5 +158,157 @@ class Suite:
         key = self.admin("keys", "create", "--account", account["id"], "--mode", "test")
         return account["id"], key["secret"]
 
+    def new_live_key(self, usd: int = 100, *key_options: str) -> tuple[str, str]:
+        """An account with ``usd`` of credits (billing's operator purchase) and a live key
+        (``key_options``: more ``keys create`` options, e.g. ``--rate-limit``)."""
+        account = self.admin("accounts", "create", "--name", "e2e-live")
+        self.admin(
+            "credits",
+            "purchase",
+            "--account",
+            account["id"],
+            "--usd",
+            str(usd),
+            "--reference",
+            f"e2e-{account['id']}",
+        )
+        key = self.admin(
+            "keys", "create", "--account", account["id"], "--mode", "live", *key_options
+        )
+        return account["id"], key["secret"]
+
     def logs(self) -> str:
         return "".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
+
+
+@dataclass
+class JobsStack:
+    """The jobs service (one or more replicas) and the provider simulator, in an infra of
+    their own, fed by publishing ``jobs.create_job`` commands as the gateway's relay would."""
+
+    infra: Infra
+    log_dir: Path
+    simulator: Process
+    replicas: list[Process]
+    extra_env: dict[str, str]
+
+    @classmethod
+    def build(
+        cls, infra: Infra, log_dir: Path, *, replicas: int = 1, **extra_env: str
+    ) -> JobsStack:
+        sim = Process("simulator", free_port(), log_dir / "simulator.log", {})
+        jobs = [
+            Process("jobs", free_port(), log_dir / f"jobs-{i}.log", {}) for i in range(replicas)
+        ]
+        stack = cls(infra, log_dir, sim, jobs, extra_env)
+        sim.env = stack.env(jobs[0])
+        for process in jobs:
+            process.env = stack.env(process)
+        return stack
+
+    def env(self, jobs: Process) -> dict[str, str]:
+        base = Suite(self.infra, self.log_dir).jobs_env()
+        return self.infra.env(
+            CLIPMIX_DB_POOL_MAX="5",
+            CLIPMIX_SIMULATOR_PORT=str(self.simulator.port),
+            CLIPMIX_SIMULATOR_URL=self.simulator.url,
+            CLIPMIX_JOBS_PORT=str(jobs.port),
+            # Every replica serves the artifacts and webhooks of every job: one shared URL
+            # would be a load balancer; here the first replica is it.
+            CLIPMIX_JOBS_URL=self.replicas[0].url,
+            **{**base, **self.extra_env},
+        )
+
+    async def start(self) -> None:
+        self.simulator.start()
+        for process in self.replicas:
+            process.start()
+        await asyncio.gather(self.simulator.wait_ready(), *(p.wait_ready() for p in self.replicas))
+
+    def stop(self) -> None:
+        for process in (*self.replicas, self.simulator):
+            if process.proc is not None and process.proc.poll() is None:
+                process.proc.send_signal(signal.SIGTERM)
+        for process in (*self.replicas, self.simulator):
+            if process.proc is not None:
+                try:
+                    process.proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.proc.kill()
+
+    async def sim(self, method: str, path: str, body: object = None) -> dict:
+        async with aiohttp.ClientSession() as http:
+            async with http.request(method, self.simulator.url + path, json=body) as r:
+                assert r.status == 200, await r.text()
+                return await r.json()  # type: ignore[no-any-return]
+
+    async def publish(self, commands: list[CreateJob]) -> None:
+        """Publish commands (confirmed), as the gateway's outbox relay does."""
+        connection = await aio_pika.connect_robust(self.infra.amqp_url)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await channel.get_exchange(COMMANDS)
+            await asyncio.gather(
+                *(
+                    exchange.publish(
+                        aio_pika.Message(
+                            Envelope(
+                                type=CreateJob.TYPE,
+                                correlation_id=f"test-{c.job_id}",
+                                data=c.model_dump(mode="json"),
+                            ).to_json(),
+                            content_type="application/json",
+                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        ),
+                        routing_key=CreateJob.TYPE,
+                    )
+                    for c in commands
+                )
+            )
+
+    async def statuses(self, job_ids: list[str]) -> dict[str, str]:
+        conn = await asyncpg.connect(self.infra.database_url)
+        try:
+            rows = await conn.fetch(
+                "SELECT id, status FROM jobs.jobs WHERE id = ANY($1::text[])", job_ids
+            )
+        finally:
+            await conn.close()
+        return {r["id"]: r["status"] for r in rows}
+
+    async def wait_settled(self, job_ids: list[str], timeout: float = 60) -> dict[str, str]:
+        async with asyncio.timeout(timeout):
+            while True:
+                found = await self.statuses(job_ids)
+                if len(found) == len(job_ids) and all(
+                    s in ("completed", "failed", "canceled") for s in found.values()
+                ):
+                    return found
+                await asyncio.sleep(0.1)
+
+
+def live_command(
+    service: Service, *, account: str = "acct_live", cost: int = 10, **input: object
+) -> CreateJob:
+    """A live job as the gateway would accept it (inputs already validated, defaults filled)."""
+    defaults: dict[Service, dict[str, object]] = {
+        Service.MUSIC: {"prompt": "a calm song", "duration_seconds": 5},
+        Service.TRANSLATIONS: {
+            "video_url": "http://127.0.0.1/media/sample-4s.mp4",
+            "target_languages": ["es", "de"],
+            "tier": "standard",
+            "duration_seconds": 4,
+        },
+        Service.FAMILY_VIDEOS: {"photo_urls": ["http://x/1.jpg"], "mode": "moment"},
+        Service.AVATARS: {"kind": "talking_head", "tier": "balanced", "duration_seconds": 3},
+    }
+    return CreateJob(
+        job_id=new_id("job"),
+        account_id=account,
+        api_key_id="key_live",
+        service=service,
+        test=False,
+        input={**defaults[service], **input},
+        created_at=datetime.now(UTC),
+        cost_credits=cost,
+    )

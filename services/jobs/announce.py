@@ -1,0 +1,58 @@
+"""Store a transition and stage its event in the same transaction: one event per transition."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from services.contracts.jobs import EVENT_FOR_STATUS, TERMINAL, JobStatus
+from services.jobs import repository
+from services.jobs.domain.lifecycle import Job
+from services.jobs.metrics import JOB_QUEUE_DURATION, JOB_RUN_DURATION, JOB_TRANSITIONS
+from services.messaging import outbox
+from services.messaging.envelope import Envelope
+from services.messaging.topology import EVENTS
+
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
+
+PROCESS = "jobs"
+
+
+async def announce(
+    conn: Connection,
+    job: Job,
+    *,
+    cause: Envelope | None = None,
+    correlation_id: str | None = None,
+    next_check_at: datetime | None = None,
+    provider_task_id: str | None = None,
+    deadline_at: datetime | None = None,
+) -> None:
+    """Save ``job`` (version-checked: raises StaleJob) and stage the event of its status."""
+    await repository.save(
+        conn,
+        job,
+        next_check_at=next_check_at,
+        provider_task_id=provider_task_id,
+        deadline_at=deadline_at,
+    )
+    event_type = EVENT_FOR_STATUS[job.status]
+    data = job.snapshot().model_dump(mode="json")
+    if cause is not None:
+        env = cause.caused(event_type, data)
+    else:
+        env = Envelope(type=event_type, data=data, correlation_id=correlation_id or job.id)
+    await outbox.stage(conn, EVENTS, event_type, env)
+    observe(job)
+
+
+def observe(job: Job) -> None:
+    """Count the transition and record queue / run durations (metrics only)."""
+    JOB_TRANSITIONS.labels(job.service.value, job.status.value).inc()
+    if job.status is JobStatus.PROCESSING and job.started_at is not None:
+        waited = (job.started_at - job.created_at).total_seconds()
+        JOB_QUEUE_DURATION.labels(PROCESS, job.service.value).observe(max(waited, 0.0))
+    elif job.status in TERMINAL and job.started_at is not None and job.completed_at is not None:
+        ran = (job.completed_at - job.started_at).total_seconds()
+        JOB_RUN_DURATION.labels(PROCESS, job.service.value, job.status.value).observe(max(ran, 0.0))

@@ -1,0 +1,86 @@
+"""Settings of the jobs service (``CLIPMIX_JOBS_*`` plus the shared ``CLIPMIX_*`` ones)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.runtime.config import ServiceSettings
+
+# Dev defaults shared with the simulator; both are refused in production (see app.py).
+DEV_PROVIDER_KEY = "sim-dev-provider-key"
+DEV_WEBHOOK_SECRET = "whsec_c2ltLWRldi13ZWJob29rLXNlY3JldA=="  # noqa: S105 - dev default
+DEV_ARTIFACT_SECRET = "clipmix-dev-artifact-secret"  # noqa: S105 - dev default
+
+_DEADLINES = {"music": 900.0, "translations": 3600.0, "family_videos": 1800.0, "avatars": 1800.0}
+
+
+class JobsSettings(ServiceSettings):
+    port: int = Field(8081, validation_alias="CLIPMIX_JOBS_PORT")
+
+    # --- providers: base URL and secret per API (default: the local simulator) ---------------
+    replicate_url: str | None = Field(None, validation_alias="CLIPMIX_JOBS_REPLICATE_URL")
+    replicate_token: str = Field(DEV_PROVIDER_KEY, validation_alias="CLIPMIX_JOBS_REPLICATE_TOKEN")
+    dubbing_url: str | None = Field(None, validation_alias="CLIPMIX_JOBS_DUBBING_URL")
+    dubbing_key: str = Field(DEV_PROVIDER_KEY, validation_alias="CLIPMIX_JOBS_DUBBING_KEY")
+    # Standard Webhooks secret the providers sign their callbacks with.
+    provider_webhook_secret: str = Field(
+        DEV_WEBHOOK_SECRET, validation_alias="CLIPMIX_JOBS_PROVIDER_WEBHOOK_SECRET"
+    )
+    # Where providers reach our webhook route (default: this service's own URL).
+    callback_base_url: str | None = Field(None, validation_alias="CLIPMIX_JOBS_CALLBACK_BASE_URL")
+    # Deadline of one provider HTTP call, and tries of a call that is safe to repeat.
+    provider_timeout_seconds: float = Field(
+        10.0, gt=0, validation_alias="CLIPMIX_JOBS_PROVIDER_TIMEOUT_SECONDS"
+    )
+    provider_tries: int = Field(3, ge=1, validation_alias="CLIPMIX_JOBS_PROVIDER_TRIES")
+    provider_backoff_seconds: float = Field(
+        0.2, ge=0, validation_alias="CLIPMIX_JOBS_PROVIDER_BACKOFF_SECONDS"
+    )
+
+    # --- the work queue -------------------------------------------------------------------------
+    # Polling is the fallback to provider webhooks: how long after a look to look again.
+    poll_seconds: float = Field(5.0, gt=0, validation_alias="CLIPMIX_JOBS_POLL_SECONDS")
+    # A runner that claimed a row owns it this long; a crashed runner's rows come back after it.
+    lease_seconds: float = Field(60.0, gt=0, validation_alias="CLIPMIX_JOBS_LEASE_SECONDS")
+    # The runner's safety-net tick when no NOTIFY wakes it.
+    tick_seconds: float = Field(1.0, gt=0, validation_alias="CLIPMIX_JOBS_TICK_SECONDS")
+    # Per-service deadline from start (processing) to settled; past it: provider_timeout.
+    deadline_seconds: dict[str, float] = Field(
+        default_factory=lambda: dict(_DEADLINES), validation_alias="CLIPMIX_JOBS_DEADLINE_SECONDS"
+    )
+
+    # --- fairness and capacity ------------------------------------------------------------------
+    # Live jobs one account may have admitted at once (the rest wait in ``queued``).
+    account_concurrency: int = Field(8, ge=1, validation_alias="CLIPMIX_JOBS_ACCOUNT_CONCURRENCY")
+    # Live jobs admitted per provider lane (service kind), across every replica.
+    provider_concurrency: int = Field(
+        64, ge=1, validation_alias="CLIPMIX_JOBS_PROVIDER_CONCURRENCY"
+    )
+    # Jobs one process works on at once per lane (its share of the lane: the "prefetch").
+    lane_parallelism: int = Field(16, ge=1, validation_alias="CLIPMIX_JOBS_LANE_PARALLELISM")
+
+    # --- artifacts ------------------------------------------------------------------------------
+    artifact_dir: str = Field(".run/artifacts", validation_alias="CLIPMIX_JOBS_ARTIFACT_DIR")
+    # Base of the signed links handed to customers (default: this service's URL).
+    artifact_base_url: str | None = Field(None, validation_alias="CLIPMIX_JOBS_ARTIFACT_BASE_URL")
+    artifact_secret: str = Field(
+        DEV_ARTIFACT_SECRET, validation_alias="CLIPMIX_JOBS_ARTIFACT_SECRET"
+    )
+    artifact_ttl_seconds: int = Field(
+        7 * 24 * 3600, ge=60, validation_alias="CLIPMIX_JOBS_ARTIFACT_TTL_SECONDS"
+    )
+    # Largest artifact copied from a provider.
+    artifact_max_bytes: int = Field(
+        200 * 1024**2, ge=1, validation_alias="CLIPMIX_JOBS_ARTIFACT_MAX_BYTES"
+    )
+
+    def deadline_for(self, service: str) -> float:
+        return self.deadline_seconds.get(service, _DEADLINES.get(service, 3600.0))
+
+    @property
+    def callback_base(self) -> str:
+        return (self.callback_base_url or self.jobs_url).rstrip("/")
+
+    @property
+    def artifact_base(self) -> str:
+        return (self.artifact_base_url or self.jobs_url).rstrip("/")

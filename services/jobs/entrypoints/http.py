@@ -1,0 +1,124 @@
+"""HTTP routes of the jobs service: internal job reads and cancels, provider webhooks, and
+the signed artifact links."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from services.contracts.jobs import Service
+from services.jobs import repository
+from services.jobs.adapters.artifacts import CONTENT_TYPES, LocalArtifactStore
+from services.jobs.cancel import NotCancelable, NotFound, cancel_job
+from services.jobs.domain.providers import Provider
+from services.jobs.runner import Runner
+from services.runtime.http import ApiError, json_response
+from services.runtime.internal import ACCOUNT_HEADER
+from services.runtime.service import POOL
+
+PROVIDERS = web.AppKey("providers", Mapping[Service, Provider])
+STORE = web.AppKey("artifact_store", LocalArtifactStore)
+RUNNER = web.AppKey("runner", Runner)
+WEBHOOK_SECRET = web.AppKey("provider_webhook_secret", bytes)
+
+# Standard Webhooks: a signed timestamp older (or newer) than this is a replay.
+WEBHOOK_TOLERANCE_SECONDS = 300
+
+
+def _not_found() -> ApiError:
+    return ApiError(404, "invalid_request_error", "job_not_found", "No such job.", param="id")
+
+
+async def get_job(request: web.Request) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        run = await repository.get(conn, request.match_info["job_id"])
+    if run is None:
+        raise _not_found()
+    return json_response(run.job.snapshot().model_dump(mode="json"))
+
+
+async def cancel(request: web.Request) -> web.Response:
+    account_id = request.headers.get(ACCOUNT_HEADER)
+    if not account_id:
+        raise _not_found()
+    try:
+        snapshot = await cancel_job(
+            request.app[POOL], request.app[PROVIDERS], request.match_info["job_id"], account_id
+        )
+    except NotFound as exc:
+        raise _not_found() from exc
+    except NotCancelable as exc:
+        raise ApiError(
+            409,
+            "invalid_request_error",
+            "job_not_cancelable",
+            f"The job has already settled ({exc.status.value}); it cannot be canceled.",
+            param="id",
+        ) from exc
+    return json_response(snapshot.model_dump(mode="json"))
+
+
+def webhook_key(secret: str) -> bytes:
+    """A ``whsec_<base64>`` secret's HMAC key (Standard Webhooks); other secrets as they are."""
+    if secret.startswith("whsec_"):
+        return base64.b64decode(secret.removeprefix("whsec_"))
+    return secret.encode()
+
+
+def verify_signature(key: bytes, headers: Mapping[str, str], body: bytes, now: float) -> bool:
+    msg_id = headers.get("webhook-id", "")
+    stamp = headers.get("webhook-timestamp", "")
+    given = headers.get("webhook-signature", "")
+    if not (msg_id and stamp.isdigit() and given):
+        return False
+    if abs(now - int(stamp)) > WEBHOOK_TOLERANCE_SECONDS:
+        return False
+    expected = base64.b64encode(
+        hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+    ).decode()
+    return any(
+        hmac.compare_digest(sig.split(",", 1)[-1], expected)
+        for sig in given.split()
+        if sig.startswith("v1,")
+    )
+
+
+async def provider_webhook(request: web.Request) -> web.Response:
+    """A provider says a task changed. Verified, then taken only as a nudge: the runner reads
+    the task from the provider itself, so the webhook and the poll share one path."""
+    body = await request.read()
+    if not verify_signature(request.app[WEBHOOK_SECRET], request.headers, body, time.time()):
+        raise ApiError(401, "authentication_error", "invalid_signature", "Bad signature.")
+    async with request.app[POOL].acquire() as conn:
+        nudged = await repository.nudge(conn, request.match_info["job_id"])
+    if nudged:
+        request.app[RUNNER].wake(repository.DUE)
+    return json_response({"received": True})
+
+
+async def artifact(request: web.Request) -> web.StreamResponse:
+    job_id, name = request.match_info["job_id"], request.match_info["name"]
+    store = request.app[STORE]
+    if not store.verify(
+        request.path, request.query.get("expires", ""), request.query.get("signature", "")
+    ):
+        raise ApiError(
+            403, "invalid_request_error", "link_expired", "This link is invalid or has expired."
+        )
+    path = store.locate(job_id, name)
+    if path is None:
+        raise ApiError(404, "invalid_request_error", "artifact_not_found", "No such artifact.")
+    content_type = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+    return web.FileResponse(path, headers={"Content-Type": content_type})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/internal/v1/jobs/{job_id}", get_job)
+    app.router.add_post("/internal/v1/jobs/{job_id}/cancel", cancel)
+    app.router.add_post("/provider-webhooks/{provider}/{job_id}", provider_webhook)
+    app.router.add_get("/artifacts/{job_id}/{name}", artifact)

@@ -1,0 +1,326 @@
+"""Runs live jobs from the Postgres work queue through the provider adapters.
+
+One loop per process: admit waiting jobs within the limits, claim due jobs per lane (service
+kind) up to this process's free slots, and work on each in its own task. Every step persists
+before it waits on anything: the provider task id is stored in the same transaction as
+``processing``, so a process killed at any point leaves a row another runner resumes (polling
+the existing task; a resubmission carries the job id as idempotency key and gets the same task).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import structlog
+
+from services.contracts.jobs import TERMINAL, JobStatus, Service
+from services.jobs import repository
+from services.jobs.adapters.artifacts import LocalArtifactStore
+from services.jobs.announce import PROCESS, announce
+from services.jobs.domain.providers import (
+    ErrorCode,
+    Provider,
+    ProviderFailure,
+    TaskState,
+    TaskStatus,
+)
+from services.jobs.metrics import JOBS_IN_FLIGHT
+from services.jobs.repository import Run, StaleJob
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    account_limit: int
+    lane_limit: int
+    lane_parallelism: int
+    poll_seconds: float
+    lease_seconds: float
+    tick_seconds: float
+    deadlines: Mapping[str, float]
+    callback_base: str
+    artifact_max_bytes: int
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Runner:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        providers: Mapping[Service, Provider],
+        store: LocalArtifactStore,
+        config: RunnerConfig,
+    ) -> None:
+        self._pool = pool
+        self._providers = providers
+        self._store = store
+        self._config = config
+        self._wake = asyncio.Event()
+        # Admission runs when something may be admitted (a new job, freed capacity) and at
+        # least every tick as the safety net; a webhook nudge only needs a claim.
+        self._admit_due = True
+        self._admitted_at = 0.0
+        self._in_flight: dict[Service, int] = dict.fromkeys(Service, 0)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def wake(self, *args: Any) -> None:
+        """Also the LISTEN callback: (connection, pid, channel, payload)."""
+        if not args or args[-1] != repository.DUE:
+            self._admit_due = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Until cancelled: tick, then sleep until the next due row, a NOTIFY or a finished task."""
+        while True:
+            self._wake.clear()
+            try:
+                claimed, next_due = await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database away: try again at the next tick
+                log.warning("runner_tick_failed", error=repr(exc))
+                claimed, next_due = 0, self._config.tick_seconds
+            if claimed:
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.005, min(next_due, self._config.tick_seconds))):
+                    await self._wake.wait()
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Let in-flight work finish (its leases would otherwise hold the rows), then cancel."""
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def tick(self) -> tuple[int, float]:
+        """Admit, claim and start work; return (jobs claimed, seconds until the next due row)."""
+        cfg = self._config
+        now = time.monotonic()
+        admit = self._admit_due or now - self._admitted_at >= cfg.tick_seconds
+        free = {lane: cfg.lane_parallelism - self._in_flight[lane] for lane in Service}
+        # One transaction for both: a tick is a handful of round trips.
+        async with self._pool.acquire() as conn, conn.transaction():
+            if admit:
+                self._admit_due = False
+                self._admitted_at = now
+                await repository.admit(
+                    conn, account_limit=cfg.account_limit, lane_limit=cfg.lane_limit, batch=500
+                )
+            runs = await repository.claim(conn, free, cfg.lease_seconds)
+        for run in runs:
+            self._spawn(run)
+        if runs:
+            return len(runs), 0.0
+        async with self._pool.acquire() as conn:
+            next_due = await repository.seconds_to_next_due(conn)
+        return 0, next_due if next_due is not None else cfg.tick_seconds
+
+    def _spawn(self, run: Run) -> None:
+        lane = run.job.service
+        self._in_flight[lane] += 1
+        JOBS_IN_FLIGHT.labels(PROCESS, lane.value).inc()
+        task = asyncio.create_task(self.work(run), name=f"job-{run.job.id}")
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            self._in_flight[lane] -= 1
+            JOBS_IN_FLIGHT.labels(PROCESS, lane.value).dec()
+            self._wake.set()
+
+        task.add_done_callback(done)
+
+    async def work(self, run: Run) -> None:
+        """One look at one job: start it, follow it, or settle it."""
+        job = run.job
+        with structlog.contextvars.bound_contextvars(job_id=job.id, kind=job.service.value):
+            try:
+                if job.status in TERMINAL:
+                    return
+                if run.sandbox is not None:
+                    await self._settle(
+                        run, run.sandbox.status, output=run.sandbox.output, error=run.sandbox.error
+                    )
+                elif job.status is JobStatus.QUEUED and self._stuck_in_admission(run):
+                    # Admitted long ago and never started (every try crashed): give up.
+                    await self._settle(
+                        run,
+                        JobStatus.FAILED,
+                        error=ProviderFailure(ErrorCode.PROVIDER_TIMEOUT, "never started").error(),
+                    )
+                elif job.status is JobStatus.QUEUED:
+                    await self._start(run)
+                else:
+                    await self._follow(run)
+            except StaleJob:
+                log.info("job_moved_on_meanwhile")  # canceled, or another replica got there
+            except Exception as exc:
+                # Unexpected: leave the row to the next look (its lease runs out) and say so.
+                log.exception("job_work_failed", error=repr(exc))
+
+    def _stuck_in_admission(self, run: Run) -> bool:
+        deadline = self._config.deadlines.get(run.job.service.value, 3600.0)
+        return run.admitted_at is not None and _now() - run.admitted_at > timedelta(
+            seconds=deadline
+        )
+
+    # --- steps --------------------------------------------------------------------------------
+
+    async def _start(self, run: Run) -> None:
+        job = run.job
+        provider = self._providers[job.service]
+        callback = f"{self._config.callback_base}/provider-webhooks/{provider.name}/{job.id}"
+        try:
+            state = await provider.submit(job.id, job.service, job.input, callback)
+        except ProviderFailure as failure:
+            log.warning("provider_submit_failed", code=failure.code, detail=failure.detail)
+            await self._settle(run, JobStatus.FAILED, error=failure.error())
+            return
+        now = _now()
+        started = job.transition(JobStatus.PROCESSING, now)
+        deadline = now + timedelta(seconds=self._config.deadlines.get(job.service.value, 3600.0))
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await announce(
+                    conn,
+                    started,
+                    correlation_id=run.correlation_id,
+                    next_check_at=min(now + timedelta(seconds=self._config.poll_seconds), deadline),
+                    provider_task_id=state.task_id,
+                    deadline_at=deadline,
+                )
+        except StaleJob:
+            # Moved on while we were submitting. If it was canceled, the task we started must
+            # not run on; if another runner started it, that is the same task (same idempotency
+            # key) and it must be left alone.
+            async with self._pool.acquire() as conn:
+                current = await repository.get(conn, job.id)
+            if current is not None and current.job.status is JobStatus.CANCELED:
+                await self._cancel_quietly(provider, state.task_id)
+            raise
+        log.info("provider_task_started", provider=provider.name, task_id=state.task_id)
+        if state.status is not TaskStatus.RUNNING:
+            await self._follow(
+                Run(
+                    job=started,
+                    provider_task_id=state.task_id,
+                    deadline_at=deadline,
+                    correlation_id=run.correlation_id,
+                ),
+                known=state,
+            )
+
+    async def _follow(self, run: Run, known: TaskState | None = None) -> None:
+        job = run.job
+        provider = self._providers[job.service]
+        assert run.provider_task_id is not None, "a processing live job has a provider task"
+        now = _now()
+        if run.deadline_at is not None and now >= run.deadline_at:
+            log.warning("job_past_deadline", task_id=run.provider_task_id)
+            await self._cancel_quietly(provider, run.provider_task_id)
+            await self._settle(
+                run,
+                JobStatus.FAILED,
+                error=ProviderFailure(ErrorCode.PROVIDER_TIMEOUT, "deadline").error(),
+            )
+            return
+        try:
+            state = known or await provider.fetch(run.provider_task_id)
+        except ProviderFailure as failure:
+            if failure.retryable:
+                await self._poll_later(run, now)
+                return
+            code = (
+                ErrorCode.PROVIDER_ERROR
+                if failure.code is ErrorCode.ARTIFACT_UNAVAILABLE
+                else failure.code
+            )
+            await self._settle(run, JobStatus.FAILED, error=ProviderFailure(code, "").error())
+            return
+        if state.status is TaskStatus.RUNNING:
+            await self._poll_later(run, now)
+        elif state.status is TaskStatus.FAILED:
+            assert state.failure is not None
+            await self._settle(run, JobStatus.FAILED, error=state.failure.error())
+        elif state.status is TaskStatus.CANCELED:
+            await self._settle(
+                run,
+                JobStatus.FAILED,
+                error=ProviderFailure(ErrorCode.PROVIDER_ERROR, "canceled at provider").error(),
+            )
+        else:
+            await self._complete(run, provider, state)
+
+    async def _complete(self, run: Run, provider: Provider, state: TaskState) -> None:
+        job = run.job
+        stored: list[dict[str, Any]] = []
+        try:
+            for artifact in state.artifacts:
+                data = await provider.download(artifact, self._config.artifact_max_bytes)
+                obj = await self._store.put(job.id, artifact.name, data, artifact.content_type)
+                if artifact.language is not None:
+                    obj = {"language": artifact.language, **obj}
+                else:
+                    obj = {"type": artifact.kind, **obj}
+                stored.append(obj)
+        except ProviderFailure as failure:
+            if failure.retryable:
+                # The adapter already retried; look again later (the deadline bounds this).
+                await self._poll_later(run, _now())
+                return
+            log.warning("artifact_copy_failed", code=failure.code, detail=failure.detail)
+            await self._settle(
+                run,
+                JobStatus.FAILED,
+                error=ProviderFailure(ErrorCode.ARTIFACT_UNAVAILABLE, "").error(),
+            )
+            return
+        if not stored:
+            await self._settle(
+                run,
+                JobStatus.FAILED,
+                error=ProviderFailure(ErrorCode.PROVIDER_ERROR, "no output").error(),
+            )
+            return
+        output = {"dubs": stored} if job.service is Service.TRANSLATIONS else {"artifacts": stored}
+        await self._settle(run, JobStatus.COMPLETED, output=output)
+
+    async def _settle(
+        self,
+        run: Run,
+        status: JobStatus,
+        *,
+        output: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        settled = run.job.transition(status, _now(), output=output, error=error)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await announce(conn, settled, correlation_id=run.correlation_id)
+        log.info("job_settled", status=status.value, error=(error or {}).get("code"))
+
+    async def _poll_later(self, run: Run, now: datetime) -> None:
+        at = now + timedelta(seconds=self._config.poll_seconds)
+        if run.deadline_at is not None:
+            at = min(at, run.deadline_at)
+        async with self._pool.acquire() as conn:
+            await repository.reschedule(conn, run.job.id, at, run.job.version)
+
+    @staticmethod
+    async def _cancel_quietly(provider: Provider, task_id: str) -> None:
+        try:
+            await provider.cancel(task_id)
+        except ProviderFailure as failure:
+            log.warning("provider_cancel_failed", task_id=task_id, code=failure.code)

@@ -1,0 +1,153 @@
+"""The runner in-process against a real schema and the simulator: a crash between the provider
+submit and storing its task id never leads to a second provider task."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestServer
+
+from services.contracts.jobs import CreateJob, JobStatus, Service
+from services.jobs import app as jobs_app
+from services.jobs import repository
+from services.jobs.adapters.artifacts import LocalArtifactStore
+from services.jobs.adapters.provider_http import ProviderHttp
+from services.jobs.adapters.replicate import ReplicatePredictions
+from services.jobs.domain.providers import Provider, TaskState
+from services.jobs.handlers import create_job
+from services.jobs.runner import Runner, RunnerConfig
+from services.messaging.envelope import Envelope
+from services.runtime import db
+from services.simulator.app import STATE, SimulatorSettings
+from services.simulator.app import create_app as create_simulator
+from services.simulator.state import State
+from tests.infra import Infra
+from tests.integration.conftest import migrate_schema, unique
+
+
+class Crash(BaseException):
+    """The process dies here (not an Exception: nothing in the runner may catch it)."""
+
+
+class CrashAfterSubmit:
+    def __init__(self, real: Provider) -> None:
+        self.real = real
+        self.name = real.name
+
+    async def submit(self, *args: Any) -> TaskState:
+        await self.real.submit(*args)
+        raise Crash
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+@pytest.fixture
+async def pool(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
+    schema = unique("jobsr")
+    await migrate_schema(infra.database_url, schema, jobs_app.MIGRATIONS)
+    created = await db.create_pool(infra.database_url, schema, min_size=1, max_size=4)
+    try:
+        yield created
+    finally:
+        await created.close()
+        conn = await asyncpg.connect(infra.database_url)
+        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await conn.close()
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[tuple[str, State]]:
+    app = create_simulator(SimulatorSettings(latency_seconds=0.2))
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/"), app[STATE]
+    finally:
+        await server.close()
+
+
+def runner(pool: asyncpg.Pool, provider: Provider, tmp_path: Path) -> Runner:
+    config = RunnerConfig(
+        account_limit=5,
+        lane_limit=5,
+        lane_parallelism=5,
+        poll_seconds=0.05,
+        lease_seconds=0.05,
+        tick_seconds=0.05,
+        deadlines={"music": 30},
+        callback_base="http://127.0.0.1:9",  # nobody listens: completion comes by polling
+        artifact_max_bytes=10**6,
+    )
+    store = LocalArtifactStore(tmp_path, "http://jobs", "secret", 3600)
+    return Runner(pool, dict.fromkeys(Service, provider), store, config)
+
+
+async def test_a_crash_after_submit_resumes_the_same_provider_task(
+    pool: asyncpg.Pool, simulator: tuple[str, State], tmp_path: Path
+) -> None:
+    url, state = simulator
+    command = CreateJob(
+        job_id="job_crash",
+        account_id="acct",
+        api_key_id="key",
+        service=Service.MUSIC,
+        test=False,
+        input={"prompt": "x", "duration_seconds": 5},
+        created_at=datetime.now(UTC),
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        env = Envelope(
+            type=CreateJob.TYPE, correlation_id="c", data=command.model_dump(mode="json")
+        )
+        await create_job(conn, env)
+    async with aiohttp.ClientSession() as session:
+        http = ProviderHttp(
+            session,
+            name="replicate",
+            base_url=url,
+            headers={"Authorization": "Bearer sim-dev-provider-key"},
+            timeout=2,
+            tries=2,
+            backoff=0.01,
+        )
+        real = ReplicatePredictions(http)
+        crashing = runner(pool, CrashAfterSubmit(real), tmp_path)
+        await crashing.tick()  # admits and claims; the work task dies after the submit
+        await asyncio.sleep(0.1)
+        async with pool.acquire() as conn:
+            run = await repository.get(conn, "job_crash")
+        assert run is not None and run.job.status is JobStatus.QUEUED
+        assert run.provider_task_id is None
+        assert state.stats()["tasks_by_key"] == {"job_crash": 1}
+
+        # The restarted process picks the row up once the lease is over, and finishes it.
+        restarted = runner(pool, real, tmp_path)
+        task = asyncio.create_task(restarted.run())
+        try:
+            async with asyncio.timeout(10):
+                while True:
+                    async with pool.acquire() as conn:
+                        run = await repository.get(conn, "job_crash")
+                    assert run is not None
+                    if run.job.status is JobStatus.COMPLETED:
+                        break
+                    await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    stats = state.stats()
+    assert stats["tasks_by_key"] == {"job_crash": 1}
+    assert stats["creates_by_key"] == {"job_crash": 2}
+    assert run.provider_task_id == state.by_key["job_crash"]
+    artifact = run.job.output["artifacts"][0] if run.job.output else {}
+    assert artifact["content_type"] == "audio/wav" and artifact["bytes"] > 0
+    events = await pool.fetch("SELECT routing_key FROM outbox ORDER BY id")
+    assert [e["routing_key"] for e in events] == ["job.started", "job.completed"]
