@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -95,12 +94,13 @@ class Consumer:
         """Stop taking messages, let in-flight ones finish (bounded), close the channel."""
         if self._channel is None:
             return
-        if self._depths is not None:
-            self._depths.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._depths
+        # Stop taking messages first: nothing may wait in front of the basic.cancel.
         if self._queue is not None and self._tag is not None and not self._channel.is_closed:
             await self._queue.cancel(self._tag)
+        if self._depths is not None:
+            self._depths.cancel()
+            # A sample stuck in a channel open must not hold up the shutdown.
+            await asyncio.wait({self._depths}, timeout=1.0)
         try:
             async with asyncio.timeout(grace_seconds):
                 await self._idle.wait()
