@@ -61,7 +61,7 @@ class JobsSettings(ServiceSettings):
 
     # --- artifacts ------------------------------------------------------------------------------
     artifact_dir: str = Field(".run/artifacts", validation_alias="CLIPMIX_JOBS_ARTIFACT_DIR")
-    # Base of the signed links handed to customers (default: this service's URL).
+    # Base of the signed links handed to customers (default: the gateway, which forwards them).
     artifact_base_url: str | None = Field(None, validation_alias="CLIPMIX_JOBS_ARTIFACT_BASE_URL")
     artifact_secret: str = Field(
         DEV_ARTIFACT_SECRET, validation_alias="CLIPMIX_JOBS_ARTIFACT_SECRET"
@@ -83,4 +83,5 @@ class JobsSettings(ServiceSettings):
 
     @property
     def artifact_base(self) -> str:
-        return (self.artifact_base_url or self.jobs_url).rstrip("/")
+        # By default links point at the gateway, which forwards /artifacts/ to this service.
+        return (self.artifact_base_url or self.gateway_url).rstrip("/")

@@ -216,6 +216,8 @@ class JobsStack:
             # Every replica serves the artifacts and webhooks of every job: one shared URL
             # would be a load balancer; here the first replica is it.
             CLIPMIX_JOBS_URL=self.replicas[0].url,
+            # No gateway in this stack to forward /artifacts/: links point at the jobs service.
+            CLIPMIX_JOBS_ARTIFACT_BASE_URL=self.replicas[0].url,
             **{**base, **self.extra_env},
         )
 

@@ -70,8 +70,12 @@ async def test_live_music_job_completes_with_a_fetchable_song(suite: Suite) -> N
         assert done["status"] == "completed", done
         assert "processing" in done["_seen"]
         artifact = done["output"]["artifacts"][0]
+        # Customers fetch results from the public host: the gateway forwards the signed link.
+        assert artifact["url"].startswith(suite.gateway + "/artifacts/"), artifact
         status, ctype, body = await _fetch(http, artifact["url"])
+        tampered_status, _, _ = await _fetch(http, artifact["url"].replace("expires=", "expires=1"))
     assert (status, ctype, len(body)) == (200, "audio/wav", artifact["bytes"])
+    assert tampered_status == 403
     with wave.open(io.BytesIO(body)) as w:
         assert w.getnframes() / w.getframerate() == 8
 

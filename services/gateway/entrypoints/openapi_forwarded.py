@@ -224,6 +224,42 @@ def public_paths() -> dict[str, Any]:
                 public=True,
             )
         },
+        "/artifacts/{job_id}/{name}": {
+            "get": op(
+                "jobs",
+                "Download a result",
+                "A job's result behind the signed, expiring link found in its `output`. No key is"
+                " needed: the link is the credential. A wrong or expired link answers 403"
+                " `link_expired`.",
+                {
+                    "200": {
+                        "description": "The file.",
+                        "headers": {"Request-Id": {"$ref": "#/components/headers/Request-Id"}},
+                        "content": {
+                            media: {"schema": binary, "example": example}
+                            for media, example in (
+                                ("audio/wav", "RIFF…WAVE…"),
+                                ("video/mp4", "…ftyp…moov…"),
+                                ("application/octet-stream", "…"),
+                            )
+                        },
+                    },
+                    **errors(403, 404, 503),
+                },
+                parameters=[
+                    {
+                        "name": "job_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "expires", "in": "query", "schema": {"type": "string"}},
+                    {"name": "signature", "in": "query", "schema": {"type": "string"}},
+                ],
+                public=True,
+            )
+        },
         sandbox.MUSIC_PATH: {
             "get": op(
                 "sandbox",

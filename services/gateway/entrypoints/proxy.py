@@ -232,6 +232,24 @@ async def cancel_job(request: web.Request) -> web.StreamResponse:
     return await idempotent.handle(request, payload, cancel)
 
 
+_ARTIFACT_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+async def artifact(request: web.Request) -> web.Response:
+    """``/artifacts/{job_id}/{name}``: a job's result behind its signed, expiring link.
+
+    The jobs service checks the signature (over this same path) and serves the file; no API key
+    is needed, the link is the credential. Results are small here; a deployment with large
+    files points ``CLIPMIX_JOBS_ARTIFACT_BASE_URL`` at an object store or CDN instead.
+    """
+    job_id, name = request.match_info["job_id"], request.match_info["name"]
+    if not (_JOB_ID.fullmatch(job_id) and _ARTIFACT_PART.fullmatch(name)):
+        raise ApiError(404, "invalid_request_error", "artifact_not_found", "No such artifact.")
+    jobs = request.app[DOWNSTREAM].jobs
+    reply = await _call(request, jobs, "jobs", "GET", request.path, on_behalf=False)
+    return _relay(request, reply)
+
+
 def add_routes(app: web.Application, settings: ServiceSettings) -> None:
     app.cleanup_ctx.append(clients(settings))
     app.router.add_route("*", "/api/v1/webhook{tail:.*}", webhook)
@@ -241,3 +259,4 @@ def add_routes(app: web.Application, settings: ServiceSettings) -> None:
     app.router.add_post("/api/v1/jobs/{id}/cancel", cancel_job)
     app.router.add_get("/api/status", status_page)
     app.router.add_get("/status", status_page)
+    app.router.add_get("/artifacts/{job_id}/{name}", artifact)
