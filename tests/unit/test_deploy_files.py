@@ -1,24 +1,43 @@
 """Offline checks of the deployment files: compose, Kubernetes, Prometheus, Grafana, Dockerfile.
 
-Only the standard library, pyyaml and pytest: nothing here needs Docker, a cluster,
-Prometheus or Grafana. The checkers return lists of problems so that the tests at the
-bottom can prove they fail on broken input.
+Nothing here needs Docker, a cluster, Prometheus or Grafana. The settings classes of the
+services are the reference for every ``CLIPMIX_*`` name the files use, and for which values
+are secrets. The checkers return lists of problems so that the tests at the bottom can prove
+they fail on broken input.
 """
 
+import functools
 import json
+import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
+from pydantic import AliasChoices
+from pydantic_settings import BaseSettings
+
+from services.billing.app import BillingSettings
+from services.gateway.app import GatewaySettings
+from services.jobs.app import _refuse_dev_secrets
+from services.jobs.config import JobsSettings
+from services.runtime.config import ServiceSettings
+from services.runtime.traffic import TrafficSettings
+from services.simulator.app import SimulatorSettings
+from services.status.app import StatusSettings
+from services.webhooks.settings import WebhooksSettings
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"
+# Optional overlays (siblings of the base: kustomize refuses an overlay inside its base).
+K8S_OVERLAYS = DEPLOY / "k8s-overlays"
+SIMULATOR_OVERLAY = K8S_OVERLAYS / "simulator"
 PROMETHEUS = DEPLOY / "prometheus"
 GRAFANA = DEPLOY / "grafana"
 RUNBOOK = REPO / "docs" / "runbook.md"
@@ -32,6 +51,25 @@ SERVICES: dict[str, int] = {
     "webhooks": 8083,
     "status": 8084,
 }
+
+SIMULATOR_PORT = 8090
+
+# The settings classes each process reads (build_app also reads TrafficSettings where a
+# service reports traffic). The reference for every CLIPMIX_* name in the deploy files.
+PROCESS_SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
+    "gateway": (GatewaySettings, TrafficSettings),
+    "jobs": (JobsSettings,),
+    "billing": (BillingSettings,),
+    "webhooks": (WebhooksSettings, TrafficSettings),
+    "status": (StatusSettings,),
+    "simulator": (SimulatorSettings,),
+    "migrate": (ServiceSettings,),
+}
+# Compose-level variables that are not settings of any process.
+COMPOSE_ONLY_VARIABLES = {"CLIPMIX_IMAGE"}
+# A field holding a credential: by name, plus the two URLs that carry passwords.
+SECRET_FIELD = re.compile(r"(?:^|_)(?:token|secret|key|password)$")
+CREDENTIAL_URL_FIELDS = {"database_url", "amqp_url"}
 
 # The metric names every service exports (the project's metrics contract).
 COUNTERS = {
@@ -86,10 +124,20 @@ REQUIRED_ALERTS = {
 # --------------------------------------------------------------------------- helpers
 
 
-def load_yaml_docs(path: Path) -> list[Any]:
-    """Every non-empty YAML document of a file (k8s files hold several)."""
+# libyaml when pyyaml has it: parsing is most of this module's run time.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@functools.cache
+def _parsed(path: Path) -> tuple[Any, ...]:
     with path.open(encoding="utf-8") as fh:
-        return [doc for doc in yaml.safe_load_all(fh) if doc is not None]
+        return tuple(doc for doc in yaml.load_all(fh, Loader=_LOADER) if doc is not None)
+
+
+def load_yaml_docs(path: Path) -> list[Any]:
+    """Every non-empty YAML document of a file (k8s files hold several); callers must not
+    mutate what they get (parsed once per run)."""
+    return list(_parsed(path))
 
 
 def load_yaml(path: Path) -> Any:
@@ -257,17 +305,186 @@ def dashboard_problems(dashboard: dict[str, Any], allowed: set[str]) -> list[str
     return problems
 
 
+@functools.cache
+def _objects(root: Path) -> tuple[dict[str, Any], ...]:
+    return tuple(
+        {**doc, "_file": path.relative_to(DEPLOY).as_posix()}
+        for path in yaml_files(root)
+        for doc in load_yaml_docs(path)
+        if "kind" in doc
+    )
+
+
 def k8s_objects() -> list[dict[str, Any]]:
-    objects: list[dict[str, Any]] = []
-    for path in yaml_files(K8S):
-        for doc in load_yaml_docs(path):
-            if "kind" in doc:
-                objects.append({**doc, "_file": path.name})
-    return objects
+    """The base manifests (deploy/k8s), what `kubectl apply -k deploy/k8s` applies."""
+    return list(_objects(K8S))
 
 
-def by_kind(kind: str) -> dict[str, dict[str, Any]]:
-    return {obj["metadata"]["name"]: obj for obj in k8s_objects() if obj["kind"] == kind}
+def overlay_objects(overlay: Path = SIMULATOR_OVERLAY) -> list[dict[str, Any]]:
+    """An overlay's own files: its resources, its patches and its kustomization."""
+    return list(_objects(overlay))
+
+
+def by_kind(
+    kind: str, objects: Iterable[dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    found = k8s_objects() if objects is None else objects
+    return {obj["metadata"]["name"]: obj for obj in found if obj["kind"] == kind}
+
+
+def pod_templates(objects: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Pod spec of every Deployment and Job, by object name."""
+    return {
+        obj["metadata"]["name"]: obj["spec"]["template"]["spec"]
+        for obj in objects
+        if obj["kind"] in {"Deployment", "Job"}
+    }
+
+
+def secret_key_refs(container: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Env name -> (Secret name, key) of every secretKeyRef of a container."""
+    refs: dict[str, tuple[str, str]] = {}
+    for var in container.get("env") or []:
+        ref = (var.get("valueFrom") or {}).get("secretKeyRef")
+        if ref:
+            refs[var["name"]] = (ref["name"], ref["key"])
+    return refs
+
+
+def module_of(command: list[str]) -> str | None:
+    """The module of a `python -m MODULE ...` command."""
+    if len(command) >= 3 and command[0] == "python" and command[1] == "-m":
+        return command[2]
+    return None
+
+
+def module_exists(module: str) -> bool:
+    """`python -m module` finds something to run in this repository (no import needed)."""
+    path = REPO.joinpath(*module.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__main__.py").is_file()
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def settings_env_fields(cls: type[BaseSettings]) -> dict[str, str]:
+    """Env variable -> field name, as pydantic-settings reads them: the validation_alias
+    (or each of its choices) when there is one, else env_prefix + field name."""
+    prefix = str(cls.model_config.get("env_prefix") or "")
+    names: dict[str, str] = {}
+    for field_name, field in cls.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, str):
+            names[alias.upper()] = field_name
+        elif isinstance(alias, AliasChoices):
+            names.update({c.upper(): field_name for c in alias.choices if isinstance(c, str)})
+        else:
+            names[f"{prefix}{field_name}".upper()] = field_name
+    return names
+
+
+def process_env_fields(process: str) -> dict[str, tuple[type[BaseSettings], str]]:
+    return {
+        env: (cls, field)
+        for cls in PROCESS_SETTINGS[process]
+        for env, field in settings_env_fields(cls).items()
+    }
+
+
+def known_env_names() -> set[str]:
+    return {env for process in PROCESS_SETTINGS for env in process_env_fields(process)}
+
+
+def secret_env_names(process: str) -> set[str]:
+    """The settings of a process that hold credentials."""
+    return {
+        env
+        for env, (_, field) in process_env_fields(process).items()
+        if SECRET_FIELD.search(field) or field in CREDENTIAL_URL_FIELDS
+    }
+
+
+def unknown_env_problems(where: str, names: Iterable[str], known: set[str]) -> list[str]:
+    return [
+        f"{where}: {name} is not a setting of any ClipMix process"
+        for name in sorted(names)
+        if name.startswith("CLIPMIX_") and name.upper() not in known
+    ]
+
+
+def missing_secret_problems(process: str, container: dict[str, Any], secret: str) -> list[str]:
+    refs = secret_key_refs(container)
+    problems = []
+    for name in sorted(secret_env_names(process)):
+        if name not in refs:
+            problems.append(f"{process}: {name} is not taken from a Secret (secretKeyRef)")
+        elif refs[name][0] != secret:
+            problems.append(f"{process}: {name} comes from {refs[name][0]}, not {secret}")
+    return problems
+
+
+def load_settings(cls: type[BaseSettings], env: Mapping[str, str]) -> Any:
+    """The settings a process would read from exactly this environment (nothing else)."""
+    with mock.patch.dict(os.environ, env, clear=True):
+        return cls()
+
+
+def production_refusals(process: str, env: Mapping[str, str]) -> list[str]:
+    """What the process would refuse at start with this environment: the checks of
+    runtime/service.py build_app (internal token) and jobs/app.py create_app."""
+    settings = load_settings(PROCESS_SETTINGS[process][0], env)
+    if not isinstance(settings, ServiceSettings):
+        return []
+    if settings.env != "production":
+        return [f"{process}: CLIPMIX_ENV is {settings.env!r}, not production"]
+    problems = []
+    if settings.internal_token == ServiceSettings.model_fields["internal_token"].default:
+        problems.append(f"{process}: CLIPMIX_INTERNAL_TOKEN is the development default")
+    if isinstance(settings, JobsSettings):
+        try:
+            _refuse_dev_secrets(settings)
+        except RuntimeError as exc:
+            problems.append(f"{process}: {exc}")
+    return problems
+
+
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
+
+
+def interpolate(value: str, env: Mapping[str, str]) -> str:
+    """Compose variable interpolation (${VAR}, ${VAR:-default}, ${VAR-default},
+    ${VAR:?error}, ${VAR:+other}, $$), enough for these files."""
+
+    def one(match: re.Match[str]) -> str:
+        name, op, arg = match.group(1), match.group(2), match.group(3) or ""
+        given = env.get(name)
+        if op == ":-":
+            return given or arg
+        if op == "-":
+            return arg if given is None else given
+        if op in {":?", "?"}:
+            if not given:
+                raise ValueError(f"{name}: {arg}")
+            return given
+        if op == ":+":
+            return arg if given else ""
+        if op == "+":
+            return arg if given is not None else ""
+        return given or ""
+
+    return _INTERPOLATION.sub(one, value.replace("$$", "\0")).replace("\0", "$")
+
+
+def compose_variables(value: str) -> set[str]:
+    return {match.group(1) for match in _INTERPOLATION.finditer(value)}
+
+
+def compose_env(
+    compose: dict[str, Any], service: str, outside: Mapping[str, str]
+) -> dict[str, str]:
+    """A compose service's environment as the container gets it, given the host's variables."""
+    env = compose["services"][service].get("environment") or {}
+    return {key: interpolate(str(value), outside) for key, value in env.items()}
 
 
 def static_targets(config: dict[str, Any]) -> set[str]:
@@ -290,6 +507,19 @@ def resolve_recorded(expr: str, recorded: dict[str, str]) -> str:
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     return load_yaml(DEPLOY / "compose.yaml")
+
+
+@pytest.fixture(scope="module")
+def secret_template() -> dict[str, str]:
+    secrets = [
+        doc
+        for path in K8S.glob("*.example.yaml")
+        for doc in load_yaml_docs(path)
+        if doc.get("kind") == "Secret"
+    ]
+    assert len(secrets) == 1
+    assert secrets[0]["metadata"]["name"] == "clipmix-secrets"
+    return dict(secrets[0]["stringData"])
 
 
 @pytest.fixture(scope="module")
@@ -335,9 +565,11 @@ def test_every_yaml_file_under_deploy_parses(path: Path) -> None:
 # --------------------------------------------------------------------------- compose
 
 
-def test_compose_has_infrastructure_migrate_and_the_five_services(compose: dict[str, Any]) -> None:
+def test_compose_has_infrastructure_migrate_the_services_and_the_simulator(
+    compose: dict[str, Any],
+) -> None:
     services = compose["services"]
-    expected = {"postgres", "rabbitmq", "migrate", "prometheus", "grafana", *SERVICES}
+    expected = {"postgres", "rabbitmq", "migrate", "prometheus", "grafana", "simulator", *SERVICES}
     assert expected <= set(services)
     assert services["postgres"]["image"] == "postgres:15"
     assert services["rabbitmq"]["image"] == "rabbitmq:3.13-management"
@@ -346,6 +578,20 @@ def test_compose_has_infrastructure_migrate_and_the_five_services(compose: dict[
         assert services[infra]["volumes"], f"{infra} needs a data volume"
     assert services["migrate"]["command"] == ["python", "-m", "services.runtime.migrate"]
     assert services["migrate"].get("restart") == "no"
+
+    simulator = services["simulator"]
+    assert simulator["command"] == ["python", "-m", "services.simulator"]
+    assert simulator["image"] == services["migrate"]["image"], "one image for all"
+    check = " ".join(simulator["healthcheck"]["test"])
+    assert f"127.0.0.1:{SIMULATOR_PORT}/readyz" in check
+    settings = load_settings(SimulatorSettings, compose_env(compose, "simulator", {}))
+    assert (settings.host, settings.port) == (CONTAINER_HOST, SIMULATOR_PORT)
+
+
+def test_the_ports_here_are_the_settings_defaults() -> None:
+    for name, port in SERVICES.items():
+        assert PROCESS_SETTINGS[name][0].model_fields["port"].default == port, name
+    assert SimulatorSettings.model_fields["port"].default == SIMULATOR_PORT
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
@@ -362,17 +608,151 @@ def test_compose_service_is_wired_and_health_checked(compose: dict[str, Any], na
     assert depends["postgres"]["condition"] == "service_healthy"
     assert depends["rabbitmq"]["condition"] == "service_healthy"
 
-    env = service["environment"]
+    env = compose_env(compose, name, {})
     assert env["CLIPMIX_HOST"] == CONTAINER_HOST
     assert "@postgres:5432/clipmix" in env["CLIPMIX_DATABASE_URL"]
     assert "@rabbitmq:5672/" in env["CLIPMIX_AMQP_URL"]
     assert service["image"] == compose["services"]["migrate"]["image"], "one image for all"
+    settings = load_settings(PROCESS_SETTINGS[name][0], env)
+    assert (settings.host, settings.port) == (CONTAINER_HOST, port)
+
+
+@pytest.mark.parametrize("name", [*sorted(SERVICES), "migrate"])
+def test_compose_services_get_the_service_urls_and_the_internal_token(
+    compose: dict[str, Any], name: str
+) -> None:
+    env = compose["services"][name]["environment"]
+    for target, port in {**SERVICES, "simulator": SIMULATOR_PORT}.items():
+        assert env[f"CLIPMIX_{target.upper()}_URL"] == f"http://{target}:{port}", target
+        assert target in compose["services"]
+    assert compose_variables(env["CLIPMIX_INTERNAL_TOKEN"]) == {"CLIPMIX_INTERNAL_TOKEN"}
+    settings = load_settings(ServiceSettings, compose_env(compose, name, {}))
+    assert settings.simulator_url == f"http://simulator:{SIMULATOR_PORT}"
+
+
+def test_compose_points_jobs_at_the_simulator_with_shared_secrets(compose: dict[str, Any]) -> None:
+    jobs = load_settings(JobsSettings, compose_env(compose, "jobs", {}))
+    simulator = f"http://simulator:{SIMULATOR_PORT}"
+    assert jobs.replicate_url == jobs.dubbing_url == simulator
+    assert jobs.callback_base == jobs.jobs_url.rstrip("/")
+    gateway_env = compose_env(compose, "gateway", {})
+    assert jobs.artifact_base == gateway_env["CLIPMIX_PUBLIC_BASE_URL"].rstrip("/")
+
+    # The simulator accepts the jobs service's key and signs with its secret, by default
+    # and when the operator sets them.
+    for outside in (
+        {},
+        {"CLIPMIX_JOBS_REPLICATE_TOKEN": "k1", "CLIPMIX_JOBS_DUBBING_KEY": "k1"},
+        {"CLIPMIX_JOBS_PROVIDER_WEBHOOK_SECRET": "whsec_b3RoZXI="},
+    ):
+        jobs = load_settings(JobsSettings, compose_env(compose, "jobs", outside))
+        sim = load_settings(SimulatorSettings, compose_env(compose, "simulator", outside))
+        assert sim.api_key == jobs.replicate_token == jobs.dubbing_key
+        assert sim.webhook_secret == jobs.provider_webhook_secret
+
+    public = {"CLIPMIX_PUBLIC_BASE_URL": "https://api.example.test"}
+    assert load_settings(JobsSettings, compose_env(compose, "jobs", public)).artifact_base == (
+        "https://api.example.test"
+    )
+
+
+def test_compose_jobs_keeps_artifacts_in_a_named_volume(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    jobs = services["jobs"]
+    directory = load_settings(JobsSettings, compose_env(compose, "jobs", {})).artifact_dir
+    assert directory.startswith("/"), "an absolute path inside the container"
+    mounts = dict(reversed(v.split(":")[:2]) for v in jobs["volumes"])
+    volume = mounts[directory]
+    assert volume in (compose.get("volumes") or {}), f"{volume} should be a named volume"
+
+    # A fresh named volume belongs to root; the one-shot init hands it to the service user.
+    init = services["jobs-artifacts-init"]
+    assert f"{volume}:{directory}" in init["volumes"]
+    assert init["command"][0] == "chown" and init["command"][-1] == directory
+    assert init["command"][1].split(":")[0] == "10001"
+    assert init.get("restart") == "no"
+    assert jobs["depends_on"]["jobs-artifacts-init"]["condition"] == (
+        "service_completed_successfully"
+    )
+
+
+def test_compose_env_names_are_settings_of_the_process(compose: dict[str, Any]) -> None:
+    known = known_env_names()
+    anchor = compose["x-clipmix-env"]
+    problems = unknown_env_problems("x-clipmix-env", anchor, known)
+    for name, service in compose["services"].items():
+        env = service.get("environment") or {}
+        if name in PROCESS_SETTINGS:
+            own = process_env_fields(name)
+            problems += [
+                f"{name}: {key} is not a setting of {name}"
+                for key in sorted(set(env) - set(anchor))
+                if key.startswith("CLIPMIX_") and key not in own
+            ]
+        else:
+            problems += unknown_env_problems(name, env, known)
+    text = (DEPLOY / "compose.yaml").read_text(encoding="utf-8")
+    used = {v for v in compose_variables(text) if v.startswith("CLIPMIX_")}
+    problems += unknown_env_problems("${...}", used - COMPOSE_ONLY_VARIABLES, known)
+    assert problems == []
+
+
+def test_compose_secret_defaults_are_only_the_refused_development_values(
+    compose: dict[str, Any],
+) -> None:
+    """A secret in compose comes from the host's environment; its fallback, if any, is the
+    development value of the setting itself, which production refuses."""
+    checked = 0
+    for name, service in compose["services"].items():
+        if name not in PROCESS_SETTINGS:
+            continue
+        fields = process_env_fields(name)
+        for key, raw in (service.get("environment") or {}).items():
+            if key not in secret_env_names(name) or key == "CLIPMIX_DATABASE_URL":
+                continue
+            if key == "CLIPMIX_AMQP_URL":
+                continue  # the broker password is compose's own (RABBITMQ_PASSWORD)
+            assert compose_variables(str(raw)), f"{name}: {key} is written into compose.yaml"
+            cls, field = fields[key]
+            default = cls.model_fields[field].default
+            assert interpolate(str(raw), {}) == default, f"{name}: {key} defaults to a new value"
+            checked += 1
+    assert checked >= 8
+
+
+def test_a_production_compose_run_must_set_every_secret(compose: dict[str, Any]) -> None:
+    production = {"CLIPMIX_ENV": "production"}
+    for name in SERVICES:
+        refused = production_refusals(name, compose_env(compose, name, production))
+        assert f"{name}: CLIPMIX_INTERNAL_TOKEN is the development default" in refused
+    refused = production_refusals("jobs", compose_env(compose, "jobs", production))
+    assert any("must be set in production" in problem for problem in refused), refused
+
+    given = dict(production)
+    for name in SERVICES:
+        env = compose["services"][name]["environment"]
+        for key in secret_env_names(name) & set(env):
+            given.update({v: f"set-by-operator-{v}" for v in compose_variables(str(env[key]))})
+    for name in SERVICES:
+        assert production_refusals(name, compose_env(compose, name, given)) == []
+
+
+def test_compose_allows_private_webhook_targets_only_when_asked(compose: dict[str, Any]) -> None:
+    def allowed(outside: dict[str, str]) -> bool:
+        env = compose_env(compose, "webhooks", outside)
+        return bool(load_settings(WebhooksSettings, env).webhook_allow_private_targets)
+
+    assert allowed({}) is False
+    assert allowed({"CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}) is True
+    assert "CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS" not in compose["x-clipmix-env"]
 
 
 def test_compose_publishes_only_the_gateway_api_port(compose: dict[str, Any]) -> None:
     assert "8080:8080" in compose["services"]["gateway"]["ports"]
     for name in set(SERVICES) - {"gateway"}:
         assert not compose["services"][name].get("ports"), f"{name} should not be published"
+    for port in compose["services"]["simulator"].get("ports") or []:
+        assert port.startswith("127.0.0.1:"), "the simulator's /__admin is unauthenticated"
 
 
 def test_compose_bind_mounts_exist(compose: dict[str, Any]) -> None:
@@ -385,7 +765,41 @@ def test_compose_bind_mounts_exist(compose: dict[str, Any]) -> None:
     assert "/etc/prometheus/prometheus.compose.yml" in prometheus_cmd
 
 
+def test_every_python_command_in_the_deploy_files_runs_an_existing_module(
+    compose: dict[str, Any],
+) -> None:
+    commands = {
+        f"compose {name}": service["command"]
+        for name, service in compose["services"].items()
+        if isinstance(service.get("command"), list)
+    }
+    for objects in (k8s_objects(), overlay_objects()):
+        for pod_name, pod in pod_templates(objects).items():
+            for container in pod["containers"]:
+                commands[f"k8s {pod_name}"] = container.get("command") or []
+    modules = {where: module_of(command) for where, command in commands.items()}
+    assert sum(1 for m in modules.values() if m) >= 2 * len(SERVICES) + 2
+    missing = [f"{where}: {m}" for where, m in modules.items() if m and not module_exists(m)]
+    assert missing == []
+
+
 # --------------------------------------------------------------------------- Kubernetes
+
+
+def k8s_process_env(name: str, secrets: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a base Deployment's container: ConfigMap, then its own env with
+    each secretKeyRef resolved from ``secrets``."""
+    config = by_kind("ConfigMap")["clipmix-config"]["data"]
+    (container,) = by_kind("Deployment")[f"clipmix-{name}"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    env = {key: str(value) for key, value in config.items()}
+    for var in container.get("env") or []:
+        if "value" in var:
+            env[var["name"]] = str(var["value"])
+    for var, (_, key) in secret_key_refs(container).items():
+        env[var] = secrets[key]
+    return env
 
 
 def test_kustomization_lists_every_manifest_except_the_secret_template() -> None:
@@ -400,33 +814,61 @@ def test_kustomization_lists_every_manifest_except_the_secret_template() -> None
     assert not listed & templates, "templates with placeholders must not be applied"
 
 
-def test_secret_template_holds_placeholders_only() -> None:
-    secrets = [
-        doc
-        for path in K8S.glob("*.example.yaml")
-        for doc in load_yaml_docs(path)
-        if doc.get("kind") == "Secret"
-    ]
-    assert len(secrets) == 1
-    data = secrets[0]["stringData"]
-    assert set(data) == {"CLIPMIX_DATABASE_URL", "CLIPMIX_AMQP_URL"}
-    for key, value in data.items():
+def test_secret_template_lists_every_secret_the_manifests_use(
+    secret_template: dict[str, str],
+) -> None:
+    referenced: set[str] = set()
+    for objects in (k8s_objects(), overlay_objects()):
+        for pod in pod_templates(objects).values():
+            for container in pod["containers"]:
+                for secret, key in secret_key_refs(container).values():
+                    assert secret == "clipmix-secrets"
+                    referenced.add(key)
+    assert set(secret_template) == referenced
+    for key, value in secret_template.items():
         assert "REPLACE_ME" in value, f"{key} must be a clearly marked placeholder"
+    comment = (K8S / "secret.example.yaml").read_text(encoding="utf-8")
+    for key in secret_template:
+        assert f"--from-literal={key}=" in comment, f"the create command lacks {key}"
 
 
-def test_configmap_holds_only_non_secret_settings() -> None:
-    config = by_kind("ConfigMap")["clipmix-config"]["data"]
-    assert config["CLIPMIX_HOST"] == CONTAINER_HOST
-    assert all(key.startswith("CLIPMIX_") for key in config)
-    assert not {"CLIPMIX_DATABASE_URL", "CLIPMIX_AMQP_URL"} & set(config)
+def test_configmap_holds_only_non_secret_settings(secret_template: dict[str, str]) -> None:
+    every_secret = {env for process in PROCESS_SETTINGS for env in secret_env_names(process)}
+    for objects in (k8s_objects(), overlay_objects()):
+        config = by_kind("ConfigMap", objects)["clipmix-config"]["data"]
+        assert all(key.startswith("CLIPMIX_") for key in config)
+        assert not set(config) & (every_secret | set(secret_template))
+    assert by_kind("ConfigMap")["clipmix-config"]["data"]["CLIPMIX_HOST"] == CONTAINER_HOST
+
+
+def test_k8s_env_names_are_settings() -> None:
+    known = known_env_names()
+    problems: list[str] = []
+    for objects in (k8s_objects(), overlay_objects()):
+        for config in by_kind("ConfigMap", objects).values():
+            problems += unknown_env_problems(config["_file"], config["data"], known)
+        for pod_name, pod in pod_templates(objects).items():
+            for container in pod["containers"]:
+                own = process_env_fields(container["name"])
+                problems += [
+                    f"{pod_name}: {var['name']} is not a setting of {container['name']}"
+                    for var in container.get("env") or []
+                    if var["name"] not in own
+                ]
+    assert problems == []
 
 
 def test_migration_job_runs_the_migrator() -> None:
     job = by_kind("Job")["clipmix-migrate"]
     pod = job["spec"]["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
-    assert pod["containers"][0]["command"] == ["python", "-m", "services.runtime.migrate"]
-    assert pod["containers"][0]["resources"]["limits"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["python", "-m", "services.runtime.migrate"]
+    assert container["resources"]["limits"]
+    assert secret_key_refs(container)["CLIPMIX_DATABASE_URL"] == (
+        "clipmix-secrets",
+        "CLIPMIX_DATABASE_URL",
+    )
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
@@ -449,6 +891,7 @@ def test_k8s_deployment_has_probes_limits_and_scrape_annotations(name: str) -> N
     assert annotations["prometheus.io/path"] == "/metrics"
 
     (container,) = pod["containers"]
+    assert container["name"] == name
     assert container["command"] == ["python", "-m", f"services.{name}"]
     assert {"name": "http", "containerPort": port, "protocol": "TCP"} in container["ports"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -457,13 +900,163 @@ def test_k8s_deployment_has_probes_limits_and_scrape_annotations(name: str) -> N
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(resources[kind]), f"{name} {kind} need cpu and memory"
     env_from = {next(iter(src)): next(iter(src.values()))["name"] for src in container["envFrom"]}
-    assert env_from == {"configMapRef": "clipmix-config", "secretRef": "clipmix-secrets"}
+    assert env_from == {"configMapRef": "clipmix-config"}, "secrets come by secretKeyRef"
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
 
     service = by_kind("Service")[f"clipmix-{name}"]
     assert service["spec"]["selector"] == selector
     assert service["spec"]["ports"][0]["port"] == port
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_k8s_gives_each_service_its_secrets_by_secret_key_ref(name: str) -> None:
+    (container,) = by_kind("Deployment")[f"clipmix-{name}"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert missing_secret_problems(name, container, "clipmix-secrets") == []
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_k8s_settings_pass_the_production_checks(
+    name: str, secret_template: dict[str, str]
+) -> None:
+    env = k8s_process_env(name, secret_template)
+    assert production_refusals(name, env) == []
+    # ... and each secret matters: without it the service falls back to a default that
+    # production refuses (a new secret setting needs such a check in the service too).
+    urls = {f"CLIPMIX_{field.upper()}" for field in CREDENTIAL_URL_FIELDS}
+    for key in secret_env_names(name) - urls:
+        without = {k: v for k, v in env.items() if k != key}
+        assert production_refusals(name, without), f"{name} starts without {key}"
+
+
+def test_k8s_service_urls_are_cluster_dns_names_and_jobs_uses_real_providers(
+    secret_template: dict[str, str],
+) -> None:
+    config = by_kind("ConfigMap")["clipmix-config"]["data"]
+    services = by_kind("Service")
+    for name, port in SERVICES.items():
+        url = config[f"CLIPMIX_{name.upper()}_URL"]
+        assert url == f"http://clipmix-{name}.clipmix.svc.cluster.local:{port}"
+        assert port in [p["port"] for p in services[f"clipmix-{name}"]["spec"]["ports"]]
+    jobs = load_settings(JobsSettings, k8s_process_env("jobs", secret_template))
+    for provider in (jobs.replicate_url, jobs.dubbing_url):
+        assert provider and provider.startswith("https://"), "production calls real providers"
+    assert jobs.artifact_base == config["CLIPMIX_PUBLIC_BASE_URL"].rstrip("/")
+    assert ".svc.cluster.local" not in jobs.callback_base, "providers cannot reach it"
+
+
+def test_the_base_has_no_simulator() -> None:
+    for obj in k8s_objects():
+        assert "simulator" not in (obj.get("metadata") or {}).get("name", ""), obj["_file"]
+    for key, value in by_kind("ConfigMap")["clipmix-config"]["data"].items():
+        assert "simulator" not in str(value), f"{key} points at the simulator"
+
+
+def test_k8s_jobs_keeps_artifacts_on_a_volume_every_replica_shares() -> None:
+    deployment = by_kind("Deployment")["clipmix-jobs"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    directory = by_kind("ConfigMap")["clipmix-config"]["data"]["CLIPMIX_JOBS_ARTIFACT_DIR"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert directory in mounts, "the artifact directory must be a mounted volume"
+    volume = next(v for v in pod["volumes"] if v["name"] == mounts[directory])
+    replicas = deployment["spec"]["replicas"]
+    if "persistentVolumeClaim" in volume:
+        claim = by_kind("PersistentVolumeClaim")[volume["persistentVolumeClaim"]["claimName"]]
+        if replicas > 1:
+            assert "ReadWriteMany" in claim["spec"]["accessModes"], "replicas share the files"
+    else:
+        assert "emptyDir" in volume and replicas == 1, "an emptyDir is private to one pod"
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+
+
+def test_k8s_pods_get_no_service_link_variables() -> None:
+    # Service clipmix-<name> would inject CLIPMIX_<NAME>_PORT=tcp://..., the name of a setting.
+    for objects in (k8s_objects(), overlay_objects()):
+        for name, pod in pod_templates(objects).items():
+            assert pod.get("enableServiceLinks") is False, name
+
+
+def test_simulator_overlay_adds_the_simulator_and_points_jobs_at_it(
+    secret_template: dict[str, str],
+) -> None:
+    kustomization = load_yaml(SIMULATOR_OVERLAY / "kustomization.yaml")
+    assert "../../k8s" in kustomization["resources"]
+    for path in [*kustomization["resources"], *(p["path"] for p in kustomization["patches"])]:
+        assert (SIMULATOR_OVERLAY / path).exists(), path
+
+    objects = overlay_objects()
+    deployment = by_kind("Deployment", objects)["clipmix-simulator"]
+    template = deployment["spec"]["template"]
+    (container,) = template["spec"]["containers"]
+    assert container["name"] == "simulator"
+    assert container["command"] == ["python", "-m", "services.simulator"]
+    assert {"name": "http", "containerPort": SIMULATOR_PORT, "protocol": "TCP"} in container[
+        "ports"
+    ]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    annotations = template["metadata"].get("annotations") or {}
+    assert annotations.get("prometheus.io/scrape") != "true", "it has no /metrics"
+
+    service = by_kind("Service", objects)["clipmix-simulator"]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["port"] == SIMULATOR_PORT
+
+    base = by_kind("ConfigMap")["clipmix-config"]["data"]
+    patch = by_kind("ConfigMap", objects)["clipmix-config"]["data"]
+    url = f"http://clipmix-simulator.clipmix.svc.cluster.local:{SIMULATOR_PORT}"
+    env = {**base, **patch, **secret_template}
+    jobs = load_settings(JobsSettings, env)
+    assert jobs.replicate_url == jobs.dubbing_url == jobs.simulator_url == url
+    assert jobs.callback_base == base["CLIPMIX_JOBS_URL"]
+
+    # The simulator checks the key and signs with the secret the jobs service uses.
+    assert missing_secret_problems("simulator", container, "clipmix-secrets") == []
+    refs = {var: key for var, (_, key) in secret_key_refs(container).items()}
+    assert refs == {
+        "CLIPMIX_SIMULATOR_API_KEY": "CLIPMIX_JOBS_REPLICATE_TOKEN",
+        "CLIPMIX_SIMULATOR_WEBHOOK_SECRET": "CLIPMIX_JOBS_PROVIDER_WEBHOOK_SECRET",
+    }
+    simulator = load_settings(SimulatorSettings, {**base, **patch})
+    assert (simulator.host, simulator.port) == (CONTAINER_HOST, SIMULATOR_PORT)
+
+
+def test_no_deploy_file_allows_private_webhook_targets_in_kubernetes() -> None:
+    for objects in (k8s_objects(), overlay_objects()):
+        for config in by_kind("ConfigMap", objects).values():
+            assert "CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS" not in config["data"]
+
+
+KUBECTL = shutil.which("kubectl")
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+def test_kustomize_renders_the_base_and_the_simulator_overlay() -> None:
+    assert KUBECTL is not None
+
+    def render(path: Path) -> list[dict[str, Any]]:
+        done = subprocess.run(
+            [KUBECTL, "kustomize", str(path)], capture_output=True, text=True, timeout=30
+        )
+        assert done.returncode == 0, done.stderr
+        return [d for d in yaml.load_all(done.stdout, Loader=_LOADER) if d]
+
+    base = render(K8S)
+    overlay = render(SIMULATOR_OVERLAY)
+    names = {(d["kind"], d["metadata"]["name"]) for d in overlay}
+    assert {(d["kind"], d["metadata"]["name"]) for d in base} | {
+        ("Deployment", "clipmix-simulator"),
+        ("Service", "clipmix-simulator"),
+    } == names
+    config = by_kind("ConfigMap", overlay)["clipmix-config"]["data"]
+    assert "simulator" in config["CLIPMIX_JOBS_REPLICATE_URL"]
+    assert (
+        config["CLIPMIX_PUBLIC_BASE_URL"]
+        == by_kind("ConfigMap", base)["clipmix-config"]["data"]["CLIPMIX_PUBLIC_BASE_URL"]
+    ), "the patch merges into the base ConfigMap"
 
 
 def test_gateway_has_a_pod_disruption_budget() -> None:
@@ -475,7 +1068,7 @@ def test_gateway_has_a_pod_disruption_budget() -> None:
 
 
 def test_every_k8s_object_lives_in_the_clipmix_namespace() -> None:
-    for obj in k8s_objects():
+    for obj in [*k8s_objects(), *overlay_objects()]:
         if obj["kind"] in {"Namespace", "Kustomization"}:
             continue
         assert obj["metadata"].get("namespace") == "clipmix", f"{obj['_file']}: {obj['kind']}"
@@ -496,6 +1089,19 @@ def test_compose_prometheus_scrapes_the_compose_service_names() -> None:
     expected = {f"{name}:{port}" for name, port in SERVICES.items()}
     assert expected <= static_targets(config)
     assert "alerts.yml" in config["rule_files"]
+
+
+@pytest.mark.parametrize("name", ["prometheus.yml", "prometheus.compose.yml"])
+def test_every_service_is_a_clipmix_job_and_the_simulator_is_not_scraped(name: str) -> None:
+    # ClipMixServiceDown selects up{job=~"clipmix-.+"}: one job per service, named after it;
+    # the simulator (no /metrics, a test double) must be no such job, nor any target.
+    jobs = {job["job_name"]: job for job in load_yaml(PROMETHEUS / name)["scrape_configs"]}
+    assert {j for j in jobs if j.startswith("clipmix-")} == {f"clipmix-{s}" for s in SERVICES}
+    for job_name, job in jobs.items():
+        for static in job.get("static_configs") or []:
+            for target in static.get("targets") or []:
+                host, _, port = target.rpartition(":")
+                assert "simulator" not in host and port != str(SIMULATOR_PORT), job_name
 
 
 def test_scrape_jobs_do_not_set_a_service_target_label() -> None:
@@ -749,6 +1355,83 @@ def test_dashboard_check_rejects_unknown_metrics() -> None:
 )
 def test_promql_metric_extraction(expr: str, expected: set[str]) -> None:
     assert promql_metric_names(expr) == expected
+
+
+def test_settings_env_names_follow_prefixes_and_aliases() -> None:
+    jobs = process_env_fields("jobs")
+    assert jobs["CLIPMIX_JOBS_ARTIFACT_DIR"] == (JobsSettings, "artifact_dir")  # alias
+    assert jobs["CLIPMIX_INTERNAL_TOKEN"] == (JobsSettings, "internal_token")  # prefix + name
+    assert "CLIPMIX_ARTIFACT_DIR" not in jobs
+    assert "CLIPMIX_TRAFFIC_FLUSH_SECONDS" in process_env_fields("gateway")
+    assert "CLIPMIX_TRAFFIC_FLUSH_SECONDS" not in process_env_fields("billing")
+    simulator = process_env_fields("simulator")
+    assert {"CLIPMIX_SIMULATOR_API_KEY", "CLIPMIX_HOST", "CLIPMIX_SIMULATOR_PORT"} <= set(simulator)
+    assert secret_env_names("jobs") == {
+        "CLIPMIX_DATABASE_URL",
+        "CLIPMIX_AMQP_URL",
+        "CLIPMIX_INTERNAL_TOKEN",
+        "CLIPMIX_JOBS_REPLICATE_TOKEN",
+        "CLIPMIX_JOBS_DUBBING_KEY",
+        "CLIPMIX_JOBS_PROVIDER_WEBHOOK_SECRET",
+        "CLIPMIX_JOBS_ARTIFACT_SECRET",
+    }
+    assert secret_env_names("simulator") == {
+        "CLIPMIX_SIMULATOR_API_KEY",
+        "CLIPMIX_SIMULATOR_WEBHOOK_SECRET",
+    }
+
+
+def test_env_name_check_rejects_a_setting_that_does_not_exist() -> None:
+    names = ["CLIPMIX_HOST", "CLIPMIX_JOBS_ARTIFACTS_DIR", "POSTGRES_PASSWORD"]
+    assert unknown_env_problems("x", names, known_env_names()) == [
+        "x: CLIPMIX_JOBS_ARTIFACTS_DIR is not a setting of any ClipMix process"
+    ]
+
+
+def test_secret_check_rejects_secrets_from_the_configmap_or_another_secret() -> None:
+    from_config = {"name": "jobs", "envFrom": [{"configMapRef": {"name": "clipmix-config"}}]}
+    assert len(missing_secret_problems("jobs", from_config, "clipmix-secrets")) == 7
+    other = {
+        "name": "billing",
+        "env": [
+            {"name": n, "valueFrom": {"secretKeyRef": {"name": "elsewhere", "key": n}}}
+            for n in secret_env_names("billing")
+        ],
+    }
+    problems = missing_secret_problems("billing", other, "clipmix-secrets")
+    assert "billing: CLIPMIX_INTERNAL_TOKEN comes from elsewhere, not clipmix-secrets" in problems
+
+
+def test_production_check_rejects_development_secrets() -> None:
+    refused = production_refusals("jobs", {"CLIPMIX_ENV": "production"})
+    assert refused[0] == "jobs: CLIPMIX_INTERNAL_TOKEN is the development default"
+    assert refused[1].startswith("jobs: CLIPMIX_JOBS_PROVIDER_WEBHOOK_SECRET must be set")
+    token = {"CLIPMIX_ENV": "production", "CLIPMIX_INTERNAL_TOKEN": "t"}
+    assert production_refusals("billing", token) == []
+    assert production_refusals("billing", {"CLIPMIX_INTERNAL_TOKEN": "t"}) == [
+        "billing: CLIPMIX_ENV is 'development', not production"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "env", "expected"),
+    [
+        ("${A:-x}", {}, "x"),
+        ("${A:-x}", {"A": ""}, "x"),
+        ("${A-x}", {"A": ""}, ""),
+        ("${A:-x}", {"A": "y"}, "y"),
+        ("${A}", {}, ""),
+        ("${A:+on}", {"A": "1"}, "on"),
+        ("a$${A}b${B:-c}", {"A": "no"}, "a${A}bc"),
+    ],
+)
+def test_compose_interpolation(value: str, env: dict[str, str], expected: str) -> None:
+    assert interpolate(value, env) == expected
+
+
+def test_compose_interpolation_refuses_a_missing_required_variable() -> None:
+    with pytest.raises(ValueError, match="A: set it"):
+        interpolate("${A:?set it}", {})
 
 
 def test_markdown_anchors_follow_github_rules() -> None:
