@@ -50,10 +50,13 @@ ENV PATH=/opt/clipmix/bin:$PATH \
 # Run from a directory without the source tree so `python -m services.*`
 # always imports the installed package.
 WORKDIR /tmp
+# The jobs service's result store (CLIPMIX_JOBS_ARTIFACT_DIR in deploy/): owned by the service user,
+# so a fresh named volume mounted here starts with the right owner.
+RUN mkdir -p /var/lib/clipmix/artifacts && chown ${CLIPMIX_UID}:${CLIPMIX_UID} /var/lib/clipmix/artifacts
 USER ${CLIPMIX_UID}:${CLIPMIX_UID}
 
-# gateway, jobs, billing, webhooks, status (each process uses one of these)
-EXPOSE 8080 8081 8082 8083 8084
+# gateway, jobs, billing, webhooks, status, provider simulator (each process uses one of these)
+EXPOSE 8080 8081 8082 8083 8084 8090
 
 # Services handle SIGTERM themselves (graceful shutdown); orchestrators send it first.
 STOPSIGNAL SIGTERM
