@@ -184,12 +184,6 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--keys", type=int, default=1, help="API keys the requests rotate over")
     parser.add_argument("--statements", type=int, help="only time the SQL, this many calls")
-    parser.add_argument(
-        "--no-outbox-notify",
-        action="store_true",
-        help="drop the outbox NOTIFY trigger in the bench database (the relay then polls):"
-        " shows what the NOTIFY lock held across each commit's WAL flush costs",
-    )
     args = parser.parse_args()
     if args.statements:
         await statements(args.statements)
@@ -220,8 +214,6 @@ async def main() -> None:
             await wait_ready(f"http://127.0.0.1:{port}/healthz")
             VARIANTS[name] = {**(extra or {}), "port": str(port), "pid": str(procs[-1].pid)}
         pool = await db.create_pool(infra.database_url, "gateway", min_size=1, max_size=2)
-        if args.no_outbox_notify:
-            await pool.execute("DROP TRIGGER outbox_notify ON outbox")
         secrets = []
         async with pool.acquire() as conn:
             account = await accounts.create_account(conn, "bench", None)

@@ -93,6 +93,7 @@ def runner_ctx(settings: JobsSettings) -> service.Context:
                     callback_base=settings.callback_base,
                     artifact_max_bytes=settings.artifact_max_bytes,
                 ),
+                after_commit=service.wake_relay(app),
             )
             app[http.PROVIDERS] = providers
             app[http.RUNNER] = runner

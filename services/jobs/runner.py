@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -61,8 +61,11 @@ class Runner:
         providers: Mapping[Service, Provider],
         store: LocalArtifactStore,
         config: RunnerConfig,
+        after_commit: Callable[[], None] | None = None,
     ) -> None:
         self._pool = pool
+        # Called after each transaction that announced a transition: wakes the outbox relay.
+        self._after_commit = after_commit or (lambda: None)
         self._providers = providers
         self._store = store
         self._config = config
@@ -211,6 +214,7 @@ class Runner:
             if current is not None and current.job.status is JobStatus.CANCELED:
                 await self._cancel_quietly(provider, state.task_id)
             raise
+        self._after_commit()
         log.info("provider_task_started", provider=provider.name, task_id=state.task_id)
         if state.status is not TaskStatus.RUNNING:
             await self._follow(
@@ -309,6 +313,7 @@ class Runner:
         settled = run.job.transition(status, _now(), output=output, error=error)
         async with self._pool.acquire() as conn, conn.transaction():
             await announce(conn, settled, correlation_id=run.correlation_id)
+        self._after_commit()
         log.info("job_settled", status=status.value, error=(error or {}).get("code"))
 
     async def _poll_later(self, run: Run, now: datetime) -> None:

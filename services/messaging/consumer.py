@@ -66,8 +66,10 @@ class Consumer:
         handlers: Mapping[str, Handler],
         service: str,
         prefetch: int = 32,
+        after_commit: Callable[[], None] | None = None,
     ) -> None:
         self._connection = connection
+        self._after_commit = after_commit or _nothing
         self._pool = pool
         self._queue_name = queue
         self._handlers = handlers
@@ -176,6 +178,8 @@ class Consumer:
                 metrics.MESSAGE_DURATION.labels(self._service, self._queue_name).observe(
                     time.perf_counter() - started
                 )
+            if fresh:
+                self._after_commit()  # what the handler staged in the outbox goes out now
             await message.ack()
             self._outcome("ok" if fresh else "duplicate")
 
@@ -192,3 +196,7 @@ class Consumer:
         await asyncio.sleep(delay)
         await message.nack(requeue=True)
         self._outcome("retried")
+
+
+def _nothing() -> None:
+    pass

@@ -26,7 +26,7 @@ class ServiceSettings(BaseSettings):
     # How many unacknowledged messages each consumer holds.
     prefetch: int = Field(32, ge=1)
     outbox_batch_size: int = Field(100, ge=1)
-    # The relay is woken by NOTIFY on commit; this poll is only the safety net.
+    # The relay is woken in-process after each commit; this poll is only the safety net.
     outbox_poll_seconds: float = Field(1.0, gt=0)
     # Seconds SIGTERM waits for in-flight requests and messages.
     shutdown_grace_seconds: float = Field(10.0, gt=0)

@@ -44,6 +44,7 @@ _DEV_INTERNAL_TOKEN = ServiceSettings.model_fields["internal_token"].default
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 AMQP = web.AppKey("amqp", AbstractRobustConnection)
+OUTBOX = web.AppKey("outbox", OutboxRelay)
 
 
 Context = Callable[[web.Application], AsyncIterator[None]]
@@ -146,8 +147,12 @@ def rabbitmq(
     return ctx
 
 
-def outbox_relay(settings: ServiceSettings, service: str, schema: str) -> Context:
-    """Publish committed outbox rows; woken by NOTIFY on commit, polling as a safety net."""
+def outbox_relay(settings: ServiceSettings, service: str) -> Context:
+    """Publish committed outbox rows; woken in-process after a commit, polling as a safety net.
+
+    Code that commits a staged message calls ``app[OUTBOX].wake()`` (consumers do it for their
+    handlers). The poll catches everything else: rows another replica left, a missed wake.
+    """
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         channel = await app[AMQP].channel(publisher_confirms=True, on_return_raises=True)
@@ -158,8 +163,7 @@ def outbox_relay(settings: ServiceSettings, service: str, schema: str) -> Contex
             batch_size=settings.outbox_batch_size,
             poll_seconds=settings.outbox_poll_seconds,
         )
-        listener = await db.connect(settings.database_url, schema)
-        await listener.add_listener(f"{schema}_outbox", relay.wake)
+        app[OUTBOX] = relay
         task = asyncio.create_task(relay.run(), name=f"{service}-outbox-relay")
         yield
         task.cancel()
@@ -171,10 +175,19 @@ def outbox_relay(settings: ServiceSettings, service: str, schema: str) -> Contex
                 await relay.drain()
         except Exception as exc:  # the rows stay in the outbox for the next start
             log.warning("outbox_final_drain_incomplete", error=repr(exc))
-        await listener.close()
         await channel.close()
 
     return ctx
+
+
+def wake_relay(app: web.Application) -> Callable[[], None]:
+    """What to call after committing a staged message: wakes this process's relay, if any."""
+    relay = app.get(OUTBOX)
+    return relay.wake if relay is not None else _nothing
+
+
+def _nothing() -> None:
+    pass
 
 
 def inbox_purge() -> Context:
@@ -194,6 +207,7 @@ def consumers(settings: ServiceSettings, service: str, specs: tuple[ConsumerSpec
                 handlers=spec.handlers,
                 service=service,
                 prefetch=settings.prefetch,
+                after_commit=wake_relay(app),
             )
             for spec in specs
         ]
@@ -263,7 +277,7 @@ def build_app(
     app.cleanup_ctx.append(postgres(settings, name, migrations))
     app.cleanup_ctx.append(rabbitmq(settings, name, queues))
     if relay:
-        app.cleanup_ctx.append(outbox_relay(settings, name, name))
+        app.cleanup_ctx.append(outbox_relay(settings, name))
     if report_traffic:
         traffic = TrafficSettings()
         # The gateway measures requests; the only other reporter (webhooks) delivery attempts.

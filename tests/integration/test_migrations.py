@@ -41,7 +41,12 @@ async def recorded(conn: asyncpg.Connection, schema: str) -> list[str]:
 async def test_load_puts_the_shared_messaging_migrations_first(service_dir: Path) -> None:
     versions = [m.version for m in load(service_dir)]
 
-    assert versions == ["messaging/0001_outbox_inbox", "service/0001_things", "service/0002_more"]
+    assert versions == [
+        "messaging/0001_outbox_inbox",
+        "messaging/0002_outbox_wake_in_process",
+        "service/0001_things",
+        "service/0002_more",
+    ]
 
 
 async def test_applying_twice_applies_nothing_the_second_time(

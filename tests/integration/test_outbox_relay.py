@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from typing import Any
 
 import aio_pika
 import asyncpg
@@ -12,6 +13,7 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from services.messaging import outbox
+from services.messaging.consumer import Consumer
 from services.messaging.envelope import Envelope
 from services.messaging.outbox import OutboxRelay
 from services.messaging.publisher import Outgoing, Publisher
@@ -24,6 +26,7 @@ from tests.integration.conftest import (
     eventually,
     metric,
     outbox_rows,
+    publish_raw,
     running,
     stage_committed,
     take,
@@ -170,29 +173,45 @@ async def test_run_retries_after_failures_until_the_rows_are_out(
     assert await outbox_rows(pool) == 0
 
 
-async def test_a_notify_on_commit_wakes_the_relay_long_before_its_poll(
-    infra: Infra,
-    pg_schema: str,
-    pool: asyncpg.Pool,
-    amqp: AbstractRobustConnection,
-    make_queue: MakeQueue,
+async def test_a_consumer_commit_wakes_the_relay_long_before_its_poll(
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, make_queue: MakeQueue
 ) -> None:
-    q = await make_queue()
+    """What a handler stages goes out as soon as its transaction commits, not at the poll."""
+    inbound, outbound = await make_queue(), await make_queue()
     relay = OutboxRelay(pool, await publisher(amqp), service=unique("svc"), poll_seconds=60)
-    listener = await db.connect(infra.database_url, pg_schema)
-    await listener.add_listener(f"{pg_schema}_outbox", relay.wake)
-    try:
-        async with running(relay):
-            # A first row shows the relay has drained once and gone to sleep for 60 s.
-            await stage_committed(pool, q.routing_key, 1)
-            await q.take(1, timeout=5)
-            await eventually(lambda: _outbox_empty(pool))
-            staged = await stage_committed(pool, q.routing_key, 2)
-            got = await q.take(2, timeout=5)  # far less than the 60 s poll: NOTIFY woke it
-    finally:
-        await listener.close()
 
-    assert [m.message_id for m in got] == [str(e.message_id) for e in staged]
+    async def forward(conn: Any, env: Envelope) -> None:
+        await outbox.stage(
+            conn, EVENTS, outbound.routing_key, env.caused(outbound.routing_key, dict(env.data))
+        )
+
+    consumer = Consumer(
+        connection=amqp,
+        pool=pool,
+        queue=inbound.name,
+        handlers={inbound.routing_key: forward},
+        service=unique("svc"),
+        after_commit=relay.wake,
+    )
+    async with running(relay):
+        # A first row, woken by hand as a writer would, shows the relay has drained and gone
+        # to sleep for its 60 s poll.
+        await stage_committed(pool, outbound.routing_key, 1)
+        relay.wake()
+        await outbound.take(1, timeout=5)
+        await eventually(lambda: _outbox_empty(pool))
+        await consumer.start()
+        try:
+            for n in range(2):
+                env = Envelope(type=inbound.routing_key, correlation_id=unique("c"), data={"n": n})
+                await publish_raw(
+                    amqp, inbound.routing_key, env.to_json(), message_id=str(env.message_id)
+                )
+            got = await outbound.take(2, timeout=5)  # far less than the 60 s poll
+        finally:
+            await consumer.stop(grace_seconds=5)
+
+    assert sorted(Envelope.from_json(m.body).data["n"] for m in got) == [0, 1]
 
 
 async def _outbox_empty(pool: asyncpg.Pool) -> bool:

@@ -57,7 +57,7 @@ async def insert_with_command(
 
     The create path without an Idempotency-Key and without a reservation needs nothing else,
     so it costs one round trip instead of BEGIN, two INSERTs and COMMIT. The outbox row is the
-    one ``messaging.outbox.stage`` writes (its statement trigger wakes the relay the same way).
+    one ``messaging.outbox.stage`` writes; the caller wakes the relay after it, as for any commit.
     """
     await conn.execute(
         f"WITH job AS (INSERT INTO jobs ({_COLUMNS})"

@@ -40,7 +40,7 @@ from services.gateway.service_layer import (
 from services.runtime.config import ServiceSettings
 from services.runtime.http import REQUEST_ID, ApiError, json_response
 from services.runtime.internal import HTTP_SESSION, InternalClient
-from services.runtime.service import POOL
+from services.runtime.service import OUTBOX, POOL
 
 log = structlog.get_logger()
 
@@ -178,6 +178,8 @@ async def _create(request: web.Request, service: Service) -> web.Response:
             scenario=scenario,
         ),
     )
+    if answer.job_id is not None and not answer.replayed:
+        _wake_relay(request.app)  # the command is committed: publish it now, not at the poll
     # A replay is the stored answer byte for byte: it never waits (see docs/api.md).
     if wait is None or answer.replayed or answer.job_id is None:
         return _respond(answer)
@@ -185,6 +187,12 @@ async def _create(request: web.Request, service: Service) -> web.Response:
     if answer.settled or wait == 0:
         return _respond(answer, applied)
     return await _waited(request, answer, answer.job_id, wait, applied)
+
+
+def _wake_relay(app: web.Application) -> None:
+    relay = app.get(OUTBOX)
+    if relay is not None:
+        relay.wake()
 
 
 async def _waited(

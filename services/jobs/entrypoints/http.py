@@ -19,7 +19,7 @@ from services.jobs.domain.providers import Provider
 from services.jobs.runner import Runner
 from services.runtime.http import ApiError, json_response
 from services.runtime.internal import ACCOUNT_HEADER
-from services.runtime.service import POOL
+from services.runtime.service import POOL, wake_relay
 
 PROVIDERS = web.AppKey("providers", Mapping[Service, Provider])
 STORE = web.AppKey("artifact_store", LocalArtifactStore)
@@ -60,6 +60,7 @@ async def cancel(request: web.Request) -> web.Response:
             f"The job has already settled ({exc.status.value}); it cannot be canceled.",
             param="id",
         ) from exc
+    wake_relay(request.app)()  # job.canceled is committed: publish it now
     return json_response(snapshot.model_dump(mode="json"))
 
 
