@@ -7,6 +7,7 @@ the same ledger function as ``POST /internal/v1/purchases`` (idempotent on the r
 from __future__ import annotations
 
 import argparse
+from contextlib import AbstractAsyncContextManager
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -14,9 +15,8 @@ import asyncpg
 
 from services.billing.adapters import ledger, prices
 from services.billing.domain.pricing import top_up
-from services.runtime import db
 from services.runtime.config import ServiceSettings
-from services.runtime.migrations import ensure_database, load, migrate
+from services.runtime.migrations import operator_connection
 
 _SCHEMA = "billing"
 
@@ -31,27 +31,18 @@ def _usd_cents(text: str) -> int:
     return int(cents)
 
 
-async def _connect(settings: ServiceSettings) -> asyncpg.Connection:
+def _connect(settings: ServiceSettings) -> AbstractAsyncContextManager[asyncpg.Connection]:
     # Imported here: billing.app imports this module's siblings, not the other way round.
     from services.billing.app import MIGRATIONS
 
-    await ensure_database(settings.database_url)
-    setup = await asyncpg.connect(settings.database_url)
-    try:
-        await migrate(setup, _SCHEMA, load(MIGRATIONS))
-    finally:
-        await setup.close()
-    return await db.connect(settings.database_url, _SCHEMA)
+    return operator_connection(settings.database_url, _SCHEMA, MIGRATIONS)
 
 
 async def _purchase(settings: ServiceSettings, args: argparse.Namespace) -> Any:
-    conn = await _connect(settings)
-    try:
+    async with _connect(settings) as conn:
         book = await prices.current(conn)
         grant = top_up(book, args.usd)
         result = await ledger.purchase(conn, args.account, args.usd, args.reference, grant)
-    finally:
-        await conn.close()
     first = result.purchase
     if result.repeat and (first.account_id, first.usd_cents) != (args.account, args.usd):
         raise SystemExit(f"reference {args.reference} was recorded for a different purchase")
@@ -59,19 +50,13 @@ async def _purchase(settings: ServiceSettings, args: argparse.Namespace) -> Any:
 
 
 async def _balance(settings: ServiceSettings, args: argparse.Namespace) -> Any:
-    conn = await _connect(settings)
-    try:
+    async with _connect(settings) as conn:
         return (await ledger.balance(conn, args.account)).model_dump()
-    finally:
-        await conn.close()
 
 
 async def _check(settings: ServiceSettings, args: argparse.Namespace) -> Any:
-    conn = await _connect(settings)
-    try:
+    async with _connect(settings) as conn:
         found = await ledger.problems(conn)
-    finally:
-        await conn.close()
     return {"sound": not found, "problems": found}
 
 

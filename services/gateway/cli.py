@@ -17,9 +17,8 @@ from services.billing import cli as billing_cli
 from services.gateway.adapters import accounts, ratelimit
 from services.gateway.app import MIGRATIONS, NAME
 from services.gateway.domain.keys import Mode
-from services.runtime import db
 from services.runtime.config import ServiceSettings
-from services.runtime.migrations import ensure_database, load, migrate
+from services.runtime.migrations import operator_connection
 from services.status import cli as status_cli
 from services.webhooks import cli as webhooks_cli
 
@@ -169,18 +168,11 @@ async def _run(args: argparse.Namespace) -> Any:
     operate = getattr(args, "operate", None)
     if operate is not None:
         return await operate(settings, args)
-    await ensure_database(settings.database_url)
-    setup = await asyncpg.connect(settings.database_url)
-    try:
-        await migrate(setup, NAME, load(MIGRATIONS))
-    finally:
-        await setup.close()
-    conn = await db.connect(settings.database_url, NAME)
-    try:
-        async with conn.transaction():
-            return await args.run(conn, args)
-    finally:
-        await conn.close()
+    async with (
+        operator_connection(settings.database_url, NAME, MIGRATIONS) as conn,
+        conn.transaction(),
+    ):
+        return await args.run(conn, args)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import structlog
+
+from services.runtime import db
 
 log = structlog.get_logger()
 
@@ -100,5 +104,29 @@ async def ensure_database(dsn: str) -> None:
                 log.info("database_created", database=name)
             except asyncpg.DuplicateDatabaseError:
                 pass  # another replica won the race
+    finally:
+        await conn.close()
+
+
+async def migrate_schema(database_url: str, schema: str, migrations: Path) -> list[str]:
+    """What a service does at start, for tools that work without it: the database, then the
+    schema's pending migrations (under the same advisory lock)."""
+    await ensure_database(database_url)
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await migrate(conn, schema, load(migrations))
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def operator_connection(
+    database_url: str, schema: str, migrations: Path
+) -> AsyncIterator[asyncpg.Connection]:
+    """For operator commands: the schema migrated, then one connection pinned to it."""
+    await migrate_schema(database_url, schema, migrations)
+    conn = await db.connect(database_url, schema)
+    try:
+        yield conn
     finally:
         await conn.close()

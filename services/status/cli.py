@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,14 +18,13 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from services.contracts.status import COMPONENTS, ComponentState
-from services.runtime import db
 from services.runtime.config import ServiceSettings
-from services.runtime.migrations import ensure_database, load, migrate
+from services.runtime.migrations import operator_connection
 from services.status import adapters
 from services.status.snapshot import snapshot
 
 if TYPE_CHECKING:
-    from services.runtime.db import Connection
+    pass
 
 _SCHEMA = "status"
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -46,19 +44,8 @@ def duration(text: str) -> timedelta:
     return value
 
 
-@asynccontextmanager
-async def _status_db(settings: ServiceSettings) -> AsyncIterator[Connection]:
-    await ensure_database(settings.database_url)
-    setup = await asyncpg.connect(settings.database_url)
-    try:
-        await migrate(setup, _SCHEMA, load(_MIGRATIONS))
-    finally:
-        await setup.close()
-    conn = await db.connect(settings.database_url, _SCHEMA)
-    try:
-        yield conn
-    finally:
-        await conn.close()
+def _status_db(settings: ServiceSettings) -> AbstractAsyncContextManager[asyncpg.Connection]:
+    return operator_connection(settings.database_url, _SCHEMA, _MIGRATIONS)
 
 
 def _override_json(row: dict[str, Any]) -> dict[str, Any]:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +11,7 @@ import asyncpg
 
 from services.runtime import db
 from services.runtime.config import ServiceSettings
-from services.runtime.migrations import ensure_database, load, migrate
+from services.runtime.migrations import migrate_schema, operator_connection
 from services.webhooks.adapters import deliveries
 from services.webhooks.adapters.sender import system_resolver
 from services.webhooks.app import MIGRATIONS, NAME
@@ -21,7 +20,7 @@ from services.webhooks.service_layer import Webhooks
 from services.webhooks.settings import WebhooksSettings
 
 if TYPE_CHECKING:
-    from services.runtime.db import Connection
+    pass
 
 
 class UrlRefused(Exception):
@@ -29,22 +28,11 @@ class UrlRefused(Exception):
 
 
 async def _migrate(settings: ServiceSettings) -> None:
-    await ensure_database(settings.database_url)
-    setup = await asyncpg.connect(settings.database_url)
-    try:
-        await migrate(setup, NAME, load(MIGRATIONS))
-    finally:
-        await setup.close()
+    await migrate_schema(settings.database_url, NAME, MIGRATIONS)
 
 
-@asynccontextmanager
-async def _schema(settings: ServiceSettings) -> AsyncIterator[Connection]:
-    await _migrate(settings)
-    conn = await db.connect(settings.database_url, NAME)
-    try:
-        yield conn
-    finally:
-        await conn.close()
+def _schema(settings: ServiceSettings) -> AbstractAsyncContextManager[asyncpg.Connection]:
+    return operator_connection(settings.database_url, NAME, MIGRATIONS)
 
 
 async def configure_for_new_key(
