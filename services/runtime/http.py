@@ -11,6 +11,7 @@ import orjson
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from pydantic import ValidationError
 
 from services.runtime import metrics
 from services.runtime.traffic import TRAFFIC, classify
@@ -44,6 +45,25 @@ class ApiError(Exception):
         self.param = param
         self.headers = headers or {}
         self.extra = extra or {}
+
+
+def invalid_request(param: str | None, message: str, code: str = "parameter_invalid") -> ApiError:
+    """A 400 naming the offending field in ``param``."""
+    return ApiError(400, "invalid_request_error", code, message, param=param)
+
+
+def from_validation_error(exc: ValidationError) -> ApiError:
+    """pydantic's first complaint as a 400 naming the field (dotted path for nested values)."""
+    first = exc.errors()[0]
+    param = ".".join(str(p) for p in first["loc"]) or None
+    code = {"missing": "parameter_missing", "extra_forbidden": "parameter_unknown"}.get(
+        first["type"], "parameter_invalid"
+    )
+    message = {
+        "parameter_missing": f"Missing required parameter: {param}.",
+        "parameter_unknown": f"Unknown parameter: {param}.",
+    }.get(code, f"Invalid value for {param}: {first['msg']}.")
+    return invalid_request(param, message, code)
 
 
 def json_body(payload: Any) -> bytes:

@@ -38,7 +38,13 @@ from services.gateway.service_layer import (
     fingerprint,
 )
 from services.runtime.config import ServiceSettings
-from services.runtime.http import REQUEST_ID, ApiError, json_response
+from services.runtime.http import (
+    REQUEST_ID,
+    ApiError,
+    from_validation_error,
+    invalid_request,
+    json_response,
+)
 from services.runtime.internal import HTTP_SESSION, InternalClient
 from services.runtime.service import OUTBOX, POOL
 
@@ -63,10 +69,6 @@ SERVICE_PATHS: dict[Service, str] = {
 }
 
 
-def _invalid(param: str | None, message: str, code: str = "parameter_invalid") -> ApiError:
-    return ApiError(400, "invalid_request_error", code, message, param=param)
-
-
 async def _json_body(request: web.Request) -> Any:
     if request.content_type != "application/json":
         raise ApiError(
@@ -79,7 +81,7 @@ async def _json_body(request: web.Request) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise _invalid(None, "The body is not valid JSON.", "invalid_json") from None
+        raise invalid_request(None, "The body is not valid JSON.", "invalid_json") from None
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -88,23 +90,14 @@ M = TypeVar("M", bound=BaseModel)
 def validate(model: type[M], payload: Any) -> M:
     """The model, or a 400 naming the first field at fault (dotted path for nested ones)."""
     if not isinstance(payload, dict):
-        raise _invalid(None, "The body must be a JSON object.", "invalid_body")
+        raise invalid_request(None, "The body must be a JSON object.", "invalid_body")
     try:
         return model.model_validate(payload)
     except FieldError as err:
         prefix = "Missing" if err.code == "parameter_missing" else "Invalid value for"
-        raise _invalid(err.param, f"{prefix} {err.param}: {err.message}", err.code) from None
+        raise invalid_request(err.param, f"{prefix} {err.param}: {err.message}", err.code) from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        code = {"missing": "parameter_missing", "extra_forbidden": "parameter_unknown"}.get(
-            first["type"], "parameter_invalid"
-        )
-        message = {
-            "parameter_missing": f"Missing required parameter: {param}.",
-            "parameter_unknown": f"Unknown parameter: {param}.",
-        }.get(code, f"Invalid value for {param}: {first['msg']}.")
-        raise _invalid(param, message, code) from None
+        raise from_validation_error(exc) from None
 
 
 def _idempotency_key(request: web.Request) -> str | None:
@@ -112,7 +105,7 @@ def _idempotency_key(request: web.Request) -> str | None:
     if key is None:
         return None
     if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH or not key.isascii() or not key.isprintable():
-        raise _invalid(
+        raise invalid_request(
             "Idempotency-Key",
             f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII"
             " characters.",
@@ -131,7 +124,9 @@ def prefer_wait(header: str | None) -> int | None:
             continue
         value = value.strip().strip('"')
         if not value.isdigit() or int(value) > MAX_WAIT_SECONDS:
-            raise _invalid("Prefer", "Prefer: wait=N needs a whole number of seconds from 0 to 60.")
+            raise invalid_request(
+                "Prefer", "Prefer: wait=N needs a whole number of seconds from 0 to 60."
+            )
         return int(value)
     return None
 
@@ -141,11 +136,15 @@ def _scenario(request: web.Request, caller: Caller) -> tuple[sandbox.Scenario, s
     if header is None:
         return sandbox.Scenario(), None
     if not caller.test:
-        raise _invalid(sandbox.SCENARIO_HEADER, "Sandbox scenarios work with sk_test_ keys only.")
+        raise invalid_request(
+            sandbox.SCENARIO_HEADER, "Sandbox scenarios work with sk_test_ keys only."
+        )
     try:
         return sandbox.parse_scenario(header), header
     except sandbox.ScenarioError as err:
-        raise _invalid(sandbox.SCENARIO_HEADER, f"Invalid sandbox scenario: {err}.") from None
+        raise invalid_request(
+            sandbox.SCENARIO_HEADER, f"Invalid sandbox scenario: {err}."
+        ) from None
 
 
 def _respond(answer: Answer, extra: dict[str, str] | None = None) -> web.Response:
@@ -244,7 +243,7 @@ def query_params(request: web.Request) -> dict[str, str]:
     found: dict[str, str] = {}
     for name, value in request.query.items():
         if name in found:
-            raise _invalid(name, f"{name} is given more than once.")
+            raise invalid_request(name, f"{name} is given more than once.")
         found[name] = value
     return found
 
@@ -297,21 +296,21 @@ def _measurer(app: web.Application, allow_private: bool) -> Callable[[str], Awai
         try:
             found = await media_fetch.measure(app[HTTP_SESSION], url, allow_private=allow_private)
         except media_fetch.Unreachable as exc:
-            raise _invalid(
+            raise invalid_request(
                 "video_url",
                 f"The video could not be fetched to measure its length ({exc}); make it"
                 " reachable or send duration_seconds.",
                 "video_unreachable",
             ) from None
         except media.Unmeasurable as exc:
-            raise _invalid(
+            raise invalid_request(
                 "video_url",
                 f"The video's length could not be read ({exc}); send an MP4 or give"
                 " duration_seconds.",
                 "video_unmeasurable",
             ) from None
         if found.billable_seconds > MAX_VIDEO_SECONDS:
-            raise _invalid(
+            raise invalid_request(
                 "video_url",
                 f"The video is longer than {MAX_VIDEO_SECONDS} seconds.",
                 "video_too_long",

@@ -17,7 +17,7 @@ from services.contracts.webhooks import (
     WebhookEndpointUpdate,
     WebhookRedelivery,
 )
-from services.runtime.http import ApiError, json_response
+from services.runtime.http import ApiError, from_validation_error, invalid_request, json_response
 from services.runtime.internal import ACCOUNT_HEADER
 from services.runtime.service import POOL
 from services.webhooks.adapters import deliveries
@@ -45,10 +45,6 @@ def _not_configured() -> ApiError:
     )
 
 
-def _invalid(param: str | None, message: str, code: str = "parameter_invalid") -> ApiError:
-    return ApiError(400, "invalid_request_error", code, message, param=param)
-
-
 async def _body(request: web.Request, model: type[BaseModel]) -> Any:
     try:
         raw = orjson.loads(await request.read() or b"{}")
@@ -57,26 +53,17 @@ async def _body(request: web.Request, model: type[BaseModel]) -> Any:
             400, "invalid_request_error", "invalid_json", "The body is not valid JSON."
         ) from None
     if not isinstance(raw, dict):
-        raise _invalid(None, "The body must be a JSON object.", "invalid_body")
+        raise invalid_request(None, "The body must be a JSON object.", "invalid_body")
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        code = {"missing": "parameter_missing", "extra_forbidden": "parameter_unknown"}.get(
-            first["type"], "parameter_invalid"
-        )
-        message = {
-            "parameter_missing": f"Missing required parameter: {param}.",
-            "parameter_unknown": f"Unknown parameter: {param}.",
-        }.get(code, f"Invalid value for {param}: {first['msg']}.")
-        raise _invalid(param, message, code) from None
+        raise from_validation_error(exc) from None
 
 
 def _caller(request: web.Request) -> tuple[str, str]:
     account = request.headers.get(ACCOUNT_HEADER)
     if not account:
-        raise _invalid(None, f"The {ACCOUNT_HEADER} header is required.", "account_missing")
+        raise invalid_request(None, f"The {ACCOUNT_HEADER} header is required.", "account_missing")
     return request.match_info["key_id"], account
 
 
@@ -143,9 +130,9 @@ async def list_deliveries(request: web.Request) -> web.Response:
     try:
         limit = int(request.query.get("limit", "20"))
     except ValueError:
-        raise _invalid("limit", "limit must be an integer between 1 and 100.") from None
+        raise invalid_request("limit", "limit must be an integer between 1 and 100.") from None
     if not 1 <= limit <= MAX_PAGE:
-        raise _invalid("limit", "limit must be an integer between 1 and 100.")
+        raise invalid_request("limit", "limit must be an integer between 1 and 100.")
     async with request.app[POOL].acquire() as conn:
         rows, more = await deliveries.log_page(
             conn, key_id, limit, request.query.get("starting_after")
