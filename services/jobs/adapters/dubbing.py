@@ -19,6 +19,7 @@ from services.jobs.domain.providers import (
     RemoteArtifact,
     TaskState,
     TaskStatus,
+    failed_task,
 )
 
 _STATUS = {
@@ -68,13 +69,7 @@ class ElevenLabsDubbing:
         if status is None:
             raise ProviderFailure(ErrorCode.PROVIDER_ERROR, "unexpected dubbing shape")
         if status is TaskStatus.FAILED:
-            detail = str(body.get("error") or "dubbing failed")
-            code = (
-                ErrorCode.PROVIDER_REJECTED_INPUT
-                if detail.lower().startswith("invalid input")
-                else ErrorCode.PROVIDER_ERROR
-            )
-            return TaskState(task_id, status, failure=ProviderFailure(code, detail))
+            return failed_task(task_id, body.get("error"), "dubbing failed")
         artifacts: tuple[RemoteArtifact, ...] = ()
         if status is TaskStatus.SUCCEEDED:
             artifacts = tuple(

@@ -19,6 +19,7 @@ from services.jobs.domain.providers import (
     RemoteArtifact,
     TaskState,
     TaskStatus,
+    failed_task,
 )
 
 # Which model runs each service, and what its output is.
@@ -95,13 +96,7 @@ class ReplicatePredictions:
         if status is None or not isinstance(task_id, str):
             raise ProviderFailure(ErrorCode.PROVIDER_ERROR, "unexpected prediction shape")
         if status is TaskStatus.FAILED:
-            detail = str(body.get("error") or "prediction failed")
-            code = (
-                ErrorCode.PROVIDER_REJECTED_INPUT
-                if detail.lower().startswith("invalid input")
-                else ErrorCode.PROVIDER_ERROR
-            )
-            return TaskState(task_id, status, failure=ProviderFailure(code, detail))
+            return failed_task(task_id, body.get("error"), "prediction failed")
         artifacts: tuple[RemoteArtifact, ...] = ()
         if status is TaskStatus.SUCCEEDED:
             output = body.get("output")

@@ -87,3 +87,15 @@ class Provider(Protocol):
     async def cancel(self, task_id: str) -> None: ...
 
     async def download(self, artifact: RemoteArtifact, max_bytes: int) -> bytes: ...
+
+
+def failed_task(task_id: str, error: object, fallback: str) -> TaskState:
+    """A task the provider reports as failed. Both provider APIs say "invalid input…" when the
+    customer's input was refused (our ``provider_rejected_input``); anything else is theirs."""
+    detail = str(error or fallback)
+    code = (
+        ErrorCode.PROVIDER_REJECTED_INPUT
+        if detail.lower().startswith("invalid input")
+        else ErrorCode.PROVIDER_ERROR
+    )
+    return TaskState(task_id, TaskStatus.FAILED, failure=ProviderFailure(code, detail))
