@@ -58,15 +58,15 @@ async def _refresh_prices(app: web.Application) -> int:
 
 def _reconcile(settings: BillingSettings) -> service.Context:
     async def work(app: web.Application) -> dict[str, int]:
-        client = InternalClient(
-            app[HTTP_SESSION],
-            settings.jobs_url,
-            settings.internal_token,
-            settings.internal_timeout_seconds,
-        )
+        def client(url: str) -> InternalClient:
+            return InternalClient(
+                app[HTTP_SESSION], url, settings.internal_token, settings.internal_timeout_seconds
+            )
+
         return await reconciler.reconcile(
             app[service.POOL],
-            HttpJobDirectory(client),
+            HttpJobDirectory(client(settings.jobs_url)),
+            HttpJobDirectory(client(settings.gateway_url), "/internal/v1/accepted-jobs"),
             older_than_seconds=settings.reconcile_after_seconds,
             batch=settings.reconcile_batch,
         )

@@ -2,9 +2,11 @@
 
 The gateway reserves, then commits the job in its own transaction; if it dies in between, the
 credits are held for a job nobody will run. Reservations older than a threshold that no job
-event has confirmed are looked up in the jobs service: unknown there (404) means the job was
-never created, so the credits go back; a job that exists settles as its status says; an
-unreachable jobs service leaves everything for the next round.
+event has confirmed are looked up in the jobs service; a job that exists there settles as its
+status says. A job the jobs service does not know is looked up in the gateway: only if the
+gateway never committed it do the credits go back. A job the gateway committed is still on its
+way (a slow relay, a broker outage) and will run, so its credits stay held. A service that
+cannot be reached leaves everything for the next round.
 """
 
 from __future__ import annotations
@@ -30,7 +32,12 @@ NEVER_CREATED = "job_never_created"
 
 
 async def reconcile(
-    pool: asyncpg.Pool, jobs: JobDirectory, *, older_than_seconds: float, batch: int
+    pool: asyncpg.Pool,
+    jobs: JobDirectory,
+    accepted: JobDirectory,
+    *,
+    older_than_seconds: float,
+    batch: int,
 ) -> dict[str, int]:
     """One round; returns how many reservations met each outcome."""
     async with pool.acquire() as conn:
@@ -39,6 +46,10 @@ async def reconcile(
     for index, job_id in enumerate(job_ids):
         try:
             status = await jobs.status(job_id)
+            if status is None and await accepted.status(job_id) is not None:
+                log.warning("reconcile_job_in_flight", job_id=job_id)
+                done["in_flight"] += 1
+                continue
         except Unavailable as exc:
             log.warning("reconcile_jobs_unavailable", job_id=job_id, error=str(exc))
             done["deferred"] += len(job_ids) - index

@@ -85,12 +85,22 @@ async def publish(amqp_url: str, envelopes: list[Envelope]) -> None:
 
 @dataclass
 class FakeJobs:
-    """The jobs service's ``GET /internal/v1/jobs/{job_id}`` as SPEC defines it."""
+    """The jobs service's ``GET /internal/v1/jobs/{job_id}`` as SPEC defines it, and the
+    gateway's ``GET /internal/v1/accepted-jobs/{job_id}`` (jobs the gateway committed)."""
 
     token: str
     jobs: dict[str, JobSnapshot] = field(default_factory=dict)
     asked: Counter[str] = field(default_factory=Counter)
     down: bool = False
+    accepted: set[str] = field(default_factory=set)
+
+    async def get_accepted(self, request: web.Request) -> web.Response:
+        if request.headers.get(TOKEN_HEADER) != self.token:
+            return web.json_response({"error": {"code": "route_not_found"}}, status=404)
+        job_id = request.match_info["job_id"]
+        if job_id not in self.accepted:
+            return web.json_response({"error": {"code": "job_not_found"}}, status=404)
+        return web.json_response({"id": job_id, "status": "queued"})
 
     async def get(self, request: web.Request) -> web.Response:
         if request.headers.get(TOKEN_HEADER) != self.token:
@@ -110,6 +120,7 @@ async def fake_jobs_server(token: str) -> AsyncIterator[tuple[FakeJobs, str]]:
     fake = FakeJobs(token)
     app = web.Application()
     app.router.add_get("/internal/v1/jobs/{job_id}", fake.get)
+    app.router.add_get("/internal/v1/accepted-jobs/{job_id}", fake.get_accepted)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
@@ -176,6 +187,7 @@ async def billing(infra: Infra) -> AsyncIterator[Billing]:
             port=port,
             internal_token=TOKEN,
             jobs_url=jobs_url,
+            gateway_url=jobs_url,
             internal_timeout_seconds=0.5,
             reconcile_every_seconds=0.05,
             reconcile_after_seconds=1.0,
@@ -456,6 +468,34 @@ async def test_reconciler_releases_reservations_whose_job_never_existed(
     assert billing.jobs.asked[running] == asked
     assert await billing.state(running) == "held"
     assert await billing.state(started) == "held"
+
+
+async def test_reconciler_keeps_credits_of_a_job_the_gateway_accepted_but_jobs_has_not_seen(
+    billing: Billing, http: aiohttp.ClientSession
+) -> None:
+    """The command is still in the gateway's outbox or the broker (an outage longer than the
+    threshold): the job will run, so its credits stay held until it does, then it is charged."""
+    account = unique("acct")
+    await billing.buy(http, account, 1000)
+    delayed, orphan = unique("job"), unique("job")
+    billing.jobs.accepted.add(delayed)
+    for job in (delayed, orphan):
+        await billing.reserve(http, account, job, known=False)
+
+    async def orphan_released() -> bool:
+        return await billing.state(orphan) == "released"
+
+    await eventually(orphan_released, timeout=5)
+    asked = billing.jobs.asked[delayed]
+    await eventually(lambda: billing.jobs.asked[delayed] >= asked + 3, timeout=5)
+    assert await billing.state(delayed) == "held"
+    # The command arrives, the job runs and completes: its reservation is captured.
+    billing.jobs.jobs[delayed] = snapshot(delayed, account, JobStatus.COMPLETED)
+
+    async def captured() -> bool:
+        return await billing.state(delayed) == "captured"
+
+    await eventually(captured, timeout=5)
 
 
 async def test_reconciler_leaves_reservations_while_the_jobs_service_is_unreachable(

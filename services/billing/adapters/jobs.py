@@ -1,4 +1,5 @@
-"""Asks the jobs service where a job stands (``GET /internal/v1/jobs/{job_id}``)."""
+"""Asks another service where a job stands: the jobs service (``/internal/v1/jobs/{id}``) or
+the gateway, which knows whether it ever accepted the job (``/internal/v1/accepted-jobs/{id}``)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,12 @@ class JobDirectory(Protocol):
 
 
 class HttpJobDirectory:
-    def __init__(self, client: InternalClient) -> None:
+    def __init__(self, client: InternalClient, route: str = "/internal/v1/jobs") -> None:
         self._client = client
+        self._route = route
 
     async def status(self, job_id: str) -> JobStatus | None:
-        reply = await self._client.call("GET", f"/internal/v1/jobs/{job_id}")
+        reply = await self._client.call("GET", f"{self._route}/{job_id}")
         body = _json(reply.body)
         if reply.status == 200:
             # Only the status is read, so a richer snapshot shape does not stop reconciling.

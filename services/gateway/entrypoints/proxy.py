@@ -232,6 +232,22 @@ async def cancel_job(request: web.Request) -> web.StreamResponse:
     return await idempotent.handle(request, payload, cancel)
 
 
+async def accepted_job(request: web.Request) -> web.Response:
+    """``GET /internal/v1/accepted-jobs/{job_id}``: did the gateway accept (commit) this job?
+
+    Billing's reconciler asks before releasing a reservation whose job the jobs service does
+    not know: a job the gateway committed is still on its way (outbox, broker) and will run,
+    so only a job the gateway never committed gives its credits back.
+    """
+    job_id = request.match_info["job_id"]
+    status = (
+        await jobs_view.status(request.app[POOL], job_id) if _JOB_ID.fullmatch(job_id) else None
+    )
+    if status is None:
+        raise ApiError(404, "invalid_request_error", "job_not_found", "No such job.")
+    return json_response({"id": job_id, "status": status})
+
+
 _ARTIFACT_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
@@ -260,3 +276,4 @@ def add_routes(app: web.Application, settings: ServiceSettings) -> None:
     app.router.add_get("/api/status", status_page)
     app.router.add_get("/status", status_page)
     app.router.add_get("/artifacts/{job_id}/{name}", artifact)
+    app.router.add_get("/internal/v1/accepted-jobs/{job_id}", accepted_job)
