@@ -16,6 +16,9 @@ from services.jobs.metrics import PROVIDER_CALLS
 # Worth another try: the provider is busy or briefly away.
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
+# No single provider call, a result download included, lasts longer than this.
+_MAX_TRANSFER_SECONDS = 600.0
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -104,14 +107,17 @@ class ProviderHttp:
     async def _once(
         self, method: str, url: str, data: bytes | None, headers: dict[str, str], max_bytes: int
     ) -> Answer:
+        # The deadline is per wait (connect, first byte, each read): a large result that keeps
+        # flowing may take longer than one call's deadline, but never past the transfer cap.
+        waits = aiohttp.ClientTimeout(
+            total=None, sock_connect=self._timeout, sock_read=self._timeout
+        )
         try:
-            async with asyncio.timeout(self._timeout):
-                async with self._session.request(method, url, data=data, headers=headers) as resp:
-                    body = await resp.content.read(max_bytes + 1)
-                    if len(body) > max_bytes:
-                        raise ProviderFailure(
-                            ErrorCode.ARTIFACT_UNAVAILABLE, f"larger than {max_bytes} bytes"
-                        )
+            async with asyncio.timeout(_MAX_TRANSFER_SECONDS):
+                async with self._session.request(
+                    method, url, data=data, headers=headers, timeout=waits
+                ) as resp:
+                    body = await _read_all(resp, max_bytes)
                     return Answer(resp.status, body)
         except TimeoutError as exc:
             raise ProviderFailure(
@@ -123,3 +129,22 @@ class ProviderHttp:
             raise ProviderFailure(
                 ErrorCode.PROVIDER_UNAVAILABLE, f"{method}: {type(exc).__name__}", retryable=True
             ) from exc
+
+
+async def _read_all(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    """The whole body, refused past ``max_bytes``. (``content.read(n)`` answers what is
+    buffered, which may be far less than ``n``: a result read that way is silently cut short.)"""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > max_bytes:
+            raise ProviderFailure(ErrorCode.ARTIFACT_UNAVAILABLE, f"larger than {max_bytes} bytes")
+        chunks.append(chunk)
+    if resp.content_length is not None and size != resp.content_length:
+        raise ProviderFailure(
+            ErrorCode.PROVIDER_UNAVAILABLE,
+            f"body ended at {size} of {resp.content_length} bytes",
+            retryable=True,
+        )
+    return b"".join(chunks)

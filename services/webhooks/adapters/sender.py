@@ -139,6 +139,9 @@ class Sender:
                 error=None if ok else f"http_{resp.status}",
                 resolved_ip=ip,
                 latency_ms=latency,
-                response_head=head[:256].decode("utf-8", "replace") or None,
+                # NUL cannot be stored in a Postgres text column: an attempt that failed to be
+                # recorded would be sent again at every lease, forever.
+                response_head=head[:256].decode("utf-8", "replace").replace("\x00", "\ufffd")
+                or None,
                 retry_after=resp.headers.get("Retry-After"),
             )
