@@ -3,6 +3,7 @@ reservation, read model, outbox, stored answer."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from services.runtime.http import ApiError, error_payload
 if TYPE_CHECKING:
     from services.runtime.db import Connection
 
+# How long a create whose COMMIT failed may spend finding out whether it went through.
+_COMMIT_CHECK_SECONDS = 2.0
 log = structlog.get_logger()
 
 # Refusals that are the outcome of carrying the request out (billing's answer, the named music
@@ -257,6 +260,7 @@ async def create_job(gw: Gateway, req: CreateRequest) -> Answer:
         return await _create_plain_sandbox_job(gw, req)
     req = await prepare(gw, req)
     reserved: str | None = None
+    committing = False  # past this point a failure may come from a COMMIT that went through
     async with gw.pool.acquire() as conn:
         try:
             async with conn.transaction():
@@ -288,16 +292,36 @@ async def create_job(gw: Gateway, req: CreateRequest) -> Answer:
                     await idempotency.store(
                         conn, req.caller.key_id, req.idempotency_key, gw.idempotency_ttl, stored
                     )
+                committing = True
         except BaseException:
             if reserved is not None:
-                # The job was never accepted: hand the credits back now rather than wait for
-                # billing's reconciler to notice the job never appeared.
-                log.warning("job_create_rolled_back_after_reserve", job_id=reserved)
-                await gw.billing.release(reserved, "gateway_transaction_failed")
+                await _release_unless_accepted(gw, reserved, committing)
             raise
     if answer.job_id is not None:
         log.info("job_accepted", job_id=job_id, job_service=req.service.value, test=req.caller.test)
     return answer
+
+
+async def _release_unless_accepted(gw: Gateway, job_id: str, committing: bool) -> None:
+    """Hand back the credits of a job that was never accepted, now rather than at the reconciler.
+
+    A failure before COMMIT rolled everything back. A failure of the COMMIT itself (a dropped
+    connection, a timeout) leaves the outcome unknown: the job may be committed and will run, so
+    the credits go back only if the job is not there. If even that cannot be read, billing's
+    reconciler decides later by the same rule (it asks this gateway's read model).
+    """
+    if committing:
+        try:
+            async with asyncio.timeout(_COMMIT_CHECK_SECONDS):
+                accepted = await jobs_view.status(gw.pool, job_id) is not None
+        except Exception as exc:
+            log.warning("job_commit_outcome_unknown", job_id=job_id, error=repr(exc))
+            return
+        if accepted:
+            log.warning("job_committed_despite_error", job_id=job_id)
+            return
+    log.warning("job_create_rolled_back_after_reserve", job_id=job_id)
+    await gw.billing.release(job_id, "gateway_transaction_failed")
 
 
 async def _reserve(gw: Gateway, req: CreateRequest, job_id: str) -> Reservation:
