@@ -99,6 +99,11 @@ def test_retry_after_lengthens_within_the_cap_and_never_shortens() -> None:
         "fd00:ec2::254",
         "::ffff:127.0.0.1",
         "224.0.0.1",
+        "64:ff9b::a9fe:a9fe",  # NAT64 of the cloud metadata address
+        "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "::127.0.0.1",  # IPv4-compatible
+        "fec0::1",  # site-local
     ],
 )
 def test_non_public_addresses_are_forbidden(address: str) -> None:
@@ -109,7 +114,7 @@ def test_non_public_addresses_are_forbidden(address: str) -> None:
 
 
 def test_public_addresses_pass_and_urls_are_checked() -> None:
-    assert vet(["93.184.216.34", "2606:2800:220:1::"], allow_private=False)
+    assert vet(["93.184.216.34", "2606:2800:220:1::", "64:ff9b::808:808"], allow_private=False)
     assert split_target("https://hooks.example.com/x") == ("https", "hooks.example.com", 443)
     for bad in ("ftp://example.com/", "https://user:pw@example.com/", "http:///nohost"):
         with pytest.raises(TargetRefused):

@@ -20,11 +20,27 @@ class Unresolvable(TargetRefused):
     """The host name did not resolve (at delivery: a DNS failure, retried like any other)."""
 
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: NAT64 (well-known and
+# local-use) and the deprecated IPv4-compatible form. On a network with NAT64 they reach IPv4.
+_EMBEDS_IPV4 = (
+    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+    ipaddress.IPv6Network("::/96"),
+)
+
+
 def forbidden(ip: IPAddress) -> bool:
     """Anything not globally routable: private, loopback, link-local (cloud metadata at
-    169.254.169.254 is link-local), CGNAT, multicast, reserved, unspecified."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return forbidden(ip.ipv4_mapped)
+    169.254.169.254 is link-local), CGNAT, multicast, reserved, unspecified — including an IPv4
+    address of those kinds carried inside an IPv6 one (mapped, NAT64, 6to4, Teredo)."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is None and any(ip in net for net in _EMBEDS_IPV4):
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None and forbidden(embedded):
+            return True
+        if ip.is_site_local:
+            return True
     return not ip.is_global or ip.is_multicast
 
 
