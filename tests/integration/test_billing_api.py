@@ -374,6 +374,12 @@ async def test_ledger_lists_the_accounts_entries_with_job_ids(
     assert [e["type"] for e in rest["data"]] == ["purchase"] and rest["has_more"] is False
     status, bad = await billing.call(http, "GET", f"/internal/v1/accounts/{account}/ledger?limit=0")
     assert (status, bad["error"]["param"]) == (400, "limit")
+    other = unique("acct")
+    await billing.buy(http, other, 100)
+    status, missing = await billing.call(
+        http, "GET", f"/internal/v1/accounts/{other}/ledger?starting_after={cursor}"
+    )
+    assert (status, missing["error"]["code"]) == (404, "resource_missing")
 
 
 # --- consumer ----------------------------------------------------------------------------------

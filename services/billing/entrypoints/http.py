@@ -144,7 +144,14 @@ async def ledger_entries(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         page = await ledger.ledger_page(conn, request.match_info["account_id"], limit, cursor)
     if page is None:
-        raise _invalid("starting_after", "starting_after is not one of this account's entries.")
+        # Another account's entry is as unknown here as one that never existed: 404, never 400.
+        raise ApiError(
+            404,
+            "invalid_request_error",
+            "resource_missing",
+            "starting_after is not one of this account's ledger entries.",
+            param="starting_after",
+        )
     return json_response(page.model_dump())
 
 

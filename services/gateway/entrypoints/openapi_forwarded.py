@@ -55,7 +55,7 @@ def wallet_paths() -> dict[str, Any]:
                 "Every transfer that touched the wallet, newest first.",
                 {
                     **ok(200, "A page of entries.", schema_ref(LedgerPage), ex.LEDGER),
-                    **errors(400, 401, 429, 503),
+                    **errors(400, 401, 404, 429, 503),
                 },
                 parameters=ledger_params,
             )
