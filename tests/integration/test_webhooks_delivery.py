@@ -123,6 +123,9 @@ async def test_four_failures_dead_letter_then_a_replay_delivers_once(infra: Infr
         await eventually(dead_lettered)
         await asyncio.sleep(0.3)
         assert len(receiver.received) == 4  # no fifth attempt
+        # A test fire that fails was answered to whoever fired it: it is never replayed.
+        status, fired = await service.call("POST", "/test", key=key)
+        assert status == 200 and fired["delivery"]["status_code"] == 503, fired
 
         # The receiver recovers; the operator replays the key's failed deliveries.
         receiver.behaviour = fail_first(0)
@@ -130,18 +133,18 @@ async def test_four_failures_dead_letter_then_a_replay_delivers_once(infra: Infr
             "POST", "/internal/v1/webhooks/replay", json={"key_id": key.id}
         )
         assert status == 200 and len(answer["replayed"]) == 1
-        got = await receiver.wait_for(5)
-        assert got[4].event["id"] == f"evt_{env.message_id.hex}"
-        assert got[4].verified
+        got = await receiver.wait_for(6)
+        assert got[5].event["id"] == f"evt_{env.message_id.hex}"
+        assert got[5].verified
         # Replaying again finds nothing left to replay: the event is not sent twice.
         status, answer = await service.call(
             "POST", "/internal/v1/webhooks/replay", json={"key_id": key.id}
         )
         assert answer["replayed"] == []
         await asyncio.sleep(0.3)
-        assert len(receiver.received) == 5
-        log = await settled_log(service, key, 5)
-        assert [d["trigger"] for d in log] == ["first", "retry", "retry", "retry", "replay"]
+        assert len(receiver.received) == 6
+        log = await settled_log(service, key, 6)
+        assert [d["trigger"] for d in log] == ["first", "retry", "retry", "retry", "test", "replay"]
 
 
 async def test_customer_redelivery_keeps_the_event_id(infra: Infra) -> None:

@@ -328,7 +328,9 @@ async def replay_failed(
     task becomes ``replayed`` in the same transaction, so replaying twice sends nothing more."""
     rows = await conn.fetch(
         "UPDATE deliveries SET state = 'replayed' WHERE id IN ("
+        # A failed test fire was answered to whoever fired it; it is not replayed.
         " SELECT id FROM deliveries WHERE api_key_id = $1 AND state = 'failed'"
+        " AND trigger <> 'test'"
         " AND ($2::timestamptz IS NULL OR finished_at >= $2) FOR UPDATE)"
         " RETURNING id, account_id, event_id, event_type, body, finished_at",
         api_key_id,
