@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from services.jobs.entrypoints import http
 from services.jobs.handlers import HANDLERS
 from services.jobs.repository import WORK_CHANNEL
 from services.jobs.runner import Runner, RunnerConfig
-from services.runtime import db, service
+from services.runtime import service
 
 __all__ = ["MIGRATIONS", "NAME", "JobsSettings", "create_app", "main"]
 
@@ -97,15 +95,10 @@ def runner_ctx(settings: JobsSettings) -> service.Context:
             )
             app[http.PROVIDERS] = providers
             app[http.RUNNER] = runner
-            listener = await db.connect(settings.database_url, NAME)
-            await listener.add_listener(WORK_CHANNEL, runner.wake)
-            task = asyncio.create_task(runner.run(), name="jobs-runner")
-            yield
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await runner.stop(settings.shutdown_grace_seconds)
-            await listener.close()
+            async with service.listening_worker(
+                settings, NAME, WORK_CHANNEL, runner, "jobs-runner"
+            ):
+                yield
 
     return ctx
 

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import aio_pika
 import asyncpg
@@ -188,6 +189,34 @@ def wake_relay(app: web.Application) -> Callable[[], None]:
 
 def _nothing() -> None:
     pass
+
+
+class Worker(Protocol):
+    """A background loop woken by NOTIFY on a channel (the jobs runner, the webhook dispatcher)."""
+
+    def wake(self, *_: Any) -> None: ...
+
+    async def run(self) -> None: ...
+
+    async def stop(self, grace_seconds: float) -> None: ...
+
+
+@contextlib.asynccontextmanager
+async def listening_worker(
+    settings: ServiceSettings, schema: str, channel: str, worker: Worker, name: str
+) -> AsyncIterator[None]:
+    """Run ``worker`` woken on ``channel``; on exit cancel its loop and let in-flight work end."""
+    listener = await db.connect(settings.database_url, schema)
+    await listener.add_listener(channel, worker.wake)
+    task = asyncio.create_task(worker.run(), name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await worker.stop(settings.shutdown_grace_seconds)
+        await listener.close()
 
 
 def inbox_purge() -> Context:

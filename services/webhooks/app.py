@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,7 +9,7 @@ import aiohttp
 from aiohttp import web
 
 from services.contracts.routing import QUEUES, WEBHOOKS_JOB_EVENTS
-from services.runtime import db, service
+from services.runtime import service
 from services.runtime.traffic import TRAFFIC
 from services.webhooks.adapters import deliveries
 from services.webhooks.adapters.deliveries import CHANNEL
@@ -79,15 +77,10 @@ def dispatching(settings: WebhooksSettings) -> service.Context:
                 settings.webhook_rotation_overlap_seconds,
                 settings.webhook_test_timeout_seconds,
             )
-            listener = await db.connect(settings.database_url, NAME)
-            await listener.add_listener(CHANNEL, dispatcher.wake)
-            task = asyncio.create_task(dispatcher.run(), name="webhooks-dispatcher")
-            yield
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await dispatcher.stop(settings.shutdown_grace_seconds)
-            await listener.close()
+            async with service.listening_worker(
+                settings, NAME, CHANNEL, dispatcher, "webhooks-dispatcher"
+            ):
+                yield
 
     return ctx
 

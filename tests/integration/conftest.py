@@ -70,6 +70,25 @@ async def migrate_schema(dsn: str, schema: str, service_dir: Path) -> list[str]:
         await conn.close()
 
 
+@contextlib.asynccontextmanager
+async def schema_pool(
+    infra: Infra, migrations: Path, *, max_size: int = 4
+) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a fresh schema carrying one service's migrations; dropped afterwards."""
+    schema = unique("t")
+    await migrate_schema(infra.database_url, schema, migrations)
+    pool = await db.create_pool(infra.database_url, schema, min_size=1, max_size=max_size)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+        conn = await asyncpg.connect(infra.database_url)
+        try:
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+
 @pytest.fixture(scope="session")
 def no_service_migrations(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A service folder without migrations: ``load()`` then yields the messaging ones only."""

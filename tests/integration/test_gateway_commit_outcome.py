@@ -19,9 +19,8 @@ from services.gateway import service_layer
 from services.gateway.adapters.accounts import Caller
 from services.gateway.adapters.billing import Reservation
 from services.gateway.domain import keys, sandbox
-from services.runtime import db
 from tests.infra import Infra
-from tests.integration.conftest import migrate_schema, unique
+from tests.integration.conftest import schema_pool, unique
 
 MIGRATIONS = Path(service_layer.__file__).resolve().parent / "migrations"
 
@@ -91,11 +90,8 @@ class Pool:
 
 @pytest.fixture
 async def pool(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
-    schema = unique("gwcommit")
-    await migrate_schema(infra.database_url, schema, MIGRATIONS)
-    created = await db.create_pool(infra.database_url, schema, min_size=1, max_size=2)
-    yield created
-    await created.close()
+    async with schema_pool(infra, MIGRATIONS, max_size=2) as created:
+        yield created
 
 
 @pytest.mark.parametrize("committed", [True, False])

@@ -15,25 +15,16 @@ from services.jobs import app as jobs_app
 from services.jobs import repository
 from services.jobs.handlers import create_job
 from services.messaging.envelope import Envelope
-from services.runtime import db
 from tests.infra import Infra
-from tests.integration.conftest import migrate_schema, unique
+from tests.integration.conftest import schema_pool
 
 NOW = datetime.now(UTC)
 
 
 @pytest.fixture
 async def pool(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
-    schema = unique("jobsq")
-    await migrate_schema(infra.database_url, schema, jobs_app.MIGRATIONS)
-    created = await db.create_pool(infra.database_url, schema, min_size=1, max_size=4)
-    try:
+    async with schema_pool(infra, jobs_app.MIGRATIONS) as created:
         yield created
-    finally:
-        await created.close()
-        conn = await asyncpg.connect(infra.database_url)
-        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await conn.close()
 
 
 def command(n: int, account: str, service: Service = Service.MUSIC, **kw: object) -> CreateJob:

@@ -24,12 +24,11 @@ from services.jobs.domain.providers import Provider, TaskState
 from services.jobs.handlers import create_job
 from services.jobs.runner import Runner, RunnerConfig
 from services.messaging.envelope import Envelope
-from services.runtime import db
 from services.simulator.app import STATE, SimulatorSettings
 from services.simulator.app import create_app as create_simulator
 from services.simulator.state import State
 from tests.infra import Infra
-from tests.integration.conftest import migrate_schema, unique
+from tests.integration.conftest import schema_pool
 
 
 class Crash(BaseException):
@@ -51,16 +50,8 @@ class CrashAfterSubmit:
 
 @pytest.fixture
 async def pool(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
-    schema = unique("jobsr")
-    await migrate_schema(infra.database_url, schema, jobs_app.MIGRATIONS)
-    created = await db.create_pool(infra.database_url, schema, min_size=1, max_size=4)
-    try:
+    async with schema_pool(infra, jobs_app.MIGRATIONS) as created:
         yield created
-    finally:
-        await created.close()
-        conn = await asyncpg.connect(infra.database_url)
-        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await conn.close()
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -17,35 +15,19 @@ from services.gateway.entrypoints.events import job_changed
 from services.jobs import app as jobs_app
 from services.jobs.handlers import create_job
 from services.messaging.envelope import Envelope
-from services.runtime import db
 from tests.infra import Infra
-from tests.integration.conftest import migrate_schema, unique
-
-
-@asynccontextmanager
-async def _schema_pool(infra: Infra, migrations: Path) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on a fresh schema carrying one service's migrations; dropped afterwards."""
-    schema = unique("t")
-    await migrate_schema(infra.database_url, schema, migrations)
-    pool = await db.create_pool(infra.database_url, schema, min_size=1, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
-        conn = await asyncpg.connect(infra.database_url)
-        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await conn.close()
+from tests.integration.conftest import schema_pool
 
 
 @pytest.fixture
 async def gateway_pool(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
-    async with _schema_pool(infra, gateway_app.MIGRATIONS) as pool:
+    async with schema_pool(infra, gateway_app.MIGRATIONS) as pool:
         yield pool
 
 
 @pytest.fixture
 async def jobs_pool(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
-    async with _schema_pool(infra, jobs_app.MIGRATIONS) as pool:
+    async with schema_pool(infra, jobs_app.MIGRATIONS) as pool:
         yield pool
 
 

@@ -13,7 +13,6 @@ import pytest
 from services.contracts.jobs import JOB_COMPLETED, JOB_FAILED, JobSnapshot, JobStatus, Service
 from services.contracts.status import LATENCY_BOUNDS, ComponentState, TrafficBucket, TrafficReported
 from services.messaging.envelope import Envelope
-from services.runtime import db
 from services.status import adapters
 from services.status.app import MIGRATIONS
 from services.status.domain import Thresholds
@@ -21,7 +20,7 @@ from services.status.evaluation import Policy, evaluate
 from services.status.handlers import handlers
 from services.status.snapshot import history, snapshot
 from tests.infra import Infra
-from tests.integration.conftest import migrate_schema, unique
+from tests.integration.conftest import schema_pool, unique
 
 S = ComponentState
 POLICY = Policy(
@@ -37,18 +36,8 @@ JOB_EVENTS, TRAFFIC = handlers(60.0)
 
 @pytest.fixture
 async def status_pool(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
-    schema = unique("status")
-    await migrate_schema(infra.database_url, schema, MIGRATIONS)
-    pool = await db.create_pool(infra.database_url, schema, min_size=1, max_size=4)
-    try:
+    async with schema_pool(infra, MIGRATIONS) as pool:
         yield pool
-    finally:
-        await pool.close()
-        conn = await asyncpg.connect(infra.database_url)
-        try:
-            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        finally:
-            await conn.close()
 
 
 async def settle_jobs(
