@@ -123,3 +123,18 @@ class WebhookEvent(_Public):
     job: dict[str, Any] | None = Field(
         None, description="The public job object (contracts.jobs.job_object); null for tests."
     )
+
+
+class WebhookEventPage(_Public):
+    """``GET /api/v1/events``: the key's events; the history newest first, or with ``after`` or
+    ``wait`` the stream, oldest first."""
+
+    object: Literal["list"] = "list"
+    url: Literal["/api/v1/events"] = "/api/v1/events"
+    has_more: bool
+    next_after: str | None = Field(
+        None,
+        description="Stream reads only: pass it as `after` to continue from here, gap-free,"
+        " even when `data` is empty.",
+    )
+    data: list[WebhookEvent]

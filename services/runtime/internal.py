@@ -80,6 +80,11 @@ class InternalClient:
         self._token = token
         self._timeout = timeout
 
+    @property
+    def timeout(self) -> float:
+        """The default deadline of a call, in seconds."""
+        return self._timeout
+
     async def call(
         self,
         method: str,

@@ -224,6 +224,30 @@ REDELIVERY = {
     "event_type": "job.completed",
     "status": "pending",
 }
+
+
+def event() -> dict[str, Any]:
+    return {
+        "id": "evt_3f0c9a6d2b8e4f17a1c5d9e2b7f40a61",
+        "object": "event",
+        "type": "job.completed",
+        "created": DONE,
+        "test": False,
+        "api_key_id": KEY_ID,
+        "job": job(Service.MUSIC),
+    }
+
+
+def event_page() -> dict[str, Any]:
+    return {
+        "object": "list",
+        "url": "/api/v1/events",
+        "has_more": False,
+        "next_after": "pos_48213_977",
+        "data": [event()],
+    }
+
+
 STATUS = {
     "object": "status",
     "status": {"indicator": "none", "description": "All systems operational"},

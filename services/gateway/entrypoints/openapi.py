@@ -19,6 +19,8 @@ from services.contracts.webhooks import (
     WebhookEndpointCreated,
     WebhookEndpointDeleted,
     WebhookEndpointUpdate,
+    WebhookEvent,
+    WebhookEventPage,
     WebhookRedelivery,
     WebhookTestResult,
 )
@@ -47,6 +49,8 @@ _ANSWERS: tuple[type[BaseModel], ...] = (
     WebhookDeliveryPage,
     WebhookTestResult,
     WebhookRedelivery,
+    WebhookEvent,
+    WebhookEventPage,
 )
 _BODIES: tuple[type[BaseModel], ...] = (*CREATE_MODELS.values(), WebhookEndpointUpdate)
 
@@ -290,6 +294,7 @@ def build() -> dict[str, Any]:
         **_list_paths(),
         **openapi_forwarded.wallet_paths(),
         **openapi_forwarded.webhook_paths(),
+        **openapi_forwarded.event_paths(),
         **openapi_forwarded.public_paths(),
     }
     _name_operations(paths)

@@ -13,6 +13,8 @@ from services.contracts.webhooks import (
     WebhookEndpointCreated,
     WebhookEndpointDeleted,
     WebhookEndpointUpdate,
+    WebhookEvent,
+    WebhookEventPage,
     WebhookRedelivery,
     WebhookTestResult,
 )
@@ -171,6 +173,74 @@ def webhook_paths() -> dict[str, Any]:
                         "example": "dlv_01jd0000000000000000000000",
                     },
                     *idem,
+                ],
+            )
+        },
+    }
+
+
+def event_paths() -> dict[str, Any]:
+    def query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {"name": name, "in": "query", "description": description, "schema": schema}
+
+    types = {"type": "string", "enum": ["job.completed", "job.failed", "job.canceled"]}
+    return {
+        "/api/v1/events": {
+            "get": op(
+                "webhooks",
+                "List or follow events",
+                "The calling key's job events, each exactly as its webhook delivery is POSTed."
+                " Without `after` or `wait`: the history, newest first, paged with"
+                " `starting_after`. With `after` (an event id or a `next_after` cursor) or"
+                " `wait`: the stream, oldest first — events after that point (or after this"
+                " request, without `after`), held up to `wait` seconds until one arrives."
+                " Continue with the answer's `next_after`; the stream skips nothing.",
+                {
+                    **ok(200, "A page of events.", schema_ref(WebhookEventPage), ex.event_page()),
+                    **errors(400, 404, 401, 429, 503),
+                },
+                parameters=[
+                    query(
+                        "limit",
+                        "Page size, 1 to 100 (default 20).",
+                        {"type": "integer", "minimum": 1, "maximum": 100},
+                    ),
+                    query(
+                        "starting_after",
+                        "History: the last event id of the previous page.",
+                        {"type": "string"},
+                    ),
+                    query(
+                        "after",
+                        "Stream: an event id or the `next_after` of the previous answer.",
+                        {"type": "string"},
+                    ),
+                    query(
+                        "wait",
+                        "Stream: hold the request up to this many seconds for an event.",
+                        {"type": "integer", "minimum": 0, "maximum": 30},
+                    ),
+                    query("type", "Only events of this type.", types),
+                ],
+            )
+        },
+        "/api/v1/events/{id}": {
+            "get": op(
+                "webhooks",
+                "Get an event",
+                "One of the calling key's events, as its webhook delivery is POSTed.",
+                {
+                    **ok(200, "The event.", schema_ref(WebhookEvent), ex.event()),
+                    **errors(404, 401, 429, 503),
+                },
+                parameters=[
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "example": "evt_3f0c9a6d2b8e4f17a1c5d9e2b7f40a61",
+                    }
                 ],
             )
         },

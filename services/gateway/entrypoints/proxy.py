@@ -57,6 +57,7 @@ _JOB_ID = re.compile(r"[A-Za-z0-9_]{1,64}")
 # Downstream headers worth relaying (hop-by-hop and internal ones are not).
 _RELAYED_HEADERS = ("Retry-After", "Cache-Control")
 _TERMINAL = frozenset(status.value for status in TERMINAL)
+EVENTS_MAX_WAIT_SECONDS = 30  # the webhooks service's cap on ``wait``
 
 
 def clients(settings: ServiceSettings) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -100,6 +101,7 @@ async def _call(
     *,
     json: Any = None,
     on_behalf: bool = True,
+    timeout: float | None = None,  # noqa: ASYNC109 - a longer deadline for held requests
 ) -> Reply:
     headers: dict[str, str] = {}
     if on_behalf:
@@ -112,7 +114,13 @@ async def _call(
     params = dict(request.query) or None
     try:
         reply = await client.call(
-            method, path, json=json, params=params, headers=headers, request=request
+            method,
+            path,
+            json=json,
+            params=params,
+            headers=headers,
+            request=request,
+            timeout=timeout,
         )
     except Unavailable as exc:
         log.warning("downstream_unavailable", service=what, error=str(exc))
@@ -168,6 +176,26 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     if request.method == "POST":
         return await idempotent.handle(request, payload, forward)
     return await forward()
+
+
+async def events(request: web.Request) -> web.Response:
+    """``/api/v1/events`` and ``/api/v1/events/{id}``: the key's events, kept by webhooks.
+
+    A list with ``wait`` is held by the webhooks service for up to 30 s, so its deadline is
+    that much longer than other calls'.
+    """
+    event_id = request.match_info.get("id")
+    path = f"/internal/v1/keys/{request[CALLER].key_id}/events"
+    if event_id is not None:
+        if not _JOB_ID.fullmatch(event_id):
+            raise ApiError(
+                404, "invalid_request_error", "event_not_found", "No such event.", param="id"
+            )
+        path += f"/{event_id}"
+    client = request.app[DOWNSTREAM].webhooks
+    timeout = None if event_id else client.timeout + EVENTS_MAX_WAIT_SECONDS
+    reply = await _call(request, client, "webhooks", "GET", path, timeout=timeout)
+    return _relay(request, reply)
 
 
 def _billing(path_for: Callable[[str], str]) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -269,6 +297,8 @@ async def artifact(request: web.Request) -> web.Response:
 def add_routes(app: web.Application, settings: ServiceSettings) -> None:
     app.cleanup_ctx.append(clients(settings))
     app.router.add_route("*", "/api/v1/webhook{tail:.*}", webhook)
+    app.router.add_get("/api/v1/events", events)
+    app.router.add_get("/api/v1/events/{id}", events)
     app.router.add_get("/api/v1/balance", balance)
     app.router.add_get("/api/v1/ledger", ledger)
     app.router.add_get("/api/v1/pricing", pricing)

@@ -27,8 +27,9 @@ async def job_settled(conn: Connection, env: Envelope) -> None:
     job = JobSnapshot.model_validate(env.data)
     evt = event_id(env)
     await conn.execute(
-        "INSERT INTO events (id, type, account_id, api_key_id, job_id, test, payload)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO events"
+        " (id, type, account_id, api_key_id, job_id, test, payload, occurred_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
         evt,
         env.type,
         job.account_id,
@@ -36,6 +37,7 @@ async def job_settled(conn: Connection, env: Envelope) -> None:
         job.job_id,
         job.test,
         env.data,
+        env.occurred_at,
     )
     endpoint = await endpoints.get(conn, job.api_key_id)
     if endpoint is None or env.type not in endpoint.events:

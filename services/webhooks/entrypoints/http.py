@@ -3,13 +3,16 @@ account headers) and the operator's replay API. Errors use the public error shap
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from services.contracts.jobs import SETTLED_EVENTS
 from services.contracts.webhooks import (
     WebhookDeliveryPage,
     WebhookEndpointCreated,
@@ -20,13 +23,21 @@ from services.contracts.webhooks import (
 from services.runtime.http import ApiError, from_validation_error, invalid_request, json_response
 from services.runtime.internal import ACCOUNT_HEADER
 from services.runtime.service import POOL
-from services.webhooks.adapters import deliveries
+from services.webhooks.adapters import deliveries, events
 from services.webhooks.app_keys import DISPATCHER, WEBHOOKS
 from services.webhooks.domain.targets import TargetRefused
 from services.webhooks.service_layer import NotConfigured
 
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
+
 KEY = "/internal/v1/keys/{key_id}/webhook"
+EVENTS = "/internal/v1/keys/{key_id}/events"
 MAX_PAGE = 100
+MAX_WAIT_SECONDS = 30
+# How often a held events request looks again. Events of other replicas' consumers are only
+# seen by looking; a listener costs one indexed query per look.
+STREAM_LOOK_SECONDS = 0.2
 
 
 class ReplayRequest(BaseModel):
@@ -140,6 +151,97 @@ async def list_deliveries(request: web.Request) -> web.Response:
     return _dump(WebhookDeliveryPage(data=rows, has_more=more))
 
 
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise invalid_request(name, f"{name} must be an integer between {low} and {high}.")
+    return int(raw)
+
+
+def _event_type(request: web.Request) -> str | None:
+    value = request.query.get("type")
+    if value is not None and value not in SETTLED_EVENTS:
+        raise invalid_request("type", "type must be one of " + ", ".join(SETTLED_EVENTS) + ".")
+    return value
+
+
+async def list_events(request: web.Request) -> web.Response:
+    """History (newest first) or, with ``after`` or ``wait``, the stream (oldest first)."""
+    key_id, _ = _caller(request)
+    limit = _int_param(request, "limit", 20, 1, MAX_PAGE)
+    kind = _event_type(request)
+    after, starting_after = request.query.get("after"), request.query.get("starting_after")
+    if after is None and "wait" not in request.query:
+        async with request.app[POOL].acquire() as conn:
+            found = await events.history(
+                conn, key_id, limit, starting_after=starting_after, type=kind
+            )
+        if found is None:
+            raise _no_event("starting_after", starting_after or "")
+        return _raw(events.page(*found))
+    if starting_after is not None:
+        raise invalid_request(
+            "starting_after", "starting_after pages the history; it cannot be used with after."
+        )
+    wait = _int_param(request, "wait", 0, 0, MAX_WAIT_SECONDS)
+    pool = request.app[POOL]
+    async with pool.acquire() as conn:
+        cursor = await _stream_cursor(conn, key_id, after)
+    deadline = time.monotonic() + wait
+    while True:
+        async with pool.acquire() as conn:
+            horizon = await events.horizon(conn)
+            rows, more = await events.stream(conn, key_id, cursor, limit, type=kind)
+        if rows or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(min(STREAM_LOOK_SECONDS, max(0.0, deadline - time.monotonic())))
+    last = rows[-1][0] if rows else cursor
+    # Without more rows to read, every event behind the horizon has been seen: moving the
+    # cursor there keeps a quiet key's next request from scanning old transactions again.
+    next_after = last if more else max(last, horizon)
+    return _raw(events.page([b for _, b in rows], more, next_after=events.token(next_after)))
+
+
+async def _stream_cursor(conn: Connection, key_id: str, after: str | None) -> tuple[int, int]:
+    if after is None:
+        return await events.horizon(conn)
+    if after.startswith("pos_"):
+        parsed = events.parse_token(after)
+        if parsed is None:
+            raise invalid_request("after", "after is not a cursor this API handed out.")
+        return parsed
+    found = await events.position(conn, key_id, after)
+    if found is None:
+        raise _no_event("after", after)
+    return found
+
+
+async def get_event(request: web.Request) -> web.Response:
+    key_id, _ = _caller(request)
+    event_id = request.match_info["event_id"]
+    async with request.app[POOL].acquire() as conn:
+        found = await events.one(conn, key_id, event_id)
+    if found is None:
+        raise _no_event("id", event_id)
+    return _raw(found)
+
+
+def _no_event(param: str, value: str) -> ApiError:
+    return ApiError(
+        404,
+        "invalid_request_error",
+        "event_not_found",
+        f"No such event: '{value[:64]}'.",
+        param=param,
+    )
+
+
+def _raw(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type="application/json")
+
+
 async def redeliver(request: web.Request) -> web.Response:
     key_id, account = _caller(request)
     try:
@@ -179,5 +281,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(KEY + "/test", fire_test)
     app.router.add_get(KEY + "/deliveries", list_deliveries)
     app.router.add_post(KEY + "/deliveries/{delivery_id}/redeliver", redeliver)
+    app.router.add_get(EVENTS, list_events)
+    app.router.add_get(EVENTS + "/{event_id}", get_event)
     app.router.add_post("/internal/v1/webhooks/replay", operator_replay)
     app.router.add_get("/internal/v1/webhooks/failed", operator_failed)
