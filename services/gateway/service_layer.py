@@ -28,7 +28,6 @@ from services.gateway.adapters import idempotency, jobs_view
 from services.gateway.adapters.accounts import Caller
 from services.gateway.adapters.billing import Billing, Reservation
 from services.gateway.domain import sandbox
-from services.messaging import outbox
 from services.messaging.envelope import Envelope
 from services.messaging.topology import COMMANDS
 from services.runtime.http import ApiError, error_payload
@@ -276,21 +275,18 @@ async def create_job(gw: Gateway, req: CreateRequest) -> Answer:
                     if req.idempotency_key is None or refusal.status not in KEPT_REFUSALS:
                         raise
                     answer = _refused(req, refusal)
+                    await idempotency.store(conn, _kept(gw, req, answer))
                 else:
                     if reservation is None:
                         snapshot, command = _sandbox_job(gw, req, job_id, _now())
                     else:
                         reserved = job_id
                         snapshot, command = _live_job(req, job_id, _now(), reservation)
-                    await jobs_view.insert(conn, snapshot)
-                    await outbox.stage(conn, COMMANDS, CreateJob.TYPE, _envelope(req, command))
                     answer = _answer(snapshot)
-                if req.idempotency_key is not None:
-                    stored = idempotency.Stored(
-                        req.fingerprint, answer.status, answer.headers, answer.body
-                    )
-                    await idempotency.store(
-                        conn, req.caller.key_id, req.idempotency_key, gw.idempotency_ttl, stored
+                    kept = _kept(gw, req, answer) if req.idempotency_key is not None else None
+                    # The job, its command and the kept answer: one statement, one round trip.
+                    await jobs_view.insert_with_command(
+                        conn, snapshot, COMMANDS, _envelope(req, command), kept
                     )
                 committing = True
         except BaseException:
@@ -300,6 +296,13 @@ async def create_job(gw: Gateway, req: CreateRequest) -> Answer:
     if answer.job_id is not None:
         log.info("job_accepted", job_id=job_id, job_service=req.service.value, test=req.caller.test)
     return answer
+
+
+def _kept(gw: Gateway, req: CreateRequest, answer: Answer) -> idempotency.Record:
+    """The answer to keep under the request's Idempotency-Key."""
+    assert req.idempotency_key is not None
+    stored = idempotency.Stored(req.fingerprint, answer.status, answer.headers, answer.body)
+    return idempotency.Record(req.caller.key_id, req.idempotency_key, gw.idempotency_ttl, stored)
 
 
 async def _release_unless_accepted(gw: Gateway, job_id: str, committing: bool) -> None:
@@ -340,7 +343,8 @@ def _refused(req: CreateRequest, refusal: ApiError) -> Answer:
 async def _claim(conn: Connection, req: CreateRequest) -> Answer | None:
     """None when this request may go ahead; the stored answer when it is a replay."""
     assert req.idempotency_key is not None
-    if not await idempotency.try_lock(conn, req.caller.key_id, req.idempotency_key):
+    locked, stored = await idempotency.lock_and_find(conn, req.caller.key_id, req.idempotency_key)
+    if not locked:
         raise ApiError(
             409,
             "idempotency_error",
@@ -348,7 +352,6 @@ async def _claim(conn: Connection, req: CreateRequest) -> Answer | None:
             "A request with this Idempotency-Key is still being handled; retry shortly.",
             headers={"Retry-After": "1"},
         )
-    stored = await idempotency.find(conn, req.caller.key_id, req.idempotency_key)
     if stored is None:
         return None
     if stored.fingerprint != req.fingerprint:

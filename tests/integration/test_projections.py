@@ -92,19 +92,41 @@ async def test_an_expired_idempotency_key_is_free_again_and_purged(
     first = idempotency.Stored(b"a", 201, {}, b"first")
     second = idempotency.Stored(b"b", 201, {}, b"second")
     async with gateway_pool.acquire() as conn:
-        await idempotency.store(conn, "key_1", "k", timedelta(hours=24), first)
+        await idempotency.store(conn, idempotency.Record("key_1", "k", timedelta(hours=24), first))
         await conn.execute("UPDATE idempotency_keys SET expires_at = now() - interval '1 second'")
         assert await idempotency.find(conn, "key_1", "k") is None
-        await idempotency.store(conn, "key_1", "k", timedelta(hours=24), second)
+        await idempotency.store(conn, idempotency.Record("key_1", "k", timedelta(hours=24), second))
         found = await idempotency.find(conn, "key_1", "k")
         assert found is not None and found.body == b"second"
         # A live record is never overwritten.
-        await idempotency.store(conn, "key_1", "k", timedelta(hours=24), first)
+        await idempotency.store(conn, idempotency.Record("key_1", "k", timedelta(hours=24), first))
         found = await idempotency.find(conn, "key_1", "k")
         assert found is not None and found.body == b"second"
-        await idempotency.store(conn, "key_1", "old", timedelta(seconds=-1), first)
+        await idempotency.store(
+            conn, idempotency.Record("key_1", "old", timedelta(seconds=-1), first)
+        )
         assert await idempotency.purge_expired(conn) == 1
         assert await conn.fetchval("SELECT count(*) FROM idempotency_keys") == 1
+
+
+async def test_lock_and_find_waits_for_no_one_and_sees_the_previous_holders_answer(
+    gateway_pool: asyncpg.Pool,
+) -> None:
+    answer = idempotency.Stored(b"f", 201, {"Content-Type": "application/json"}, b"{}")
+    holder = await gateway_pool.acquire()
+    try:
+        async with holder.transaction():
+            assert await idempotency.lock_and_find(holder, "key_2", "k") == (True, None)
+            await idempotency.store(
+                holder, idempotency.Record("key_2", "k", timedelta(hours=1), answer)
+            )
+            async with gateway_pool.acquire() as other:
+                # Held by a request still running: not taken, nothing shown.
+                assert await idempotency.lock_and_find(other, "key_2", "k") == (False, None)
+    finally:
+        await gateway_pool.release(holder)
+    async with gateway_pool.acquire() as other, other.transaction():
+        assert await idempotency.lock_and_find(other, "key_2", "k") == (True, answer)
 
 
 def command(job_id: str) -> CreateJob:

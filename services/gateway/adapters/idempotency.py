@@ -32,6 +32,24 @@ async def try_lock(conn: Connection, api_key_id: str, key: str) -> bool:
     )
 
 
+async def lock_and_find(conn: Connection, api_key_id: str, key: str) -> tuple[bool, Stored | None]:
+    """``try_lock`` then ``find``, in one round trip (migration 0004): (locked, record)."""
+    row = await conn.fetchrow(
+        "SELECT * FROM claim_idempotency_key($1, $2, $3)", f"{api_key_id}\n{key}", api_key_id, key
+    )
+    assert row is not None  # the function always returns one row
+    if not row["got"] or row["fingerprint"] is None:
+        return bool(row["got"]), None
+    stored = Stored(
+        row["fingerprint"],
+        row["response_status"],
+        row["response_headers"],
+        row["response_body"],
+        row["pending"],
+    )
+    return True, stored
+
+
 async def find(conn: Connection, api_key_id: str, key: str) -> Stored | None:
     row = await conn.fetchrow(
         "SELECT fingerprint, response_status, response_headers, response_body,"
@@ -51,27 +69,44 @@ async def find(conn: Connection, api_key_id: str, key: str) -> Stored | None:
     )
 
 
-async def store(
-    conn: Connection, api_key_id: str, key: str, ttl: timedelta, response: Stored
-) -> None:
-    # An expired record that was not purged yet (or a forwarded POST's lease that ran out) is
-    # replaced: its key is free again.
-    await conn.execute(
+@dataclass(frozen=True)
+class Record:
+    """An answer to keep under (api key, idempotency key) for ``ttl``."""
+
+    api_key_id: str
+    key: str
+    ttl: timedelta
+    response: Stored
+
+    def values(self) -> tuple[object, ...]:
+        r = self.response
+        return (self.api_key_id, self.key, r.fingerprint, r.status, r.headers, r.body, self.ttl)
+
+
+def store_sql(first: int) -> str:
+    """The INSERT that keeps a ``Record``, its parameters numbered from ``$first``.
+
+    An expired record that was not purged yet (or a forwarded POST's lease that ran out) is
+    replaced: its key is free again.
+    """
+    a, k, f, st, h, b, ttl = (f"${first + i}" for i in range(7))
+    return (
         "INSERT INTO idempotency_keys (api_key_id, key, fingerprint, response_status,"
-        " response_headers, response_body, expires_at) VALUES ($1, $2, $3, $4, $5, $6, now() + $7)"
+        f" response_headers, response_body, expires_at) VALUES ({a}, {k}, {f}, {st}, {h}, {b},"
+        f" now() + {ttl})"
         " ON CONFLICT (api_key_id, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
         " response_status = EXCLUDED.response_status,"
         " response_headers = EXCLUDED.response_headers, response_body = EXCLUDED.response_body,"
         " created_at = now(), expires_at = EXCLUDED.expires_at, lock_token = NULL"
-        " WHERE idempotency_keys.expires_at <= now()",
-        api_key_id,
-        key,
-        response.fingerprint,
-        response.status,
-        response.headers,
-        response.body,
-        ttl,
+        " WHERE idempotency_keys.expires_at <= now()"
     )
+
+
+_STORE = store_sql(1)
+
+
+async def store(conn: Connection, record: Record) -> None:
+    await conn.execute(_STORE, *record.values())
 
 
 async def purge_expired(conn: Connection | asyncpg.Pool, batch: int = 10_000) -> int:

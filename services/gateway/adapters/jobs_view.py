@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from services.contracts.jobs import TERMINAL, JobSnapshot
+from services.gateway.adapters import idempotency
 from services.messaging.envelope import Envelope
 
 if TYPE_CHECKING:
@@ -51,17 +52,26 @@ async def insert(conn: Connection, snapshot: JobSnapshot) -> dict[str, Any]:
 
 
 async def insert_with_command(
-    conn: Connection | asyncpg.Pool, snapshot: JobSnapshot, exchange: str, env: Envelope
+    conn: Connection | asyncpg.Pool,
+    snapshot: JobSnapshot,
+    exchange: str,
+    env: Envelope,
+    answer: idempotency.Record | None = None,
 ) -> None:
-    """Show a new job and stage its command in the outbox in ONE statement (atomic on its own).
+    """Show a new job, stage its command in the outbox and keep the create's answer under its
+    Idempotency-Key (``answer``), in ONE statement.
 
-    The create path without an Idempotency-Key and without a reservation needs nothing else,
-    so it costs one round trip instead of BEGIN, two INSERTs and COMMIT. The outbox row is the
-    one ``messaging.outbox.stage`` writes; the caller wakes the relay after it, as for any commit.
+    Each write used to be a round trip of its own, and the create path is dominated by round
+    trips (docs/performance.md). The outbox row is the one ``messaging.outbox.stage`` writes;
+    the caller wakes the relay after the commit, as for any commit.
     """
+    keep = ""
+    if answer is not None:
+        keep = f", kept AS ({idempotency.store_sql(20)})"
     await conn.execute(
         f"WITH job AS (INSERT INTO jobs ({_COLUMNS})"
         " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15))"
+        f"{keep}"
         " INSERT INTO outbox (message_id, exchange, routing_key, body)"
         " VALUES ($16, $17, $18, $19)",
         *_values(snapshot),
@@ -69,6 +79,7 @@ async def insert_with_command(
         exchange,
         env.type,
         env.to_json(),
+        *(answer.values() if answer is not None else ()),
     )
 
 
