@@ -16,18 +16,18 @@ MAKE_T0_NS  := $(shell date +%s%N)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: help install infra migrate up down logs ps test lint fmt clean screenshot
+.PHONY: help install infra migrate up down logs ps test lint fmt clean screenshot bench
 
 help: ## list the targets
 	@echo "ClipMix platform — make targets:"
 	@grep -E '^[a-z][a-z-]*:.*## ' $(firstword $(MAKEFILE_LIST)) | \
 		awk 'BEGIN {FS = ":.*## "} {printf "  make %-9s %s\n", $$1, $$2}'
-	@echo "Variables: PYTEST_ARGS='-k name -x' (make test)"
+	@echo "Variables: PYTEST_ARGS='-k name -x' (make test), BENCH_ARGS='--quick' (make bench)"
 
-install: $(STAMP) ## create .venv (Python 3.11+) and install the project with dev extras
+install: $(STAMP) ## create .venv (Python 3.11+) and install the project, its dev extras and the Python SDK
 
-# Re-runs only when pyproject.toml changes (or the venv is gone).
-$(STAMP): pyproject.toml
+# Re-runs only when a pyproject.toml changes (or the venv is gone).
+$(STAMP): pyproject.toml sdk/python/pyproject.toml
 	@py=""; \
 	for cand in python3.11 python3.12 python3; do \
 		if command -v "$$cand" >/dev/null 2>&1 && \
@@ -46,7 +46,7 @@ $(STAMP): pyproject.toml
 		"$$py" -m venv $(VENV); \
 	fi
 	$(VENV_PY) -m pip install -q --upgrade pip
-	$(VENV_PY) -m pip install -q -e '.[dev]'
+	$(VENV_PY) -m pip install -q -e '.[dev]' -e sdk/python
 	@touch $(STAMP)
 	@echo "install: done ($(VENV))"
 
@@ -69,19 +69,31 @@ logs: ## follow the suite's logs (.run/suite.log)
 ps: ## show whether the suite runs, its processes and each service's /readyz
 	@bash scripts/up.sh --status
 
-test: install infra ## run the whole test suite against real PostgreSQL and RabbitMQ
+test: install infra ## run the whole test suite (services and both SDKs) against real PostgreSQL and RabbitMQ
+	@bash scripts/ensure-node.sh
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
-lint: install ## ruff and mypy (strict)
-	$(VENV)/bin/ruff check services tests
+lint: install ## ruff and mypy (strict) on the services, the tests, the bench and the Python SDK
+	$(VENV)/bin/ruff check services tests bench
 	$(VENV)/bin/mypy
+	cd sdk/python && ../../$(VENV)/bin/ruff check . && ../../$(VENV)/bin/mypy
+
+BENCH_STAMP := $(VENV)/.bench-installed
+BENCH_ARGS  ?=
+$(BENCH_STAMP): $(STAMP)
+	$(VENV_PY) -m pip install -q -e '.[bench]'
+	@touch $(BENCH_STAMP)
+
+bench: install infra $(BENCH_STAMP) ## measure the suite against same-run baselines (about 7 min) into bench/results/
+	@command -v wrk >/dev/null 2>&1 || bash scripts/ensure-wrk.sh
+	$(VENV_PY) -m bench $(BENCH_ARGS)
 
 screenshot: install infra ## photograph the status page (headless Chromium) into docs/img/status-page.png
 	CLIPMIX_SCREENSHOT=docs/img/status-page.png $(VENV)/bin/pytest -q tests/e2e/test_status_page.py -k outage
 
 fmt: install ## format the code with ruff
-	$(VENV)/bin/ruff format services tests
-	$(VENV)/bin/ruff check --fix --select I services tests
+	$(VENV)/bin/ruff format services tests bench sdk/python
+	$(VENV)/bin/ruff check --fix --select I services tests bench sdk/python
 
 clean: ## stop the suite, remove .venv, .run and caches
 	@bash scripts/down.sh

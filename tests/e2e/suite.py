@@ -94,6 +94,8 @@ class Suite:
         return self.infra.env(
             CLIPMIX_PUBLIC_BASE_URL=self.gateway,
             CLIPMIX_DB_POOL_MAX="5",
+            # Tests receive webhooks on 127.0.0.1, as `make up` allows for local development.
+            CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
             **self.jobs_env(),
             **ports,
             **urls,

@@ -1,0 +1,200 @@
+/**
+ * Response shapes. Field names are the API's own (snake_case), exactly as documented and as
+ * webhooks deliver them, so a job read here and a job in a webhook event look the same.
+ * The API only ever adds fields within v1: treat unknown fields, statuses and codes as opaque.
+ */
+
+export type ServiceName = "music" | "translations" | "family_videos" | "avatars";
+
+export type JobStatus = "queued" | "processing" | "completed" | "failed" | "canceled";
+
+/** Statuses after which a job never changes again. */
+export const TERMINAL_STATUSES: readonly string[] = ["completed", "failed", "canceled"];
+
+/** A result file behind a signed, expiring link. */
+export interface Artifact {
+  url: string;
+  /** RFC 3339 UTC: the link stops working then; `GET` the job again for a fresh one. */
+  expires_at: string;
+  content_type: string;
+  bytes: number;
+  duration_seconds?: number | null;
+  [field: string]: unknown;
+}
+
+/** A translation's dubbed video, one per target language. */
+export interface Dub extends Artifact {
+  language: string;
+}
+
+export interface JobOutput {
+  /** music, family videos, avatars */
+  artifacts?: Artifact[];
+  /** translations */
+  dubs?: Dub[];
+  [field: string]: unknown;
+}
+
+export interface JobError {
+  code: string;
+  message: string;
+  [field: string]: unknown;
+}
+
+/** The one job shape of every create, read, list and webhook event. */
+export interface Job {
+  id: string;
+  object: "job";
+  service: ServiceName;
+  status: JobStatus;
+  /** True for sandbox (sk_test_) jobs. */
+  test: boolean;
+  created_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+  /** 0 to 1 */
+  progress: number;
+  /** The create body with the defaults filled in. */
+  input: Record<string, unknown>;
+  output: JobOutput | null;
+  error: JobError | null;
+  cost_credits: number;
+  [field: string]: unknown;
+}
+
+/** One page of a list call; page on with `starting_after` = the last item's id. */
+export interface Page<T> {
+  object: "list";
+  data: T[];
+  has_more: boolean;
+}
+
+export interface Balance {
+  object: "balance";
+  available: number;
+  reserved: number;
+  lifetime_purchased: number;
+  lifetime_bonus: number;
+  paid_remaining: number;
+  bonus_remaining: number;
+  live_enabled: boolean;
+  [field: string]: unknown;
+}
+
+export interface LedgerEntry {
+  object: "ledger_entry";
+  id: string;
+  type: "purchase" | "reservation" | "capture" | "release";
+  amount: number;
+  available_change: number;
+  reserved_change: number;
+  available_after: number;
+  reserved_after: number;
+  paid_amount: number;
+  bonus_amount: number;
+  job_id: string | null;
+  reference: string | null;
+  created_at: string;
+  [field: string]: unknown;
+}
+
+export interface Price {
+  service: ServiceName;
+  item: string;
+  unit: "second" | "started_minute_per_language" | "video";
+  credits: number;
+  description: string;
+  [field: string]: unknown;
+}
+
+export interface TopUpBonus {
+  min_usd: number;
+  bonus_percent: number;
+}
+
+export interface Pricing {
+  object: "price_book";
+  version: number;
+  currency: "credits";
+  credits_per_usd: number;
+  effective_at: string;
+  prices: Price[];
+  top_up_bonuses: TopUpBonus[];
+  rounding: string[];
+  [field: string]: unknown;
+}
+
+export type WebhookEventType = "job.completed" | "job.failed" | "job.canceled";
+
+export interface WebhookEndpoint {
+  object: "webhook_endpoint";
+  url: string;
+  events: string[];
+  api_key_id: string;
+  created_at: string;
+  updated_at: string;
+  previous_secret_expires_at: string | null;
+  /** Only in the answer of the first `set()` and of `rotateSecret()`: store it then. */
+  secret?: string;
+  [field: string]: unknown;
+}
+
+export interface WebhookEndpointDeleted {
+  object: "webhook_endpoint";
+  api_key_id: string;
+  deleted: true;
+}
+
+/** One attempt in the key's delivery log (the last 100 attempts). */
+export interface Delivery {
+  object: "webhook_delivery";
+  id: string;
+  event_id: string;
+  event_type: string;
+  attempt: number;
+  trigger: "first" | "retry" | "test" | "replay";
+  attempted_at: string;
+  url: string;
+  resolved_ip: string | null;
+  status_code: number | null;
+  error: string | null;
+  succeeded: boolean;
+  latency_ms: number | null;
+  response_head: string | null;
+  next_attempt_at: string | null;
+  [field: string]: unknown;
+}
+
+export interface WebhookTestResult {
+  object: "webhook_test_result";
+  event_id: string;
+  succeeded: boolean;
+  delivery: Delivery;
+}
+
+export interface WebhookRedelivery {
+  object: "webhook_redelivery";
+  event_id: string;
+  event_type: string;
+  status: "pending";
+}
+
+/** The JSON body of a webhook delivery. `id` is stable across retries: dedupe on it. */
+export interface WebhookEvent {
+  id: string;
+  object: "event";
+  type: WebhookEventType | "webhook.test";
+  created: string;
+  test: boolean;
+  api_key_id: string;
+  /** The job as `GET /api/v1/jobs/{id}` answers it; `null` for `webhook.test`. */
+  job: Job | null;
+  [field: string]: unknown;
+}
+
+/** A page of the event stream (`client.events.poll`): oldest first, with the cursor to
+ * continue from. */
+export interface EventStreamPage extends Page<WebhookEvent> {
+  /** Pass as `after` next time: gap-free, present even when `data` is empty. */
+  next_after?: string;
+}

@@ -1,0 +1,3 @@
+from clipmix.cli import main
+
+main()

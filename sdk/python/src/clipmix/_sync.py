@@ -1,0 +1,635 @@
+"""The synchronous client: ``clipmix.Client``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Any, Callable, Generic, TypeVar
+
+import httpx
+
+from clipmix import _specs as specs
+from clipmix._base import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, BaseClient, RequestSpec, path_id
+from clipmix.errors import APIConnectionError, APIError, APITimeoutError, JobWaitTimeout
+from clipmix.types import (
+    Balance,
+    Delivery,
+    Event,
+    Job,
+    LedgerEntry,
+    Page,
+    Pricing,
+    Redelivery,
+    ResponseInfo,
+    WebhookEndpoint,
+    WebhookEndpointDeleted,
+    WebhookTestResult,
+)
+
+T = TypeVar("T")
+
+
+class SyncPager(Generic[T]):
+    """Iterates over every item of a list, fetching the next page (``starting_after`` the
+    last id) while ``has_more``. Nothing is requested before the first item is asked for."""
+
+    def __init__(
+        self,
+        fetch: Callable[[str | None], Page[T]],
+        cursor: Callable[[T], str],
+        starting_after: str | None = None,
+    ) -> None:
+        self._fetch = fetch
+        self._cursor = cursor
+        self._starting_after = starting_after
+
+    def pages(self) -> Iterator[Page[T]]:
+        after = self._starting_after
+        while True:
+            page = self._fetch(after)
+            yield page
+            if not page.has_more or not page.data:
+                return
+            after = self._cursor(page.data[-1])
+
+    def __iter__(self) -> Iterator[T]:
+        for page in self.pages():
+            yield from page.data
+
+    def first_page(self) -> Page[T]:
+        """Only the first page (one request)."""
+        return self._fetch(self._starting_after)
+
+
+def _job_id(job: Job) -> str:
+    return job.id
+
+
+class Client(BaseClient):
+    """The ClipMix API, synchronously.
+
+    ``api_key`` defaults to ``CLIPMIX_API_KEY``, ``base_url`` to ``CLIPMIX_BASE_URL`` (then
+    ``https://api.clipmix.example``). ``timeout`` is per request in seconds; failed requests
+    that are safe to repeat are retried up to ``max_retries`` times.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        *,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        super().__init__(api_key, base_url, timeout, max_retries)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(follow_redirects=False)
+        self.music = Music(self)
+        self.translations = Translations(self)
+        self.family_videos = FamilyVideos(self)
+        self.avatars = Avatars(self)
+        self.jobs = Jobs(self)
+        self.ledger = Ledger(self)
+        self.webhook_endpoint = WebhookEndpointResource(self)
+        self.events = Events(self)
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- the one way out ----------------------------------------------------------------------
+
+    def request(self, spec: RequestSpec) -> tuple[dict[str, Any], ResponseInfo]:
+        """Send ``spec`` with the retry policy; the decoded answer and its details."""
+        key = self._idempotency_key(spec)
+        prepared = self._prepare(spec, key)
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(
+                    prepared.method,
+                    prepared.url,
+                    params=prepared.params,
+                    headers=prepared.headers,
+                    content=prepared.content,
+                    timeout=prepared.timeout,
+                )
+            except httpx.TimeoutException as exc:
+                delay = self._transport_delay(attempt)
+                if delay is None:
+                    raise APITimeoutError(
+                        f"{prepared.method} {spec.path} timed out after {prepared.timeout:g} s"
+                        f" ({attempt + 1} attempt(s))"
+                    ) from exc
+            except httpx.TransportError as exc:
+                delay = self._transport_delay(attempt)
+                if delay is None:
+                    raise APIConnectionError(
+                        f"{prepared.method} {spec.path} failed: {exc!r} ({attempt + 1} attempt(s))"
+                    ) from exc
+            else:
+                try:
+                    return self._outcome(response)
+                except APIError as error:
+                    delay = self._retry_delay(error, attempt)
+                    if delay is None:
+                        raise
+            time.sleep(delay)
+            attempt += 1
+
+    # --- account ------------------------------------------------------------------------------
+
+    def balance(self, *, timeout: float | None = None) -> Balance:
+        """The account's credits (``GET /api/v1/balance``)."""
+        body, info = self.request(RequestSpec("GET", "/api/v1/balance", timeout=timeout))
+        return Balance.from_dict(body, info)
+
+    def pricing(self, *, timeout: float | None = None) -> Pricing:
+        """The price book in force (``GET /api/v1/pricing``)."""
+        body, info = self.request(RequestSpec("GET", "/api/v1/pricing", timeout=timeout))
+        return Pricing.from_dict(body, info)
+
+
+class _Resource:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+
+def _wait(
+    get: Callable[[], Job],
+    timeout: float,
+    poll_interval: float,
+    max_poll_interval: float,
+    on_update: Callable[[Job], None] | None,
+) -> Job:
+    deadline = time.monotonic() + timeout
+    for delay in specs.poll_delays(poll_interval, max_poll_interval):
+        job = get()
+        if on_update is not None:
+            on_update(job)
+        if job.is_terminal:
+            return job
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise JobWaitTimeout(f"job {job.id} is still {job.status} after {timeout:g} s", job)
+        time.sleep(min(delay, remaining))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _ServiceResource(_Resource):
+    service = ""
+
+    @property
+    def _path(self) -> str:
+        return specs.SERVICE_PATHS[self.service]
+
+    def _create(
+        self,
+        body: dict[str, Any],
+        idempotency_key: str | None,
+        sandbox_scenario: str | None,
+        wait: int | None,
+        timeout: float | None,
+    ) -> Job:
+        spec = specs.create(
+            self._path,
+            body,
+            idempotency_key=idempotency_key,
+            sandbox_scenario=sandbox_scenario,
+            wait=wait,
+            timeout=timeout,
+        )
+        data, info = self._client.request(spec)
+        return Job.from_dict(data, info)
+
+    def get(self, job_id: str, *, timeout: float | None = None) -> Job:
+        """The job, if it is one of this service's (else :class:`NotFound`)."""
+        data, info = self._client.request(specs.get(self._path, job_id, timeout))
+        return Job.from_dict(data, info)
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float = 600.0,
+        poll_interval: float = 0.5,
+        max_poll_interval: float = 5.0,
+        on_update: Callable[[Job], None] | None = None,
+    ) -> Job:
+        """Poll until the job is completed, failed or canceled; :class:`JobWaitTimeout` if
+        ``timeout`` seconds pass first. Pauses start at ``poll_interval`` and grow to
+        ``max_poll_interval``; ``on_update`` sees every state read."""
+        return _wait(lambda: self.get(job_id), timeout, poll_interval, max_poll_interval, on_update)
+
+    def cancel(
+        self, job_id: str, *, idempotency_key: str | None = None, timeout: float | None = None
+    ) -> Job:
+        """Cancel a running job (:class:`Conflict` ``job_not_cancelable`` once it settled)."""
+        data, info = self._client.request(specs.cancel(job_id, idempotency_key, timeout))
+        return Job.from_dict(data, info)
+
+
+class Music(_ServiceResource):
+    service = "music"
+
+    def create(
+        self,
+        *,
+        prompt: str,
+        lyrics: str | None = None,
+        duration_seconds: int | None = None,
+        style: str | None = None,
+        vocals: str | None = None,
+        idempotency_key: str | None = None,
+        sandbox_scenario: str | None = None,
+        wait: int | None = None,
+        timeout: float | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> Job:
+        """A song from a prompt (``POST /api/v1/music``). ``wait=N`` holds the answer up to N
+        seconds until the job settles (``Prefer: wait``)."""
+        body = specs.music_body(
+            prompt=prompt,
+            lyrics=lyrics,
+            duration_seconds=duration_seconds,
+            style=style,
+            vocals=vocals,
+            extra=extra_body,
+        )
+        return self._create(body, idempotency_key, sandbox_scenario, wait, timeout)
+
+
+class Translations(_ServiceResource):
+    service = "translations"
+
+    def create(
+        self,
+        *,
+        video_url: str,
+        target_languages: Sequence[str],
+        tier: str,
+        voice_clone: bool | None = None,
+        source_language: str | None = None,
+        duration_seconds: int | None = None,
+        idempotency_key: str | None = None,
+        sandbox_scenario: str | None = None,
+        wait: int | None = None,
+        timeout: float | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> Job:
+        """Dub a video into up to ten languages (``POST /api/v1/translations``)."""
+        body = specs.translation_body(
+            video_url=video_url,
+            target_languages=target_languages,
+            tier=tier,
+            voice_clone=voice_clone,
+            source_language=source_language,
+            duration_seconds=duration_seconds,
+            extra=extra_body,
+        )
+        return self._create(body, idempotency_key, sandbox_scenario, wait, timeout)
+
+
+class FamilyVideos(_ServiceResource):
+    service = "family_videos"
+
+    def create(
+        self,
+        *,
+        photo_urls: Sequence[str],
+        mode: str,
+        music_job_id: str | None = None,
+        music_url: str | None = None,
+        aspect_ratio: str | None = None,
+        idempotency_key: str | None = None,
+        sandbox_scenario: str | None = None,
+        wait: int | None = None,
+        timeout: float | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> Job:
+        """A video from photos, optionally set to music (``POST /api/v1/family-videos``)."""
+        body = specs.family_video_body(
+            photo_urls=photo_urls,
+            mode=mode,
+            music_job_id=music_job_id,
+            music_url=music_url,
+            aspect_ratio=aspect_ratio,
+            extra=extra_body,
+        )
+        return self._create(body, idempotency_key, sandbox_scenario, wait, timeout)
+
+
+class Avatars(_ServiceResource):
+    service = "avatars"
+
+    def create(
+        self,
+        *,
+        kind: str,
+        tier: str,
+        face_image_url: str,
+        duration_seconds: int,
+        target_video_url: str | None = None,
+        script: str | None = None,
+        audio_url: str | None = None,
+        idempotency_key: str | None = None,
+        sandbox_scenario: str | None = None,
+        wait: int | None = None,
+        timeout: float | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> Job:
+        """A faceswap or a talking head (``POST /api/v1/avatars``)."""
+        body = specs.avatar_body(
+            kind=kind,
+            tier=tier,
+            face_image_url=face_image_url,
+            duration_seconds=duration_seconds,
+            target_video_url=target_video_url,
+            script=script,
+            audio_url=audio_url,
+            extra=extra_body,
+        )
+        return self._create(body, idempotency_key, sandbox_scenario, wait, timeout)
+
+
+class Jobs(_Resource):
+    """Jobs of every service."""
+
+    def get(self, job_id: str, *, timeout: float | None = None) -> Job:
+        data, info = self._client.request(specs.get(specs.JOBS, job_id, timeout))
+        return Job.from_dict(data, info)
+
+    def page(
+        self,
+        *,
+        limit: int | None = None,
+        starting_after: str | None = None,
+        service: str | None = None,
+        status: str | None = None,
+        created_gte: str | None = None,
+        created_lte: str | None = None,
+        timeout: float | None = None,
+    ) -> Page[Job]:
+        """One page of jobs, newest first."""
+        spec = specs.list_jobs(
+            limit=limit,
+            starting_after=starting_after,
+            service=service,
+            status=status,
+            created_gte=created_gte,
+            created_lte=created_lte,
+            timeout=timeout,
+        )
+        data, info = self._client.request(spec)
+        return Page.from_dict(data, Job.from_dict, info)
+
+    def list(
+        self,
+        *,
+        limit: int | None = None,
+        starting_after: str | None = None,
+        service: str | None = None,
+        status: str | None = None,
+        created_gte: str | None = None,
+        created_lte: str | None = None,
+        timeout: float | None = None,
+    ) -> SyncPager[Job]:
+        """Every job matching the filters, newest first, ``limit`` per request."""
+
+        def fetch(after: str | None) -> Page[Job]:
+            return self.page(
+                limit=limit,
+                starting_after=after,
+                service=service,
+                status=status,
+                created_gte=created_gte,
+                created_lte=created_lte,
+                timeout=timeout,
+            )
+
+        return SyncPager(fetch, _job_id, starting_after)
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float = 600.0,
+        poll_interval: float = 0.5,
+        max_poll_interval: float = 5.0,
+        on_update: Callable[[Job], None] | None = None,
+    ) -> Job:
+        """Poll until the job settles (see ``Music.wait``)."""
+        return _wait(lambda: self.get(job_id), timeout, poll_interval, max_poll_interval, on_update)
+
+    def cancel(
+        self, job_id: str, *, idempotency_key: str | None = None, timeout: float | None = None
+    ) -> Job:
+        data, info = self._client.request(specs.cancel(job_id, idempotency_key, timeout))
+        return Job.from_dict(data, info)
+
+
+class Ledger(_Resource):
+    """The account's ledger, newest first."""
+
+    def page(
+        self,
+        *,
+        limit: int | None = None,
+        starting_after: str | None = None,
+        timeout: float | None = None,
+    ) -> Page[LedgerEntry]:
+        spec = specs.page(
+            "/api/v1/ledger", limit=limit, starting_after=starting_after, timeout=timeout
+        )
+        data, info = self._client.request(spec)
+        return Page.from_dict(data, LedgerEntry.from_dict, info)
+
+    def list(
+        self,
+        *,
+        limit: int | None = None,
+        starting_after: str | None = None,
+        timeout: float | None = None,
+    ) -> SyncPager[LedgerEntry]:
+        def fetch(after: str | None) -> Page[LedgerEntry]:
+            return self.page(limit=limit, starting_after=after, timeout=timeout)
+
+        return SyncPager(fetch, lambda entry: entry.id, starting_after)
+
+
+class WebhookEndpointResource(_Resource):
+    """The API key's webhook endpoint, its test fire and its delivery log."""
+
+    def get(self, *, timeout: float | None = None) -> WebhookEndpoint:
+        data, info = self._client.request(RequestSpec("GET", specs.WEBHOOK, timeout=timeout))
+        return WebhookEndpoint.from_dict(data, info)
+
+    def set(
+        self,
+        url: str,
+        events: Sequence[str] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> WebhookEndpoint:
+        """Create or change the endpoint. The first call's answer holds the signing
+        ``secret`` (shown this once)."""
+        spec = specs.set_webhook(url, events, idempotency_key, timeout)
+        data, info = self._client.request(spec)
+        return WebhookEndpoint.from_dict(data, info)
+
+    def delete(self, *, timeout: float | None = None) -> WebhookEndpointDeleted:
+        data, info = self._client.request(RequestSpec("DELETE", specs.WEBHOOK, timeout=timeout))
+        return WebhookEndpointDeleted.from_dict(data, info)
+
+    def rotate_secret(
+        self, *, idempotency_key: str | None = None, timeout: float | None = None
+    ) -> WebhookEndpoint:
+        """A new secret (in the answer, once); the old one keeps signing for 24 h."""
+        spec = specs.post(f"{specs.WEBHOOK}/rotate-secret", idempotency_key, timeout)
+        data, info = self._client.request(spec)
+        return WebhookEndpoint.from_dict(data, info)
+
+    def test(
+        self, *, idempotency_key: str | None = None, timeout: float | None = None
+    ) -> WebhookTestResult:
+        """Send a ``webhook.test`` event now; the attempt's outcome."""
+        spec = specs.post(f"{specs.WEBHOOK}/test", idempotency_key, timeout)
+        data, info = self._client.request(spec)
+        return WebhookTestResult.from_dict(data, info)
+
+    def deliveries_page(
+        self,
+        *,
+        limit: int | None = None,
+        starting_after: str | None = None,
+        timeout: float | None = None,
+    ) -> Page[Delivery]:
+        spec = specs.page(
+            f"{specs.WEBHOOK}/deliveries",
+            limit=limit,
+            starting_after=starting_after,
+            timeout=timeout,
+        )
+        data, info = self._client.request(spec)
+        return Page.from_dict(data, Delivery.from_dict, info)
+
+    def deliveries(
+        self,
+        *,
+        limit: int | None = None,
+        starting_after: str | None = None,
+        timeout: float | None = None,
+    ) -> SyncPager[Delivery]:
+        """The delivery log (last 100 attempts), newest first."""
+
+        def fetch(after: str | None) -> Page[Delivery]:
+            return self.deliveries_page(limit=limit, starting_after=after, timeout=timeout)
+
+        return SyncPager(fetch, lambda delivery: delivery.id, starting_after)
+
+    def redeliver(
+        self,
+        delivery_id: str,
+        *,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> Redelivery:
+        """Send that attempt's event again (same event id)."""
+        path = f"{specs.WEBHOOK}/deliveries/{path_id(delivery_id)}/redeliver"
+        data, info = self._client.request(specs.post(path, idempotency_key, timeout))
+        return Redelivery.from_dict(data, info)
+
+
+class Events(_Resource):
+    """The key's events (what its webhook endpoint receives), newest first."""
+
+    def get(self, event_id: str, *, timeout: float | None = None) -> Event:
+        data, info = self._client.request(specs.get(specs.EVENTS, event_id, timeout))
+        return Event.from_dict(data, info)
+
+    def page(
+        self,
+        *,
+        limit: int | None = None,
+        starting_after: str | None = None,
+        type: str | None = None,  # the API's parameter name
+        timeout: float | None = None,
+    ) -> Page[Event]:
+        spec = specs.page(
+            specs.EVENTS, limit=limit, starting_after=starting_after, timeout=timeout, type=type
+        )
+        data, info = self._client.request(spec)
+        return Page.from_dict(data, Event.from_dict, info)
+
+    def list(
+        self,
+        *,
+        limit: int | None = None,
+        starting_after: str | None = None,
+        type: str | None = None,  # the API's parameter name
+        timeout: float | None = None,
+    ) -> SyncPager[Event]:
+        def fetch(after: str | None) -> Page[Event]:
+            return self.page(limit=limit, starting_after=after, type=type, timeout=timeout)
+
+        return SyncPager(fetch, lambda event: event.id, starting_after)
+
+    def poll(
+        self,
+        *,
+        after: str | None = None,
+        wait: int | None = specs.EVENTS_WAIT,
+        limit: int | None = None,
+        timeout: float | None = None,
+    ) -> Page[Event]:
+        """Events newer than ``after`` (or, without it, created after the request arrived),
+        oldest first; the server holds the request up to ``wait`` seconds for one to come."""
+        spec = specs.poll_events(after=after, wait=wait, limit=limit, timeout=timeout)
+        data, info = self._client.request(spec)
+        return Page.from_dict(data, Event.from_dict, info)
+
+    def follow(
+        self,
+        *,
+        after: str | None = None,
+        wait: int = specs.EVENTS_WAIT,
+        limit: int = 100,
+        on_ready: Callable[[str | None], None] | None = None,
+    ) -> Iterator[Event]:
+        """Every new event, oldest first, for as long as you iterate (long polls). Starts
+        after ``after`` (an event id or a ``next_after`` cursor), or from now on: history is not
+        replayed. ``on_ready`` is called with the starting cursor once it is fixed: every event
+        created from then on will be yielded. The stream's ``next_after`` cursor skips nothing,
+        even when events commit out of order (docs/webhooks.md, "Events API")."""
+        cursor = after
+        if cursor is None:
+            # A stream read without a cursor answers at once with the cursor of "now".
+            first = self.poll(wait=0, limit=limit)
+            cursor = first.next_after
+            if on_ready is not None:
+                on_ready(cursor)
+            for event in first.data:
+                yield event
+        elif on_ready is not None:
+            on_ready(cursor)
+        while True:
+            page = self.poll(after=cursor, wait=wait, limit=limit)
+            for event in page.data:
+                yield event
+            cursor = page.next_after or (page.data[-1].id if page.data else cursor)

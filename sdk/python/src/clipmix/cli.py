@@ -1,0 +1,655 @@
+"""``clipmix``: the ClipMix API from the command line.
+
+Exit status: 0 done; 1 the API or the network refused (the error is on stderr); 2 bad usage;
+3 a waited-for job ended ``failed`` or ``canceled``; 4 ``--wait`` gave up before the job ended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any, Callable, TextIO
+from urllib.parse import urlsplit
+
+import httpx
+
+from clipmix import webhooks
+from clipmix._sync import Client
+from clipmix._version import __version__
+from clipmix.errors import APIError, ClipMixError, JobWaitTimeout
+from clipmix.types import Balance, Delivery, Event, Job, LedgerEntry, Page, Pricing
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_JOB_FAILED, EXIT_WAIT_TIMEOUT = 0, 1, 2, 3, 4
+SERVICES = ("music", "translations", "family_videos", "avatars")
+JOB_STATUSES = ("queued", "processing", "completed", "failed", "canceled")
+EVENT_TYPES = ("job.completed", "job.failed", "job.canceled")
+
+Runner = Callable[[Client, argparse.Namespace], int]
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False), flush=True)
+
+
+def _percent(job: Job) -> str:
+    return f"{round(job.progress * 100):3d}%"
+
+
+def _job_line(job: Job) -> str:
+    return (
+        f"{job.id}  {job.service}  {job.status}  {_percent(job).strip()}"
+        f"  cost {job.cost_credits} credits{'  (test)' if job.test else ''}"
+    )
+
+
+def _show_job(job: Job) -> None:
+    print(_job_line(job))
+    if job.error is not None:
+        print(f"  error: {job.error.code}: {job.error.message}")
+    for artifact in job.artifacts:
+        what = artifact.content_type or "file"
+        if artifact.language:
+            what = f"{artifact.language} {what}"
+        print(f"  {what}: {artifact.url}")
+        if artifact.expires_at:
+            print(f"    (link expires {artifact.expires_at})")
+    sys.stdout.flush()
+
+
+class Progress:
+    """The state of a job being waited for: one line rewritten in place on a terminal, a new
+    plain line whenever status or progress changes otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.started = time.monotonic()
+        self._last: tuple[str, str] | None = None
+
+    def update(self, job: Job) -> None:
+        elapsed = time.monotonic() - self.started
+        line = f"{job.id}  {job.status:<10} {_percent(job)}  {elapsed:5.1f} s"
+        if self.tty:
+            self.stream.write("\r\x1b[K" + line)
+        else:
+            state = (job.status, _percent(job))
+            if state == self._last:
+                return
+            self._last = state
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# --- jobs --------------------------------------------------------------------------------------
+
+
+def _finish(client: Client, args: argparse.Namespace, job: Job) -> int:
+    """Print the job; with --wait, wait for it first (progress on stderr)."""
+    if getattr(args, "wait", False) and not job.is_terminal:
+        progress = Progress(sys.stderr)
+        progress.update(job)
+        try:
+            job = client.jobs.wait(
+                job.id,
+                timeout=args.wait_timeout,
+                poll_interval=args.poll_interval,
+                on_update=progress.update,
+            )
+        except JobWaitTimeout as exc:
+            progress.done()
+            print(f"error: {exc}", file=sys.stderr)
+            _output_job(args, exc.job)
+            return EXIT_WAIT_TIMEOUT
+        progress.done()
+    _output_job(args, job)
+    if getattr(args, "wait", False) and job.status in ("failed", "canceled"):
+        return EXIT_JOB_FAILED
+    return EXIT_OK
+
+
+def _output_job(args: argparse.Namespace, job: Job) -> None:
+    if args.json:
+        _print_json(job.raw)
+    else:
+        _show_job(job)
+
+
+def _create_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "idempotency_key": args.idempotency_key,
+        "sandbox_scenario": args.sandbox_scenario,
+    }
+
+
+def _csv(value: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("give at least one value")
+    return items
+
+
+def _music_create(client: Client, args: argparse.Namespace) -> int:
+    job = client.music.create(
+        prompt=args.prompt,
+        lyrics=args.lyrics,
+        duration_seconds=args.duration,
+        style=args.style,
+        vocals=args.vocals,
+        **_create_options(args),
+    )
+    return _finish(client, args, job)
+
+
+def _translations_create(client: Client, args: argparse.Namespace) -> int:
+    job = client.translations.create(
+        video_url=args.video_url,
+        target_languages=args.target_languages,
+        tier=args.tier,
+        voice_clone=True if args.voice_clone else None,
+        source_language=args.source_language,
+        duration_seconds=args.duration,
+        **_create_options(args),
+    )
+    return _finish(client, args, job)
+
+
+def _family_videos_create(client: Client, args: argparse.Namespace) -> int:
+    job = client.family_videos.create(
+        photo_urls=args.photo_url,
+        mode=args.mode,
+        music_job_id=args.music_job_id,
+        music_url=args.music_url,
+        aspect_ratio=args.aspect_ratio,
+        **_create_options(args),
+    )
+    return _finish(client, args, job)
+
+
+def _avatars_create(client: Client, args: argparse.Namespace) -> int:
+    job = client.avatars.create(
+        kind=args.kind,
+        tier=args.tier,
+        face_image_url=args.face_image_url,
+        duration_seconds=args.duration,
+        target_video_url=args.target_video_url,
+        script=args.script,
+        audio_url=args.audio_url,
+        **_create_options(args),
+    )
+    return _finish(client, args, job)
+
+
+def _jobs_get(client: Client, args: argparse.Namespace) -> int:
+    return _finish(client, args, client.jobs.get(args.id))
+
+
+def _jobs_wait(client: Client, args: argparse.Namespace) -> int:
+    args.wait = True
+    return _finish(client, args, client.jobs.get(args.id))
+
+
+def _jobs_cancel(client: Client, args: argparse.Namespace) -> int:
+    return _finish(client, args, client.jobs.cancel(args.id))
+
+
+def _jobs_list(client: Client, args: argparse.Namespace) -> int:
+    filters = {"service": args.service, "status": args.status}
+    if args.all:
+        jobs = list(client.jobs.list(limit=args.limit, **filters))
+        if args.json:
+            _print_json({"object": "list", "data": [j.raw for j in jobs], "has_more": False})
+            return EXIT_OK
+        has_more = False
+    else:
+        page = client.jobs.page(limit=args.limit, starting_after=args.starting_after, **filters)
+        if args.json:
+            _print_json(page.raw)
+            return EXIT_OK
+        jobs, has_more = page.data, page.has_more
+    for job in jobs:
+        print(f"{job.id}  {job.service:<13} {job.status:<10} {job.created_at}  {job.cost_credits}")
+    if not jobs:
+        print("no jobs")
+    if has_more:
+        print(f"(more: --starting-after {jobs[-1].id}, or --all)")
+    return EXIT_OK
+
+
+# --- account -----------------------------------------------------------------------------------
+
+
+def _balance(client: Client, args: argparse.Namespace) -> int:
+    balance: Balance = client.balance()
+    if args.json:
+        _print_json(balance.raw)
+        return EXIT_OK
+    print(f"available  {balance.available} credits")
+    print(f"reserved   {balance.reserved} credits")
+    print(f"paid left  {balance.paid_remaining}, bonus left {balance.bonus_remaining}")
+    print(f"live mode  {'enabled' if balance.live_enabled else 'not enabled (buy credits)'}")
+    return EXIT_OK
+
+
+def _pricing(client: Client, args: argparse.Namespace) -> int:
+    pricing: Pricing = client.pricing()
+    if args.json:
+        _print_json(pricing.raw)
+        return EXIT_OK
+    print(f"price book v{pricing.version} (since {pricing.effective_at}), in credits")
+    print(f"$1 = {pricing.credits_per_usd} credits")
+    for price in pricing.prices:
+        print(f"  {price.service:<13} {price.item:<28} {price.credits:>5} per {price.unit}")
+    for bonus in pricing.top_up_bonuses:
+        print(f"  top-up from ${bonus.min_usd}: +{bonus.bonus_percent}% bonus")
+    return EXIT_OK
+
+
+def _ledger(client: Client, args: argparse.Namespace) -> int:
+    page: Page[LedgerEntry] = client.ledger.page(limit=args.limit)
+    if args.json:
+        _print_json(page.raw)
+        return EXIT_OK
+    for e in page.data:
+        print(
+            f"{e.created_at}  {e.type:<11} {e.amount:>7}  available {e.available_after:>8}"
+            f"  reserved {e.reserved_after:>6}  {e.job_id or e.reference or ''}"
+        )
+    if not page.data:
+        print("no ledger entries")
+    return EXIT_OK
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+
+def _endpoint_out(args: argparse.Namespace, data: dict[str, Any]) -> int:
+    if args.json:
+        _print_json(data)
+        return EXIT_OK
+    for name in ("url", "events", "previous_secret_expires_at"):
+        if data.get(name) is not None:
+            value = data[name]
+            print(f"{name:<10} {', '.join(value) if isinstance(value, list) else value}")
+    if data.get("secret"):
+        print(f"secret     {data['secret']}   (shown once: store it now)")
+    return EXIT_OK
+
+
+def _webhooks_get(client: Client, args: argparse.Namespace) -> int:
+    return _endpoint_out(args, client.webhook_endpoint.get().raw)
+
+
+def _webhooks_set(client: Client, args: argparse.Namespace) -> int:
+    return _endpoint_out(args, client.webhook_endpoint.set(args.url, args.events).raw)
+
+
+def _webhooks_delete(client: Client, args: argparse.Namespace) -> int:
+    deleted = client.webhook_endpoint.delete()
+    if args.json:
+        _print_json(deleted.raw)
+    else:
+        print("webhook endpoint deleted")
+    return EXIT_OK
+
+
+def _webhooks_rotate(client: Client, args: argparse.Namespace) -> int:
+    return _endpoint_out(args, client.webhook_endpoint.rotate_secret().raw)
+
+
+def _webhooks_test(client: Client, args: argparse.Namespace) -> int:
+    result = client.webhook_endpoint.test()
+    if args.json:
+        _print_json(result.raw)
+    else:
+        d = result.delivery
+        detail = f"HTTP {d.status_code}" if d and d.status_code else (d.error if d else "")
+        print(f"{result.event_id}  {'delivered' if result.succeeded else 'failed'}  {detail}")
+    return EXIT_OK if result.succeeded else EXIT_ERROR
+
+
+def _webhooks_deliveries(client: Client, args: argparse.Namespace) -> int:
+    page: Page[Delivery] = client.webhook_endpoint.deliveries_page(limit=args.limit)
+    if args.json:
+        _print_json(page.raw)
+        return EXIT_OK
+    for d in page.data:
+        outcome = "ok" if d.succeeded else (d.error or "failed")
+        print(
+            f"{d.id}  {d.attempted_at}  {d.event_type:<14} attempt {d.attempt} ({d.trigger})"
+            f"  {d.status_code or '-'}  {outcome}"
+        )
+    if not page.data:
+        print("no deliveries")
+    return EXIT_OK
+
+
+def _webhooks_redeliver(client: Client, args: argparse.Namespace) -> int:
+    queued = client.webhook_endpoint.redeliver(args.id)
+    if args.json:
+        _print_json(queued.raw)
+    else:
+        print(f"{queued.event_id} ({queued.event_type}) queued again")
+    return EXIT_OK
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%H:%M:%S")
+
+
+def forward(
+    http: httpx.Client, url: str, event: Event, secret: str, attempts: int
+) -> tuple[int | None, str, int]:
+    """POST the event, signed with both schemes, to ``url``: (status, note, attempts used).
+    Connection errors, timeouts, 429 and 5xx are tried again, at most ``attempts`` times."""
+    body = json.dumps(event.raw, separators=(",", ":"), ensure_ascii=False).encode()
+    status: int | None = None
+    note = ""
+    for attempt in range(1, attempts + 1):
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"clipmix-cli/{__version__} (webhooks listen)",
+            **webhooks.sign(body, secret, event.id),
+        }
+        try:
+            response = http.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            status, note = None, f"{type(exc).__name__}: {exc}"
+        else:
+            status, note = response.status_code, response.reason_phrase
+            if response.status_code < 500 and response.status_code != 429:
+                return status, note, attempt
+        if attempt < attempts:
+            time.sleep(0.5 * attempt)
+    return status, note, attempts
+
+
+def _webhooks_listen(client: Client, args: argparse.Namespace) -> int:
+    target = urlsplit(args.forward_to)
+    if target.scheme not in ("http", "https") or not target.netloc:
+        print("error: --forward-to must be an http(s) URL", file=sys.stderr)
+        return EXIT_USAGE
+    secret = args.secret or webhooks.generate_secret()
+    if not secret.startswith(webhooks.SECRET_PREFIX):
+        print("error: --secret must be a whsec_ secret", file=sys.stderr)
+        return EXIT_USAGE
+    wanted = set(args.events) if args.events else None
+    # With --json, stdout carries one JSON line per event; the banner goes to stderr.
+    banner = sys.stderr if args.json else sys.stdout
+    print(f"Webhook signing secret: {secret}", file=banner, flush=True)
+    print("(give it to your receiver to verify deliveries; Ctrl-C stops)", file=banner, flush=True)
+
+    def ready(_cursor: str | None) -> None:
+        print(
+            f"Ready: forwarding this key's events from now on to {args.forward_to}",
+            file=banner,
+            flush=True,
+        )
+
+    forwarded = 0
+    with httpx.Client(timeout=args.forward_timeout, follow_redirects=False) as http:
+        try:
+            for event in client.events.follow(wait=args.poll_wait, on_ready=ready):
+                if wanted is not None and event.type not in wanted:
+                    continue
+                status, note, tries = forward(
+                    http, args.forward_to, event, secret, args.forward_attempts
+                )
+                job_id = event.job.id if event.job else "-"
+                if status is not None and 200 <= status < 300:
+                    outcome = f"[{status}] {note}"
+                else:
+                    shown = f"[{status}] {note}" if status is not None else note
+                    outcome = f"FAILED {shown} (gave up after {tries} attempt(s))"
+                if args.json:
+                    _print_json_line(
+                        {
+                            "event_id": event.id,
+                            "type": event.type,
+                            "job_id": job_id,
+                            "status": status,
+                            "attempts": tries,
+                            "ok": status is not None and 200 <= status < 300,
+                        }
+                    )
+                else:
+                    print(f"{_now()}  {event.type:<14} {event.id}  {job_id}  -> {outcome}")
+                    sys.stdout.flush()
+                forwarded += 1
+                if args.max_events is not None and forwarded >= args.max_events:
+                    return EXIT_OK
+        except KeyboardInterrupt:
+            return EXIT_OK
+    return EXIT_OK  # pragma: no cover - follow() does not end
+
+
+def _print_json_line(data: Any) -> None:
+    print(json.dumps(data, separators=(",", ":")), flush=True)
+
+
+# --- events ------------------------------------------------------------------------------------
+
+
+def _events_list(client: Client, args: argparse.Namespace) -> int:
+    page: Page[Event] = client.events.page(limit=args.limit, type=args.type)
+    if args.json:
+        _print_json(page.raw)
+        return EXIT_OK
+    for e in page.data:
+        print(f"{e.id}  {e.created}  {e.type:<14} {e.job.id if e.job else '-'}")
+    if not page.data:
+        print("no events")
+    return EXIT_OK
+
+
+def _events_get(client: Client, args: argparse.Namespace) -> int:
+    event = client.events.get(args.id)
+    _print_json(event.raw)
+    return EXIT_OK
+
+
+# --- the parser --------------------------------------------------------------------------------
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options accepted before and after the command (``clipmix --json balance`` and
+    ``clipmix balance --json``)."""
+    common = argparse.ArgumentParser(add_help=False)
+    sup = argparse.SUPPRESS
+    common.add_argument("--api-key", default=sup, help="API key (default: $CLIPMIX_API_KEY)")
+    common.add_argument("--base-url", default=sup, help="API URL (default: $CLIPMIX_BASE_URL)")
+    common.add_argument("--json", action="store_true", default=sup, help="print JSON")
+    common.add_argument("--timeout", type=float, default=sup, help="seconds per request")
+    common.add_argument("--max-retries", type=int, default=sup, help="retries of safe failures")
+    return common
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def _add_create_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--idempotency-key", help="repeat-safe key (default: one per call)")
+    parser.add_argument(
+        "--sandbox-scenario", help="test keys: e.g. 'delay=5' or 'fail=provider_timeout'"
+    )
+    _add_wait_options(parser, flag=True)
+
+
+def _add_wait_options(parser: argparse.ArgumentParser, *, flag: bool) -> None:
+    if flag:
+        parser.add_argument("--wait", action="store_true", help="wait until the job settles")
+    parser.add_argument(
+        "--wait-timeout", type=float, default=600.0, help="give up waiting after (s)"
+    )
+    parser.add_argument("--poll-interval", type=float, default=0.5, help=argparse.SUPPRESS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="clipmix",
+        description="The ClipMix API from the command line.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"clipmix {__version__}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+
+    def leaf(
+        sub: argparse._SubParsersAction[argparse.ArgumentParser],
+        name: str,
+        run: Runner,
+        help: str,
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, parents=[common])
+        p.set_defaults(run=run)
+        return p
+
+    def group(name: str, help: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+        p = groups.add_parser(name, help=help, description=help)
+        return p.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def job_reads(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+        leaf(sub, "get", _jobs_get, "show a job").add_argument("id")
+        w = leaf(sub, "wait", _jobs_wait, "wait until a job settles, showing progress")
+        w.add_argument("id")
+        _add_wait_options(w, flag=False)
+        leaf(sub, "cancel", _jobs_cancel, "cancel a running job").add_argument("id")
+
+    music = group("music", "songs from a prompt and lyrics")
+    c = leaf(music, "create", _music_create, "create a song")
+    c.add_argument("--prompt", required=True)
+    c.add_argument("--lyrics")
+    c.add_argument("--duration", type=int, help="seconds, 5-300 (default 60)")
+    c.add_argument("--style")
+    c.add_argument("--vocals", choices=["none", "female", "male", "duet"])
+    _add_create_options(c)
+    job_reads(music)
+
+    tr = group("translations", "dub a video into other languages")
+    c = leaf(tr, "create", _translations_create, "create a translation")
+    c.add_argument("--video-url", required=True)
+    c.add_argument(
+        "--target-languages", type=_csv, required=True, help="comma-separated, e.g. es,de"
+    )
+    c.add_argument("--tier", choices=["standard", "premium"], required=True)
+    c.add_argument("--voice-clone", action="store_true")
+    c.add_argument("--source-language")
+    c.add_argument("--duration", type=int, help="seconds (measured when left out)")
+    _add_create_options(c)
+    job_reads(tr)
+
+    fv = group("family-videos", "videos from photos")
+    c = leaf(fv, "create", _family_videos_create, "create a family video")
+    c.add_argument("--photo-url", action="append", required=True, help="repeat for each photo")
+    c.add_argument("--mode", choices=["moment", "story", "album", "chronicle"], required=True)
+    c.add_argument("--music-job-id")
+    c.add_argument("--music-url")
+    c.add_argument("--aspect-ratio", choices=["16:9", "9:16", "1:1", "4:5"])
+    _add_create_options(c)
+    job_reads(fv)
+
+    av = group("avatars", "faceswaps and talking heads")
+    c = leaf(av, "create", _avatars_create, "create an avatar video")
+    c.add_argument("--kind", choices=["faceswap", "talking_head"], required=True)
+    c.add_argument("--tier", choices=["economy", "balanced", "premium"], required=True)
+    c.add_argument("--face-image-url", required=True)
+    c.add_argument("--duration", type=int, required=True, help="seconds, 1-300")
+    c.add_argument("--target-video-url", help="faceswap")
+    c.add_argument("--script", help="talking_head (or --audio-url)")
+    c.add_argument("--audio-url", help="talking_head (or --script)")
+    _add_create_options(c)
+    job_reads(av)
+
+    jobs = group("jobs", "jobs of every service")
+    job_reads(jobs)
+    ls = leaf(jobs, "list", _jobs_list, "list jobs, newest first")
+    ls.add_argument("--service", choices=SERVICES)
+    ls.add_argument("--status", choices=JOB_STATUSES)
+    ls.add_argument("--limit", type=_positive, default=10, help="jobs per page (1-100)")
+    ls.add_argument("--starting-after", help="the page after this job id")
+    ls.add_argument("--all", action="store_true", help="every page")
+
+    leaf(groups, "balance", _balance, "show the account's credits")
+    leaf(groups, "pricing", _pricing, "show the price book")
+    lg = leaf(groups, "ledger", _ledger, "show the account's ledger, newest first")
+    lg.add_argument("--limit", type=_positive, default=20)
+
+    wh = group("webhooks", "the API key's webhook endpoint, and forwarding events locally")
+    leaf(wh, "get", _webhooks_get, "show the endpoint")
+    s = leaf(wh, "set", _webhooks_set, "create or change the endpoint (prints the secret once)")
+    s.add_argument("--url", required=True)
+    s.add_argument("--events", type=_csv, help="comma-separated event types")
+    leaf(wh, "delete", _webhooks_delete, "remove the endpoint")
+    leaf(wh, "rotate-secret", _webhooks_rotate, "a new signing secret (printed once)")
+    leaf(wh, "test", _webhooks_test, "send a webhook.test event now")
+    d = leaf(wh, "deliveries", _webhooks_deliveries, "the delivery log, newest first")
+    d.add_argument("--limit", type=_positive, default=20)
+    leaf(wh, "redeliver", _webhooks_redeliver, "send a logged delivery again").add_argument("id")
+    listen = leaf(
+        wh,
+        "listen",
+        _webhooks_listen,
+        "receive this key's events and forward them, signed, to a local URL",
+    )
+    listen.add_argument("--forward-to", required=True, help="e.g. http://localhost:3000/hooks")
+    listen.add_argument("--events", type=_csv, help="only these types, comma-separated")
+    listen.add_argument("--secret", help="sign with this whsec_ secret (default: a new one)")
+    listen.add_argument("--forward-timeout", type=float, default=10.0, help="seconds per POST")
+    listen.add_argument("--forward-attempts", type=_positive, default=3, help="tries per event")
+    listen.add_argument("--max-events", type=_positive, help="stop after forwarding this many")
+    listen.add_argument("--poll-wait", type=int, default=25, help=argparse.SUPPRESS)
+
+    ev = group("events", "this key's events (what its webhook receives)")
+    e = leaf(ev, "list", _events_list, "list events, newest first")
+    e.add_argument("--type", choices=EVENT_TYPES)
+    e.add_argument("--limit", type=_positive, default=20)
+    leaf(ev, "get", _events_get, "show an event").add_argument("id")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.json = getattr(args, "json", False)
+    try:
+        client = Client(
+            api_key=getattr(args, "api_key", None),
+            base_url=getattr(args, "base_url", None),
+            timeout=getattr(args, "timeout", 30.0),
+            max_retries=getattr(args, "max_retries", 3),
+        )
+    except (ClipMixError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+    try:
+        with client:
+            code = args.run(client, args)
+    except APIError as exc:
+        if args.json:
+            print(json.dumps(exc.body if exc.body is not None else {}), file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
+        code = EXIT_ERROR
+    except ClipMixError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = EXIT_ERROR
+    except KeyboardInterrupt:
+        code = 130
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,544 @@
+"""Typed answers of the API.
+
+Each object keeps the whole JSON it was read from in ``raw`` (fields added to the API later are
+there before this SDK knows them) and, when it came straight from a response, that response's
+``response`` (status, ``Request-Id``, whether it was an idempotent replay).
+Unknown fields are ignored and missing optional ones default, as the v1 stability policy asks
+of clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, TypeVar
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "Artifact",
+    "Balance",
+    "Delivery",
+    "Event",
+    "Job",
+    "JobError",
+    "JobOutput",
+    "LedgerEntry",
+    "Page",
+    "Price",
+    "Pricing",
+    "Redelivery",
+    "ResponseInfo",
+    "TopUpBonus",
+    "WebhookEndpoint",
+    "WebhookEndpointDeleted",
+    "WebhookTestResult",
+]
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
+
+
+@dataclass(frozen=True)
+class ResponseInfo:
+    """What the HTTP response said besides its body."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    request_id: str | None = None
+
+    @property
+    def idempotent_replayed(self) -> bool:
+        """True when the API answered a stored answer for a repeated Idempotency-Key."""
+        return self.headers.get("idempotent-replayed", "").lower() == "true"
+
+
+def _str(data: Mapping[str, Any], name: str, default: str = "") -> str:
+    value = data.get(name)
+    return value if isinstance(value, str) else default
+
+
+def _opt_str(data: Mapping[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    return value if isinstance(value, str) else None
+
+
+def _int(data: Mapping[str, Any], name: str, default: int = 0) -> int:
+    value = data.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _opt_int(data: Mapping[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _opt_float(data: Mapping[str, Any], name: str) -> float | None:
+    value = data.get(name)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _dict(data: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name)
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _list(data: Mapping[str, Any], name: str) -> list[Any]:
+    value = data.get(name)
+    return list(value) if isinstance(value, list) else []
+
+
+@dataclass
+class Artifact:
+    """A result file: a signed, expiring link (never the media itself)."""
+
+    url: str
+    content_type: str | None = None
+    bytes: int | None = None
+    expires_at: str | None = None
+    duration_seconds: int | None = None
+    language: str | None = None  # translations: the dub's language
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Artifact:
+        return cls(
+            url=_str(data, "url"),
+            content_type=_opt_str(data, "content_type"),
+            bytes=_opt_int(data, "bytes"),
+            expires_at=_opt_str(data, "expires_at"),
+            duration_seconds=_opt_int(data, "duration_seconds"),
+            language=_opt_str(data, "language"),
+            raw=dict(data),
+        )
+
+
+@dataclass
+class JobOutput:
+    """``artifacts`` (music, family videos, avatars) or ``dubs`` (translations, one per
+    target language)."""
+
+    artifacts: list[Artifact] = field(default_factory=list)
+    dubs: list[Artifact] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobOutput:
+        return cls(
+            artifacts=[Artifact.from_dict(a) for a in _list(data, "artifacts") if _is_map(a)],
+            dubs=[Artifact.from_dict(a) for a in _list(data, "dubs") if _is_map(a)],
+            raw=dict(data),
+        )
+
+    @property
+    def files(self) -> list[Artifact]:
+        """Every result file, whatever the service."""
+        return [*self.artifacts, *self.dubs]
+
+
+@dataclass
+class JobError:
+    code: str
+    message: str
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobError:
+        return cls(code=_str(data, "code"), message=_str(data, "message"), raw=dict(data))
+
+
+def _is_map(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+@dataclass
+class Job:
+    """A job of any service: the one shape of every create, read, list and webhook."""
+
+    id: str
+    service: str
+    status: str
+    test: bool
+    created_at: str
+    started_at: str | None = None
+    completed_at: str | None = None
+    progress: float = 0.0
+    input: dict[str, Any] = field(default_factory=dict)
+    output: JobOutput | None = None
+    error: JobError | None = None
+    cost_credits: int = 0
+    object: str = "job"
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    response: ResponseInfo | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], response: ResponseInfo | None = None) -> Job:
+        output = data.get("output")
+        error = data.get("error")
+        return cls(
+            id=_str(data, "id"),
+            object=_str(data, "object", "job"),
+            service=_str(data, "service"),
+            status=_str(data, "status"),
+            test=bool(data.get("test")),
+            created_at=_str(data, "created_at"),
+            started_at=_opt_str(data, "started_at"),
+            completed_at=_opt_str(data, "completed_at"),
+            progress=_opt_float(data, "progress") or 0.0,
+            input=_dict(data, "input"),
+            output=JobOutput.from_dict(output) if isinstance(output, dict) else None,
+            error=JobError.from_dict(error) if isinstance(error, dict) else None,
+            cost_credits=_int(data, "cost_credits"),
+            raw=dict(data),
+            response=response,
+        )
+
+    @property
+    def is_terminal(self) -> bool:
+        """``completed``, ``failed`` or ``canceled``: the job will not change any more."""
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def artifacts(self) -> list[Artifact]:
+        """Every result file (empty until the job completed)."""
+        return self.output.files if self.output is not None else []
+
+
+@dataclass
+class Balance:
+    """The account's wallet, in credits (1 credit = 1 US cent before bonuses)."""
+
+    available: int
+    reserved: int
+    lifetime_purchased: int = 0
+    lifetime_bonus: int = 0
+    paid_remaining: int = 0
+    bonus_remaining: int = 0
+    live_enabled: bool = False
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    response: ResponseInfo | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], response: ResponseInfo | None = None) -> Balance:
+        return cls(
+            available=_int(data, "available"),
+            reserved=_int(data, "reserved"),
+            lifetime_purchased=_int(data, "lifetime_purchased"),
+            lifetime_bonus=_int(data, "lifetime_bonus"),
+            paid_remaining=_int(data, "paid_remaining"),
+            bonus_remaining=_int(data, "bonus_remaining"),
+            live_enabled=bool(data.get("live_enabled")),
+            raw=dict(data),
+            response=response,
+        )
+
+
+@dataclass
+class LedgerEntry:
+    """One transfer that touched the wallet: purchase, reservation, capture or release."""
+
+    id: str
+    type: str
+    amount: int
+    available_change: int = 0
+    reserved_change: int = 0
+    available_after: int = 0
+    reserved_after: int = 0
+    paid_amount: int = 0
+    bonus_amount: int = 0
+    job_id: str | None = None
+    reference: str | None = None
+    created_at: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LedgerEntry:
+        return cls(
+            id=_str(data, "id"),
+            type=_str(data, "type"),
+            amount=_int(data, "amount"),
+            available_change=_int(data, "available_change"),
+            reserved_change=_int(data, "reserved_change"),
+            available_after=_int(data, "available_after"),
+            reserved_after=_int(data, "reserved_after"),
+            paid_amount=_int(data, "paid_amount"),
+            bonus_amount=_int(data, "bonus_amount"),
+            job_id=_opt_str(data, "job_id"),
+            reference=_opt_str(data, "reference"),
+            created_at=_str(data, "created_at"),
+            raw=dict(data),
+        )
+
+
+@dataclass
+class Price:
+    service: str
+    item: str
+    unit: str
+    credits: int
+    description: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Price:
+        return cls(
+            service=_str(data, "service"),
+            item=_str(data, "item"),
+            unit=_str(data, "unit"),
+            credits=_int(data, "credits"),
+            description=_str(data, "description"),
+            raw=dict(data),
+        )
+
+
+@dataclass
+class TopUpBonus:
+    min_usd: int
+    bonus_percent: int
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TopUpBonus:
+        return cls(min_usd=_int(data, "min_usd"), bonus_percent=_int(data, "bonus_percent"))
+
+
+@dataclass
+class Pricing:
+    """The price book in force."""
+
+    version: int
+    effective_at: str
+    prices: list[Price]
+    top_up_bonuses: list[TopUpBonus] = field(default_factory=list)
+    rounding: list[str] = field(default_factory=list)
+    currency: str = "credits"
+    credits_per_usd: int = 100
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    response: ResponseInfo | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], response: ResponseInfo | None = None) -> Pricing:
+        return cls(
+            version=_int(data, "version"),
+            effective_at=_str(data, "effective_at"),
+            prices=[Price.from_dict(p) for p in _list(data, "prices") if _is_map(p)],
+            top_up_bonuses=[
+                TopUpBonus.from_dict(b) for b in _list(data, "top_up_bonuses") if _is_map(b)
+            ],
+            rounding=[r for r in _list(data, "rounding") if isinstance(r, str)],
+            currency=_str(data, "currency", "credits"),
+            credits_per_usd=_int(data, "credits_per_usd", 100),
+            raw=dict(data),
+            response=response,
+        )
+
+    def price(self, service: str, item: str) -> Price | None:
+        """The line for ``service`` and ``item``, e.g. ``("avatars", "talking_head.balanced")``."""
+        for price in self.prices:
+            if price.service == service and price.item == item:
+                return price
+        return None
+
+
+@dataclass
+class WebhookEndpoint:
+    """The key's webhook endpoint. ``secret`` is set only on the first ``set`` and on
+    ``rotate_secret`` (the only times the API shows it)."""
+
+    url: str
+    events: list[str]
+    api_key_id: str = ""
+    created_at: str = ""
+    updated_at: str = ""
+    previous_secret_expires_at: str | None = None
+    secret: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    response: ResponseInfo | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], response: ResponseInfo | None = None
+    ) -> WebhookEndpoint:
+        return cls(
+            url=_str(data, "url"),
+            events=[e for e in _list(data, "events") if isinstance(e, str)],
+            api_key_id=_str(data, "api_key_id"),
+            created_at=_str(data, "created_at"),
+            updated_at=_str(data, "updated_at"),
+            previous_secret_expires_at=_opt_str(data, "previous_secret_expires_at"),
+            secret=_opt_str(data, "secret"),
+            raw=dict(data),
+            response=response,
+        )
+
+    def __repr__(self) -> str:  # never print the secret by accident
+        shown = "whsec_…" if self.secret else None
+        return f"WebhookEndpoint(url={self.url!r}, events={self.events!r}, secret={shown!r})"
+
+
+@dataclass
+class WebhookEndpointDeleted:
+    api_key_id: str
+    deleted: bool = True
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    response: ResponseInfo | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], response: ResponseInfo | None = None
+    ) -> WebhookEndpointDeleted:
+        return cls(
+            api_key_id=_str(data, "api_key_id"),
+            deleted=bool(data.get("deleted", True)),
+            raw=dict(data),
+            response=response,
+        )
+
+
+@dataclass
+class Delivery:
+    """One delivery attempt from the key's delivery log."""
+
+    id: str
+    event_id: str
+    event_type: str
+    attempt: int
+    trigger: str
+    attempted_at: str
+    url: str
+    succeeded: bool
+    status_code: int | None = None
+    error: str | None = None
+    resolved_ip: str | None = None
+    latency_ms: float | None = None
+    response_head: str | None = None
+    next_attempt_at: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Delivery:
+        return cls(
+            id=_str(data, "id"),
+            event_id=_str(data, "event_id"),
+            event_type=_str(data, "event_type"),
+            attempt=_int(data, "attempt", 1),
+            trigger=_str(data, "trigger"),
+            attempted_at=_str(data, "attempted_at"),
+            url=_str(data, "url"),
+            succeeded=bool(data.get("succeeded")),
+            status_code=_opt_int(data, "status_code"),
+            error=_opt_str(data, "error"),
+            resolved_ip=_opt_str(data, "resolved_ip"),
+            latency_ms=_opt_float(data, "latency_ms"),
+            response_head=_opt_str(data, "response_head"),
+            next_attempt_at=_opt_str(data, "next_attempt_at"),
+            raw=dict(data),
+        )
+
+
+@dataclass
+class WebhookTestResult:
+    event_id: str
+    succeeded: bool
+    delivery: Delivery | None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    response: ResponseInfo | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], response: ResponseInfo | None = None
+    ) -> WebhookTestResult:
+        delivery = data.get("delivery")
+        return cls(
+            event_id=_str(data, "event_id"),
+            succeeded=bool(data.get("succeeded")),
+            delivery=Delivery.from_dict(delivery) if isinstance(delivery, dict) else None,
+            raw=dict(data),
+            response=response,
+        )
+
+
+@dataclass
+class Redelivery:
+    event_id: str
+    event_type: str
+    status: str
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    response: ResponseInfo | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], response: ResponseInfo | None = None) -> Redelivery:
+        return cls(
+            event_id=_str(data, "event_id"),
+            event_type=_str(data, "event_type"),
+            status=_str(data, "status"),
+            raw=dict(data),
+            response=response,
+        )
+
+
+@dataclass
+class Event:
+    """What a webhook delivers (and ``/api/v1/events`` lists): ``job.completed``,
+    ``job.failed``, ``job.canceled`` or ``webhook.test``. Dedupe on ``id``."""
+
+    id: str
+    type: str
+    created: str
+    test: bool
+    api_key_id: str
+    job: Job | None = None
+    object: str = "event"
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    response: ResponseInfo | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], response: ResponseInfo | None = None) -> Event:
+        job = data.get("job")
+        return cls(
+            id=_str(data, "id"),
+            object=_str(data, "object", "event"),
+            type=_str(data, "type"),
+            created=_str(data, "created"),
+            test=bool(data.get("test")),
+            api_key_id=_str(data, "api_key_id"),
+            job=Job.from_dict(job) if isinstance(job, dict) else None,
+            raw=dict(data),
+            response=response,
+        )
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class Page(Generic[T]):
+    """One page of a list; ``has_more`` says whether another follows."""
+
+    data: list[T]
+    has_more: bool
+    # Event stream reads only: the cursor to continue from (also when ``data`` is empty).
+    next_after: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    response: ResponseInfo | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        item: Callable[[Mapping[str, Any]], T],
+        response: ResponseInfo | None = None,
+    ) -> Page[T]:
+        next_after = data.get("next_after")
+        return cls(
+            data=[item(i) for i in _list(data, "data") if _is_map(i)],
+            has_more=bool(data.get("has_more")),
+            next_after=next_after if isinstance(next_after, str) else None,
+            raw=dict(data),
+            response=response,
+        )
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
