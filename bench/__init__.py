@@ -1,0 +1,1 @@
+"""`python -m bench`: the ClipMix benchmark (see docs/performance.md)."""

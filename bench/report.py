@@ -1,0 +1,371 @@
+"""The bench's output: ``<date>.json`` (every figure dict), ``<date>.md`` (tables, notes,
+machine) and ``<date>-*.png`` plots (matplotlib, Agg backend); ``latest.md`` is a copy of the
+newest report."""
+
+# ruff: noqa: S603, ASYNC240 - version probes of local tools, /proc reads
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+if TYPE_CHECKING:
+    from bench.stack import Stack
+
+
+# --- machine -----------------------------------------------------------------------------------
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _tool_version(command: list[str]) -> str:
+    tool = shutil.which(command[0])
+    if tool is None:
+        return "not installed"
+    with contextlib.suppress(Exception):
+        out = subprocess.run(
+            [tool, *command[1:]], capture_output=True, text=True, timeout=30, check=False
+        )
+        text = (out.stdout or out.stderr).strip().splitlines()
+        return text[0] if text else "unknown"
+    return "unknown"
+
+
+async def machine_info(stack: Stack) -> dict[str, Any]:
+    postgres = "unknown"
+    with contextlib.suppress(Exception):
+        conn = await asyncpg.connect(stack.database_url, timeout=10)
+        try:
+            postgres = str(await conn.fetchval("SHOW server_version"))
+        finally:
+            await conn.close()
+    rabbitmq = await asyncio.to_thread(_tool_version, ["rabbitmqctl", "-q", "version"])
+    mem = "unknown"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 1024 / 1024:.1f} GiB"
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (math.nan,) * 3
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "memory": mem,
+        "kernel": platform.release(),
+        "python": sys.version.split()[0],
+        "postgres": postgres,
+        "rabbitmq": rabbitmq,
+        "wrk": await asyncio.to_thread(_tool_version, ["wrk", "--version"]),
+        "load_average_at_start": [round(x, 2) for x in load],
+    }
+
+
+# --- formatting --------------------------------------------------------------------------------
+def _num(x: Any, digits: int = 0) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if isinstance(x, int | float):
+        if digits == 0 and abs(x) < 10:
+            return f"{x:.2f}"
+        return f"{x:,.{digits}f}"
+    return str(x)
+
+
+def _spread(s: dict[str, Any] | None, digits: int = 0) -> str:
+    if not s or not s.get("runs"):
+        return "-"
+    return f"{_num(s['min'], digits)}-{_num(s['max'], digits)} (n={len(s['runs'])})"
+
+
+def _med(s: dict[str, Any] | None) -> float:
+    if not s:
+        return math.nan
+    value = s.get("median", math.nan)
+    return float(value) if value is not None else math.nan
+
+
+def _lat(figure_latency: dict[str, Any] | None, which: str) -> float:
+    if not figure_latency:
+        return math.nan
+    return _med(figure_latency.get(which))
+
+
+def summary_table(figures: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| figure | value (1 replica) | baseline | ratio | p99 ms (1) | baseline p99 ms "
+        "| 2 replicas | 2 / 1 | loadgen CPU s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for f in figures:
+        v1, v2 = _med(f["value"].get("1")), _med(f["value"].get("2"))
+        base = f.get("baseline", {})
+        scale = v2 / v1 if v1 and not math.isnan(v2) else math.nan
+        ratio = f.get("ratio", math.nan)
+        flag = " ⚠" if isinstance(ratio, float | int) and ratio < 0.5 else ""
+        lines.append(
+            f"| {f['id']} | {_num(v1)} {f.get('unit', '')} | {_num(_med(base.get('value')))} "
+            f"{base.get('unit', '')} | {_num(ratio, 2)}{flag} ({f.get('ratio_of', '')}) "
+            f"| {_num(_lat(f.get('latency_ms', {}).get('1'), 'p99'), 1)} "
+            f"| {_num(_lat(base.get('latency_ms'), 'p99'), 1)} | {_num(v2)} | {_num(scale, 2)} "
+            f"| {_num(f.get('loadgen_cpu_seconds'), 1)} |"
+        )
+    return lines
+
+
+def figure_section(f: dict[str, Any], plots: dict[str, str]) -> list[str]:
+    unit = f.get("unit", "")
+    base = f.get("baseline", {})
+    out = [f"### {f.get('title', f['id'])}", "", f"`{f['id']}` — service under test: "
+           f"{f.get('service_under_test', '?')}", ""]  # fmt: skip
+    out += [
+        f"| what | {unit} median | spread (min-max) | p50 ms | p99 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for replicas, value in sorted(f.get("value", {}).items()):
+        lat = f.get("latency_ms", {}).get(replicas, {})
+        out.append(
+            f"| ClipMix, {replicas} replica{'s' if replicas != '1' else ''} | {_num(_med(value))} "
+            f"| {_spread(value)} | {_num(_lat(lat, 'p50'), 1)} | {_num(_lat(lat, 'p99'), 1)} |"
+        )
+    blat = base.get("latency_ms", {})
+    out.append(
+        f"| baseline: {base.get('name', '?')} ({base.get('unit', '')}) "
+        f"| {_num(_med(base.get('value')))} | {_spread(base.get('value'))} "
+        f"| {_num(_lat(blat, 'p50'), 1)} | {_num(_lat(blat, 'p99'), 1)} |"
+    )
+    if base.get("value_2_processes"):
+        out.append(
+            f"| baseline, 2 processes | {_num(_med(base['value_2_processes']))} "
+            f"| {_spread(base['value_2_processes'])} | | |"
+        )
+    out.append("")
+    facts = [f"ratio to baseline: **{_num(f.get('ratio'), 3)}** ({f.get('ratio_of', '?')})"]
+    if f.get("p99_ratio") is not None:
+        facts.append(f"p99 / baseline p99: {_num(f['p99_ratio'], 2)}")
+    cpu = f.get("server_cpu_ms_per_request", {})
+    if cpu.get("1"):
+        facts.append(
+            f"server CPU per request: {_num(_med(cpu['1']), 3)} ms (1 replica)"
+            + (
+                f", baseline {_num(_med(base.get('server_cpu_ms_per_request')), 3)} ms"
+                if base.get("server_cpu_ms_per_request")
+                else ""
+            )
+        )
+    if f.get("loadgen_cpu_seconds") is not None:
+        share = f.get("loadgen_cpu_share")
+        facts.append(
+            f"load generator CPU: {_num(f['loadgen_cpu_seconds'], 1)} s"
+            + (f" ({share * 100:.0f}% of one core while it ran)" if share else "")
+            + (f", {f['loadgen']}" if f.get("loadgen") else "")
+        )
+    if f.get("errors"):
+        facts.append(f"non-2xx / socket errors: {f['errors']}")
+    if f.get("wall_seconds") is not None:
+        facts.append(f"wall: {_num(f['wall_seconds'], 0)} s")
+    out += [f"- {x}" for x in facts]
+    out.append("")
+    if f.get("load_curve"):
+        out += [
+            f"p99 against offered load ({f.get('load_curve_generator', 'open loop')}):",
+            "",
+            "| offered /s | achieved /s | p50 ms | p99 ms | baseline p99 ms |",
+            "|---|---|---|---|---|",
+        ]
+        bcurve = {p["offered"]: p for p in base.get("load_curve", [])}
+        for p in f["load_curve"]:
+            b = bcurve.get(p["offered"], {})
+            out.append(
+                f"| {_num(p['offered'])} | {_num(p.get('achieved'))} | {_num(p.get('p50_ms'), 1)}"
+                f" | {_num(p.get('p99_ms'), 1)} | {_num(b.get('p99_ms'), 1)} |"
+            )
+        out.append("")
+    if f.get("notes"):
+        out += [f"Notes: {f['notes']}", ""]
+    profile = f.get("profile")
+    if profile and profile.get("top"):
+        out += [
+            f"Profile (py-spy, {profile.get('seconds')} s of gateway replica 0 under this load): "
+            f"flame graph [{profile['svg']}]({profile['svg']}), collapsed stacks "
+            f"`{profile['collapsed']}`. Shares of all samples:",
+            "",
+            "| project function (inclusive) | share | | function (self time) | share |",
+            "|---|---|---|---|---|",
+        ]
+        inc: list[dict[str, Any]] = profile["top"]["inclusive"]
+        own: list[dict[str, Any]] = profile["top"]["self"]
+        blank: dict[str, Any] = {"function": "", "share": math.nan}
+        for i in range(max(len(inc), len(own))):
+            a = inc[i] if i < len(inc) else blank
+            b = own[i] if i < len(own) else blank
+            out.append(
+                f"| `{a['function']}` | {float(a['share']) * 100:.1f}% | "
+                f"| `{b['function']}` | {float(b['share']) * 100:.1f}% |"
+            )
+        packages = profile["top"].get("package", [])
+        if packages:
+            out += [
+                "",
+                "Self time by package: "
+                + ", ".join(f"{p['function']} {float(p['share']) * 100:.0f}%" for p in packages)
+                + ".",
+            ]
+        out.append("")
+    elif profile and profile.get("error"):
+        out += [f"Profile: not taken ({profile['error']}).", ""]
+    for key in (f"curve-{f['id']}",):
+        if key in plots:
+            out += [f"![p99 against offered load]({plots[key]})", ""]
+    return out
+
+
+# --- plots -------------------------------------------------------------------------------------
+def plots(run: dict[str, Any], results_dir: Path, stamp: str) -> dict[str, str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return {}
+    figures = measured(run)
+    made: dict[str, str] = {}
+
+    for f in figures:
+        if not f.get("load_curve"):
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        xs = [p["offered"] for p in f["load_curve"]]
+        ax.plot(xs, [p["p99_ms"] for p in f["load_curve"]], "o-", label=f"{f['id']} p99")
+        ax.plot(xs, [p["p50_ms"] for p in f["load_curve"]], "o--", alpha=0.6, label="p50")
+        bcurve = f.get("baseline", {}).get("load_curve")
+        if bcurve:
+            ax.plot([p["offered"] for p in bcurve], [p["p99_ms"] for p in bcurve], "s-",
+                    label="baseline p99")  # fmt: skip
+        ax.set_xlabel("offered load (requests/s, open loop)")
+        ax.set_ylabel("latency (ms)")
+        ax.set_yscale("log")
+        ax.set_title(f"{f['id']}: latency against offered load")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        name = f"{stamp}-{f['id']}-p99-vs-load.png"
+        fig.tight_layout()
+        fig.savefig(results_dir / name, dpi=110)
+        plt.close(fig)
+        made[f"curve-{f['id']}"] = name
+
+    scaled = [f for f in figures if f["value"].get("2")]
+    if scaled:
+        fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(scaled)), 4.2))
+        for i, f in enumerate(scaled):
+            v1 = _med(f["value"]["1"])
+            for j, key in enumerate(("1", "2")):
+                s = f["value"][key]
+                med = _med(s) / v1
+                err = [[med - s["min"] / v1], [s["max"] / v1 - med]]
+                label = f"{key} replica{'s' if key == '2' else ''}" if i == 0 else None
+                ax.bar(i + (j - 0.5) * 0.38, med, 0.36, yerr=err, capsize=3,
+                       color=("#4c72b0", "#dd8452")[j], label=label)  # fmt: skip
+                ax.text(i + (j - 0.5) * 0.38, med, _num(_med(s)), ha="center", va="bottom",
+                        fontsize=7)  # fmt: skip
+        ax.axhline(2.0, color="grey", ls=":", lw=1)
+        ax.set_xticks(range(len(scaled)), [f["id"] for f in scaled], rotation=15, fontsize=8)
+        ax.set_ylabel("throughput relative to 1 replica")
+        ax.set_title(f"Scaling 1 → 2 replicas on {run['machine'].get('cores')} cores")
+        ax.legend()
+        fig.tight_layout()
+        name = f"{stamp}-replica-scaling.png"
+        fig.savefig(results_dir / name, dpi=110)
+        plt.close(fig)
+        made["scaling"] = name
+
+    rated = [f for f in figures if isinstance(f.get("ratio"), int | float)]
+    if rated:
+        fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(rated)), 4.2))
+        ratios = [f["ratio"] for f in rated]
+        colors = ["#c44e52" if r < 0.5 else "#55a868" for r in ratios]
+        ax.bar(range(len(rated)), ratios, color=colors)
+        for i, r in enumerate(ratios):
+            ax.text(i, r, f"{r:.2f}", ha="center", va="bottom", fontsize=8)
+        ax.axhline(1.0, color="grey", ls=":", lw=1)
+        ax.axhline(0.5, color="#c44e52", ls="--", lw=1, label="half of baseline")
+        ax.set_xticks(range(len(rated)), [f["id"] for f in rated], rotation=15, fontsize=8)
+        ax.set_ylabel("figure / baseline (1 replica)")
+        ax.set_title("Ratio to the baseline measured in the same run")
+        ax.legend()
+        fig.tight_layout()
+        name = f"{stamp}-ratio-to-baseline.png"
+        fig.savefig(results_dir / name, dpi=110)
+        plt.close(fig)
+        made["ratio"] = name
+    return made
+
+
+# --- the report --------------------------------------------------------------------------------
+def measured(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The figures that have a value (a part that failed returns {"id", "error"})."""
+    return [f for f in run["figures"] if isinstance(f.get("value"), dict)]
+
+
+def markdown(run: dict[str, Any], made: dict[str, str]) -> str:
+    m = run["machine"]
+    figures = measured(run)
+    broken = [f for f in run["figures"] if f not in figures]
+    lines = [
+        f"# ClipMix bench — {run['date']}",
+        "",
+        f"`{run['command']}` finished {run['finished_at']} in {_num(run['wall_seconds'], 0)} s"
+        + (" (**quick**: tiny budgets, not for comparison)" if run.get("quick") else "")
+        + f"; {run['runs']} measured runs per point, median and min-max shown.",
+        "",
+        "Machine: "
+        + f"{m.get('cores')} cores ({m.get('cpu_model')}), {m.get('memory')}, Linux "
+        + f"{m.get('kernel')}; Python {m.get('python')}, PostgreSQL {m.get('postgres')}, "
+        + f"RabbitMQ {m.get('rabbitmq')}, {m.get('wrk')}; load average at start "
+        + f"{m.get('load_average_at_start')}. Everything (services, Postgres, RabbitMQ, load "
+        + "generator) shares these cores; ratios to the baseline of the same run are the "
+        + "figures to compare across machines.",
+        "",
+        "## Summary",
+        "",
+        *summary_table(figures),
+        "",
+        "⚠ = below half of its baseline (the figure's notes say why and what it would take).",
+        "",
+    ]
+    for key, title in (("ratio", "Ratio to baseline"), ("scaling", "Replica scaling")):
+        if key in made:
+            lines += [f"![{title}]({made[key]})", ""]
+    lines += ["## Figures", ""]
+    for f in figures:
+        lines += figure_section(f, made)
+    if run.get("failures") or broken:
+        lines += ["## Failures", ""]
+        for f in broken:
+            lines += [f"- `{f.get('id', '?')}`: {f.get('error', 'no value measured')}", ""]
+        for failure in run["failures"]:
+            lines += ["```", failure.strip()[-3000:], "```", ""]
+    return "\n".join(lines) + "\n"
+
+
+def write(run: dict[str, Any], results_dir: Path, stamp: str) -> Path:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / f"{stamp}.json").write_text(json.dumps(run, indent=2, default=str) + "\n")
+    made = plots(run, results_dir, stamp)
+    text = markdown(run, made)
+    md = results_dir / f"{stamp}.md"
+    md.write_text(text)
+    (results_dir / "latest.md").write_text(text)
+    return md
