@@ -23,6 +23,17 @@ class Stored:
     pending: bool = False
 
 
+def _stored(row: asyncpg.Record) -> Stored:
+    """A record as read by ``find``, ``lock_and_find`` or ``claim`` (same column names)."""
+    return Stored(
+        row["fingerprint"],
+        row["response_status"],
+        row["response_headers"],
+        row["response_body"],
+        row["pending"],
+    )
+
+
 async def try_lock(conn: Connection, api_key_id: str, key: str) -> bool:
     """Hold (api key, idempotency key) for this transaction; False if a request holds it now."""
     return bool(
@@ -40,14 +51,7 @@ async def lock_and_find(conn: Connection, api_key_id: str, key: str) -> tuple[bo
     assert row is not None  # the function always returns one row
     if not row["got"] or row["fingerprint"] is None:
         return bool(row["got"]), None
-    stored = Stored(
-        row["fingerprint"],
-        row["response_status"],
-        row["response_headers"],
-        row["response_body"],
-        row["pending"],
-    )
-    return True, stored
+    return True, _stored(row)
 
 
 async def find(conn: Connection, api_key_id: str, key: str) -> Stored | None:
@@ -58,15 +62,7 @@ async def find(conn: Connection, api_key_id: str, key: str) -> Stored | None:
         api_key_id,
         key,
     )
-    if row is None:
-        return None
-    return Stored(
-        row["fingerprint"],
-        row["response_status"],
-        row["response_headers"],
-        row["response_body"],
-        row["pending"],
-    )
+    return None if row is None else _stored(row)
 
 
 @dataclass(frozen=True)
@@ -173,13 +169,7 @@ async def claim(
         )
         assert row is not None  # the outer SELECT always yields one row
         if row["fingerprint"] is not None:
-            stored = Stored(
-                row["fingerprint"],
-                row["response_status"],
-                row["response_headers"],
-                row["response_body"],
-                row["pending"],
-            )
+            stored = _stored(row)
             return Claim(None, stored, busy=stored.pending)
         if row["claimed"]:
             return Claim(token, None)
