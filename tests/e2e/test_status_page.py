@@ -50,17 +50,32 @@ async def _restart(suite: Suite, names: tuple[str, ...], extra: dict[str, str]) 
     await asyncio.gather(*(suite.processes[n].wait_ready() for n in names))
 
 
-# Earlier e2e tests (the SDKs') point webhook endpoints at local receivers that are gone by
-# now; their deliveries' retries would fail with connect errors and, counted as the webhooks
-# component's errors, open an incident of their own. Refusing local targets for this module
-# turns those retries into refused_target outcomes, which the status page does not count.
+# Earlier e2e modules (the SDKs') point webhook endpoints at local receivers that are gone by
+# now; their deliveries' retries fail with connect errors, which the status page counts as the
+# webhooks component's errors, and the incident they opened stays open while the component
+# has no traffic ("no data" resolves nothing). This module starts from a clean page: local
+# targets are refused (those retries become refused_target outcomes, which are not counted),
+# one status window passes so the errors already reported age out, and incidents left open by
+# earlier modules are resolved.
 RESTARTED = ("gateway", "status", "webhooks")
 NO_LOCAL_TARGETS = {"CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS": "false"}
+
+
+async def _resolve_leftover_incidents(suite: Suite) -> None:
+    await asyncio.sleep(float(FAST["CLIPMIX_STATUS_WINDOW_SECONDS"]) + 1)
+    conn = await asyncpg.connect(suite.infra.database_url)
+    try:
+        await conn.execute(
+            "UPDATE status.incidents SET resolved_at = now() WHERE resolved_at IS NULL"
+        )
+    finally:
+        await conn.close()
 
 
 @pytest.fixture(scope="module")
 async def fast(suite: Suite) -> AsyncIterator[Suite]:
     await _restart(suite, RESTARTED, {**FAST, **NO_LOCAL_TARGETS})
+    await _resolve_leftover_incidents(suite)
     try:
         yield suite
     finally:
