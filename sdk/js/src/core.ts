@@ -12,8 +12,8 @@ import {
 import { VERSION } from "./version.js";
 
 export const DEFAULT_BASE_URL = "https://api.clipmix.example";
-export const DEFAULT_TIMEOUT_MS = 60_000;
-export const DEFAULT_MAX_RETRIES = 2;
+export const DEFAULT_TIMEOUT_MS = 30_000;
+export const DEFAULT_MAX_RETRIES = 3;
 // Backoff between attempts: 0.5 s, 1 s, 2 s, … capped at 8 s, each jittered down to half so
 // that many clients failing together do not come back together.
 const INITIAL_RETRY_DELAY_MS = 500;
@@ -39,9 +39,9 @@ export interface ClipMixOptions {
   apiKey?: string | undefined;
   /** Defaults to `CLIPMIX_BASE_URL`, then `https://api.clipmix.example`. */
   baseUrl?: string | undefined;
-  /** Deadline of each HTTP attempt in milliseconds (default 60,000). */
+  /** Deadline of each HTTP attempt in milliseconds (default 30,000, as the Python SDK). */
   timeoutMs?: number | undefined;
-  /** How many times a failed request is retried (default 2; 0 turns retries off). */
+  /** How many times a failed request is retried (default 3, as the Python SDK; 0: none). */
   maxRetries?: number | undefined;
   /** A `fetch` implementation; defaults to the global one. */
   fetch?: FetchFunction | undefined;
