@@ -229,6 +229,22 @@ def _cpu_by_service(points: dict[int, Point]) -> dict[str, dict[str, float]]:
     }
 
 
+def _run_costs(
+    meter: CpuMeter, cpu: dict[str, float | None], points: dict[int, Point]
+) -> dict[str, Any]:
+    """What a figure's measuring cost: the bench process's CPU, wall time by phase, the
+    machine's load and the services' CPU."""
+    return {
+        "loadgen_cpu_seconds": round(meter.self_seconds(), 3),
+        "wall_seconds": round(meter.wall_seconds(), 3),
+        "phase_seconds": meter.phases,
+        # Other work on the machine shows here (1-minute load average; 2 cores).
+        "load_average": round(os.getloadavg()[0], 2),
+        "service_cpu_per_second": cpu,
+        "cpu_per_second_by_service": _cpu_by_service(points),
+    }
+
+
 def _busy_machine() -> str:
     load = os.getloadavg()[0]
     if load <= 3:
@@ -681,13 +697,7 @@ async def e2e_live_job(stack: Stack, runs: int, sizes: Sizes) -> dict[str, Any]:
         "baseline": baseline,
         "ratio": round(ratio, 4),
         "ratio_of": "throughput (jobs/s at 1 replica / broker round trips/s)",
-        "loadgen_cpu_seconds": round(meter.self_seconds(), 3),
-        "wall_seconds": round(meter.wall_seconds(), 3),
-        "phase_seconds": meter.phases,
-        # Other work on the machine shows here (1-minute load average; 2 cores).
-        "load_average": round(os.getloadavg()[0], 2),
-        "service_cpu_per_second": cpu,
-        "cpu_per_second_by_service": _cpu_by_service(points),
+        **_run_costs(meter, cpu, points),
         "concurrency": E2E_CONCURRENCY,
         "load_curve": curve,
         "load_curve_generator": "open loop, latency from each job's due time, 1 jobs replica",
@@ -904,13 +914,7 @@ async def webhook_deliveries(stack: Stack, runs: int, sizes: Sizes) -> dict[str,
         "baseline": baseline,
         "ratio": round(ratio, 4),
         "ratio_of": "throughput (deliveries/s at 1 replica / bare POSTs/s)",
-        "loadgen_cpu_seconds": round(meter.self_seconds(), 3),
-        "wall_seconds": round(meter.wall_seconds(), 3),
-        "phase_seconds": meter.phases,
-        # Other work on the machine shows here (1-minute load average; 2 cores).
-        "load_average": round(os.getloadavg()[0], 2),
-        "service_cpu_per_second": cpu,
-        "cpu_per_second_by_service": _cpu_by_service(points),
+        **_run_costs(meter, cpu, points),
         "endpoints": WEBHOOK_ENDPOINTS,
         "errors": receiver.unverified,
         "notes": notes,
@@ -1272,13 +1276,7 @@ async def ledger_reserve_capture(stack: Stack, runs: int, sizes: Sizes) -> dict[
         "baseline": baseline,
         "ratio": round(ratio, 4),
         "ratio_of": "throughput (pairs/s at 1 replica / bare transaction pairs/s)",
-        "loadgen_cpu_seconds": round(meter.self_seconds(), 3),
-        "wall_seconds": round(meter.wall_seconds(), 3),
-        "phase_seconds": meter.phases,
-        # Other work on the machine shows here (1-minute load average; 2 cores).
-        "load_average": round(os.getloadavg()[0], 2),
-        "service_cpu_per_second": cpu,
-        "cpu_per_second_by_service": _cpu_by_service(points),
+        **_run_costs(meter, cpu, points),
         "ledger_sql_direct": {"unit": "pairs/s", "value": direct},
         "ledger_problems": [p["problem"] for p in problems],
         "notes": notes,
