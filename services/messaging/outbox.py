@@ -26,15 +26,25 @@ _RETRY_MAX_SECONDS = 5.0
 _GAUGE_EVERY_SECONDS = 5.0
 
 
+def stage_sql(first: int) -> str:
+    """The INSERT of one outbox row, its parameters numbered from ``$first``; for a caller that
+    writes the row in a statement of its own (``stage_values`` gives the parameters)."""
+    m, e, r, b = (f"${first + i}" for i in range(4))
+    return (
+        f"INSERT INTO outbox (message_id, exchange, routing_key, body) VALUES ({m}, {e}, {r}, {b})"
+    )
+
+
+def stage_values(exchange: str, routing_key: str, env: Envelope) -> tuple[object, ...]:
+    return (env.message_id, exchange, routing_key, env.to_json())
+
+
+_STAGE = stage_sql(1)
+
+
 async def stage(conn: Connection, exchange: str, routing_key: str, env: Envelope) -> None:
     """Write ``env`` to the outbox inside the caller's open transaction."""
-    await conn.execute(
-        "INSERT INTO outbox (message_id, exchange, routing_key, body) VALUES ($1, $2, $3, $4)",
-        env.message_id,
-        exchange,
-        routing_key,
-        env.to_json(),
-    )
+    await conn.execute(_STAGE, *stage_values(exchange, routing_key, env))
 
 
 class BatchPublisher(Protocol):

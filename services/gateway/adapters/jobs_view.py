@@ -9,6 +9,7 @@ import asyncpg
 
 from services.contracts.jobs import TERMINAL, JobSnapshot
 from services.gateway.adapters import idempotency
+from services.messaging import outbox
 from services.messaging.envelope import Envelope
 
 if TYPE_CHECKING:
@@ -62,8 +63,8 @@ async def insert_with_command(
     Idempotency-Key (``answer``), in ONE statement.
 
     Each write used to be a round trip of its own, and the create path is dominated by round
-    trips (docs/performance.md). The outbox row is the one ``messaging.outbox.stage`` writes;
-    the caller wakes the relay after the commit, as for any commit.
+    trips (docs/performance.md). The outbox row is ``messaging.outbox``'s own INSERT; the
+    caller wakes the relay after the commit, as for any commit.
     """
     keep = ""
     if answer is not None:
@@ -71,14 +72,9 @@ async def insert_with_command(
     await conn.execute(
         f"WITH job AS (INSERT INTO jobs ({_COLUMNS})"
         " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15))"
-        f"{keep}"
-        " INSERT INTO outbox (message_id, exchange, routing_key, body)"
-        " VALUES ($16, $17, $18, $19)",
+        f"{keep} {outbox.stage_sql(16)}",
         *_values(snapshot),
-        env.message_id,
-        exchange,
-        env.type,
-        env.to_json(),
+        *outbox.stage_values(exchange, env.type, env),
         *(answer.values() if answer is not None else ()),
     )
 
