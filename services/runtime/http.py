@@ -14,6 +14,7 @@ from aiohttp.typedefs import Middleware
 from pydantic import ValidationError
 
 from services.runtime import metrics
+from services.runtime.params import ParamError
 from services.runtime.traffic import TRAFFIC, classify
 
 log = structlog.get_logger()
@@ -99,8 +100,14 @@ def _from_http_exception(exc: web.HTTPException) -> ApiError:
     if exc.status == 404:
         return ApiError(404, "invalid_request_error", "route_not_found", "No such route.")
     if exc.status == 405:
+        # RFC 9110 §15.5.6: a 405 names the methods the route does allow.
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return ApiError(
-            405, "invalid_request_error", "method_not_allowed", "Method not allowed on this route."
+            405,
+            "invalid_request_error",
+            "method_not_allowed",
+            "Method not allowed on this route.",
+            headers=allow,
         )
     if exc.status == 413:
         return ApiError(
@@ -128,6 +135,10 @@ def edge_middleware(service: str) -> Middleware:
                 response = await handler(request)
             except ApiError as err:
                 response = error_response(err, request_id)
+            except ParamError as err:  # a header, query or path value refused by its rule
+                response = error_response(
+                    invalid_request(err.param, err.message, err.code), request_id
+                )
             except web.HTTPException as exc:
                 if exc.status < 400:
                     raise
