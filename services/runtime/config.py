@@ -23,6 +23,17 @@ class ServiceSettings(BaseSettings):
     # Pool sized to the concurrency one process can use (DESIGN: the Python process is the limit).
     db_pool_min: int = Field(2, ge=1)
     db_pool_max: int = Field(10, ge=1)
+    # Longest wait for a pool connection; past it a request answers 503 with Retry-After.
+    db_acquire_timeout_seconds: float = Field(5.0, gt=0)
+    # Admission control (runtime/admission.py): requests one process works on at once; the
+    # excess answers 503 overloaded + Retry-After at once. Internal services sit behind the
+    # gateway's own bound, so theirs is roomier; the gateway sets its measured value.
+    max_inflight_requests: int = Field(128, ge=1)
+    # Requests that only wait (GET ...?wait=, a Prefer: wait create while it waits): no CPU.
+    max_held_requests: int = Field(1024, ge=1)
+    overload_retry_after_seconds: int = Field(1, ge=1)
+    # Shedding that lasts longer than this counts as errors on the status page.
+    overload_grace_seconds: float = Field(60.0, ge=0)
     # How many unacknowledged messages each consumer holds.
     prefetch: int = Field(32, ge=1)
     outbox_batch_size: int = Field(100, ge=1)

@@ -1,4 +1,4 @@
-"""Postgres pools pinned to one service's schema."""
+"""Postgres pools pinned to one service's schema, and what counts as the database being away."""
 
 from __future__ import annotations
 
@@ -32,20 +32,88 @@ async def _init(conn: asyncpg.Connection) -> None:
         )
 
 
+# How long a caller may wait for a pool connection unless the service sets its own
+# (CLIPMIX_DB_ACQUIRE_TIMEOUT_SECONDS): past it the caller answers 503 instead of queueing on.
+DEFAULT_ACQUIRE_TIMEOUT_SECONDS = 5.0
+
+
+class PoolTimeout(TimeoutError):
+    """No pool connection within the acquire timeout: every connection busy, or none could be
+    opened in time (the database is away or overloaded)."""
+
+
+class Pool(asyncpg.Pool):
+    """An asyncpg pool whose every acquire, including the ones behind ``pool.fetch()`` and
+    friends, is bounded by ``acquire_timeout`` and fails with :class:`PoolTimeout`."""
+
+    def __init__(self, *args: Any, acquire_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+    async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 - asyncpg's signature
+        # Overrides asyncpg's private step both acquire paths (``async with``, ``await``) take,
+        # to name the timeout: a caller can tell "no connection" from any other timeout.
+        try:
+            return await super()._acquire(timeout)  # type: ignore[misc]
+        except TimeoutError as exc:
+            raise PoolTimeout(f"no database connection within {timeout}s") from exc
+
+
 async def create_pool(
-    dsn: str, schema: str, *, min_size: int = 2, max_size: int = 10
+    dsn: str,
+    schema: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT_SECONDS,
 ) -> asyncpg.Pool:
-    """A pool whose connections see ``schema`` first and speak JSON natively."""
-    pool: Any = await asyncpg.create_pool(
+    """A pool whose connections see ``schema`` first and speak JSON natively; waiting for a
+    connection is bounded by ``acquire_timeout`` seconds (then :class:`PoolTimeout`)."""
+    pool = Pool(
         dsn,
+        acquire_timeout=acquire_timeout,
         min_size=min_size,
         max_size=max_size,
+        max_queries=50000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         server_settings={"search_path": schema, "application_name": f"clipmix-{schema}"},
         init=_init,
         reset=_reset,
         command_timeout=30,
     )
-    return pool  # type: ignore[no-any-return]
+    await pool  # opens min_size connections, as asyncpg.create_pool does
+    return pool
+
+
+# Errors that say the database cannot be reached or is going away, not that a statement is wrong:
+# class 08 (connection failures, a connection lost mid-statement), 57P01-03 (shutting down,
+# crashed, starting up), 53300 (no connection slot), a refused or reset socket, no pool
+# connection in time.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    PoolTimeout,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+def unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` means the database is away (retry later), not that the work is wrong."""
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    # asyncpg's own words for "this connection died under you" / "the pool is shutting down".
+    return isinstance(exc, asyncpg.InterfaceError) and (
+        "connection is closed" in str(exc) or "pool is closing" in str(exc)
+    )
 
 
 async def connect(dsn: str, schema: str) -> asyncpg.Connection:

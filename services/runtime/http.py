@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import ValidationError
 
-from services.runtime import metrics
+from services.runtime import db, metrics
 from services.runtime.params import ParamError
 from services.runtime.traffic import TRAFFIC, classify
 
@@ -116,6 +116,44 @@ def _from_http_exception(exc: web.HTTPException) -> ApiError:
     return ApiError(exc.status, "invalid_request_error", "http_error", exc.reason)
 
 
+# A Postgres restart takes seconds: a client retrying sooner than this only adds load.
+_UNAVAILABLE_RETRY_AFTER = "2"
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def _from_failure(
+    request: web.Request, exc: Exception, route: str, request_id: str
+) -> web.StreamResponse:
+    """An unexpected exception as an answer: 499, 503 (database away, retryable) or 500."""
+    if isinstance(exc, ConnectionResetError) and _client_gone(request):
+        # The client hung up (mid-body, or before the answer): nothing failed on our side
+        # and nobody reads this answer; 499 keeps it out of the 5xx figures. A reset of the
+        # database's socket leaves the client's connection open and is not this case.
+        log.info("client_disconnected", method=request.method, route=route)
+        return web.Response(status=499)
+    if db.unavailable(exc):
+        log.warning("database_unavailable", method=request.method, route=route, error=repr(exc))
+        return error_response(
+            ApiError(
+                503,
+                "api_error",
+                "service_unavailable",
+                "The service is briefly unavailable; retry shortly.",
+                headers={"Retry-After": _UNAVAILABLE_RETRY_AFTER},
+            ),
+            request_id,
+        )
+    log.exception("request_failed", method=request.method, route=route)
+    return error_response(
+        ApiError(500, "api_error", "internal_error", "Something went wrong on our side."),
+        request_id,
+    )
+
+
 def new_request_id() -> str:
     return "req_" + secrets.token_hex(12)
 
@@ -143,19 +181,8 @@ def edge_middleware(service: str) -> Middleware:
                 if exc.status < 400:
                     raise
                 response = error_response(_from_http_exception(exc), request_id)
-            except ConnectionResetError:
-                # The client hung up (mid-body, or before the answer): nothing failed on our
-                # side and nobody reads this answer; 499 keeps it out of the 5xx figures.
-                log.info("client_disconnected", method=request.method, route=route)
-                response = web.Response(status=499)
-            except Exception:
-                log.exception("request_failed", method=request.method, route=route)
-                response = error_response(
-                    ApiError(
-                        500, "api_error", "internal_error", "Something went wrong on our side."
-                    ),
-                    request_id,
-                )
+            except Exception as exc:
+                response = _from_failure(request, exc, route, request_id)
             response.headers["Request-Id"] = request_id
             elapsed = time.perf_counter() - started
             metrics.HTTP_REQUESTS.labels(service, request.method, route, str(response.status)).inc()

@@ -118,6 +118,7 @@ def postgres(settings: ServiceSettings, schema: str, migrations: Path) -> Contex
             schema,
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
+            acquire_timeout=settings.db_acquire_timeout_seconds,
         )
         app[POOL] = pool
         yield
