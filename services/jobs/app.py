@@ -90,6 +90,10 @@ def runner_ctx(settings: JobsSettings) -> service.Context:
                     deadlines={s.value: settings.deadline_for(s.value) for s in Service},
                     callback_base=settings.callback_base,
                     artifact_max_bytes=settings.artifact_max_bytes,
+                    submit_retry_seconds=settings.submit_retry_seconds,
+                    retry_backoff_seconds=settings.retry_backoff_seconds,
+                    retry_backoff_max_seconds=settings.retry_backoff_max_seconds,
+                    provider_cancel_wait_seconds=settings.provider_cancel_wait_seconds,
                 ),
                 after_commit=service.wake_relay(app),
             )

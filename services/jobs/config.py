@@ -36,6 +36,23 @@ class JobsSettings(ServiceSettings):
     provider_backoff_seconds: float = Field(
         0.2, ge=0, validation_alias="CLIPMIX_JOBS_PROVIDER_BACKOFF_SECONDS"
     )
+    # A submit the provider could not take (unreachable, 5xx, timeout) is tried again from the
+    # work queue, backing off (jittered, doubling from RETRY_BACKOFF up to RETRY_BACKOFF_MAX),
+    # for this long after admission before the job fails (default: the job's deadline).
+    submit_retry_seconds: float | None = Field(
+        None, gt=0, validation_alias="CLIPMIX_JOBS_SUBMIT_RETRY_SECONDS"
+    )
+    retry_backoff_seconds: float = Field(
+        0.5, gt=0, validation_alias="CLIPMIX_JOBS_RETRY_BACKOFF_SECONDS"
+    )
+    retry_backoff_max_seconds: float = Field(
+        30.0, gt=0, validation_alias="CLIPMIX_JOBS_RETRY_BACKOFF_MAX_SECONDS"
+    )
+    # How long a customer's cancel waits for the provider's cancel (after ours has committed);
+    # past it, or on failure, a runner retries the provider cancel in the background.
+    provider_cancel_wait_seconds: float = Field(
+        5.0, gt=0, validation_alias="CLIPMIX_JOBS_PROVIDER_CANCEL_WAIT_SECONDS"
+    )
 
     # --- the work queue -------------------------------------------------------------------------
     # Polling is the fallback to provider webhooks: how long after a look to look again.

@@ -21,7 +21,7 @@ _COLUMNS = (
 )
 _RUN_COLUMNS = (
     "provider, provider_task_id, admitted_at, next_check_at, deadline_at, attempts, sandbox,"
-    " correlation_id"
+    " correlation_id, resubmissions"
 )
 # Runners wake on this channel. The payload says why: ADMIT (a new live job, or capacity freed)
 # means admission may have work; DUE means a job became due (a provider webhook).
@@ -47,6 +47,17 @@ class Run:
     attempts: int = 0
     sandbox: SandboxOutcome | None = None
     correlation_id: str | None = None
+    resubmissions: int = 0  # provider tasks lost and submitted again
+
+
+@dataclass(frozen=True)
+class ProviderCancel:
+    """A canceled job's provider task still to be canceled at the provider."""
+
+    job_id: str
+    service: Service
+    task_id: str
+    tries: int
 
 
 async def insert(
@@ -83,11 +94,13 @@ async def save(
     """Store ``job`` if the stored one is the version it was derived from.
 
     ``next_check_at`` is when a runner should look at the job again (None: never, it is
-    settled); the provider task id and deadline are only ever set, never cleared.
+    settled; now, if a nudge came during the lease); the provider task id and deadline are only
+    ever set, never cleared. Saving ends the caller's lease.
     """
     status = await conn.execute(
         "UPDATE jobs SET status=$2, output=$3, error=$4, progress=$5, started_at=$6,"
-        " completed_at=$7, version=$8, next_check_at=$10,"
+        " completed_at=$7, version=$8, next_check_at=" + _AFTER_LEASE.format(at="$10") + ","
+        " leased_until=NULL, nudged=false,"
         " provider_task_id=coalesce($11, provider_task_id),"
         " deadline_at=coalesce($12, deadline_at), updated_at=now()"
         " WHERE id=$1 AND version=$9",
@@ -109,6 +122,13 @@ async def save(
     if job.status.value in ("completed", "failed", "canceled"):
         # Capacity was freed: a waiting job may now be admitted.
         await conn.execute("SELECT pg_notify($1, $2)", WORK_CHANNEL, ADMIT)
+
+
+# When a runner lets go of a row: at the time it asked for, or now if a provider webhook nudged
+# the row while it was leased (the nudge was kept waiting so that nobody else took the row).
+_AFTER_LEASE = (
+    "(CASE WHEN nudged AND {at}::timestamptz IS NOT NULL THEN least({at}, now()) ELSE {at} END)"
+)
 
 
 async def get(conn: Connection, job_id: str, *, lock: bool = False) -> Run | None:
@@ -162,8 +182,9 @@ async def admit(conn: Connection, *, account_limit: int, lane_limit: int, batch:
 
 
 async def claim(conn: Connection, free: Mapping[Service, int], lease_seconds: float) -> list[Run]:
-    """Take due jobs for this runner, at most ``free[lane]`` per lane (product service): their
-    next look moves ``lease_seconds`` ahead, so nobody else takes them unless this runner dies.
+    """Take due jobs for this runner, at most ``free[lane]`` per lane (product service), under a
+    lease of ``lease_seconds``: nobody else takes them before it runs out (a nudge included),
+    and their next look moves to its end, so they come back if this runner dies.
     One statement for every lane: a runner's tick costs one round trip, not one per lane."""
     lanes = [(lane.value, n) for lane, n in free.items() if n > 0]
     if not lanes:
@@ -177,8 +198,10 @@ async def claim(conn: Connection, free: Mapping[Service, int], lease_seconds: fl
                 SELECT id FROM jobs
                 WHERE next_check_at <= now() AND service = lane.service
                   AND status IN ('queued', 'processing')
+                  AND (leased_until IS NULL OR leased_until <= now())
                 ORDER BY next_check_at LIMIT lane.n FOR UPDATE SKIP LOCKED) d)
-        UPDATE jobs j SET next_check_at = now() + make_interval(secs => $3)
+        UPDATE jobs j SET next_check_at = now() + make_interval(secs => $3),
+            leased_until = now() + make_interval(secs => $3), nudged = false
         FROM due WHERE j.id = due.id
         RETURNING {returning}
         """,
@@ -198,9 +221,11 @@ async def seconds_to_next_due(conn: Connection) -> float | None:
 
 
 async def reschedule(conn: Connection, job_id: str, at: datetime, version: int) -> None:
-    """Look again at ``at`` (a poll, a retry), unless the job moved on meanwhile."""
+    """Look again at ``at`` (a poll, a retry), unless the job moved on meanwhile. Ends the
+    caller's lease."""
     await conn.execute(
-        "UPDATE jobs SET next_check_at=$2, attempts=attempts+1 WHERE id=$1 AND version=$3"
+        "UPDATE jobs SET next_check_at=" + _AFTER_LEASE.format(at="$2") + ","
+        " attempts=attempts+1, leased_until=NULL, nudged=false WHERE id=$1 AND version=$3"
         " AND status IN ('queued', 'processing')",
         job_id,
         at,
@@ -209,16 +234,85 @@ async def reschedule(conn: Connection, job_id: str, at: datetime, version: int) 
 
 
 async def nudge(conn: Connection, job_id: str) -> bool:
-    """Look at a running job now (its provider said it changed). False when not running."""
-    row = await conn.fetchval(
-        "UPDATE jobs SET next_check_at = now() WHERE id=$1 AND status='processing'"
-        " AND provider_task_id IS NOT NULL RETURNING 1",
+    """Look at a running job now (its provider said it changed). False when not running.
+
+    A leased row is not made due (that would hand it to a second runner while the first still
+    works on it): it is marked, and becomes due as soon as its holder lets go."""
+    leased = await conn.fetchval(
+        "UPDATE jobs SET nudged = coalesce(leased_until > now(), false),"
+        " next_check_at = CASE WHEN leased_until > now() THEN next_check_at ELSE now() END"
+        " WHERE id=$1 AND status='processing' AND provider_task_id IS NOT NULL"
+        " RETURNING coalesce(leased_until > now(), false)",
         job_id,
     )
-    if row is None:
+    if leased is None:
         return False
-    await conn.execute("SELECT pg_notify($1, $2)", WORK_CHANNEL, DUE)
+    if not leased:
+        await conn.execute("SELECT pg_notify($1, $2)", WORK_CHANNEL, DUE)
     return True
+
+
+async def replace_task(conn: Connection, run: Run, task_id: str, next_check_at: datetime) -> None:
+    """Store the task that replaces one the provider lost (``run.provider_task_id``), counting
+    the resubmission; ends the caller's lease. StaleJob if the job moved on meanwhile."""
+    done = await conn.fetchval(
+        "UPDATE jobs SET provider_task_id=$4, resubmissions=resubmissions+1,"
+        " next_check_at=" + _AFTER_LEASE.format(at="$5") + ", leased_until=NULL, nudged=false"
+        " WHERE id=$1 AND version=$2 AND status='processing' AND provider_task_id=$3"
+        " AND resubmissions=$6 RETURNING 1",
+        run.job.id,
+        run.job.version,
+        run.provider_task_id,
+        task_id,
+        next_check_at,
+        run.resubmissions,
+    )
+    if done is None:
+        raise StaleJob(run.job.id)
+
+
+# --- provider cancels still to do (the customer's cancel has committed) ----------------------
+
+
+async def want_provider_cancel(conn: Connection, job_id: str, task_id: str, at: datetime) -> None:
+    """Remember that ``task_id`` must be canceled at the provider; a runner tries from ``at``
+    (the caller's own first try counts as one)."""
+    await conn.execute(
+        "UPDATE jobs SET provider_task_id = $2,"
+        " provider_cancel_at = $3, provider_cancel_tries = 1 WHERE id=$1",
+        job_id,
+        task_id,
+        at,
+    )
+
+
+async def claim_provider_cancels(
+    conn: Connection, limit: int, lease_seconds: float
+) -> list[ProviderCancel]:
+    """Take due provider cancels, leased like jobs (their next try moves past the lease)."""
+    rows = await conn.fetch(
+        """
+        UPDATE jobs j SET provider_cancel_at = now() + make_interval(secs => $2),
+            provider_cancel_tries = j.provider_cancel_tries + 1
+        FROM (SELECT id FROM jobs WHERE provider_cancel_at <= now()
+              ORDER BY provider_cancel_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
+        WHERE j.id = due.id
+        RETURNING j.id, j.service, j.provider_task_id, j.provider_cancel_tries
+        """,
+        limit,
+        lease_seconds,
+    )
+    return [
+        ProviderCancel(
+            r["id"], Service(r["service"]), r["provider_task_id"], r["provider_cancel_tries"]
+        )
+        for r in rows
+    ]
+
+
+async def provider_cancel_later(conn: Connection, job_id: str, at: datetime | None) -> None:
+    """Try the provider cancel again at ``at``; None: it is done (or given up)."""
+    await conn.execute("UPDATE jobs SET provider_cancel_at=$2 WHERE id=$1", job_id, at)
 
 
 async def notify_work(conn: Connection) -> None:
@@ -254,6 +348,7 @@ def _run(row: asyncpg.Record) -> Run:
         attempts=row["attempts"],
         sandbox=SandboxOutcome.model_validate(sandbox) if sandbox is not None else None,
         correlation_id=row["correlation_id"],
+        resubmissions=row["resubmissions"],
     )
 
 

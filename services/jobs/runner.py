@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,17 +24,24 @@ from services.contracts.jobs import TERMINAL, JobStatus, Service
 from services.jobs import repository
 from services.jobs.adapters.artifacts import LocalArtifactStore
 from services.jobs.announce import PROCESS, announce
+from services.jobs.cancel import retry_delay, stop_at_provider
 from services.jobs.domain.providers import (
     ErrorCode,
+    NotFoundAtProvider,
     Provider,
     ProviderFailure,
     TaskState,
     TaskStatus,
 )
 from services.jobs.metrics import JOBS_IN_FLIGHT
-from services.jobs.repository import Run, StaleJob
+from services.jobs.repository import ProviderCancel, Run, StaleJob
 
 log = structlog.get_logger()
+
+# A job whose provider loses its task more often than this fails (the deadline bounds it too).
+MAX_RESUBMISSIONS = 3
+# Provider cancels a runner takes up per admission pass.
+_CANCELS_PER_TICK = 16
 
 
 @dataclass(frozen=True)
@@ -48,10 +55,25 @@ class RunnerConfig:
     deadlines: Mapping[str, float]
     callback_base: str
     artifact_max_bytes: int
+    # A submit the provider could not take is retried from the queue for this long after
+    # admission (None: up to the job's deadline), backing off from ``retry_backoff_seconds``
+    # (doubling, jittered) up to ``retry_backoff_max_seconds``.
+    submit_retry_seconds: float | None = None
+    retry_backoff_seconds: float = 0.5
+    retry_backoff_max_seconds: float = 30.0
+    # How long a provider cancel may take before it is left to a later try.
+    provider_cancel_wait_seconds: float = 5.0
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def submission_key(job_id: str, resubmissions: int) -> str:
+    """The provider idempotency key of a job's task: the job id, then ``<job id>.<n>`` for the
+    n-th task submitted after the provider lost the one before (a fresh key, in case the
+    provider kept the old key with the lost task; the same n after a crash, so no duplicate)."""
+    return job_id if resubmissions == 0 else f"{job_id}.{resubmissions}"
 
 
 class Runner:
@@ -76,6 +98,10 @@ class Runner:
         self._admitted_at = 0.0
         self._in_flight: dict[Service, int] = dict.fromkeys(Service, 0)
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def config(self) -> RunnerConfig:
+        return self._config
 
     def wake(self, *args: Any) -> None:
         """Also the LISTEN callback: (connection, pid, channel, payload)."""
@@ -114,6 +140,7 @@ class Runner:
         now = time.monotonic()
         admit = self._admit_due or now - self._admitted_at >= cfg.tick_seconds
         free = {lane: cfg.lane_parallelism - self._in_flight[lane] for lane in Service}
+        cancels: list[ProviderCancel] = []
         # One transaction for both: a tick is a handful of round trips.
         async with self._pool.acquire() as conn, conn.transaction():
             if admit:
@@ -122,7 +149,14 @@ class Runner:
                 await repository.admit(
                     conn, account_limit=cfg.account_limit, lane_limit=cfg.lane_limit, batch=500
                 )
+                # Provider cancels left over by customers' cancels: at admission's pace (at
+                # least every tick), not on every wake-up.
+                cancels = await repository.claim_provider_cancels(
+                    conn, _CANCELS_PER_TICK, cfg.lease_seconds
+                )
             runs = await repository.claim(conn, free, cfg.lease_seconds)
+        for todo in cancels:
+            self._track(asyncio.create_task(self._stop_at_provider(todo)))
         for run in runs:
             self._spawn(run)
         if runs:
@@ -136,15 +170,32 @@ class Runner:
         self._in_flight[lane] += 1
         JOBS_IN_FLIGHT.labels(PROCESS, lane.value).inc()
         task = asyncio.create_task(self.work(run), name=f"job-{run.job.id}")
-        self._tasks.add(task)
+        self._track(task)
 
         def done(t: asyncio.Task[None]) -> None:
-            self._tasks.discard(t)
             self._in_flight[lane] -= 1
             JOBS_IN_FLIGHT.labels(PROCESS, lane.value).dec()
             self._wake.set()
 
         task.add_done_callback(done)
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _stop_at_provider(self, todo: ProviderCancel) -> None:
+        with structlog.contextvars.bound_contextvars(job_id=todo.job_id):
+            try:
+                await stop_at_provider(
+                    self._pool,
+                    self._providers[todo.service],
+                    todo,
+                    wait=self._config.provider_cancel_wait_seconds,
+                    backoff=self._config.retry_backoff_seconds,
+                    backoff_max=self._config.retry_backoff_max_seconds,
+                )
+            except Exception as exc:  # its lease runs out and it is tried again
+                log.exception("provider_cancel_work_failed", error=repr(exc))
 
     async def work(self, run: Run) -> None:
         """One look at one job: start it, follow it, or settle it."""
@@ -187,10 +238,23 @@ class Runner:
         provider = self._providers[job.service]
         callback = f"{self._config.callback_base}/provider-webhooks/{provider.name}/{job.id}"
         try:
-            state = await provider.submit(job.id, job.service, job.input, callback)
+            state = await provider.submit(
+                submission_key(job.id, run.resubmissions), job.service, job.input, callback
+            )
         except ProviderFailure as failure:
-            log.warning("provider_submit_failed", code=failure.code, detail=failure.detail)
-            await self._settle(run, JobStatus.FAILED, error=failure.error())
+            retry_at = self._submit_retry_at(run, failure)
+            log.warning(
+                "provider_submit_failed",
+                code=failure.code,
+                detail=failure.detail,
+                retry_at=retry_at.isoformat() if retry_at else None,
+            )
+            if retry_at is not None:
+                # The provider is away or busy: the job waits in the queue (its submit is
+                # idempotent on our job id), not the customer's failure yet.
+                await self._reschedule(run, retry_at)
+            else:
+                await self._settle(run, JobStatus.FAILED, error=failure.error())
             return
         now = _now()
         started = job.transition(JobStatus.PROCESSING, now)
@@ -206,13 +270,7 @@ class Runner:
                     deadline_at=deadline,
                 )
         except StaleJob:
-            # Moved on while we were submitting. If it was canceled, the task we started must
-            # not run on; if another runner started it, that is the same task (same idempotency
-            # key) and it must be left alone.
-            async with self._pool.acquire() as conn:
-                current = await repository.get(conn, job.id)
-            if current is not None and current.job.status is JobStatus.CANCELED:
-                await self._cancel_quietly(provider, state.task_id)
+            await self._moved_on_after_submit(run, state.task_id)
             raise
         self._after_commit()
         log.info("provider_task_started", provider=provider.name, task_id=state.task_id)
@@ -243,6 +301,10 @@ class Runner:
             return
         try:
             state = known or await provider.fetch(run.provider_task_id)
+        except NotFoundAtProvider:
+            # The provider lost a task we submitted: not the customer's failure.
+            await self._resubmit(run, provider, now)
+            return
         except ProviderFailure as failure:
             if failure.retryable:
                 await self._poll_later(run, now)
@@ -320,8 +382,81 @@ class Runner:
         at = now + timedelta(seconds=self._config.poll_seconds)
         if run.deadline_at is not None:
             at = min(at, run.deadline_at)
+        await self._reschedule(run, at)
+
+    async def _reschedule(self, run: Run, at: datetime) -> None:
         async with self._pool.acquire() as conn:
             await repository.reschedule(conn, run.job.id, at, run.job.version)
+
+    def _submit_retry_at(self, run: Run, failure: ProviderFailure) -> datetime | None:
+        """When to submit again after ``failure``; None when the job should fail now."""
+        if not failure.retryable:
+            return None
+        cfg = self._config
+        now = _now()
+        window = cfg.deadlines.get(run.job.service.value, 3600.0)
+        if cfg.submit_retry_seconds is not None:
+            window = min(window, cfg.submit_retry_seconds)
+        end = (run.admitted_at or now) + timedelta(seconds=window)
+        if now >= end:
+            return None
+        # ``attempts`` of a queued job counts exactly its rescheduled submits.
+        delay = retry_delay(run.attempts, cfg.retry_backoff_seconds, cfg.retry_backoff_max_seconds)
+        return min(now + timedelta(seconds=delay), end)
+
+    async def _resubmit(self, run: Run, provider: Provider, now: datetime) -> None:
+        """Submit again a task the provider lost (404 on its read), under a fresh idempotency
+        key; the job keeps its deadline, which bounds how often this can happen."""
+        job = run.job
+        lost = run.provider_task_id
+        assert lost is not None
+        n = run.resubmissions + 1
+        log.warning("provider_task_lost", task_id=lost, resubmission=n)
+        if n > MAX_RESUBMISSIONS:
+            error = ProviderFailure(ErrorCode.PROVIDER_ERROR, "tasks lost").error()
+            await self._settle(run, JobStatus.FAILED, error=error)
+            return
+        callback = f"{self._config.callback_base}/provider-webhooks/{provider.name}/{job.id}"
+        try:
+            state = await provider.submit(
+                submission_key(job.id, n), job.service, job.input, callback
+            )
+        except ProviderFailure as failure:
+            if failure.retryable:
+                await self._poll_later(run, now)  # the next look finds it lost and tries again
+            else:
+                await self._settle(run, JobStatus.FAILED, error=failure.error())
+            return
+        at = now + timedelta(seconds=self._config.poll_seconds)
+        if run.deadline_at is not None:
+            at = min(at, run.deadline_at)
+        try:
+            async with self._pool.acquire() as conn:
+                await repository.replace_task(conn, run, state.task_id, at)
+        except StaleJob:
+            await self._moved_on_after_submit(run, state.task_id)
+            raise
+        log.info("provider_task_resubmitted", task_id=state.task_id, lost_task_id=lost)
+        if state.status is not TaskStatus.RUNNING:
+            await self._follow(
+                replace(run, provider_task_id=state.task_id, resubmissions=n), known=state
+            )
+
+    async def _moved_on_after_submit(self, run: Run, task_id: str) -> None:
+        """The job moved on while we were submitting. If it was canceled, the task we started
+        must not run on; if another runner started it, that is the same task (same idempotency
+        key) and it must be left alone."""
+        async with self._pool.acquire() as conn:
+            current = await repository.get(conn, run.job.id)
+            if current is None or current.job.status is not JobStatus.CANCELED:
+                return
+            if current.provider_task_id not in (None, task_id, run.provider_task_id):
+                return  # a task we never saw: whoever started it looks after it
+            await repository.want_provider_cancel(
+                conn, run.job.id, task_id, _now() + timedelta(seconds=self._config.lease_seconds)
+            )
+        todo = ProviderCancel(run.job.id, run.job.service, task_id, tries=1)
+        await self._stop_at_provider(todo)
 
     @staticmethod
     async def _cancel_quietly(provider: Provider, task_id: str) -> None:

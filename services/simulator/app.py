@@ -186,8 +186,16 @@ async def get_prediction(request: web.Request) -> web.Response:
     return json_response(_prediction(request, _task(request, "predictions")))
 
 
+async def _slow_cancel(request: web.Request) -> None:
+    state = request.app[STATE]
+    state.cancel_requests += 1
+    if state.config.cancel_delay_seconds:
+        await asyncio.sleep(state.config.cancel_delay_seconds)
+
+
 async def cancel_prediction(request: web.Request) -> web.Response:
     _auth(request, header="Authorization")
+    await _slow_cancel(request)
     task = _task(request, "predictions")
     if task.status(time.monotonic()) in ("starting", "processing"):
         task.canceled = True
@@ -244,6 +252,7 @@ async def get_dubbing(request: web.Request) -> web.Response:
 
 async def delete_dubbing(request: web.Request) -> web.Response:
     _auth(request, header="xi-api-key")
+    await _slow_cancel(request)
     task = _task(request, "dubbing")
     if task.status(time.monotonic()) in ("starting", "processing"):
         task.canceled = True
@@ -358,6 +367,13 @@ async def stats(request: web.Request) -> web.Response:
     return json_response(request.app[STATE].stats())
 
 
+async def forget(request: web.Request) -> web.Response:
+    """Lose a task (reads answer 404, its idempotency key is free): a provider's data loss."""
+    if not request.app[STATE].forget(request.match_info["id"]):
+        raise ApiError(404, "invalid_request_error", "not_found", "Not found.")
+    return json_response({"forgotten": True})
+
+
 async def reset(request: web.Request) -> web.Response:
     request.app[STATE].reset()
     return json_response({"reset": True})
@@ -407,6 +423,7 @@ def create_app(settings: SimulatorSettings) -> web.Application:
     r.add_post("/__admin/config", set_config)
     r.add_get("/__admin/stats", stats)
     r.add_post("/__admin/reset", reset)
+    r.add_post("/__admin/forget/{id}", forget)
     return app
 
 

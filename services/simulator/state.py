@@ -25,6 +25,8 @@ class Config:
     hang_seconds: float = 30.0
     # Output URLs stop working after this.
     url_ttl_seconds: float = 3600.0
+    # A cancel (of a prediction or a dubbing) is answered this late: a slow provider cancel.
+    cancel_delay_seconds: float = 0.0
 
     def update(self, changes: dict[str, Any]) -> None:
         for name, value in changes.items():
@@ -71,6 +73,7 @@ class State:
     tasks_by_key: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
     webhooks_sent: int = 0
+    cancel_requests: int = 0
     rng: random.Random = field(default_factory=random.Random)
 
     def roll_failure(self) -> str | None:
@@ -110,6 +113,16 @@ class State:
         self.tasks_by_key[key] += 1
         return task
 
+    def forget(self, task_id: str) -> bool:
+        """Lose a task as a provider might: its reads answer 404 and its idempotency key is
+        free again. False when there is no such task."""
+        task = self.tasks.pop(task_id, None)
+        if task is None:
+            return False
+        if self.by_key.get(task.key) == task_id:
+            del self.by_key[task.key]
+        return True
+
     def stats(self) -> dict[str, Any]:
         return {
             "tasks_created": sum(self.tasks_by_key.values()),
@@ -118,6 +131,7 @@ class State:
             "failures": dict(self.failures),
             "webhooks_sent": self.webhooks_sent,
             "canceled": sum(1 for t in self.tasks.values() if t.canceled),
+            "cancel_requests": self.cancel_requests,
         }
 
     def reset(self) -> None:
@@ -127,3 +141,4 @@ class State:
         self.tasks_by_key.clear()
         self.failures.clear()
         self.webhooks_sent = 0
+        self.cancel_requests = 0

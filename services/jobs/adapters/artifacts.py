@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import re
+import secrets
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +74,12 @@ class LocalArtifactStore:
 
 def _write_atomically(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)  # two replicas writing the same result: the last rename wins whole
+    # A temp name of its own per write (not per process): two writes of the same result, from
+    # two replicas or two coroutines of one, never share (or rename away) each other's file.
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, target)  # the last rename wins, whole
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from services.jobs.domain.providers import ErrorCode, ProviderFailure
+from services.jobs.domain.providers import ErrorCode, NotFoundAtProvider, ProviderFailure
 from services.jobs.metrics import PROVIDER_CALLS
 
 # Worth another try: the provider is busy or briefly away.
@@ -35,7 +35,7 @@ def failure_for_status(status: int, detail: str) -> ProviderFailure:
     if status in (400, 413, 415, 422):
         return ProviderFailure(ErrorCode.PROVIDER_REJECTED_INPUT, detail)
     if status in (404, 410):
-        return ProviderFailure(ErrorCode.ARTIFACT_UNAVAILABLE, detail)
+        return NotFoundAtProvider(detail)
     # 401/403 and the rest: our configuration or the provider is wrong; not the customer's input.
     return ProviderFailure(ErrorCode.PROVIDER_ERROR, detail)
 

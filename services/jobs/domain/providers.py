@@ -46,6 +46,14 @@ class ProviderFailure(Exception):
         return {"code": self.code.value, "message": MESSAGES[self.code]}
 
 
+class NotFoundAtProvider(ProviderFailure):
+    """The provider does not know what we asked about (HTTP 404/410): on a task read, the
+    provider lost a task we submitted."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(ErrorCode.ARTIFACT_UNAVAILABLE, detail)
+
+
 class TaskStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"

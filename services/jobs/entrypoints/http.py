@@ -48,7 +48,11 @@ async def cancel(request: web.Request) -> web.Response:
         raise _not_found()
     try:
         snapshot = await cancel_job(
-            request.app[POOL], request.app[PROVIDERS], request.match_info["job_id"], account_id
+            request.app[POOL],
+            request.app[PROVIDERS],
+            request.match_info["job_id"],
+            account_id,
+            provider_wait=request.app[RUNNER].config.provider_cancel_wait_seconds,
         )
     except NotFound as exc:
         raise _not_found() from exc
