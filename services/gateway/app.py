@@ -11,7 +11,8 @@ from pydantic import Field
 from services.contracts.routing import GATEWAY_JOB_EVENTS, QUEUES
 from services.gateway.adapters import idempotency
 from services.gateway.adapters.ratelimit import Limit
-from services.gateway.entrypoints import edge, events, http, idempotent, proxy
+from services.gateway.entrypoints import downstream, edge, events, http, idempotent, proxy
+from services.gateway.entrypoints.held import HELD, HeldRequests
 from services.runtime import service
 from services.runtime.config import ServiceSettings
 
@@ -34,6 +35,20 @@ class GatewaySettings(ServiceSettings):
     rate_limit_enabled: bool = True
     rate_limit_per_second: float = Field(50.0, gt=0)
     rate_limit_burst: int = Field(100, ge=1)
+    # Connections the gateway may open to each service behind it (a pool per service), so a
+    # flood of one kind of call cannot take the connections another needs (creates' reserves).
+    downstream_connections: int = Field(64, ge=1)
+    # Held event reads (GET /api/v1/events?wait=N) have their own pool of this many; past it,
+    # one more answers 503 at once instead of queueing for a connection.
+    held_event_connections: int = Field(64, ge=1)
+    # Held requests (Prefer: wait and events?wait) one API key may have open at once, per
+    # replica; one more answers 429 too_many_held_requests.
+    held_requests_per_key: int = Field(10, ge=1)
+    # Admission control (runtime/admission.py), sized on the 2-core bench machine: past ~32
+    # creates in flight a process only gets slower (docs/performance.md, Overload). One key may
+    # hold half of them; its excess answers 429 too_many_concurrent_requests.
+    max_inflight_requests: int = Field(32, ge=1)
+    max_inflight_per_key: int = Field(16, ge=1)
 
 
 async def _purge_idempotency(app: web.Application) -> int:
@@ -55,14 +70,22 @@ def create_app(settings: GatewaySettings) -> web.Application:
         ),
         client_max_size=settings.max_body_bytes,
         report_traffic=True,
+        key_of=edge.key_identity,
+        per_key_limit=settings.max_inflight_per_key,
     )
     limit = Limit(settings.rate_limit_per_second, settings.rate_limit_burst)
     edge.install(app, limit if settings.rate_limit_enabled else None)
+    app.cleanup_ctx.append(
+        downstream.context(
+            settings, settings.downstream_connections, settings.held_event_connections
+        )
+    )
+    app[HELD] = HeldRequests(settings.held_requests_per_key, settings.held_event_connections)
     app[idempotent.IDEMPOTENCY_LEASE] = timedelta(seconds=settings.idempotency_lease_seconds)
     app[http.PUBLIC_BASE_URL] = settings.public_base_url.rstrip("/")
     app[http.IDEMPOTENCY_TTL] = timedelta(hours=settings.idempotency_ttl_hours)
     http.add_routes(app, settings)
-    proxy.add_routes(app, settings)
+    proxy.add_routes(app)
     return app
 
 

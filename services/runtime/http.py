@@ -15,13 +15,17 @@ from pydantic import ValidationError
 
 from services.runtime import db, metrics
 from services.runtime.params import ParamError
-from services.runtime.traffic import TRAFFIC, classify
+from services.runtime.traffic import LATENCY_EXEMPT, TRAFFIC, classify
 
 log = structlog.get_logger()
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REQUEST_ID = web.RequestKey("request_id", str)
+# Set by runtime/admission.py on a request it refused for overload: True while the overload is
+# short (the process protecting itself: left out of the status page and the 5xx log), False once
+# it has lasted (then customers feel it, and it counts as the platform's error).
+SHED_FORGIVEN = web.RequestKey("shed_forgiven", bool)
 
 
 class ApiError(Exception):
@@ -188,10 +192,19 @@ def edge_middleware(service: str) -> Middleware:
             metrics.HTTP_REQUESTS.labels(service, request.method, route, str(response.status)).inc()
             metrics.HTTP_DURATION.labels(service, request.method, route).observe(elapsed)
             reporter = request.app.get(TRAFFIC)
-            if reporter is not None and reporter.enabled and (component := classify(request.path)):
+            # A short overload's refusals count nowhere (runtime/admission.py); a lasting one does.
+            forgiven = request.get(SHED_FORGIVEN, False)
+            if (
+                reporter is not None
+                and reporter.enabled
+                and not forgiven
+                and (component := classify(request.path))
+            ):
                 # Only the platform's failures count: a customer's 4xx/402/429 is not an error.
-                reporter.record(component, error=response.status >= 500, latency_seconds=elapsed)
-            if response.status >= 500:
+                # Held and sandbox requests' durations are the customer's (traffic.LATENCY_EXEMPT).
+                latency = None if request.get(LATENCY_EXEMPT) else elapsed
+                reporter.record(component, error=response.status >= 500, latency_seconds=latency)
+            if response.status >= 500 and not forgiven:
                 log.warning("request_5xx", route=route, status=response.status)
             return response
 

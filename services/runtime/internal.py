@@ -9,6 +9,7 @@ raises :class:`Unavailable`, which the caller turns into its own outcome (usuall
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -60,11 +61,21 @@ def guard(token: str) -> Any:
     return middleware
 
 
+def new_session(limit: int) -> aiohttp.ClientSession:
+    """A client session with its own pool of at most ``limit`` connections."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=limit),
+        json_serialize=lambda v: orjson.dumps(v).decode(),
+    )
+
+
 async def http_session(app: web.Application) -> AsyncIterator[None]:
-    """One client session per process for every outgoing internal call."""
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=256), json_serialize=lambda v: orjson.dumps(v).decode()
-    ) as session:
+    """One client session per process for outgoing calls without a pool of their own.
+
+    A caller whose calls may pile up (the gateway's held event reads, downloads) gives each
+    downstream its own session (``new_session``) so one cannot take another's connections.
+    """
+    async with new_session(256) as session:
         app[HTTP_SESSION] = session
         yield
 
@@ -85,6 +96,53 @@ class InternalClient:
         """The default deadline of a call, in seconds."""
         return self._timeout
 
+    def _headers(
+        self, headers: dict[str, str] | None, request: web.Request | None
+    ) -> dict[str, str]:
+        sent = {TOKEN_HEADER: self._token, **(headers or {})}
+        if request is not None and REQUEST_ID in request:
+            sent["Request-Id"] = request[REQUEST_ID]
+        return sent
+
+    @contextlib.asynccontextmanager
+    async def open(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        request: web.Request | None = None,
+        read_timeout: float | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The answer with its body unread, for relaying it in pieces (large files).
+
+        The deadline covers the connection and the answer's head; each later read of the body
+        may take up to ``read_timeout`` (the deadline by default). A failure to get the head
+        raises :class:`Unavailable`; a failure while reading the body is the caller's.
+        """
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=self._timeout,
+            sock_connect=self._timeout,
+            sock_read=read_timeout or self._timeout,
+        )
+        try:
+            async with asyncio.timeout(self._timeout):
+                resp = await self._session.request(
+                    method,
+                    self._base + path,
+                    params=params,
+                    headers=self._headers(headers, request),
+                    timeout=timeout,
+                )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise Unavailable(f"{method} {self._base}{path}: {type(exc).__name__}") from exc
+        try:
+            yield resp
+        finally:
+            resp.release()
+
     async def call(
         self,
         method: str,
@@ -97,9 +155,7 @@ class InternalClient:
         request: web.Request | None = None,
     ) -> Reply:
         """``path`` starts with ``/``; ``request`` passes its Request-Id along for the logs."""
-        sent = {TOKEN_HEADER: self._token, **(headers or {})}
-        if request is not None and REQUEST_ID in request:
-            sent["Request-Id"] = request[REQUEST_ID]
+        sent = self._headers(headers, request)
         data = orjson.dumps(json) if json is not None else None
         if data is not None:
             sent["Content-Type"] = "application/json"

@@ -105,13 +105,22 @@ def text_rule(max_length: int = MAX_LENGTH) -> Rule:
     return lambda value, name: text(value, param=name, max_length=max_length)
 
 
-def query(items: Iterable[tuple[str, str]], rules: Mapping[str, Rule]) -> dict[str, str]:
-    """Every query pair checked: a known name, given once, its value passing its rule."""
+def query(
+    items: Iterable[tuple[str, str]], rules: Mapping[str, Rule], *, unknown: bool = False
+) -> dict[str, str]:
+    """The query pairs ``rules`` name, each given once and passing its rule.
+
+    A name without a rule is refused (``parameter_unknown``), or with ``unknown=True`` left out
+    of the answer unread (a caller then passes on only what was checked).
+    """
     found: dict[str, str] = {}
     for name, value in items:
-        shown = text(name, param="query", max_length=64)
-        if shown not in rules:
+        if name not in rules:
+            if unknown:
+                continue
+            shown = text(name, param="query", max_length=64)
             raise ParamError(shown, f"Unknown parameter: {shown}.", "parameter_unknown")
+        shown = name
         if shown in found:
             raise ParamError(shown, f"{shown} is given more than once.")
         text(value, param=shown)

@@ -92,8 +92,11 @@ class TrafficReporter:
         self._clock = clock
         self._pending: dict[tuple[str, float], _Counts] = {}
 
-    def record(self, component: str, *, error: bool, latency_seconds: float) -> None:
-        """Count one outcome; ``error`` only for the platform's failures (5xx, timeouts)."""
+    def record(self, component: str, *, error: bool, latency_seconds: float | None) -> None:
+        """Count one outcome; ``error`` only for the platform's failures (5xx, timeouts).
+
+        ``latency_seconds=None`` counts the outcome without a latency (see ``LATENCY_EXEMPT``).
+        """
         if not self.enabled:
             return
         now = self._clock()
@@ -104,7 +107,8 @@ class TrafficReporter:
         counts.count += 1
         if error:
             counts.errors += 1
-        counts.latency[bisect_left(LATENCY_BOUNDS, latency_seconds)] += 1
+        if latency_seconds is not None:
+            counts.latency[bisect_left(LATENCY_BOUNDS, latency_seconds)] += 1
 
     def take(self) -> TrafficReported | None:
         """Everything counted since the last take, as one message (``None`` when idle)."""
@@ -158,6 +162,15 @@ class TrafficReporter:
 
 
 TRAFFIC = web.AppKey("traffic", TrafficReporter)
+# Set on a request whose duration says nothing about the platform: a held request (Prefer: wait,
+# events?wait) lasts as long as the customer asked, and a sandbox key's traffic is the
+# customer's to shape. Its outcome still counts (a 5xx is ours whoever asked); its time does not.
+LATENCY_EXEMPT = web.RequestKey("traffic_latency_exempt", bool)
+
+
+def exempt_latency(request: web.Request) -> None:
+    """Keep this request's duration out of the status page's latency signal."""
+    request[LATENCY_EXEMPT] = True
 
 
 def flusher(

@@ -105,7 +105,8 @@ async def test_webhook_routes_go_to_the_keys_endpoint(
     assert answer.json()["tail"] == tail and answer.json()["body"] == body
     seen = fake.seen[-1]
     assert (seen.method, seen.path) == (method, f"/internal/v1/keys/{key.id}/webhook{tail}")
-    assert seen.query == {"limit": "3"}
+    # Only a parameter the route reads is checked and passed on; others are left behind.
+    assert seen.query == ({"limit": "3"} if tail == "/deliveries" else {})
     assert seen.headers["X-ClipMix-Key-Id"] == key.id
 
 

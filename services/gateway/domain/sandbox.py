@@ -15,6 +15,7 @@ from typing import Any
 
 from services.contracts.jobs import JobStatus, SandboxOutcome, Service
 from services.gateway.domain import media
+from services.runtime import params
 
 SAMPLE_RATE = 8000
 SCENARIO_HEADER = "ClipMix-Sandbox-Scenario"
@@ -59,12 +60,15 @@ def parse_scenario(header: str | None) -> Scenario:
     fail = found.get("fail")
     if fail is not None and fail not in FAILURE_CODES:
         raise ScenarioError(f"fail must be one of: {', '.join(FAILURE_CODES)}")
-    delay = found.get("delay", "0")
-    if not delay.isdigit() or int(delay) > MAX_DELAY_SECONDS:
+    try:  # the strict rule: "²".isdigit() is true, yet int("²") fails
+        delay = params.whole(
+            found.get("delay", "0"), param=SCENARIO_HEADER, low=0, high=MAX_DELAY_SECONDS
+        )
+    except params.ParamError:
         raise ScenarioError(
             f"delay must be a whole number of seconds from 0 to {MAX_DELAY_SECONDS}"
-        )
-    return Scenario(fail=fail, delay_seconds=int(delay))
+        ) from None
+    return Scenario(fail=fail, delay_seconds=delay)
 
 
 @dataclass(frozen=True)

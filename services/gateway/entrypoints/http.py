@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-import orjson
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -29,7 +28,9 @@ from services.gateway.domain.requests import (
     ListJobsQuery,
     dump,
 )
-from services.gateway.entrypoints import openapi
+from services.gateway.entrypoints import inputs, openapi
+from services.gateway.entrypoints.downstream import DOWNSTREAM
+from services.gateway.entrypoints.held import HELD
 from services.gateway.service_layer import (
     Answer,
     CreateRequest,
@@ -37,6 +38,7 @@ from services.gateway.service_layer import (
     create_job,
     fingerprint,
 )
+from services.runtime import admission
 from services.runtime.config import ServiceSettings
 from services.runtime.http import (
     REQUEST_ID,
@@ -45,8 +47,9 @@ from services.runtime.http import (
     invalid_request,
     json_response,
 )
-from services.runtime.internal import HTTP_SESSION, InternalClient
+from services.runtime.internal import HTTP_SESSION
 from services.runtime.service import OUTBOX, POOL
+from services.runtime.traffic import exempt_latency
 
 log = structlog.get_logger()
 
@@ -58,8 +61,6 @@ GATEWAY = web.AppKey("gateway", Gateway)
 WAITER = web.AppKey("settled_waiter", SettledWaiter)
 
 _JOB_ID = re.compile(JOB_ID_PATTERN)
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
-MAX_WAIT_SECONDS = 60
 # Paths of the create and read routes, per service.
 SERVICE_PATHS: dict[Service, str] = {
     Service.MUSIC: "/api/v1/music",
@@ -67,21 +68,6 @@ SERVICE_PATHS: dict[Service, str] = {
     Service.FAMILY_VIDEOS: "/api/v1/family-videos",
     Service.AVATARS: "/api/v1/avatars",
 }
-
-
-async def _json_body(request: web.Request) -> Any:
-    if request.content_type != "application/json":
-        raise ApiError(
-            415,
-            "invalid_request_error",
-            "unsupported_media_type",
-            "Send the body as application/json.",
-        )
-    raw = await request.read()
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise invalid_request(None, "The body is not valid JSON.", "invalid_json") from None
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -100,53 +86,6 @@ def validate(model: type[M], payload: Any) -> M:
         raise from_validation_error(exc) from None
 
 
-def _idempotency_key(request: web.Request) -> str | None:
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return None
-    if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH or not key.isascii() or not key.isprintable():
-        raise invalid_request(
-            "Idempotency-Key",
-            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII"
-            " characters.",
-            "idempotency_key_invalid",
-        )
-    return key
-
-
-def prefer_wait(header: str | None) -> int | None:
-    """Seconds from ``Prefer: wait=N`` (RFC 7240); other preferences are ignored."""
-    if header is None:
-        return None
-    for token in header.split(","):
-        name, _, value = token.strip().partition("=")
-        if name.strip().lower() != "wait":
-            continue
-        value = value.strip().strip('"')
-        if not value.isdigit() or int(value) > MAX_WAIT_SECONDS:
-            raise invalid_request(
-                "Prefer", "Prefer: wait=N needs a whole number of seconds from 0 to 60."
-            )
-        return int(value)
-    return None
-
-
-def _scenario(request: web.Request, caller: Caller) -> tuple[sandbox.Scenario, str | None]:
-    header = request.headers.get(sandbox.SCENARIO_HEADER)
-    if header is None:
-        return sandbox.Scenario(), None
-    if not caller.test:
-        raise invalid_request(
-            sandbox.SCENARIO_HEADER, "Sandbox scenarios work with sk_test_ keys only."
-        )
-    try:
-        return sandbox.parse_scenario(header), header
-    except sandbox.ScenarioError as err:
-        raise invalid_request(
-            sandbox.SCENARIO_HEADER, f"Invalid sandbox scenario: {err}."
-        ) from None
-
-
 def _respond(answer: Answer, extra: dict[str, str] | None = None) -> web.Response:
     headers = {**answer.headers, **(extra or {})}
     if answer.replayed:
@@ -156,16 +95,31 @@ def _respond(answer: Answer, extra: dict[str, str] | None = None) -> web.Respons
 
 async def _create(request: web.Request, service: Service) -> web.Response:
     caller = request[CALLER]
-    key = _idempotency_key(request)
-    wait = prefer_wait(request.headers.get("Prefer"))
-    scenario, scenario_header = _scenario(request, caller)
-    payload = await _json_body(request)
+    key = inputs.idempotency_key(request)
+    wait = inputs.prefer_wait(request.headers.get("Prefer"))
+    scenario, scenario_header = inputs.scenario(request, caller.test)
+    if not wait:
+        return await _create_now(request, service, key, wait, scenario, scenario_header)
+    exempt_latency(request)  # held as long as the customer asked: not the platform's latency
+    with request.app[HELD].slot(caller.key_id):  # 429 past the key's cap, before anything
+        return await _create_now(request, service, key, wait, scenario, scenario_header)
+
+
+async def _create_now(
+    request: web.Request,
+    service: Service,
+    key: str | None,
+    wait: int | None,
+    scenario: sandbox.Scenario,
+    scenario_header: str | None,
+) -> web.Response:
+    payload = await inputs.json_body(request)
     body = validate(CREATE_MODELS[service], payload)
     gateway = request.app[GATEWAY]
     answer = await create_job(
         gateway,
         CreateRequest(
-            caller=caller,
+            caller=request[CALLER],
             service=service,
             input=dump(body),
             idempotency_key=key,
@@ -203,6 +157,7 @@ async def _waited(
         status = await jobs_view.status(pool, job_id)
         return status is not None and JobStatus(status) in TERMINAL
 
+    admission.hold(request)  # only waiting from here: its working slot goes to others
     await request.app[WAITER].wait(job_id, float(wait), settled)
     caller = request[CALLER]
     row = await jobs_view.get(pool, job_id, caller.account_id, caller.test)
@@ -238,19 +193,9 @@ async def _get(request: web.Request, service: Service | None) -> web.Response:
     return json_response(public(row))
 
 
-def query_params(request: web.Request) -> dict[str, str]:
-    """The query string as one value per name; a repeated name is refused."""
-    found: dict[str, str] = {}
-    for name, value in request.query.items():
-        if name in found:
-            raise invalid_request(name, f"{name} is given more than once.")
-        found[name] = value
-    return found
-
-
 async def list_jobs(request: web.Request) -> web.Response:
     caller = request[CALLER]
-    query = validate(ListJobsQuery, query_params(request))
+    query = validate(ListJobsQuery, inputs.raw_query(request))
     rows, has_more = await jobs_view.page(
         request.app[POOL],
         caller.account_id,
@@ -321,18 +266,12 @@ def _measurer(app: web.Application, allow_private: bool) -> Callable[[str], Awai
 
 
 def _wiring(settings: ServiceSettings) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Build the create use case's dependencies once the HTTP session and pool exist."""
+    """Build the create use case's dependencies once the pools and downstream clients exist."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        client = InternalClient(
-            app[HTTP_SESSION],
-            settings.billing_url,
-            settings.internal_token,
-            settings.internal_timeout_seconds,
-        )
         app[GATEWAY] = Gateway(
             pool=app[POOL],
-            billing=HttpBilling(client),
+            billing=HttpBilling(app[DOWNSTREAM].billing),
             measure=_measurer(app, allow_private=settings.env != "production"),
             public_base_url=app[PUBLIC_BASE_URL],
             idempotency_ttl=app[IDEMPOTENCY_TTL],

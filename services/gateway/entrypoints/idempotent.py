@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from services.gateway.adapters import idempotency
+from services.gateway.entrypoints import inputs
 from services.gateway.entrypoints.http import CALLER, IDEMPOTENCY_TTL
 from services.gateway.service_layer import fingerprint
 from services.runtime.http import REQUEST_ID, ApiError, error_response
@@ -24,50 +24,11 @@ from services.runtime.service import POOL
 
 IDEMPOTENCY_LEASE = web.AppKey("idempotency_lease", timedelta)
 
-MAX_KEY_LENGTH = 255
 # Headers kept with an answer and replayed; the rest (Request-Id, RateLimit-*) are per request.
 _KEPT_HEADERS = ("Content-Type", "Location")
 # Outcomes that mean the request was refused before anything happened: not kept, like a
 # create's validation errors (which fail before the create claims its key).
 _NOT_KEPT = frozenset({400, 401, 413, 415, 429})
-
-
-def key_of(request: web.Request) -> str | None:
-    """The request's Idempotency-Key, checked; None without one."""
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return None
-    if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
-        raise ApiError(
-            400,
-            "invalid_request_error",
-            "idempotency_key_invalid",
-            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters.",
-            param="Idempotency-Key",
-        )
-    return key
-
-
-async def json_body(request: web.Request) -> Any:
-    """The JSON body, or None without one; 415 for anything but JSON, 413 when too large."""
-    if not request.body_exists:
-        return None
-    if request.content_type != "application/json":
-        raise ApiError(
-            415,
-            "invalid_request_error",
-            "unsupported_media_type",
-            "Send the body as application/json.",
-        )
-    raw = await request.read()  # raises 413 past the app's client_max_size
-    if not raw:
-        return None
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise ApiError(
-            400, "invalid_request_error", "invalid_json", "The body is not valid JSON."
-        ) from None
 
 
 def _in_use() -> ApiError:
@@ -108,7 +69,7 @@ async def handle(
     request: web.Request, payload: Any, act: Callable[[], Awaitable[web.Response]]
 ) -> web.Response:
     """Run ``act`` once per (API key, Idempotency-Key); replay its answer afterwards."""
-    key = key_of(request)
+    key = inputs.idempotency_key(request)
     if key is None:
         return await act()
     api_key_id = request[CALLER].key_id

@@ -10,10 +10,10 @@ answers ``503 service_unavailable``: what broke inside is not the customer's bus
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import orjson
 import structlog
 from aiohttp import web
@@ -21,13 +21,14 @@ from pydantic import ValidationError
 
 from services.contracts.jobs import TERMINAL, JobSnapshot, job_object
 from services.gateway.adapters import jobs_view
-from services.gateway.entrypoints import idempotent
+from services.gateway.entrypoints import idempotent, inputs
+from services.gateway.entrypoints.downstream import DOWNSTREAM
+from services.gateway.entrypoints.held import HELD
 from services.gateway.entrypoints.http import CALLER
-from services.runtime.config import ServiceSettings
+from services.runtime import params
 from services.runtime.http import REQUEST_ID, ApiError, json_response
 from services.runtime.internal import (
     ACCOUNT_HEADER,
-    HTTP_SESSION,
     KEY_HEADER,
     TEST_HEADER,
     InternalClient,
@@ -35,51 +36,22 @@ from services.runtime.internal import (
     Unavailable,
 )
 from services.runtime.service import POOL
+from services.runtime.traffic import exempt_latency
 
 log = structlog.get_logger()
 
 
-@dataclass(frozen=True)
-class Downstream:
-    jobs: InternalClient
-    billing: InternalClient
-    webhooks: InternalClient
-    status: InternalClient
-
-
-DOWNSTREAM = web.AppKey("downstream", Downstream)
-
 # What may follow /api/v1/webhook: plain path segments only. The tail is pasted into the
 # internal URL, and an HTTP client normalises "..": without this, ".../webhook/../../keys/OTHER"
 # would reach another key's endpoint.
-_TAIL = re.compile(r"(/[A-Za-z0-9_-]+)*")
-_JOB_ID = re.compile(r"[A-Za-z0-9_]{1,64}")
+_TAIL = re.compile(r"(/[A-Za-z0-9_-]{1,64})*")
 # Downstream headers worth relaying (hop-by-hop and internal ones are not).
 _RELAYED_HEADERS = ("Retry-After", "Cache-Control")
 _TERMINAL = frozenset(status.value for status in TERMINAL)
-EVENTS_MAX_WAIT_SECONDS = 30  # the webhooks service's cap on ``wait``
-
-
-def clients(settings: ServiceSettings) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Cleanup context: one client per downstream service, on the shared session."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        session = app[HTTP_SESSION]
-
-        def client(url: str) -> InternalClient:
-            return InternalClient(
-                session, url, settings.internal_token, settings.internal_timeout_seconds
-            )
-
-        app[DOWNSTREAM] = Downstream(
-            jobs=client(settings.jobs_url),
-            billing=client(settings.billing_url),
-            webhooks=client(settings.webhooks_url),
-            status=client(settings.status_url),
-        )
-        yield
-
-    return ctx
+# Artifacts are relayed in pieces of this size: the gateway never holds a whole file.
+ARTIFACT_CHUNK_BYTES = 64 * 1024
+# Longest error body relayed from a download (errors are small JSON).
+_ERROR_BODY_BYTES = 64 * 1024
 
 
 def _unavailable(what: str) -> ApiError:
@@ -100,18 +72,16 @@ async def _call(
     path: str,
     *,
     json: Any = None,
+    query: dict[str, str] | None = None,
     on_behalf: bool = True,
     timeout: float | None = None,  # noqa: ASYNC109 - a longer deadline for held requests
+    headers: dict[str, str] | None = None,
 ) -> Reply:
-    headers: dict[str, str] = {}
+    """``query`` is what ``inputs`` checked: nothing else of the request's query is passed on."""
+    headers = dict(headers or {})
     if on_behalf:
-        caller = request[CALLER]
-        headers = {
-            ACCOUNT_HEADER: caller.account_id,
-            KEY_HEADER: caller.key_id,
-            TEST_HEADER: "true" if caller.test else "false",
-        }
-    params = dict(request.query) or None
+        headers.update(_on_behalf(request))
+    params = query or None
     try:
         reply = await client.call(
             method,
@@ -129,6 +99,15 @@ async def _call(
         log.warning("downstream_failed", service=what, status=reply.status)
         raise _unavailable(what)
     return reply
+
+
+def _on_behalf(request: web.Request) -> dict[str, str]:
+    caller = request[CALLER]
+    return {
+        ACCOUNT_HEADER: caller.account_id,
+        KEY_HEADER: caller.key_id,
+        TEST_HEADER: "true" if caller.test else "false",
+    }
 
 
 def _relay(request: web.Request, reply: Reply) -> web.Response:
@@ -163,14 +142,28 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     raw_tail = request.rel_url.raw_path[len("/api/v1/webhook") :]
     if not _TAIL.fullmatch(raw_tail):
         raise ApiError(404, "invalid_request_error", "route_not_found", "No such route.")
+    query = inputs.query(request, inputs.WEBHOOK.get(raw_tail, inputs.NO_QUERY))
     payload = None
     if request.method in ("POST", "PUT", "PATCH"):
-        payload = await idempotent.json_body(request)
+        payload = await inputs.json_body(request)
     path = f"/internal/v1/keys/{request[CALLER].key_id}/webhook{raw_tail}"
     downstream = request.app[DOWNSTREAM].webhooks
+    # Passed on so that the webhooks service acts once per key even when this call timed out
+    # and the customer's retry comes after the gateway gave the key back (rotate-secret).
+    key = inputs.idempotency_key(request) if request.method == "POST" else None
+    headers = {"Idempotency-Key": key} if key is not None else None
 
     async def forward() -> web.Response:
-        reply = await _call(request, downstream, "webhooks", request.method, path, json=payload)
+        reply = await _call(
+            request,
+            downstream,
+            "webhooks",
+            request.method,
+            path,
+            json=payload,
+            query=query,
+            headers=headers,
+        )
         return _relay(request, reply)
 
     if request.method == "POST":
@@ -181,39 +174,56 @@ async def webhook(request: web.Request) -> web.StreamResponse:
 async def events(request: web.Request) -> web.Response:
     """``/api/v1/events`` and ``/api/v1/events/{id}``: the key's events, kept by webhooks.
 
-    A list with ``wait`` is held by the webhooks service for up to 30 s, so its deadline is
-    that much longer than other calls'.
+    A list with ``wait`` is held by the webhooks service for up to 30 s: it counts against the
+    key's held requests, goes over the held-reads pool, and its deadline is that much longer.
     """
     event_id = request.match_info.get("id")
-    path = f"/internal/v1/keys/{request[CALLER].key_id}/events"
+    key_id = request[CALLER].key_id
+    path = f"/internal/v1/keys/{key_id}/events"
+    downstream = request.app[DOWNSTREAM]
     if event_id is not None:
-        if not _JOB_ID.fullmatch(event_id):
+        if not params.ID_PATTERN.fullmatch(event_id):
             raise ApiError(
                 404, "invalid_request_error", "event_not_found", "No such event.", param="id"
             )
-        path += f"/{event_id}"
-    client = request.app[DOWNSTREAM].webhooks
-    timeout = None if event_id else client.timeout + EVENTS_MAX_WAIT_SECONDS
-    reply = await _call(request, client, "webhooks", "GET", path, timeout=timeout)
+        inputs.query(request, inputs.NO_QUERY)
+        reply = await _call(request, downstream.webhooks, "webhooks", "GET", f"{path}/{event_id}")
+        return _relay(request, reply)
+    query = inputs.query(request, inputs.EVENTS)
+    if int(query.get("wait", "0")) == 0:
+        reply = await _call(request, downstream.webhooks, "webhooks", "GET", path, query=query)
+        return _relay(request, reply)
+    exempt_latency(request)  # held as long as the customer asked: not the platform's latency
+    client = downstream.events
+    with request.app[HELD].slot(key_id, events=True):
+        timeout = client.timeout + inputs.EVENTS_MAX_WAIT_SECONDS
+        reply = await _call(request, client, "webhooks", "GET", path, query=query, timeout=timeout)
     return _relay(request, reply)
 
 
-def _billing(path_for: Callable[[str], str]) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _billing(
+    path_for: Callable[[str], str], rules: dict[str, params.Rule]
+) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
+        query = inputs.query(request, rules)
         path = path_for(request[CALLER].account_id)
-        reply = await _call(request, request.app[DOWNSTREAM].billing, "billing", "GET", path)
+        client = request.app[DOWNSTREAM].billing
+        reply = await _call(request, client, "billing", "GET", path, query=query)
         return _relay(request, reply)
 
     return handler
 
 
-balance = _billing(lambda account: f"/internal/v1/accounts/{account}/balance")
-ledger = _billing(lambda account: f"/internal/v1/accounts/{account}/ledger")
-pricing = _billing(lambda _: "/internal/v1/pricing")
+balance = _billing(lambda account: f"/internal/v1/accounts/{account}/balance", inputs.NO_QUERY)
+ledger = _billing(lambda account: f"/internal/v1/accounts/{account}/ledger", inputs.PAGE)
+pricing = _billing(lambda _: "/internal/v1/pricing", inputs.NO_QUERY)
 
 
 async def status_page(request: web.Request) -> web.Response:
-    """``/api/status`` and ``/status`` as the status service serves them; no key needed."""
+    """``/api/status`` and ``/status`` as the status service serves them; no key needed.
+
+    A query string (a browser's cache-buster) is ignored, not passed on.
+    """
     client = request.app[DOWNSTREAM].status
     reply = await _call(request, client, "status", "GET", request.path, on_behalf=False)
     return _relay(request, reply)
@@ -221,14 +231,14 @@ async def status_page(request: web.Request) -> web.Response:
 
 async def cancel_job(request: web.Request) -> web.StreamResponse:
     """``POST /api/v1/jobs/{id}/cancel``: the jobs service cancels; the read model shows it."""
-    payload = await idempotent.json_body(request)  # no body is needed, but a body must be JSON
+    payload = await inputs.json_body(request)  # no body is needed, but a body must be JSON
 
     async def cancel() -> web.Response:
         caller = request[CALLER]
         job_id = request.match_info["id"]
         pool = request.app[POOL]
         row = None
-        if _JOB_ID.fullmatch(job_id):
+        if params.ID_PATTERN.fullmatch(job_id):
             row = await jobs_view.get(pool, job_id, caller.account_id, caller.test)
         if row is None:
             raise _not_found("job", job_id, "id")
@@ -269,7 +279,9 @@ async def accepted_job(request: web.Request) -> web.Response:
     """
     job_id = request.match_info["job_id"]
     status = (
-        await jobs_view.status(request.app[POOL], job_id) if _JOB_ID.fullmatch(job_id) else None
+        await jobs_view.status(request.app[POOL], job_id)
+        if params.ID_PATTERN.fullmatch(job_id)
+        else None
     )
     if status is None:
         raise ApiError(404, "invalid_request_error", "job_not_found", "No such job.")
@@ -279,23 +291,54 @@ async def accepted_job(request: web.Request) -> web.Response:
 _ARTIFACT_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
-async def artifact(request: web.Request) -> web.Response:
+async def artifact(request: web.Request) -> web.StreamResponse:
     """``/artifacts/{job_id}/{name}``: a job's result behind its signed, expiring link.
 
     The jobs service checks the signature (over this same path) and serves the file; no API key
-    is needed, the link is the credential. Results are small here; a deployment with large
-    files points ``CLIPMIX_JOBS_ARTIFACT_BASE_URL`` at an object store or CDN instead.
+    is needed, the link is the credential. The file is relayed in ``ARTIFACT_CHUNK_BYTES``
+    pieces as it arrives (with the socket's back-pressure), so the gateway never holds a whole
+    file, however large.
     """
     job_id, name = request.match_info["job_id"], request.match_info["name"]
-    if not (_JOB_ID.fullmatch(job_id) and _ARTIFACT_PART.fullmatch(name)):
+    if not (params.ID_PATTERN.fullmatch(job_id) and _ARTIFACT_PART.fullmatch(name)):
         raise ApiError(404, "invalid_request_error", "artifact_not_found", "No such artifact.")
-    jobs = request.app[DOWNSTREAM].jobs
-    reply = await _call(request, jobs, "jobs", "GET", request.path, on_behalf=False)
-    return _relay(request, reply)
+    query = inputs.query(request, inputs.ARTIFACT)
+    client = request.app[DOWNSTREAM].artifacts
+    try:
+        async with client.open("GET", request.path, params=query, request=request) as answer:
+            if answer.status != 200:
+                body = await answer.content.read(_ERROR_BODY_BYTES)
+                if answer.status >= 500:
+                    log.warning("downstream_failed", service="jobs", status=answer.status)
+                    raise _unavailable("jobs")
+                return _relay(request, Reply(answer.status, body, answer.content_type))
+            return await _stream(request, answer)
+    except Unavailable as exc:
+        log.warning("downstream_unavailable", service="jobs", error=str(exc))
+        raise _unavailable("jobs") from None
 
 
-def add_routes(app: web.Application, settings: ServiceSettings) -> None:
-    app.cleanup_ctx.append(clients(settings))
+async def _stream(request: web.Request, answer: aiohttp.ClientResponse) -> web.StreamResponse:
+    headers = {"Content-Type": answer.content_type, "Request-Id": request[REQUEST_ID]}
+    out = web.StreamResponse(status=200, headers=headers)
+    if answer.content_length is not None:
+        out.content_length = answer.content_length
+    await out.prepare(request)
+    try:
+        async for chunk in answer.content.iter_chunked(ARTIFACT_CHUNK_BYTES):
+            await out.write(chunk)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        # The head is sent: the only honest signal left is a cut connection (the client sees
+        # a short body, never a whole-looking wrong file).
+        log.warning("artifact_relay_cut", error=repr(exc))
+        if request.transport is not None:
+            request.transport.close()
+        return out
+    await out.write_eof()
+    return out
+
+
+def add_routes(app: web.Application) -> None:
     app.router.add_route("*", "/api/v1/webhook{tail:.*}", webhook)
     app.router.add_get("/api/v1/events", events)
     app.router.add_get("/api/v1/events/{id}", events)
