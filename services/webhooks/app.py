@@ -9,11 +9,11 @@ import aiohttp
 from aiohttp import web
 
 from services.contracts.routing import QUEUES, WEBHOOKS_JOB_EVENTS
-from services.runtime import service
+from services.runtime import egress, service
 from services.runtime.traffic import TRAFFIC
 from services.webhooks.adapters import deliveries
 from services.webhooks.adapters.deliveries import CHANNEL
-from services.webhooks.adapters.sender import Sender, system_resolver
+from services.webhooks.adapters.sender import Sender
 from services.webhooks.app_keys import DISPATCHER, WEBHOOKS
 from services.webhooks.dispatcher import AttemptHook, Dispatcher, Policy
 from services.webhooks.entrypoints.events import HANDLERS
@@ -47,6 +47,7 @@ def policy(settings: WebhooksSettings) -> Policy:
         concurrency=settings.webhook_concurrency,
         per_endpoint=settings.webhook_endpoint_concurrency,
         poll_seconds=settings.webhook_poll_seconds,
+        test_concurrency=settings.webhook_test_concurrency,
     )
 
 
@@ -55,32 +56,39 @@ def dispatching(settings: WebhooksSettings) -> service.Context:
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         pool = app[service.POOL]
+        rules = policy(settings)
+        # Requests go to vetted IPs (never resolved by aiohttp): no DNS cache to keep.
         connector = aiohttp.TCPConnector(
-            limit=settings.webhook_concurrency, use_dns_cache=False, enable_cleanup_closed=True
+            limit=rules.connections, use_dns_cache=False, enable_cleanup_closed=True
         )
+        lookup = egress.AsyncLookup(settings.webhook_dns_timeout_seconds)
         async with aiohttp.ClientSession(
             connector=connector, cookie_jar=aiohttp.DummyCookieJar()
         ) as http:
             sender = Sender(
                 http,
-                system_resolver,
+                lookup,
                 timeout=settings.webhook_timeout_seconds,
                 response_limit=settings.webhook_response_limit_bytes,
                 allow_private=settings.webhook_allow_private_targets,
+                dns_timeout=settings.webhook_dns_timeout_seconds,
             )
-            dispatcher = Dispatcher(pool, sender, policy(settings), _attempt_hook(app))
+            dispatcher = Dispatcher(pool, sender, rules, _attempt_hook(app))
             app[DISPATCHER] = dispatcher
             app[WEBHOOKS] = Webhooks(
                 pool,
-                system_resolver,
+                lookup,
                 settings.webhook_allow_private_targets,
                 settings.webhook_rotation_overlap_seconds,
                 settings.webhook_test_timeout_seconds,
             )
-            async with service.listening_worker(
-                settings, NAME, CHANNEL, dispatcher, "webhooks-dispatcher"
-            ):
-                yield
+            try:
+                async with service.listening_worker(
+                    settings, NAME, CHANNEL, dispatcher, "webhooks-dispatcher"
+                ):
+                    yield
+            finally:
+                await lookup.close()
 
     return ctx
 

@@ -11,11 +11,11 @@ import asyncpg
 
 from services.runtime import db
 from services.runtime.config import ServiceSettings
+from services.runtime.egress import TargetRefused
 from services.runtime.migrations import migrate_schema, operator_connection
 from services.webhooks.adapters import deliveries
 from services.webhooks.adapters.sender import system_resolver
 from services.webhooks.app import MIGRATIONS, NAME
-from services.webhooks.domain.targets import TargetRefused
 from services.webhooks.service_layer import Webhooks
 from services.webhooks.settings import WebhooksSettings
 

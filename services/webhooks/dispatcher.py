@@ -3,6 +3,12 @@
 Concurrency is bounded twice: ``concurrency`` attempts per process and ``per_endpoint`` per
 key. A key at its bound is not claimed for, so its backlog stays in Postgres (claimable by
 another process) instead of occupying this one's slots: a hanging receiver holds only its own.
+
+Test fires (``POST …/webhook/test``) count against the same per-key bound, from a separate
+pool of ``test_concurrency`` slots: a key flooding test fires at a receiver that never answers
+holds at most its own ``per_endpoint`` slots and never a slot or connection a delivery needs.
+The connector is sized for both pools, so an attempt never waits for a connection and its
+deadline covers only resolving, connecting and the receiver's answer.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import contextlib
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -33,6 +39,10 @@ log = structlog.get_logger()
 AttemptHook = Callable[[bool, float], None]
 
 
+class Busy(Exception):
+    """No slot for a test fire now: the key is at its bound, or every test slot is taken."""
+
+
 @dataclass(frozen=True)
 class Policy:
     schedule: tuple[float, ...]
@@ -41,6 +51,12 @@ class Policy:
     concurrency: int
     per_endpoint: int
     poll_seconds: float
+    test_concurrency: int = 16
+
+    @property
+    def connections(self) -> int:
+        """Connector size: one connection per slot of either pool, so none waits for one."""
+        return self.concurrency + self.test_concurrency
 
     @property
     def lease_seconds(self) -> float:
@@ -64,8 +80,9 @@ class Dispatcher:
         self._sender = sender
         self._policy = policy
         self._on_attempt = on_attempt
-        self._busy: Counter[str] = Counter()
+        self._busy: Counter[str] = Counter()  # attempts in flight per key, test fires too
         self._tasks: set[asyncio.Task[None]] = set()
+        self._tests = 0
         self._wake = asyncio.Event()
 
     def wake(self, *_: object) -> None:
@@ -118,12 +135,30 @@ class Dispatcher:
 
     def _done(self, running: asyncio.Task[None], api_key_id: str) -> None:
         self._tasks.discard(running)
+        self._release(api_key_id)
+        if not running.cancelled() and running.exception() is not None:
+            log.error("webhook_attempt_crashed", error=repr(running.exception()))
+
+    def _release(self, api_key_id: str) -> None:
         self._busy[api_key_id] -= 1
         if self._busy[api_key_id] <= 0:
             del self._busy[api_key_id]
         self._wake.set()  # a slot is free, and a retry due at once may have been scheduled
-        if not running.cancelled() and running.exception() is not None:
-            log.error("webhook_attempt_crashed", error=repr(running.exception()))
+
+    @contextlib.contextmanager
+    def test_slot(self, api_key_id: str) -> Iterator[None]:
+        """Hold one of the key's slots for a test fire, or raise ``Busy`` at once."""
+        if self._busy[api_key_id] >= self._policy.per_endpoint:
+            raise Busy("the endpoint has as many attempts in flight as it may")
+        if self._tests >= self._policy.test_concurrency:
+            raise Busy("too many test fires in flight")
+        self._busy[api_key_id] += 1
+        self._tests += 1
+        try:
+            yield
+        finally:
+            self._tests -= 1
+            self._release(api_key_id)
 
     async def stop(self, grace: float) -> None:
         """Let attempts in flight finish (bounded); unfinished ones come back when leases end."""

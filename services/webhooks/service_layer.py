@@ -85,8 +85,16 @@ class Webhooks:
     async def fire_test(
         self, api_key_id: str, account_id: str, dispatcher: Dispatcher
     ) -> WebhookTestResult:
-        """Send a ``webhook.test`` event now, once (no retries), and answer its outcome."""
+        """Send a ``webhook.test`` event now, once (no retries), and answer its outcome.
+
+        Raises ``Busy`` (nothing queued) when the key has no free slot for it."""
         await self.get(api_key_id, account_id)
+        with dispatcher.test_slot(api_key_id):
+            return await self._fire_test(api_key_id, account_id, dispatcher)
+
+    async def _fire_test(
+        self, api_key_id: str, account_id: str, dispatcher: Dispatcher
+    ) -> WebhookTestResult:
         evt = f"evt_{uuid.uuid4().hex}"
         token = secrets.token_hex(8)
         async with self.pool.acquire() as conn:

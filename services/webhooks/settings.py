@@ -30,6 +30,12 @@ class WebhooksSettings(ServiceSettings):
     # at most its own share, never the whole process.
     webhook_concurrency: int = Field(64, ge=1)
     webhook_endpoint_concurrency: int = Field(4, ge=1)
+    # Test fires in flight at once per process, on top of webhook_concurrency (their own pool
+    # and connections) and within each key's webhook_endpoint_concurrency: beyond, a test
+    # fire answers 429 at once.
+    webhook_test_concurrency: int = Field(16, ge=1)
+    # A name lookup's own deadline (c-ares on the event loop), inside the attempt's deadline.
+    webhook_dns_timeout_seconds: float = Field(2.0, gt=0)
     # The dispatcher is woken by NOTIFY when a delivery is queued; polling finds due retries.
     webhook_poll_seconds: float = Field(0.5, gt=0)
     # How long a rotated-out secret still signs deliveries.

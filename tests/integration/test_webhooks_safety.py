@@ -6,8 +6,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from services.runtime.egress import TargetRefused
 from services.webhooks.adapters.sender import Sender, check_target
-from services.webhooks.domain.targets import TargetRefused
 from tests.infra import Infra
 from tests.webhooks_support import (
     configure,

@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from services.runtime.egress import TargetRefused, forbidden, split_target, vet
 from services.webhooks.adapters.deliveries import Claimed
 from services.webhooks.adapters.endpoints import Endpoint
 from services.webhooks.adapters.sender import Outcome
 from services.webhooks.dispatcher import counts_as_error
 from services.webhooks.domain.schedule import next_delay, parse_retry_after, parse_schedule
 from services.webhooks.domain.signing import new_secret, secret_string, signature_headers
-from services.webhooks.domain.targets import TargetRefused, forbidden, split_target, vet
 
 BODY = b'{"id":"evt_1","type":"job.completed"}'
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import structlog
 
 from services.gateway.domain import media
+from services.runtime import egress
 
 log = structlog.get_logger()
 
@@ -25,28 +24,34 @@ class Unreachable(Exception):
     """The video could not be fetched (refused address, network error, timeout, not 2xx)."""
 
 
-async def _check_address(url: str) -> None:
-    host = urlsplit(url).hostname or ""
-    loop = asyncio.get_running_loop()
+async def _vetted(url: str, lookup: egress.Lookup, allow_private: bool) -> egress.Pinned:
+    """The request to make for ``url``: its host resolved once and vetted by the shared SSRF
+    guard, then pinned to that address, so aiohttp never resolves the name again (no DNS
+    rebinding between the check and the connect)."""
     try:
-        infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise Unreachable(f"cannot resolve {host!r}") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise Unreachable("the address is private, loopback or reserved")
+        found = await egress.check_url(url, lookup, allow_private=allow_private)
+    except egress.TargetRefused as refused:
+        raise Unreachable(refused.reason) from None
+    return egress.pin(url, found[0])
 
 
 async def _read(
-    session: aiohttp.ClientSession, url: str, offset: int, allow_private: bool
+    session: aiohttp.ClientSession,
+    url: str,
+    offset: int,
+    allow_private: bool,
+    lookup: egress.Lookup,
 ) -> bytes:
-    headers = {"Range": f"bytes={offset}-{offset + READ_BYTES - 1}"}
-    # Redirects are followed by hand so that every hop's address is checked, not just the first.
+    # Redirects are followed by hand so that every hop's address is vetted and pinned.
     for _ in range(MAX_REDIRECTS + 1):
-        if not allow_private:
-            await _check_address(url)
-        async with session.get(url, headers=headers, allow_redirects=False) as resp:
+        pinned = await _vetted(url, lookup, allow_private)
+        headers = {"Range": f"bytes={offset}-{offset + READ_BYTES - 1}", "Host": pinned.host}
+        async with session.get(
+            pinned.url,
+            headers=headers,
+            allow_redirects=False,
+            server_hostname=pinned.server_hostname,
+        ) as resp:
             location = resp.headers.get("Location")
             if resp.status in (301, 302, 303, 307, 308) and location:
                 url = urljoin(url, location)
@@ -80,17 +85,22 @@ async def measure(
     *,
     allow_private: bool,
     timeout: float = TIMEOUT_SECONDS,  # noqa: ASYNC109 - one deadline for the whole measurement
+    lookup: egress.Lookup | None = None,
 ) -> media.Duration:
     """The video's length; raises ``Unreachable`` or ``media.Unmeasurable``.
 
     Private and loopback addresses are refused outside development and tests, so a customer
     cannot make the gateway read its own network.
     """
+    # Without a lookup given, one c-ares resolver for this measurement (no executor thread).
+    own = None
+    if lookup is None:
+        lookup = own = egress.AsyncLookup()
     try:
         async with asyncio.timeout(timeout):
             offset = 0
             for _ in range(2):
-                data = await _read(session, url, offset, allow_private)
+                data = await _read(session, url, offset, allow_private, lookup)
                 found = media.duration(data, offset)
                 if isinstance(found, media.Duration):
                     return found
@@ -98,4 +108,7 @@ async def measure(
     except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
         log.info("video_fetch_failed", error=type(exc).__name__)
         raise Unreachable(f"fetching the video failed: {type(exc).__name__}") from exc
+    finally:
+        if own is not None:
+            await own.close()
     raise media.Unmeasurable("the movie header was not found within the bytes read")

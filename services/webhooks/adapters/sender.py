@@ -1,6 +1,7 @@
-"""The outgoing POST: resolve, vet the addresses, connect to a vetted one, read a little.
+"""The outgoing POST: resolve once, vet the addresses, connect to a vetted one, read a little.
 
-The name is resolved here and the request is made to the vetted IP itself (with the original
+The SSRF guard is the shared one (``services.runtime.egress``): the name is resolved here,
+under its own deadline, and the request is made to the vetted IP itself (with the original
 Host header and TLS server name), so a DNS answer that changes between the check and the
 connect (DNS rebinding) cannot steer a delivery to an internal address.
 """
@@ -8,34 +9,20 @@ connect (DNS rebinding) cannot steer a delivery to an internal address.
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Protocol
 
 import aiohttp
-from yarl import URL
 
-from services.webhooks.domain.targets import TargetRefused, Unresolvable, split_target, vet
+from services.runtime import egress
+from services.runtime.egress import Lookup, TargetRefused, Unresolvable, system_lookup
 
 USER_AGENT = "ClipMix-Webhooks/1.0 (+https://clipmix.example/docs/webhooks)"
 
-
-class Resolver(Protocol):
-    async def __call__(self, host: str, port: int) -> list[str]: ...
-
-
-async def system_resolver(host: str, port: int) -> list[str]:
-    infos = await asyncio.get_running_loop().getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-    )
-    seen: list[str] = []
-    for info in infos:
-        address = str(info[4][0])
-        if address not in seen:
-            seen.append(address)
-    return seen
+# The lookup function deliveries use (kept under its old name for callers and tests).
+Resolver = Lookup
+system_resolver = system_lookup
 
 
 @dataclass(frozen=True)
@@ -49,14 +36,15 @@ class Outcome:
     retry_after: str | None
 
 
-async def check_target(url: str, resolver: Resolver, *, allow_private: bool) -> list[str]:
+async def check_target(
+    url: str,
+    resolver: Resolver,
+    *,
+    allow_private: bool,
+    timeout: float = egress.DNS_TIMEOUT_SECONDS,  # noqa: ASYNC109 - the lookup's deadline
+) -> list[str]:
     """The vetted addresses of ``url``'s host; raises TargetRefused."""
-    _, host, port = split_target(url)
-    try:
-        addresses = await resolver(host, port)
-    except OSError as exc:
-        raise Unresolvable("the host does not resolve") from exc
-    return vet(addresses, allow_private=allow_private)
+    return await egress.check_url(url, resolver, allow_private=allow_private, timeout=timeout)
 
 
 class Sender:
@@ -68,12 +56,14 @@ class Sender:
         timeout: float,
         response_limit: int,
         allow_private: bool,
+        dns_timeout: float = egress.DNS_TIMEOUT_SECONDS,
     ) -> None:
         self._session = session
         self._resolver = resolver
         self._timeout = timeout
         self._limit = response_limit
         self._allow_private = allow_private
+        self._dns_timeout = dns_timeout
 
     async def post(
         self,
@@ -82,6 +72,8 @@ class Sender:
         body: bytes,
         timeout: float | None = None,  # noqa: ASYNC109 - a per-attempt deadline override
     ) -> Outcome:
+        """One attempt. The deadline starts here: the caller holds its slot (and so a free
+        connection of a connector sized for every slot) before calling."""
         started = time.perf_counter()
         ip: str | None = None
 
@@ -89,9 +81,15 @@ class Sender:
             latency = (time.perf_counter() - started) * 1000
             return Outcome(False, status, error, ip, latency, head, None)
 
+        deadline = timeout or self._timeout
         try:
-            async with asyncio.timeout(timeout or self._timeout):
-                ips = await check_target(url, self._resolver, allow_private=self._allow_private)
+            async with asyncio.timeout(deadline):
+                ips = await check_target(
+                    url,
+                    self._resolver,
+                    allow_private=self._allow_private,
+                    timeout=min(self._dns_timeout, deadline),
+                )
                 ip = ips[0]
                 return await self._send(url, ip, headers, body, started)
         except Unresolvable:
@@ -110,23 +108,19 @@ class Sender:
     async def _send(
         self, url: str, ip: str, headers: dict[str, str], body: bytes, started: float
     ) -> Outcome:
-        target = URL(url)
-        host_header = target.raw_host or ""
-        if not target.is_default_port():
-            host_header = f"{host_header}:{target.port}"
-        pinned = target.with_host(ip)
+        pinned = egress.pin(url, ip)
         sent = {
             **headers,
-            "Host": host_header,
+            "Host": pinned.host,
             "User-Agent": USER_AGENT,
             "Content-Type": "application/json",
         }
         async with self._session.post(
-            pinned,
+            pinned.url,
             data=body,
             headers=sent,
             allow_redirects=False,
-            server_hostname=target.raw_host if target.scheme == "https" else None,
+            server_hostname=pinned.server_hostname,
         ) as resp:
             head = await resp.content.read(self._limit)
             if not resp.content.at_eof():

@@ -20,12 +20,13 @@ from services.contracts.webhooks import (
     WebhookEndpointUpdate,
     WebhookRedelivery,
 )
+from services.runtime.egress import TargetRefused
 from services.runtime.http import ApiError, from_validation_error, invalid_request, json_response
 from services.runtime.internal import ACCOUNT_HEADER
 from services.runtime.service import POOL
 from services.webhooks.adapters import deliveries, events
 from services.webhooks.app_keys import DISPATCHER, WEBHOOKS
-from services.webhooks.domain.targets import TargetRefused
+from services.webhooks.dispatcher import Busy
 from services.webhooks.service_layer import NotConfigured
 
 if TYPE_CHECKING:
@@ -133,6 +134,17 @@ async def fire_test(request: web.Request) -> web.Response:
         result = await request.app[WEBHOOKS].fire_test(key_id, account, request.app[DISPATCHER])
     except NotConfigured:
         raise _not_configured() from None
+    except Busy:
+        # The key's own share of delivery slots is in use (or every test slot is): its
+        # receiver is slow. Refused at once, nothing queued; deliveries keep their slots.
+        raise ApiError(
+            429,
+            "rate_limit_error",
+            "webhook_test_busy",
+            "This endpoint already has as many deliveries in flight as it may; try the test"
+            " again when they have finished.",
+            headers={"Retry-After": "2"},
+        ) from None
     return _dump(result)
 
 
