@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import aiormq
 import asyncpg
 import structlog
 from aio_pika.abc import (
@@ -19,8 +20,9 @@ from pydantic import ValidationError
 
 from services.messaging import inbox
 from services.messaging.envelope import Envelope
+from services.messaging.gate import Gate
 from services.messaging.topology import DELIVERY_LIMIT
-from services.runtime import metrics
+from services.runtime import db, metrics
 
 if TYPE_CHECKING:
     from services.runtime.db import Connection
@@ -29,10 +31,12 @@ log = structlog.get_logger()
 
 Handler = Callable[["Connection", Envelope], Awaitable[None]]
 
-# Pause before a failed message goes back to the queue, doubling per try (capped), so a
-# dependency that is briefly away is not hammered through all tries in milliseconds.
+# Pause before a failed message is tried again, doubling per try (capped), so a flaky
+# dependency is not hammered through all tries in milliseconds.
 _RETRY_BASE_SECONDS = 0.1
 _RETRY_MAX_SECONDS = 5.0
+# The database check of a paused consumer: a pool connection and SELECT 1, each this bounded.
+_CHECK_TIMEOUT_SECONDS = 5.0
 # How often the queue depth gauges (lag, dead letters) are sampled: one passive declare each.
 _DEPTH_EVERY_SECONDS = 15.0
 
@@ -54,7 +58,11 @@ class Consumer:
 
     Each message is handled in one transaction together with its inbox claim. A message of a
     type nobody handles, or one that is not a valid envelope, goes straight to the dead-letter
-    queue; a handler failure is retried up to the delivery limit, then dead-lettered.
+    queue; a handler failure is retried in place up to the delivery limit, then dead-lettered.
+    A failure because the database is away spends no try: the consumer holds its messages
+    until the database answers (``messaging.gate``). Tries are counted per delivery: a message
+    the broker gives again after a lost connection or a crash starts afresh, and the quorum
+    queue's own ``x-delivery-limit`` stops one that crashes the process every time.
     """
 
     def __init__(
@@ -82,6 +90,7 @@ class Consumer:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._gate = Gate(self._database_answers, service=service, queue=queue)
 
     async def start(self) -> None:
         self._channel = await self._connection.channel()
@@ -99,6 +108,8 @@ class Consumer:
         # Stop taking messages first: nothing may wait in front of the basic.cancel.
         if self._queue is not None and self._tag is not None and not self._channel.is_closed:
             await self._queue.cancel(self._tag)
+        # Messages held for the database give up now, unacknowledged: the broker keeps them.
+        await self._gate.stop()
         if self._depths is not None:
             self._depths.cancel()
             # A sample stuck in a channel open must not hold up the shutdown.
@@ -135,6 +146,10 @@ class Consumer:
                 log.debug("queue_depth_sample_failed", queue=self._queue_name, error=repr(exc))
             await asyncio.sleep(_DEPTH_EVERY_SECONDS)
 
+    async def _database_answers(self) -> None:
+        async with self._pool.acquire(timeout=_CHECK_TIMEOUT_SECONDS) as conn:
+            await conn.fetchval("SELECT 1", timeout=_CHECK_TIMEOUT_SECONDS)
+
     def _outcome(self, outcome: str) -> None:
         metrics.MESSAGES_CONSUMED.labels(self._service, self._queue_name, outcome).inc()
 
@@ -165,37 +180,69 @@ class Consumer:
                 await message.reject(requeue=False)
                 self._outcome("dead_lettered")
                 return
-            started = time.perf_counter()
+            await self._handle(message, env, handler)
+
+    async def _handle(
+        self, message: AbstractIncomingMessage, env: Envelope, handler: Handler
+    ) -> None:
+        tries = 0
+        while await self._gate.passage():
+            if message.channel.is_closed:
+                return  # the broker took it back with the lost channel and will deliver it again
             try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    fresh = await inbox.claim(conn, self._queue_name, env.message_id)
-                    if fresh:
-                        await handler(conn, env)
+                fresh = await self._apply(env, handler)
             except Exception as exc:
-                await self._failed(message, exc)
-                return
-            finally:
-                metrics.MESSAGE_DURATION.labels(self._service, self._queue_name).observe(
-                    time.perf_counter() - started
-                )
+                if db.unavailable(exc):
+                    self._outcome("held")
+                    away = await self._gate.outage(exc)
+                    if away is None:
+                        return  # stopping: left unacknowledged for the broker to give again
+                    if away:
+                        continue  # the outage's try, not the message's
+                tries += 1
+                if tries >= DELIVERY_LIMIT:
+                    log.error(
+                        "message_dead_lettered",
+                        queue=self._queue_name,
+                        tries=tries,
+                        error=repr(exc),
+                    )
+                    await self._settle(message.reject(requeue=False), "dead_lettered")
+                    return
+                log.warning("message_retry", queue=self._queue_name, tries=tries, error=repr(exc))
+                self._outcome("retried")
+                await asyncio.sleep(min(_RETRY_BASE_SECONDS * 2 ** (tries - 1), _RETRY_MAX_SECONDS))
+                continue
             if fresh:
                 self._after_commit()  # what the handler staged in the outbox goes out now
-            await message.ack()
-            self._outcome("ok" if fresh else "duplicate")
-
-    async def _failed(self, message: AbstractIncomingMessage, exc: Exception) -> None:
-        delivered = (message.headers or {}).get("x-delivery-count")
-        tries = (delivered if isinstance(delivered, int) else 0) + 1
-        if tries >= DELIVERY_LIMIT:
-            log.error("message_dead_lettered", queue=self._queue_name, tries=tries, error=repr(exc))
-            await message.reject(requeue=False)
-            self._outcome("dead_lettered")
+            await self._settle(message.ack(), "ok" if fresh else "duplicate")
             return
-        delay = min(_RETRY_BASE_SECONDS * 2 ** (tries - 1), _RETRY_MAX_SECONDS)
-        log.warning("message_retry", queue=self._queue_name, tries=tries, error=repr(exc))
-        await asyncio.sleep(delay)
-        await message.nack(requeue=True)
-        self._outcome("retried")
+
+    async def _apply(self, env: Envelope, handler: Handler) -> bool:
+        """One try: the inbox claim and the handler's effect in one transaction; False for a
+        message already handled."""
+        started = time.perf_counter()
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                fresh = await inbox.claim(conn, self._queue_name, env.message_id)
+                if fresh:
+                    await handler(conn, env)
+                return fresh
+        finally:
+            metrics.MESSAGE_DURATION.labels(self._service, self._queue_name).observe(
+                time.perf_counter() - started
+            )
+
+    async def _settle(self, settling: Awaitable[None], outcome: str) -> None:
+        """Ack or reject; a channel lost meanwhile gives the message back to the broker, and its
+        next delivery finds the inbox claim (when committed) and is only acked."""
+        try:
+            await settling
+        except (aiormq.exceptions.AMQPError, RuntimeError, ConnectionError) as exc:
+            log.warning("message_settle_lost", queue=self._queue_name, error=repr(exc))
+            self._outcome("returned")
+            return
+        self._outcome(outcome)
 
 
 def _nothing() -> None:

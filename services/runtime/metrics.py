@@ -38,7 +38,9 @@ OUTBOX_PUBLISH_FAILURES = Counter(
 )
 MESSAGES_CONSUMED = Counter(
     "clipmix_messages_consumed_total",
-    "Messages taken from a queue, by outcome (ok, duplicate, retried, dead_lettered).",
+    "Messages taken from a queue, by outcome (ok, duplicate, retried, dead_lettered; held: a"
+    " try that met the database away, not counted against the message; returned: the channel"
+    " was lost before the ack, the broker delivers it again).",
     ["service", "queue", "outcome"],
 )
 MESSAGE_DURATION = Histogram(
@@ -53,6 +55,26 @@ MESSAGES_REDELIVERED = Counter(
     "clipmix_messages_redelivered_total",
     "Messages that arrived again after a nack, a crash or a lost connection.",
     ["service", "queue"],
+)
+CONSUMER_PAUSED = Gauge(
+    "clipmix_consumer_paused",
+    "1 while a consumer holds its messages because its database is away (messaging/gate.py).",
+    ["service", "queue"],
+)
+CONSUMER_PAUSES = Counter(
+    "clipmix_consumer_pauses_total",
+    "Times a consumer paused for its database being away.",
+    ["service", "queue"],
+)
+LISTEN_CONNECTED = Gauge(
+    "clipmix_listen_connected",
+    "1 while a worker's LISTEN connection is open (jobs runner, webhook dispatcher).",
+    ["service", "channel"],
+)
+LISTEN_RECONNECTS = Counter(
+    "clipmix_listen_reconnects_total",
+    "LISTEN connections opened again after being lost (a database restart).",
+    ["service", "channel"],
 )
 QUEUE_READY = Gauge(
     "clipmix_queue_messages_ready",

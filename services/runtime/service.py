@@ -26,7 +26,7 @@ from services.messaging import inbox, topology
 from services.messaging.consumer import Consumer, Handler
 from services.messaging.outbox import OutboxRelay
 from services.messaging.publisher import Publisher
-from services.runtime import db, internal
+from services.runtime import db, internal, metrics
 from services.runtime.config import ServiceSettings
 from services.runtime.http import edge_middleware, json_response
 from services.runtime.logging import configure_logging
@@ -40,6 +40,12 @@ _CONNECT_TIMEOUT_SECONDS = 10
 _FINAL_DRAIN_SECONDS = 3
 # How often each process forgets inbox rows past their retention.
 _INBOX_PURGE_SECONDS = 3600
+
+# A lost LISTEN connection is opened again after 0.2 s, then doubling up to 5 s between tries;
+# an idle one is checked this often (a connection cut without a goodbye shows only when used).
+_LISTEN_RETRY_FIRST_SECONDS = 0.2
+_LISTEN_RETRY_MAX_SECONDS = 5.0
+_LISTEN_CHECK_SECONDS = 10.0
 
 _DEV_INTERNAL_TOKEN = ServiceSettings.model_fields["internal_token"].default
 
@@ -206,18 +212,90 @@ class Worker(Protocol):
 async def listening_worker(
     settings: ServiceSettings, schema: str, channel: str, worker: Worker, name: str
 ) -> AsyncIterator[None]:
-    """Run ``worker`` woken on ``channel``; on exit cancel its loop and let in-flight work end."""
+    """Run ``worker`` woken on ``channel``; on exit cancel its loop and let in-flight work end.
+
+    The LISTEN connection is kept: when it is lost (a database restart) it is opened again
+    with a capped backoff, and the worker is woken once, for what was notified meanwhile.
+    """
     listener = await db.connect(settings.database_url, schema)
     await listener.add_listener(channel, worker.wake)
+    keeper = asyncio.create_task(
+        _keep_listening(settings, schema, channel, worker, listener), name=f"{name}-listen"
+    )
     task = asyncio.create_task(worker.run(), name=name)
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for running in (keeper, task):
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+        if not listener.is_closed():  # the keeper was cancelled before it ran
+            listener.terminate()
         await worker.stop(settings.shutdown_grace_seconds)
-        await listener.close()
+
+
+async def _keep_listening(
+    settings: ServiceSettings,
+    schema: str,
+    channel: str,
+    worker: Worker,
+    listener: asyncpg.Connection,
+) -> None:
+    """Hold a LISTEN on ``channel`` for as long as the worker runs (until cancelled)."""
+    labels = (schema, channel)
+    try:
+        while True:
+            metrics.LISTEN_CONNECTED.labels(*labels).set(1)
+            await _until_lost(listener)
+            metrics.LISTEN_CONNECTED.labels(*labels).set(0)
+            log.warning("listen_lost", channel=channel)
+            listener = await _listen_again(settings, schema, channel, worker)
+            metrics.LISTEN_RECONNECTS.labels(*labels).inc()
+            log.info("listen_restored", channel=channel)
+            worker.wake()  # whatever was notified while nobody listened
+    finally:
+        metrics.LISTEN_CONNECTED.labels(*labels).set(0)
+        if not listener.is_closed():
+            listener.terminate()
+
+
+async def _until_lost(listener: asyncpg.Connection) -> None:
+    """Return when ``listener`` is gone: closed under us, or not answering a check."""
+    lost = asyncio.Event()
+    listener.add_termination_listener(lambda _conn: lost.set())
+    while not lost.is_set() and not listener.is_closed():
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_LISTEN_CHECK_SECONDS):
+                await lost.wait()
+        if lost.is_set() or listener.is_closed():
+            return
+        try:  # a connection cut without a goodbye is only noticed by using it
+            await listener.execute("SELECT 1", timeout=_LISTEN_CHECK_SECONDS)
+        except Exception as exc:
+            log.info("listen_check_failed", error=repr(exc))
+            return
+
+
+async def _listen_again(
+    settings: ServiceSettings, schema: str, channel: str, worker: Worker
+) -> asyncpg.Connection:
+    delay = _LISTEN_RETRY_FIRST_SECONDS
+    while True:
+        await asyncio.sleep(delay)
+        try:
+            async with asyncio.timeout(_CONNECT_TIMEOUT_SECONDS):
+                conn = await db.connect(settings.database_url, schema)
+        except Exception as exc:
+            log.info("listen_reconnect_failed", channel=channel, error=repr(exc), retry_in=delay)
+            delay = min(delay * 2, _LISTEN_RETRY_MAX_SECONDS)
+            continue
+        try:
+            await conn.add_listener(channel, worker.wake)
+        except BaseException:
+            conn.terminate()
+            raise
+        return conn
 
 
 def inbox_purge() -> Context:
