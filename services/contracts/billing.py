@@ -28,7 +28,11 @@ class _Body(BaseModel):
 
 
 class Balance(_Answer):
-    """``GET /api/v1/balance``: the calling account's wallet, in credits."""
+    """``GET /api/v1/balance``: the calling account's wallet, in credits.
+
+    A test key sees test mode's own wallet: every figure 0 and ``live_enabled`` false (sandbox
+    jobs cost nothing); never the live wallet.
+    """
 
     object: Literal["balance"] = "balance"
     available: int = Field(description="Credits that new jobs can reserve.")
@@ -66,7 +70,10 @@ class LedgerEntry(_Answer):
 
 
 class LedgerPage(_Answer):
-    """``GET /api/v1/ledger``: newest first; page on with ``starting_after=<last id>``."""
+    """``GET /api/v1/ledger``: newest first; page on with ``starting_after=<last id>``.
+
+    A test key sees test mode's ledger, which has no entries.
+    """
 
     object: Literal["list"] = "list"
     data: list[LedgerEntry]

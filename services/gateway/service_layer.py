@@ -1,5 +1,10 @@
-"""Use cases of the gateway. A create is one transaction: idempotency claim, (live) credit
-reservation, read model, outbox, stored answer."""
+"""Use cases of the gateway.
+
+A sandbox create is one transaction: idempotency claim, read model, outbox, stored answer. A
+live create calls billing, so it holds no connection and no transaction across that call: it
+claims its Idempotency-Key with a lease (one statement), reserves (billing is idempotent per job
+id), then writes the job, its command and its answer in one short transaction.
+"""
 
 from __future__ import annotations
 
@@ -47,6 +52,15 @@ KEPT_REFUSALS = frozenset({402, 403, 404, 422})
 # Reads a video's length in whole (billable) seconds; raises ApiError when it cannot.
 Measure = Callable[[str], Awaitable[int]]
 
+# Codes of a measurement that could not be made (as opposed to one that refuses the video).
+_MEASURE_FAILED = frozenset({"video_unreachable", "video_unmeasurable"})
+# A declared length may differ from the measured one by this much (a player's rounding); the
+# quote always uses the measured length.
+DECLARED_TOLERANCE_SECONDS = 1
+# How long a live create holds its Idempotency-Key before it frees itself (a gateway that died
+# mid-create): well above billing's deadline, twice (reserve, then release on doubt).
+CREATE_LEASE = timedelta(seconds=30)
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -79,6 +93,7 @@ class Gateway:
     public_base_url: str
     idempotency_ttl: timedelta
     files: sandbox.Artifacts
+    idempotency_lease: timedelta = CREATE_LEASE
 
 
 def fingerprint(method: str, path: str, payload: Any, scenario: str | None = None) -> bytes:
@@ -201,22 +216,37 @@ async def _check_music_job(conn: Connection, req: CreateRequest) -> None:
 
 
 async def prepare(gw: Gateway, req: CreateRequest) -> CreateRequest:
-    """Work done before the transaction: a live translation without a length is measured.
+    """Work done before the transaction: a live translation's source is measured.
 
-    Skipped when the Idempotency-Key already holds an answer (the replay needs no quote).
+    A translation is priced by the length of its source, and the provider dubs the whole
+    source, so the quote uses the measured length. A declared ``duration_seconds`` that
+    disagrees with it is refused (400 naming it); one given for a source that cannot be
+    measured is kept, and the provider is held to it (``end_time``). Skipped when the
+    Idempotency-Key already holds an answer (the replay needs no quote).
     """
-    needs_length = (
-        req.service is Service.TRANSLATIONS
-        and not req.caller.test
-        and req.input.get("duration_seconds") is None
-    )
-    if not needs_length:
+    if req.service is not Service.TRANSLATIONS or req.caller.test:
         return req
     if req.idempotency_key is not None:
         async with gw.pool.acquire() as conn:
             if await idempotency.find(conn, req.caller.key_id, req.idempotency_key):
                 return req
-    seconds = await gw.measure(req.input["video_url"])
+    declared = req.input.get("duration_seconds")
+    try:
+        seconds = await gw.measure(req.input["video_url"])
+    except ApiError as failed:
+        if declared is None or failed.code not in _MEASURE_FAILED:
+            raise
+        log.info("video_length_not_measured", code=failed.code, declared=declared)
+        return req
+    if declared is not None and abs(declared - seconds) > DECLARED_TOLERANCE_SECONDS:
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            "duration_mismatch",
+            f"duration_seconds is {declared}, but the video at video_url is {seconds} seconds"
+            " long; send its real length or leave duration_seconds out.",
+            param="duration_seconds",
+        )
     return CreateRequest(
         caller=req.caller,
         service=req.service,
@@ -258,44 +288,134 @@ async def create_job(gw: Gateway, req: CreateRequest) -> Answer:
     if req.caller.test and req.idempotency_key is None and not req.input.get("music_job_id"):
         return await _create_plain_sandbox_job(gw, req)
     req = await prepare(gw, req)
+    if req.caller.test:
+        return await _create_sandbox_job(gw, req)
+    return await _create_live_job(gw, req)
+
+
+async def _create_sandbox_job(gw: Gateway, req: CreateRequest) -> Answer:
+    """A test job that needs a claim or a check: one transaction, no remote call."""
+    async with gw.pool.acquire() as conn, conn.transaction():
+        if req.idempotency_key is not None:
+            replay = await _claim(conn, req)
+            if replay is not None:
+                return replay
+        job_id = new_id("job")
+        try:
+            await _check_music_job(conn, req)
+        except ApiError as refusal:
+            if req.idempotency_key is None or refusal.status not in KEPT_REFUSALS:
+                raise
+            answer = _refused(req, refusal)
+            await idempotency.store(conn, _kept(gw, req, answer))
+            return answer
+        snapshot, command = _sandbox_job(gw, req, job_id, _now())
+        answer = _answer(snapshot)
+        kept = _kept(gw, req, answer) if req.idempotency_key is not None else None
+        # The job, its command and the kept answer: one statement, one round trip.
+        await jobs_view.insert_with_command(conn, snapshot, COMMANDS, _envelope(req, command), kept)
+    log.info("job_accepted", job_id=job_id, job_service=req.service.value, test=True)
+    return answer
+
+
+async def _create_live_job(gw: Gateway, req: CreateRequest) -> Answer:
+    """Claim the key (a lease), reserve with no connection held, then one short transaction.
+
+    Billing may take its whole deadline to answer; holding a pool connection and an open
+    transaction across that call let a slow billing starve every other request of the pool.
+    """
+    token: str | None = None
+    if req.idempotency_key is not None:
+        claimed = await _lease(gw, req)
+        if isinstance(claimed, Answer):
+            return claimed
+        token = claimed
+    job_id = new_id("job")
     reserved: str | None = None
     committing = False  # past this point a failure may come from a COMMIT that went through
-    async with gw.pool.acquire() as conn:
+    try:
         try:
-            async with conn.transaction():
-                if req.idempotency_key is not None:
-                    replay = await _claim(conn, req)
-                    if replay is not None:
-                        return replay
-                job_id = new_id("job")
-                try:
+            if req.input.get("music_job_id"):
+                async with gw.pool.acquire() as conn:
                     await _check_music_job(conn, req)
-                    reservation = None if req.caller.test else await _reserve(gw, req, job_id)
-                except ApiError as refusal:
-                    if req.idempotency_key is None or refusal.status not in KEPT_REFUSALS:
-                        raise
-                    answer = _refused(req, refusal)
-                    await idempotency.store(conn, _kept(gw, req, answer))
-                else:
-                    if reservation is None:
-                        snapshot, command = _sandbox_job(gw, req, job_id, _now())
-                    else:
-                        reserved = job_id
-                        snapshot, command = _live_job(req, job_id, _now(), reservation)
-                    answer = _answer(snapshot)
-                    kept = _kept(gw, req, answer) if req.idempotency_key is not None else None
-                    # The job, its command and the kept answer: one statement, one round trip.
-                    await jobs_view.insert_with_command(
-                        conn, snapshot, COMMANDS, _envelope(req, command), kept
-                    )
-                committing = True
-        except BaseException:
-            if reserved is not None:
-                await _release_unless_accepted(gw, reserved, committing)
-            raise
-    if answer.job_id is not None:
-        log.info("job_accepted", job_id=job_id, job_service=req.service.value, test=req.caller.test)
+            reservation = await _reserve(gw, req, job_id)
+        except ApiError as refusal:
+            if token is None or refusal.status not in KEPT_REFUSALS:
+                raise
+            answer = _refused(req, refusal)
+            async with gw.pool.acquire() as conn:
+                await idempotency.complete(
+                    conn, *_lease_of(req), token, gw.idempotency_ttl, _stored(req, answer)
+                )
+            token = None
+            return answer
+        reserved = job_id
+        snapshot, command = _live_job(req, job_id, _now(), reservation)
+        answer = _answer(snapshot)
+        envelope = _envelope(req, command)
+        async with gw.pool.acquire() as conn, conn.transaction():
+            if token is not None and not await idempotency.complete_held(
+                conn, *_lease_of(req), token, gw.idempotency_ttl, _stored(req, answer)
+            ):
+                raise _lease_lost()
+            # The job and its command: one statement, one round trip.
+            await jobs_view.insert_with_command(conn, snapshot, COMMANDS, envelope)
+            committing = True
+    except BaseException:
+        if reserved is not None:
+            await _release_unless_accepted(gw, reserved, committing)
+        if token is not None:
+            # A key whose answer was kept has no lease any more: this frees only a key this
+            # request still holds (nothing kept), so the client's retry runs again.
+            await asyncio.shield(_free(gw, req, token))
+        raise
+    log.info("job_accepted", job_id=job_id, job_service=req.service.value, test=False)
     return answer
+
+
+def _lease_of(req: CreateRequest) -> tuple[str, str]:
+    assert req.idempotency_key is not None
+    return req.caller.key_id, req.idempotency_key
+
+
+def _stored(req: CreateRequest, answer: Answer) -> idempotency.Stored:
+    return idempotency.Stored(req.fingerprint, answer.status, answer.headers, answer.body)
+
+
+async def _lease(gw: Gateway, req: CreateRequest) -> str | Answer:
+    """The lease's token when this request may go ahead; the stored answer when a replay."""
+    async with gw.pool.acquire() as conn:
+        claim = await idempotency.claim(
+            conn, *_lease_of(req), req.fingerprint, gw.idempotency_lease
+        )
+    if claim.stored is not None and claim.stored.fingerprint != req.fingerprint:
+        raise _key_reused()
+    if claim.token is not None:
+        return claim.token
+    if claim.busy or claim.stored is None:
+        raise _key_in_use()
+    stored = claim.stored
+    return Answer(stored.status, stored.headers, stored.body, replayed=True)
+
+
+async def _free(gw: Gateway, req: CreateRequest, token: str) -> None:
+    try:
+        async with gw.pool.acquire() as conn:
+            await idempotency.release(conn, *_lease_of(req), token)
+    except Exception as exc:  # the lease runs out by itself
+        log.warning("idempotency_lease_not_freed", error=repr(exc))
+
+
+def _lease_lost() -> ApiError:
+    # The lease ran out (a create slower than the lease) and another request may hold the key:
+    # this one must not create a second job. Its reservation is released; a retry answers.
+    return ApiError(
+        503,
+        "api_error",
+        "idempotency_lease_expired",
+        "The request took too long and was not carried out; nothing was charged. Retry.",
+        headers={"Retry-After": "1"},
+    )
 
 
 def _kept(gw: Gateway, req: CreateRequest, answer: Answer) -> idempotency.Record:
@@ -345,20 +465,30 @@ async def _claim(conn: Connection, req: CreateRequest) -> Answer | None:
     assert req.idempotency_key is not None
     locked, stored = await idempotency.lock_and_find(conn, req.caller.key_id, req.idempotency_key)
     if not locked:
-        raise ApiError(
-            409,
-            "idempotency_error",
-            "idempotency_key_in_use",
-            "A request with this Idempotency-Key is still being handled; retry shortly.",
-            headers={"Retry-After": "1"},
-        )
+        raise _key_in_use()
     if stored is None:
         return None
     if stored.fingerprint != req.fingerprint:
-        raise ApiError(
-            422,
-            "idempotency_error",
-            "idempotency_key_reuse",
-            "This Idempotency-Key was used with a different request; use a new key.",
-        )
+        raise _key_reused()
+    if stored.pending:  # held under a lease by a request still in flight
+        raise _key_in_use()
     return Answer(stored.status, stored.headers, stored.body, replayed=True)
+
+
+def _key_in_use() -> ApiError:
+    return ApiError(
+        409,
+        "idempotency_error",
+        "idempotency_key_in_use",
+        "A request with this Idempotency-Key is still being handled; retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _key_reused() -> ApiError:
+    return ApiError(
+        422,
+        "idempotency_error",
+        "idempotency_key_reuse",
+        "This Idempotency-Key was used with a different request; use a new key.",
+    )

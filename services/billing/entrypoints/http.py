@@ -12,6 +12,8 @@ from services.billing.adapters import ledger
 from services.billing.domain.pricing import PriceUnavailable, quote, top_up
 from services.billing.state import PRICES
 from services.contracts.billing import (
+    Balance,
+    LedgerPage,
     PurchaseRequest,
     ReleaseRequest,
     ReleaseResult,
@@ -20,6 +22,7 @@ from services.contracts.billing import (
     ReservationState,
 )
 from services.runtime.http import ApiError, json_response
+from services.runtime.internal import TEST_HEADER
 from services.runtime.service import POOL
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -123,7 +126,28 @@ async def release_reservation(request: web.Request) -> web.Response:
     return json_response(answer.model_dump())
 
 
+# Test mode has its own data, as a payment provider's test mode does: a test key never sees the
+# live wallet. Sandbox jobs cost nothing and test mode cannot buy credits, so its wallet is
+# empty and its ledger has no entries.
+_TEST_BALANCE = Balance(
+    available=0,
+    reserved=0,
+    lifetime_purchased=0,
+    lifetime_bonus=0,
+    paid_remaining=0,
+    bonus_remaining=0,
+    live_enabled=False,
+)
+
+
+def _test_mode(request: web.Request) -> bool:
+    """The caller's key is a test key (the gateway says so for every forwarded call)."""
+    return request.headers.get(TEST_HEADER) == "true"
+
+
 async def balance(request: web.Request) -> web.Response:
+    if _test_mode(request):
+        return json_response(_TEST_BALANCE.model_dump())
     async with request.app[POOL].acquire() as conn:
         found = await ledger.balance(conn, request.match_info["account_id"])
     return json_response(found.model_dump())
@@ -141,8 +165,12 @@ def _limit(request: web.Request) -> int:
 async def ledger_entries(request: web.Request) -> web.Response:
     limit = _limit(request)
     cursor = request.query.get("starting_after") or None
-    async with request.app[POOL].acquire() as conn:
-        page = await ledger.ledger_page(conn, request.match_info["account_id"], limit, cursor)
+    if _test_mode(request):
+        # No test-mode entries exist, so any cursor is unknown here (404 below).
+        page: LedgerPage | None = None if cursor else LedgerPage(data=[], has_more=False)
+    else:
+        async with request.app[POOL].acquire() as conn:
+            page = await ledger.ledger_page(conn, request.match_info["account_id"], limit, cursor)
     if page is None:
         # Another account's entry is as unknown here as one that never existed: 404, never 400.
         raise ApiError(

@@ -202,6 +202,33 @@ async def complete(
     )
 
 
+async def complete_held(
+    conn: Connection,
+    api_key_id: str,
+    key: str,
+    token: str,
+    ttl: timedelta,
+    response: Stored,
+) -> bool:
+    """``complete``, telling whether this request still held the key (a live create writes its
+    job only then, in the same transaction)."""
+    status = await conn.execute(
+        "UPDATE idempotency_keys SET fingerprint = $4, response_status = $5,"
+        " response_headers = $6, response_body = $7, created_at = now(),"
+        " expires_at = now() + $8, lock_token = NULL"
+        " WHERE api_key_id = $1 AND key = $2 AND lock_token = $3 AND expires_at > now()",
+        api_key_id,
+        key,
+        token,
+        response.fingerprint,
+        response.status,
+        response.headers,
+        response.body,
+        ttl,
+    )
+    return status == "UPDATE 1"
+
+
 async def release(conn: Connection | asyncpg.Pool, api_key_id: str, key: str, token: str) -> None:
     """Give the key back without an answer (server errors are not kept: a retry may succeed)."""
     await conn.execute(
