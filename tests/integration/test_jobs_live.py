@@ -39,6 +39,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[JobsS
         CLIPMIX_JOBS_DEADLINE_SECONDS='{"avatars": 2}',
         # Short enough that the simulator's hanging creates (3 s) time out.
         CLIPMIX_JOBS_PROVIDER_TIMEOUT_SECONDS="1.5",
+        # A provider that stays away fails the job after this long (default: its deadline).
+        CLIPMIX_JOBS_SUBMIT_RETRY_SECONDS="4",
     )
     await running.start()
     try:
@@ -157,7 +159,7 @@ async def test_artifact_links_are_signed(stack: JobsStack) -> None:
         ("failed", "provider_error"),
     ],
 )
-async def test_provider_failures_fail_the_job_with_our_code(
+async def test_provider_failures_that_last_fail_the_job_with_our_code(
     stack: JobsStack, kind: str, code: str
 ) -> None:
     await stack.sim(
@@ -175,6 +177,29 @@ async def test_provider_failures_fail_the_job_with_our_code(
             assert job["status"] == "failed"
             assert job["error"]["code"] == code
             assert "message" in job["error"]
+
+
+async def test_a_provider_blip_during_the_submit_fails_no_job(stack: JobsStack) -> None:
+    await stack.sim(
+        "POST", "/__admin/config", {"failure_rate": 1.0, "failure_kinds": ["unavailable"]}
+    )
+    command = live_command(Service.MUSIC, account="acct_blip")
+    async with events(stack) as got:
+        await stack.publish([command])
+
+        async def retried_from_the_queue() -> bool:
+            stats = await stack.sim("GET", "/__admin/stats")
+            # More creates than one call's tries: the runner came back to it.
+            return int(stats["creates_by_key"].get(command.job_id, 0)) > 3
+
+        await eventually(retried_from_the_queue, timeout=10, every=0.05)
+        assert not got.of(command.job_id)  # nothing failed meanwhile
+        await stack.sim("POST", "/__admin/config", {"failure_rate": 0})
+        job = await settled(stack, got, command.job_id)
+    assert got.of(command.job_id) == ["job.started", "job.completed"]
+    assert job["status"] == "completed"
+    stats = await stack.sim("GET", "/__admin/stats")
+    assert stats["tasks_by_key"][command.job_id] == 1
 
 
 async def test_a_task_stuck_past_the_deadline_fails_with_provider_timeout(
