@@ -167,6 +167,14 @@ class Dispatcher:
         for task in list(self._tasks):
             task.cancel()
 
+    def _retry_delay(self, task: Claimed, outcome: Outcome, at: datetime) -> float | None:
+        return next_delay(
+            self._policy.schedule,
+            task.attempt,
+            _retry_after(outcome, at),
+            self._policy.retry_after_cap,
+        )
+
     async def attempt(self, task: Claimed) -> None:
         await self.attempt_and_record(task)
 
@@ -187,12 +195,7 @@ class Dispatcher:
         metrics.WEBHOOK_ATTEMPTS.labels("webhooks", _outcome_label(outcome)).inc()
         delay = None
         if not outcome.succeeded and task.trigger != "test" and task.url is not None:
-            delay = next_delay(
-                self._policy.schedule,
-                task.attempt,
-                parse_retry_after(outcome.retry_after, attempted_at),
-                self._policy.retry_after_cap,
-            )
+            delay = self._retry_delay(task, outcome, attempted_at)
         attempt = Attempt(
             attempted_at=attempted_at,
             url=url,
@@ -218,6 +221,15 @@ class Dispatcher:
             fenced_out=logged is None,
         )
         return logged
+
+
+def _retry_after(outcome: Outcome, attempted_at: datetime) -> float | None:
+    """The receiver's Retry-After, or None: whatever it sent, the attempt is recorded."""
+    try:
+        return parse_retry_after(outcome.retry_after, attempted_at)
+    except Exception as exc:  # the parser is strict; this is the last line of defence
+        log.warning("webhook_retry_after_unusable", error=repr(exc))
+        return None
 
 
 def _outcome_label(outcome: Outcome) -> str:

@@ -8,6 +8,8 @@ import ipaddress
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from services.runtime.egress import TargetRefused, forbidden, split_target, vet
@@ -82,6 +84,22 @@ def test_retry_after_lengthens_within_the_cap_and_never_shortens() -> None:
     assert parse_retry_after(later, now) == 90
     assert parse_retry_after("120", now) == 120
     assert parse_retry_after("soon", now) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["²", "١٢", "-5", "+5", "\x00", "1\x005", "9" * 400, "1e9", "1.5", "12 34", "\u00a0"],
+)
+def test_a_retry_after_that_is_not_ascii_digits_or_a_date_is_ignored(value: str) -> None:
+    """``str.isdigit()`` took ``²`` and ``float()`` then raised: the attempt was never recorded
+    and the task was sent again at every lease, forever (issue 22, finding 4)."""
+    assert parse_retry_after(value, datetime(2026, 1, 1, tzinfo=UTC)) is None
+
+
+@given(st.text(max_size=80))
+def test_no_retry_after_header_makes_the_parser_raise(value: str) -> None:
+    found = parse_retry_after(value, datetime(2026, 1, 1, tzinfo=UTC))
+    assert found is None or found >= 0
 
 
 @pytest.mark.parametrize(

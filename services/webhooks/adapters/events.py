@@ -8,6 +8,7 @@ so a reader whose cursor has moved on never skips it (migration 0003 explains th
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -78,11 +79,21 @@ def token(position: tuple[int, int]) -> str:
     return f"pos_{position[0]}_{position[1]}"
 
 
+# The largest transaction id and seq a cursor may name (xid8 and bigint, signed to be safe).
+_MAX_POSITION = 2**63 - 1
+_TOKEN = re.compile(r"pos_([0-9]{1,19})_([0-9]{1,19})")
+
+
 def parse_token(value: str) -> tuple[int, int] | None:
-    parts = value.split("_")
-    if len(parts) != 3 or parts[0] != "pos" or not all(p.isdigit() for p in parts[1:]):
+    """A cursor this API handed out, or None (ASCII digits only: ``str.isdigit()`` takes ``²``,
+    and a number past bigint would reach Postgres)."""
+    found = _TOKEN.fullmatch(value)
+    if found is None:
         return None
-    return int(parts[1]), int(parts[2])
+    txid, seq = int(found[1]), int(found[2])
+    if txid > _MAX_POSITION or seq > _MAX_POSITION:
+        return None
+    return txid, seq
 
 
 async def stream(

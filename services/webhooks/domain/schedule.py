@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import re
 from datetime import datetime
 
 # Four attempts in all: at once, then 30 s, 5 min and 1 h after the previous failure.
@@ -17,20 +18,35 @@ def parse_schedule(text: str) -> tuple[float, ...]:
     return delays
 
 
+# Longest delta-seconds read: more digits than this is not a delay anyone means, and int()
+# of a receiver's megabyte of digits is not work we do.
+
+_DELTA = re.compile(r"[0-9]{1,10}")
+# An IMF-fixdate and the two obsolete HTTP-date forms are ASCII and short.
+_MAX_DATE_LENGTH = 64
+
+
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); None if unusable."""
+    """Seconds from a ``Retry-After`` header: ASCII delta-seconds or an HTTP-date; ``None``
+    for anything else (unicode digits such as ``²``, a sign, NUL, a huge number, junk), so the
+    normal schedule applies. A receiver's header must never make an attempt unrecordable."""
     if not value:
         return None
-    value = value.strip()
-    if value.isdigit():
+    value = value.strip(" \t")
+    if _DELTA.fullmatch(value):
         return float(value)
+    if len(value) > _MAX_DATE_LENGTH or not value.isascii() or not value.isprintable():
+        return None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         return None
-    return max((when - now).total_seconds(), 0.0)
+    try:
+        return max((when - now).total_seconds(), 0.0)
+    except OverflowError:
+        return None
 
 
 def next_delay(

@@ -20,6 +20,7 @@ from services.contracts.webhooks import (
     WebhookEndpointUpdate,
     WebhookRedelivery,
 )
+from services.runtime import params
 from services.runtime.egress import TargetRefused
 from services.runtime.http import ApiError, from_validation_error, invalid_request, json_response
 from services.runtime.internal import ACCOUNT_HEADER
@@ -76,7 +77,18 @@ def _caller(request: web.Request) -> tuple[str, str]:
     account = request.headers.get(ACCOUNT_HEADER)
     if not account:
         raise invalid_request(None, f"The {ACCOUNT_HEADER} header is required.", "account_missing")
-    return request.match_info["key_id"], account
+    params.identifier(account, param=ACCOUNT_HEADER)
+    return _path_id(request, "key_id"), account
+
+
+def _path_id(request: web.Request, name: str) -> str:
+    """An id from the path, by the strict rule (NUL or an overlong value never reaches SQL)."""
+    return params.identifier(request.match_info[name], param=name)
+
+
+def _query_id(request: web.Request, name: str) -> str | None:
+    value = request.query.get(name)
+    return None if value is None else params.identifier(value, param=name)
 
 
 def _dump(model: BaseModel, status: int = 200) -> web.Response:
@@ -150,16 +162,10 @@ async def fire_test(request: web.Request) -> web.Response:
 
 async def list_deliveries(request: web.Request) -> web.Response:
     key_id, _ = _caller(request)
-    try:
-        limit = int(request.query.get("limit", "20"))
-    except ValueError:
-        raise invalid_request("limit", "limit must be an integer between 1 and 100.") from None
-    if not 1 <= limit <= MAX_PAGE:
-        raise invalid_request("limit", "limit must be an integer between 1 and 100.")
+    limit = _int_param(request, "limit", 20, 1, MAX_PAGE)
+    starting_after = _query_id(request, "starting_after")
     async with request.app[POOL].acquire() as conn:
-        rows, more = await deliveries.log_page(
-            conn, key_id, limit, request.query.get("starting_after")
-        )
+        rows, more = await deliveries.log_page(conn, key_id, limit, starting_after)
     return _dump(WebhookDeliveryPage(data=rows, has_more=more))
 
 
@@ -167,9 +173,7 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise invalid_request(name, f"{name} must be an integer between {low} and {high}.")
-    return int(raw)
+    return params.whole(raw, param=name, low=low, high=high)
 
 
 def _event_type(request: web.Request) -> str | None:
@@ -184,7 +188,7 @@ async def list_events(request: web.Request) -> web.Response:
     key_id, _ = _caller(request)
     limit = _int_param(request, "limit", 20, 1, MAX_PAGE)
     kind = _event_type(request)
-    after, starting_after = request.query.get("after"), request.query.get("starting_after")
+    after, starting_after = request.query.get("after"), _query_id(request, "starting_after")
     if after is None and "wait" not in request.query:
         async with request.app[POOL].acquire() as conn:
             found = await events.history(
@@ -224,6 +228,7 @@ async def _stream_cursor(conn: Connection, key_id: str, after: str | None) -> tu
         if parsed is None:
             raise invalid_request("after", "after is not a cursor this API handed out.")
         return parsed
+    params.identifier(after, param="after")
     found = await events.position(conn, key_id, after)
     if found is None:
         raise _no_event("after", after)
@@ -232,7 +237,7 @@ async def _stream_cursor(conn: Connection, key_id: str, after: str | None) -> tu
 
 async def get_event(request: web.Request) -> web.Response:
     key_id, _ = _caller(request)
-    event_id = request.match_info["event_id"]
+    event_id = _path_id(request, "event_id")
     async with request.app[POOL].acquire() as conn:
         found = await events.one(conn, key_id, event_id)
     if found is None:
@@ -258,7 +263,7 @@ async def redeliver(request: web.Request) -> web.Response:
     key_id, account = _caller(request)
     try:
         queued = await request.app[WEBHOOKS].redeliver(
-            key_id, account, request.match_info["delivery_id"]
+            key_id, account, _path_id(request, "delivery_id")
         )
     except NotConfigured:
         raise _not_configured() from None
@@ -281,7 +286,7 @@ async def operator_replay(request: web.Request) -> web.Response:
 
 async def operator_failed(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
-        rows = await deliveries.failed(conn, request.query.get("key_id"))
+        rows = await deliveries.failed(conn, _query_id(request, "key_id"))
     return json_response({"object": "list", "data": rows, "has_more": False})
 
 
