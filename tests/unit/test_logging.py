@@ -31,6 +31,29 @@ def test_redact_keeps_the_prefix_and_drops_the_body(prefix: str, secret: str) ->
     assert out == f"auth failed for {prefix}[redacted], retrying"
 
 
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "whsec_" + "ab+/" * 10 + "Q==",  # standard base64, as secret_string() makes them
+        "whsec_+/+/" + "x" * 40,
+        "whsec_" + "ab%2B%2Fcd" * 5 + "%3D",  # the same, percent-encoded in a URL
+    ],
+)
+def test_redact_drops_the_whole_base64_body_of_a_webhook_secret(secret: str) -> None:
+    """Issue 22, finding 8: the old pattern stopped at the first ``+`` or ``/`` and printed the
+    rest of the secret."""
+    out = redact(f'{{"secret": "{secret}", "next": 1}}')
+    assert out == '{"secret": "whsec_[redacted]", "next": 1}'
+
+
+def test_a_real_webhook_secret_never_reaches_a_line() -> None:
+    from services.webhooks.domain.signing import new_secret, secret_string
+
+    for _ in range(200):  # most real secrets hold a + or a /
+        secret = secret_string(new_secret())
+        assert secret[len("whsec_") :] not in redact(f"rotated to {secret}.")
+
+
 def test_redact_finds_every_secret_in_one_text() -> None:
     text = f"Bearer {LIVE}\nkey={TEST}&sig={WEBHOOK} ({LIVE})"
 

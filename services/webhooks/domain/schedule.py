@@ -18,9 +18,8 @@ def parse_schedule(text: str) -> tuple[float, ...]:
     return delays
 
 
-# Longest delta-seconds read: more digits than this is not a delay anyone means, and int()
-# of a receiver's megabyte of digits is not work we do.
-
+# Delta-seconds: ASCII digits only, at most 10 of them (more is not a delay anyone means, and
+# float() of a receiver's megabyte of digits is not work we do).
 _DELTA = re.compile(r"[0-9]{1,10}")
 # An IMF-fixdate and the two obsolete HTTP-date forms are ASCII and short.
 _MAX_DATE_LENGTH = 64
