@@ -33,6 +33,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import aiohttp
 import asyncpg
 
+from services.runtime.config import ServiceSettings
+from services.runtime.internal import TOKEN_HEADER
 from services.runtime.migrate import migrate_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +57,8 @@ _SLOTS_WAIT_SECONDS = 300.0
 _CONNECTIONS_PER_REPLICA = 14
 _SCALE_WAIT_SECONDS = 120.0
 _READY_TIMEOUT = 60.0
+# The gateway answers /readyz only to the internal token (the bench runs with the default).
+_OPERATOR = {TOKEN_HEADER: str(ServiceSettings.model_fields["internal_token"].default)}
 _STOP_TIMEOUT = 20.0
 
 
@@ -140,7 +144,9 @@ class Replica:
                 raise RuntimeError(f"{self.service}[{self.index}] exited:\n{tail}")
             try:
                 async with http.get(
-                    f"{self.url}/readyz", timeout=aiohttp.ClientTimeout(total=2)
+                    f"{self.url}/readyz",
+                    timeout=aiohttp.ClientTimeout(total=2),
+                    headers=_OPERATOR,  # the gateway answers /readyz only to the internal token
                 ) as r:
                     if r.status == 200:
                         return

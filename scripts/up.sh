@@ -92,11 +92,17 @@ done
 # exit status 0 when all are ready. Each request is bounded to 2 s.
 check_ready() {
     "$VENV_BIN/python" - "$@" <<'PY'
+import os
 import sys
 import urllib.error
 import urllib.request
 
+from services.runtime.config import ServiceSettings
+
+# The gateway answers /readyz only to the internal token (the others ignore the header).
+token = os.environ.get("CLIPMIX_INTERNAL_TOKEN") or ServiceSettings.model_fields["internal_token"].default
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+opener.addheaders = [("X-ClipMix-Internal-Token", token)]
 pending = []
 for arg in sys.argv[1:]:
     name, base = arg.split("=", 1)

@@ -11,7 +11,15 @@ from pydantic import Field
 from services.contracts.routing import GATEWAY_JOB_EVENTS, QUEUES
 from services.gateway.adapters import idempotency
 from services.gateway.adapters.ratelimit import Limit
-from services.gateway.entrypoints import downstream, edge, events, http, idempotent, proxy
+from services.gateway.entrypoints import (
+    downstream,
+    edge,
+    events,
+    http,
+    idempotent,
+    probes,
+    proxy,
+)
 from services.gateway.entrypoints.held import HELD, HeldRequests
 from services.runtime import service
 from services.runtime.config import ServiceSettings
@@ -22,6 +30,9 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 class GatewaySettings(ServiceSettings):
     port: int = Field(8080, validation_alias="CLIPMIX_GATEWAY_PORT")
+    # A port of its own for /healthz, /readyz and /metrics without a token (probes, Prometheus);
+    # never publish it. Unset: on the public port those two answer only the internal token.
+    admin_port: int | None = Field(None, validation_alias="CLIPMIX_GATEWAY_ADMIN_PORT")
     public_base_url: str = "http://127.0.0.1:8080"
     idempotency_ttl_hours: float = Field(24.0, gt=0)
     # Largest accepted request body; larger ones answer 413.
@@ -43,7 +54,7 @@ class GatewaySettings(ServiceSettings):
     held_event_connections: int = Field(64, ge=1)
     # Held requests (Prefer: wait and events?wait) one API key may have open at once, per
     # replica; one more answers 429 too_many_held_requests.
-    held_requests_per_key: int = Field(10, ge=1)
+    max_held_requests: int = Field(10, ge=1)
     # Admission control (runtime/admission.py), sized on the 2-core bench machine: past ~32
     # creates in flight a process only gets slower (docs/performance.md, Overload). One key may
     # hold half of them; its excess answers 429 too_many_concurrent_requests.
@@ -75,12 +86,13 @@ def create_app(settings: GatewaySettings) -> web.Application:
     )
     limit = Limit(settings.rate_limit_per_second, settings.rate_limit_burst)
     edge.install(app, limit if settings.rate_limit_enabled else None)
+    probes.install(app, NAME, settings.internal_token, settings.host, settings.admin_port)
     app.cleanup_ctx.append(
         downstream.context(
             settings, settings.downstream_connections, settings.held_event_connections
         )
     )
-    app[HELD] = HeldRequests(settings.held_requests_per_key, settings.held_event_connections)
+    app[HELD] = HeldRequests(settings.max_held_requests, settings.held_event_connections)
     app[idempotent.IDEMPOTENCY_LEASE] = timedelta(seconds=settings.idempotency_lease_seconds)
     app[http.PUBLIC_BASE_URL] = settings.public_base_url.rstrip("/")
     app[http.IDEMPOTENCY_TTL] = timedelta(hours=settings.idempotency_ttl_hours)

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Settings holding a credential, by the end of their name (in every service's settings).
+_SECRET_SUFFIXES = ("_secret", "_token", "_key")
+
+
+class InsecureSettings(RuntimeError):
+    """A credential is missing outside development and test: the process must not start.
+
+    Not a ValueError on purpose: pydantic would wrap that with the input, secrets included.
+    """
 
 
 class ServiceSettings(BaseSettings):
@@ -51,3 +61,25 @@ class ServiceSettings(BaseSettings):
     # Shared secret of /internal/ routes; the development default is refused in production.
     internal_token: str = "clipmix-dev-internal-token"  # noqa: S105 - dev default, refused in prod
     internal_timeout_seconds: float = Field(2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _secrets_set_in_production(self) -> ServiceSettings:
+        """Outside development and test, every credential is set: not empty, not the default.
+
+        An empty internal token would let anyone through ``/internal/``; a default is public
+        (it is in this repository). Checked here, so every service refuses to start alike.
+        """
+        if self.env in ("development", "test"):
+            return self
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if not name.endswith(_SECRET_SUFFIXES) or not isinstance(value, str):
+                continue
+            env_name = field.validation_alias or f"CLIPMIX_{name.upper()}"
+            if not value.strip():
+                raise InsecureSettings(f"{env_name} must not be empty in {self.env}")
+            if field.default and value == field.default:
+                raise InsecureSettings(
+                    f"{env_name} must be set in {self.env} (not its development value)"
+                )
+        return self

@@ -53,7 +53,8 @@ def guard(token: str) -> Any:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(PREFIX):
             given = request.headers.get(TOKEN_HEADER, "").encode()
-            if not hmac.compare_digest(given, expected):
+            # An empty token opens nothing (start-up refuses one outside development and test).
+            if not expected or not hmac.compare_digest(given, expected):
                 # Not 401/403: outside callers learn nothing about what exists here.
                 raise ApiError(404, "invalid_request_error", "route_not_found", "No such route.")
         return await handler(request)
@@ -67,6 +68,32 @@ def new_session(limit: int) -> aiohttp.ClientSession:
         connector=aiohttp.TCPConnector(limit=limit),
         json_serialize=lambda v: orjson.dumps(v).decode(),
     )
+
+
+def holds_token(request: web.Request, token: str) -> bool:
+    """The request presents ``token``: in the internal header, or as ``Authorization: Bearer``
+    (what Prometheus sends from a scrape job's ``authorization`` block)."""
+    given = request.headers.get(TOKEN_HEADER)
+    if given is None:
+        scheme, _, rest = request.headers.get("Authorization", "").partition(" ")
+        given = rest.strip() if scheme.lower() == "bearer" else ""
+    return bool(token) and hmac.compare_digest(given.encode(), token.encode())
+
+
+def operator_only(token: str, paths: frozenset[str]) -> Any:
+    """Middleware: ``paths`` (``/metrics``, ``/readyz``) answer 404 unless ``token`` is presented.
+
+    For a process whose port is public (the gateway): what it measures and whether its
+    database answers are the operators' business.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in paths and not holds_token(request, token):
+            raise ApiError(404, "invalid_request_error", "route_not_found", "No such route.")
+        return await handler(request)
+
+    return middleware
 
 
 async def http_session(app: web.Application) -> AsyncIterator[None]:

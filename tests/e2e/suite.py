@@ -19,7 +19,13 @@ from services.contracts.ids import new_id
 from services.contracts.jobs import CreateJob, Service
 from services.messaging.envelope import Envelope
 from services.messaging.topology import COMMANDS
+from services.runtime.config import ServiceSettings
+from services.runtime.internal import TOKEN_HEADER
 from tests.infra import Infra, free_port
+
+# What an operator's tool sends to /readyz and /metrics (the suite runs with the development
+# token): the gateway's public port answers those two only to the internal token.
+OPERATOR = {TOKEN_HEADER: str(ServiceSettings.model_fields["internal_token"].default)}
 
 SERVICES = ("gateway", "jobs", "billing", "webhooks", "status", "simulator")
 _ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +76,8 @@ class Process:
                         f"{self.name} exited:\n{self.log_path.read_text()[-3000:]}"
                     )
                     try:
-                        async with http.get(f"{self.url}/readyz") as r:
+                        # The gateway answers /readyz only to the internal token.
+                        async with http.get(f"{self.url}/readyz", headers=OPERATOR) as r:
                             if r.status == 200:
                                 return
                     except aiohttp.ClientError:

@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.suite import Suite
+from tests.e2e.suite import OPERATOR, Suite
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +49,7 @@ async def test_metrics_parse_and_carry_the_named_families(suite: Suite, name: st
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{url}/healthz") as r:  # at least one request measured
             assert r.status == 200
-        async with http.get(f"{url}/metrics") as r:
+        async with http.get(f"{url}/metrics", headers=OPERATOR) as r:
             assert r.status == 200
             assert r.content_type == "text/plain"
             text = await r.text()

@@ -26,7 +26,7 @@ from services.billing.app import BillingSettings
 from services.gateway.app import GatewaySettings
 from services.jobs.app import _refuse_dev_secrets
 from services.jobs.config import JobsSettings
-from services.runtime.config import ServiceSettings
+from services.runtime.config import InsecureSettings, ServiceSettings
 from services.runtime.traffic import TrafficSettings
 from services.simulator.app import SimulatorSettings
 from services.status.app import StatusSettings
@@ -53,6 +53,9 @@ SERVICES: dict[str, int] = {
 }
 
 SIMULATOR_PORT = 8090
+# Where probes and Prometheus reach a service: the gateway's public port serves /readyz and
+# /metrics only to the internal token, so deployments use its admin port (never published).
+OPERATOR_PORTS: dict[str, int] = {**SERVICES, "gateway": 9180}
 
 # The settings classes each process reads (build_app also reads TrafficSettings where a
 # service reports traffic). The reference for every CLIPMIX_* name in the deploy files.
@@ -431,8 +434,12 @@ def load_settings(cls: type[BaseSettings], env: Mapping[str, str]) -> Any:
 
 def production_refusals(process: str, env: Mapping[str, str]) -> list[str]:
     """What the process would refuse at start with this environment: the checks of
-    runtime/service.py build_app (internal token) and jobs/app.py create_app."""
-    settings = load_settings(PROCESS_SETTINGS[process][0], env)
+    runtime/config.py (every credential), runtime/service.py build_app (internal token) and
+    jobs/app.py create_app."""
+    try:
+        settings = load_settings(PROCESS_SETTINGS[process][0], env)
+    except InsecureSettings as exc:
+        return [f"{process}: {exc}"]
     if not isinstance(settings, ServiceSettings):
         return []
     if settings.env != "production":
@@ -601,7 +608,8 @@ def test_compose_service_is_wired_and_health_checked(compose: dict[str, Any], na
     assert service["command"] == ["python", "-m", f"services.{name}"]
 
     check = " ".join(service["healthcheck"]["test"])
-    assert f"127.0.0.1:{port}/readyz" in check, f"{name} healthcheck must probe its /readyz"
+    probed = OPERATOR_PORTS[name]
+    assert f"127.0.0.1:{probed}/readyz" in check, f"{name} healthcheck must probe its /readyz"
 
     depends = service["depends_on"]
     assert depends["migrate"]["condition"] == "service_completed_successfully"
@@ -724,7 +732,7 @@ def test_a_production_compose_run_must_set_every_secret(compose: dict[str, Any])
     production = {"CLIPMIX_ENV": "production"}
     for name in SERVICES:
         refused = production_refusals(name, compose_env(compose, name, production))
-        assert f"{name}: CLIPMIX_INTERNAL_TOKEN is the development default" in refused
+        assert f"{name}: CLIPMIX_INTERNAL_TOKEN must be set in production" in refused[0]
     refused = production_refusals("jobs", compose_env(compose, "jobs", production))
     assert any("must be set in production" in problem for problem in refused), refused
 
@@ -887,7 +895,7 @@ def test_k8s_deployment_has_probes_limits_and_scrape_annotations(name: str) -> N
 
     annotations = template["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/port"] == str(port)
+    assert annotations["prometheus.io/port"] == str(OPERATOR_PORTS[name])
     assert annotations["prometheus.io/path"] == "/metrics"
 
     (container,) = pod["containers"]
@@ -895,6 +903,10 @@ def test_k8s_deployment_has_probes_limits_and_scrape_annotations(name: str) -> N
     assert container["command"] == ["python", "-m", f"services.{name}"]
     assert {"name": "http", "containerPort": port, "protocol": "TCP"} in container["ports"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    if OPERATOR_PORTS[name] != port:
+        admin = {"name": "admin", "containerPort": OPERATOR_PORTS[name], "protocol": "TCP"}
+        assert admin in container["ports"]
+        assert container["readinessProbe"]["httpGet"]["port"] == "admin"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     resources = container["resources"]
     for kind in ("requests", "limits"):
@@ -1082,11 +1094,15 @@ def test_local_prometheus_scrapes_all_five_ports() -> None:
     expected = {f"127.0.0.1:{port}" for port in SERVICES.values()}
     assert expected <= static_targets(config)
     assert "alerts.yml" in config["rule_files"]
+    # The gateway's public port answers /metrics only to the internal token.
+    (gateway,) = [j for j in config["scrape_configs"] if j["job_name"] == "clipmix-gateway"]
+    default = ServiceSettings.model_fields["internal_token"].default
+    assert gateway["authorization"]["credentials"] == default
 
 
 def test_compose_prometheus_scrapes_the_compose_service_names() -> None:
     config = load_yaml(PROMETHEUS / "prometheus.compose.yml")
-    expected = {f"{name}:{port}" for name, port in SERVICES.items()}
+    expected = {f"{name}:{port}" for name, port in OPERATOR_PORTS.items()}
     assert expected <= static_targets(config)
     assert "alerts.yml" in config["rule_files"]
 
@@ -1404,9 +1420,13 @@ def test_secret_check_rejects_secrets_from_the_configmap_or_another_secret() -> 
 
 def test_production_check_rejects_development_secrets() -> None:
     refused = production_refusals("jobs", {"CLIPMIX_ENV": "production"})
-    assert refused[0] == "jobs: CLIPMIX_INTERNAL_TOKEN is the development default"
-    assert refused[1].startswith("jobs: CLIPMIX_JOBS_PROVIDER_WEBHOOK_SECRET must be set")
+    assert refused[0].startswith("jobs: CLIPMIX_INTERNAL_TOKEN must be set in production")
     token = {"CLIPMIX_ENV": "production", "CLIPMIX_INTERNAL_TOKEN": "t"}
+    refused = production_refusals("jobs", token)
+    assert refused[0].startswith("jobs: CLIPMIX_JOBS_REPLICATE_TOKEN must be set in production")
+    # An empty credential is refused too (an empty internal token would open /internal/).
+    empty = production_refusals("billing", {**token, "CLIPMIX_INTERNAL_TOKEN": ""})
+    assert empty == ["billing: CLIPMIX_INTERNAL_TOKEN must not be empty in production"]
     assert production_refusals("billing", token) == []
     assert production_refusals("billing", {"CLIPMIX_INTERNAL_TOKEN": "t"}) == [
         "billing: CLIPMIX_ENV is 'development', not production"

@@ -265,12 +265,23 @@ def _list_paths() -> dict[str, Any]:
     }
 
 
+# Names the rule below would give twice: the HTML page and the JSON of the status are both
+# ``get_status`` by their words, and code generators drop one of two equal operationIds.
+_OPERATION_IDS = {("/status", "get"): "get_status_page"}
+
+
 def _name_operations(paths: dict[str, Any]) -> None:
+    """``<method>_<path words>``, unique across the document (checked: a clash stops start-up)."""
+    taken: dict[str, str] = {}
     for path, methods in paths.items():
         for method, operation in methods.items():
             words = [w for w in path.replace("/api/v1/", "").replace("/api/", "").split("/") if w]
             words = [w.strip("{}").replace("-", "_").replace(".", "_") for w in words]
-            operation["operationId"] = "_".join([method, *words])
+            name = _OPERATION_IDS.get((path, method), "_".join([method, *words]))
+            if name in taken:
+                raise RuntimeError(f"operationId {name} of {method} {path} is {taken[name]}'s")
+            taken[name] = f"{method} {path}"
+            operation["operationId"] = name
 
 
 _TAGS = (
