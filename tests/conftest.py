@@ -7,7 +7,11 @@ import pytest
 
 from services.runtime.logging import configure_logging
 from tests import infra as infra_mod
-from tests.infra import Infra
+from tests.infra import ROOMY_ADMISSION, Infra
+
+# Services built in this process (create_app(settings)) read these from the environment too.
+for _name, _value in ROOMY_ADMISSION.items():
+    os.environ.setdefault(_name, _value)
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,15 @@ BASE_DATABASE_URL = os.environ.get(
 BASE_AMQP_URL = os.environ.get("CLIPMIX_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
+# Admission control's limits (runtime/admission.py) are sized for production; the suite's tests
+# race 50-200 requests at one process to prove other things (idempotency, the ledger), so
+# their services admit them all. tests/integration/test_admission.py sets small limits itself.
+ROOMY_ADMISSION = {
+    "CLIPMIX_MAX_INFLIGHT_REQUESTS": "100000",
+    "CLIPMIX_MAX_INFLIGHT_PER_KEY": "100000",
+}
+
+
 @dataclass(frozen=True)
 class Infra:
     database_url: str
@@ -38,6 +47,7 @@ class Infra:
             CLIPMIX_AMQP_URL=self.amqp_url,
             CLIPMIX_ENV="test",
             CLIPMIX_LOG_LEVEL="info",
+            **ROOMY_ADMISSION,
         )
         env.update(extra)
         return env

@@ -39,8 +39,9 @@ class ServiceSettings(BaseSettings):
     # excess answers 503 overloaded + Retry-After at once. Internal services sit behind the
     # gateway's own bound, so theirs is roomier; the gateway sets its measured value.
     max_inflight_requests: int = Field(128, ge=1)
-    # Requests that only wait (GET ...?wait=, a Prefer: wait create while it waits): no CPU.
-    max_held_requests: int = Field(1024, ge=1)
+    # Requests that only wait (GET ...?wait=, a Prefer: wait create while it waits): no CPU,
+    # so a separate, roomier bound per process.
+    max_waiting_requests: int = Field(1024, ge=1)
     overload_retry_after_seconds: int = Field(1, ge=1)
     # Shedding that lasts longer than this counts as errors on the status page.
     overload_grace_seconds: float = Field(60.0, ge=0)

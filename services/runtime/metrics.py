@@ -20,6 +20,18 @@ HTTP_DURATION = Histogram(
     ["service", "method", "route"],
     buckets=LATENCY_BUCKETS,
 )
+# Admission control (runtime/admission.py): kind is "work" or "held" (waiting, no CPU); reason
+# is "overloaded" (503), "too_many_held" (503) or "key_concurrency" (429, the gateway's per key).
+REQUESTS_IN_FLIGHT = Gauge(
+    "clipmix_http_requests_in_flight",
+    "Requests admitted and not yet answered, by kind (work, held).",
+    ["service", "kind"],
+)
+REQUESTS_SHED = Counter(
+    "clipmix_http_requests_shed_total",
+    "Requests refused at once by admission control, before their body or the database.",
+    ["service", "reason"],
+)
 OUTBOX_BACKLOG = Gauge(
     "clipmix_outbox_backlog", "Outbox rows committed but not yet published.", ["service"]
 )

@@ -26,7 +26,7 @@ from services.messaging import inbox, topology
 from services.messaging.consumer import Consumer, Handler
 from services.messaging.outbox import OutboxRelay
 from services.messaging.publisher import Publisher
-from services.runtime import db, internal, metrics
+from services.runtime import admission, db, internal, metrics
 from services.runtime.config import ServiceSettings
 from services.runtime.http import edge_middleware, json_response
 from services.runtime.logging import configure_logging
@@ -64,19 +64,28 @@ class ConsumerSpec:
 
 
 def create_service_app(
-    service: str, *, client_max_size: int = 1024**2, internal_token: str | None = None
+    service: str,
+    *,
+    client_max_size: int = 1024**2,
+    internal_token: str | None = None,
+    gate: admission.Gate | None = None,
 ) -> web.Application:
     """An application with the shared edge middleware and /healthz, /readyz, /metrics.
 
-    With ``internal_token``, ``/internal/`` routes require it (see ``runtime.internal``).
+    With ``internal_token``, ``/internal/`` routes require it (see ``runtime.internal``). With
+    ``gate``, admission control runs right inside the edge, before anything else.
     """
     middlewares = [edge_middleware(service)]
+    if gate is not None:
+        middlewares.append(gate.middleware())
     if internal_token is not None:
         middlewares.append(internal.guard(internal_token))
     app = web.Application(middlewares=middlewares, client_max_size=client_max_size)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
+    if gate is not None:
+        app[admission.GATE] = gate
     return app
 
 
@@ -370,16 +379,29 @@ def build_app(
     chores: tuple[Context, ...] = (),
     client_max_size: int = 1024**2,
     report_traffic: bool = False,
+    key_of: Callable[[web.Request], str | None] | None = None,
+    per_key_limit: int | None = None,
 ) -> web.Application:
     """The standard service: schema, broker, optional outbox relay, chores, then consumers.
 
     With ``report_traffic``, ``app[TRAFFIC]`` counts outcomes for the status page (public
     ``/api/`` requests are counted by the edge middleware) and flushes them every few seconds.
+    Admission control (``runtime.admission``) bounds the requests in flight from ``settings``;
+    with ``key_of`` (the caller's key, no I/O) each key may hold ``per_key_limit`` of them.
     """
     if settings.env == "production" and settings.internal_token == _DEV_INTERNAL_TOKEN:
         raise RuntimeError("CLIPMIX_INTERNAL_TOKEN must be set in production")
+    gate = admission.Gate(
+        name,
+        limit=settings.max_inflight_requests,
+        held_limit=settings.max_waiting_requests,
+        per_key_limit=per_key_limit if key_of is not None else None,
+        key_of=key_of,
+        retry_after_seconds=settings.overload_retry_after_seconds,
+        grace_seconds=settings.overload_grace_seconds,
+    )
     app = create_service_app(
-        name, client_max_size=client_max_size, internal_token=settings.internal_token
+        name, client_max_size=client_max_size, internal_token=settings.internal_token, gate=gate
     )
     app.cleanup_ctx.append(internal.http_session)
     app.cleanup_ctx.append(postgres(settings, name, migrations))

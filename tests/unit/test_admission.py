@@ -1,0 +1,209 @@
+"""Admission control (runtime/admission.py) on a real aiohttp server built like every service's:
+the shared edge, the gate inside it, a handler that stays busy until the test lets it go."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from services.runtime import admission, metrics
+from services.runtime.service import create_service_app
+from services.runtime.traffic import TRAFFIC, TrafficReporter
+from tests.infra import free_port
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@dataclass
+class Server:
+    url: str
+    gate: admission.Gate
+    reporter: TrafficReporter
+    release: asyncio.Event
+    started: list[str] = field(default_factory=list)  # handlers that ran (path?query)
+
+
+@contextlib.asynccontextmanager
+async def serving(gate: admission.Gate) -> AsyncIterator[Server]:
+    app = create_service_app(gate.service, gate=gate)
+    reporter = TrafficReporter(gate.service, "requests")
+    app[TRAFFIC] = reporter
+    server = Server("", gate, reporter, asyncio.Event())
+
+    async def slow(request: web.Request) -> web.Response:
+        server.started.append(request.path_qs)
+        await server.release.wait()
+        return web.json_response({"ok": True})
+
+    async def waits(request: web.Request) -> web.Response:
+        admission.hold(request)  # what a Prefer: wait create does once it only waits
+        await server.release.wait()
+        return web.json_response({"ok": True})
+
+    async def fast(request: web.Request) -> web.Response:
+        body = await request.read()
+        return web.json_response({"read": len(body)})
+
+    app.router.add_get("/api/v1/slow", slow)
+    app.router.add_post("/api/v1/fast", fast)
+    app.router.add_post("/api/v1/waits", waits)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    server.url = f"http://127.0.0.1:{port}"
+    try:
+        yield server
+    finally:
+        server.release.set()
+        await runner.cleanup()
+
+
+def shed_count(service: str, reason: str) -> float:
+    return metrics.REQUESTS_SHED.labels(service, reason)._value.get()
+
+
+async def until(predicate: object, seconds: float = 10.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not predicate():  # type: ignore[operator]
+            await asyncio.sleep(0.01)
+
+
+async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, str], dict]:  # type: ignore[type-arg]
+    async with http.get(url) as r:
+        return r.status, dict(r.headers), await r.json()
+
+
+async def test_the_excess_over_the_limit_answers_503_overloaded_at_once(unique_service) -> None:
+    limit, excess = 4, 3
+    gate = admission.Gate(unique_service, limit=limit, held_limit=100)
+    before = shed_count(unique_service, "overloaded")
+    async with serving(gate) as server, aiohttp.ClientSession() as http:
+        admitted = [
+            asyncio.create_task(get(http, f"{server.url}/api/v1/slow?i={i}")) for i in range(limit)
+        ]
+        await until(lambda: len(server.started) == limit)
+        started = time.perf_counter()
+        refused = await asyncio.gather(
+            *(get(http, f"{server.url}/api/v1/slow?x={i}") for i in range(excess))
+        )
+        refused_in = time.perf_counter() - started
+        # Probes and scrapes answer whatever the load.
+        for probe in ("/healthz", "/metrics"):
+            async with http.get(server.url + probe) as r:
+                assert r.status == 200, probe
+        assert len(server.started) == limit  # no refused request reached its handler
+        server.release.set()
+        done = await asyncio.gather(*admitted)
+    assert [status for status, _, _ in done] == [200] * limit
+    for status, headers, body in refused:
+        assert status == 503
+        assert body["error"]["code"] == "overloaded"
+        assert body["error"]["type"] == "api_error"
+        assert headers["Retry-After"] == "1"
+        assert headers["Request-Id"] == body["error"]["request_id"]
+    # Refused at once (while every admitted request was still busy), not after a queue.
+    assert refused_in < 5
+    assert shed_count(unique_service, "overloaded") - before == excess
+    assert (gate.working, gate.held) == (0, 0)
+
+
+async def test_a_refused_request_body_is_never_read(unique_service) -> None:
+    gate = admission.Gate(unique_service, limit=1, held_limit=100)
+    async with serving(gate) as server, aiohttp.ClientSession() as http:
+        busy = asyncio.create_task(get(http, f"{server.url}/api/v1/slow"))
+        await until(lambda: len(server.started) == 1)
+        # Larger than the app's client_max_size: reading it would answer 413.
+        big = io.BytesIO(b"x" * (2 * 1024**2))
+        async with http.post(f"{server.url}/api/v1/fast", data=big) as r:
+            assert r.status == 503
+            assert (await r.json())["error"]["code"] == "overloaded"
+        server.release.set()
+        assert (await busy)[0] == 200
+        async with http.post(f"{server.url}/api/v1/fast", data=b"abc") as r:
+            assert (r.status, await r.json()) == (200, {"read": 3})
+
+
+async def test_held_requests_do_not_take_working_slots(unique_service) -> None:
+    gate = admission.Gate(unique_service, limit=1, held_limit=3)
+    async with serving(gate) as server, aiohttp.ClientSession() as http:
+        # GET with wait= is held from the start; a create that starts waiting gives its slot back.
+        reads = [
+            asyncio.create_task(get(http, f"{server.url}/api/v1/slow?wait=30&i={i}"))
+            for i in range(2)
+        ]
+        await until(lambda: len(server.started) == 2)
+        held_create = asyncio.create_task(http.post(f"{server.url}/api/v1/waits"))
+        await until(lambda: gate.held == 3)
+        assert gate.working == 0
+        async with http.post(f"{server.url}/api/v1/fast", data=b"{}") as r:
+            assert r.status == 200  # the one working slot is free
+        status, _, body = await get(http, f"{server.url}/api/v1/slow?wait=30&i=9")
+        assert (status, body["error"]["code"]) == (503, "overloaded")  # held ones are bounded
+        server.release.set()
+        assert [(await t)[0] for t in reads] == [200, 200]
+        (await held_create).close()
+    assert (gate.working, gate.held) == (0, 0)
+
+
+async def test_one_key_cannot_take_every_slot(unique_service) -> None:
+    def key_of(request: web.Request) -> str | None:
+        return request.headers.get("X-Key")
+
+    gate = admission.Gate(unique_service, limit=4, held_limit=10, per_key_limit=2, key_of=key_of)
+    before = shed_count(unique_service, "key_concurrency")
+    async with serving(gate) as server, aiohttp.ClientSession() as http:
+        noisy = [
+            asyncio.create_task(http.get(f"{server.url}/api/v1/slow", headers={"X-Key": "a"}))
+            for _ in range(2)
+        ]
+        await until(lambda: len(server.started) == 2)
+        async with http.get(f"{server.url}/api/v1/slow", headers={"X-Key": "a"}) as r:
+            body = await r.json()
+            assert (r.status, body["error"]["code"]) == (429, "too_many_concurrent_requests")
+            assert body["error"]["type"] == "rate_limit_error"
+            assert r.headers["Retry-After"] == "1"
+        async with http.post(f"{server.url}/api/v1/fast", headers={"X-Key": "b"}) as r:
+            assert r.status == 200  # another key is served
+        server.release.set()
+        for task in noisy:
+            (await task).close()
+    assert shed_count(unique_service, "key_concurrency") - before == 1
+
+
+async def test_a_short_overload_is_not_a_platform_error_on_the_status_page(
+    unique_service,
+) -> None:
+    now = [1000.0]
+    gate = admission.Gate(
+        unique_service, limit=1, held_limit=10, grace_seconds=60, clock=lambda: now[0]
+    )
+    async with serving(gate) as server, aiohttp.ClientSession() as http:
+        busy = asyncio.create_task(get(http, f"{server.url}/api/v1/slow"))
+        await until(lambda: len(server.started) == 1)
+        assert (await get(http, f"{server.url}/api/v1/slow?n=1"))[0] == 503
+        assert server.reporter.take() is None  # the shed answer is not counted at all
+        # Shedding that goes on (no gap of 10 s) past the grace: customers feel it, it counts.
+        for _ in range(7):
+            now[0] += 9
+            assert (await get(http, f"{server.url}/api/v1/slow?n=2"))[0] == 503
+        reported = server.reporter.take()
+        assert reported is not None
+        [bucket] = reported.buckets
+        assert (bucket.count, bucket.errors) == (1, 1)
+        server.release.set()
+        await busy
+
+
+@pytest.fixture
+def unique_service(request: pytest.FixtureRequest) -> str:
+    # Metrics are process-wide: a service label per test keeps the counts apart.
+    return f"admission-{request.node.name[:40]}"
