@@ -25,11 +25,13 @@ from services.jobs import repository
 from services.jobs.adapters.artifacts import LocalArtifactStore
 from services.jobs.announce import PROCESS, announce
 from services.jobs.cancel import retry_delay, stop_at_provider
+from services.jobs.domain import paid
 from services.jobs.domain.providers import (
     ErrorCode,
     NotFoundAtProvider,
     Provider,
     ProviderFailure,
+    RemoteArtifact,
     TaskState,
     TaskStatus,
 )
@@ -336,6 +338,9 @@ class Runner:
         try:
             for artifact in state.artifacts:
                 data = await provider.download(artifact, self._config.artifact_max_bytes)
+                if paid.overrun(job.service, job.input, data, artifact.content_type):
+                    await self._refuse_overrun(run, artifact)
+                    return
                 obj = await self._store.put(job.id, artifact.name, data, artifact.content_type)
                 if artifact.language is not None:
                     obj = {"language": artifact.language, **obj}
@@ -363,6 +368,13 @@ class Runner:
             return
         output = {"dubs": stored} if job.service is Service.TRANSLATIONS else {"artifacts": stored}
         await self._settle(run, JobStatus.COMPLETED, output=output)
+
+    async def _refuse_overrun(self, run: Run, artifact: RemoteArtifact) -> None:
+        """A result longer than was paid for is not delivered: the job fails (its credits go
+        back) rather than hand out work nobody paid for (docs/billing.md, "Paid length")."""
+        log.warning("result_longer_than_paid", artifact=artifact.name)
+        failure = ProviderFailure(ErrorCode.PROVIDER_ERROR, "result longer than paid")
+        await self._settle(run, JobStatus.FAILED, error=failure.error())
 
     async def _settle(
         self,

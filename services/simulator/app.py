@@ -5,7 +5,11 @@ Failures (``failure_rate`` of creates, kind drawn from ``failure_kinds``, or for
 a ``[sim:<kind>]`` marker anywhere in the input): ``timeout`` holds the create for
 ``hang_seconds`` then answers 504 (no task); ``unavailable`` answers 503 (no task);
 ``rejected`` answers 422 ``invalid input``; ``failed`` creates a task that ends ``failed``;
-``stuck`` creates a task that never finishes.
+``stuck`` creates a task that never finishes; ``overrun`` makes the whole natural length, past
+the ``end_time`` or ``max_duration_seconds`` it was held to.
+
+Results are as long as a real provider's would be (``lengths``): a dubbing is as long as its
+source, read from the source's header.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.runtime.http import ApiError, edge_middleware, json_response
 from services.runtime.logging import configure_logging
-from services.simulator import media
+from services.simulator import lengths, media
 from services.simulator.state import FAILURE_KINDS, Config, State, Task
 
 log = structlog.get_logger()
@@ -39,7 +43,6 @@ NAME = "simulator"
 DEV_KEY = "sim-dev-provider-key"
 DEV_WEBHOOK_SECRET = "whsec_c2ltLWRldi13ZWJob29rLXNlY3JldA=="  # noqa: S105 - dev default
 _MARKER = re.compile(r"\[sim:([a-z]+)\]")
-_SAMPLE = re.compile(r"sample-(\d+(?:\.\d+)?)s\.mp4")
 _WEBHOOK_TRIES = 3
 
 
@@ -88,17 +91,6 @@ def _auth(request: web.Request, *, header: str) -> None:
         given = given.removeprefix("Bearer ")
     if not hmac.compare_digest(given.encode(), request.app[SETTINGS].api_key.encode()):
         raise ApiError(401, "authentication_error", "unauthenticated", "Invalid API key.")
-
-
-def _seconds(task: Task) -> float:
-    value = task.input.get("duration_seconds")
-    if isinstance(value, int | float) and value > 0:
-        return float(min(value, 600))
-    source = str(task.input.get("video_url") or task.input.get("source_url") or "")
-    found = _SAMPLE.search(source)
-    if found:
-        return float(found.group(1))
-    return 10.0
 
 
 def _file_link(request: web.Request, task: Task, name: str) -> str:
@@ -160,6 +152,13 @@ async def create_prediction(request: web.Request) -> web.Response:
     if not isinstance(body.get("input"), dict) or not body.get("version"):
         raise ApiError(422, "invalid_request_error", "invalid_input", "invalid input: shape")
     kind = await _forced_or_rolled(request, body["input"])
+    seconds = await lengths.output_seconds(
+        request.app[SESSION],
+        "predictions",
+        str(body["version"]),
+        body["input"],
+        overrun=kind == "overrun",
+    )
     if key in state.by_key:  # the same key arrived while this one hung
         return json_response(_prediction(request, state.tasks[state.by_key[key]]), 200)
     task = state.create(
@@ -169,6 +168,7 @@ async def create_prediction(request: web.Request) -> web.Response:
         key,
         body.get("webhook"),
         kind if kind in ("failed", "stuck") else "succeeded",
+        seconds,
     )
     _schedule_webhook(request, task)
     return json_response(_prediction(request, task), 201)
@@ -229,6 +229,9 @@ async def create_dubbing(request: web.Request) -> web.Response:
         if not body.get("source_url") or not isinstance(langs, list) or not langs:
             raise ApiError(422, "invalid_request_error", "invalid_input", "invalid input: shape")
         kind = await _forced_or_rolled(request, body)
+        seconds = await lengths.output_seconds(
+            request.app[SESSION], "dubbing", "dubbing", body, overrun=kind == "overrun"
+        )
         if key not in state.by_key:
             task = state.create(
                 "dubbing",
@@ -237,6 +240,7 @@ async def create_dubbing(request: web.Request) -> web.Response:
                 key,
                 body.get("webhook_url"),
                 kind if kind in ("failed", "stuck") else "succeeded",
+                seconds,
             )
             _schedule_webhook(request, task)
     task = state.tasks[state.by_key[key]]
@@ -267,7 +271,7 @@ async def dubbed_audio(request: web.Request) -> web.Response:
     if request.match_info["language"] not in task.input.get("target_langs", []):
         raise ApiError(404, "invalid_request_error", "not_found", "No such language.")
     payload = f"dub:{request.match_info['language']}".encode()
-    return web.Response(body=media.mp4(_seconds(task), payload=payload), content_type="video/mp4")
+    return web.Response(body=media.mp4(task.seconds, payload=payload), content_type="video/mp4")
 
 
 # --- files, media, webhooks -------------------------------------------------------------------
@@ -286,8 +290,8 @@ async def output_file(request: web.Request) -> web.Response:
     ):
         raise ApiError(404, "invalid_request_error", "expired", "Not found or expired.")
     if request.match_info["name"].endswith(".wav"):
-        return web.Response(body=media.wav(_seconds(task)), content_type="audio/wav")
-    return web.Response(body=media.mp4(_seconds(task)), content_type="video/mp4")
+        return web.Response(body=media.wav(task.seconds), content_type="audio/wav")
+    return web.Response(body=media.mp4(task.seconds), content_type="video/mp4")
 
 
 async def sample_video(request: web.Request) -> web.Response:

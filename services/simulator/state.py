@@ -10,7 +10,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-FAILURE_KINDS = ("timeout", "unavailable", "rejected", "failed", "stuck")
+# ``overrun``: the task ignores the length it was held to (``end_time``, ``max_duration_seconds``)
+# and makes its whole natural length, as a provider with a bug would.
+FAILURE_KINDS = ("timeout", "unavailable", "rejected", "failed", "stuck", "overrun")
 
 
 @dataclass
@@ -55,6 +57,7 @@ class Task:
     ready_at: float
     outcome: str = "succeeded"  # what it becomes at ready_at: succeeded | failed | stuck
     canceled: bool = False
+    seconds: float = 10.0  # the length of what it makes
 
     def status(self, now: float) -> str:
         if self.canceled:
@@ -92,6 +95,7 @@ class State:
         key: str,
         webhook: str | None,
         outcome: str,
+        seconds: float = 10.0,
     ) -> Task:
         cfg = self.config
         now = time.monotonic()
@@ -107,6 +111,7 @@ class State:
             created_at=now,
             ready_at=now + latency,
             outcome=outcome,
+            seconds=seconds,
         )
         self.tasks[task.id] = task
         self.by_key[key] = task.id

@@ -109,6 +109,7 @@ async def test_each_service_completes_with_a_fetchable_artifact(stack: JobsStack
             account="acct_each_2",
             video_url=source,
             target_languages=["es", "fr", "ja"],
+            duration_seconds=7,  # the source's length, as the gateway measured and quoted it
         ),
     ]
     async with events(stack) as got:

@@ -1,10 +1,14 @@
 """An ElevenLabs-style dubbing API (video translations).
 
-Wire subset: ``POST /v1/dubbing`` {name, source_url, source_lang, target_langs, webhook_url}
-with ``xi-api-key`` and ``Idempotency-Key`` (our job id), ``GET /v1/dubbing/{id}`` (status
-``dubbing → dubbed | failed``), ``GET /v1/dubbing/{id}/audio/{language}`` (the dubbed file,
-authenticated), ``DELETE /v1/dubbing/{id}`` (cancel). Unlike ElevenLabs, one dubbing carries
+Wire subset: ``POST /v1/dubbing`` {name, source_url, source_lang, target_langs, start_time,
+end_time, webhook_url} with ``xi-api-key`` and ``Idempotency-Key`` (our job id),
+``GET /v1/dubbing/{id}`` (status ``dubbing → dubbed | failed``),
+``GET /v1/dubbing/{id}/audio/{language}`` (the dubbed file, authenticated),
+``DELETE /v1/dubbing/{id}`` (cancel). Unlike ElevenLabs, one dubbing carries
 every target language (ElevenLabs takes one per dubbing): one provider task per job.
+
+The provider dubs the whole source unless told where to stop: ``end_time`` is the length the
+job was quoted for, so a source longer than its quote is dubbed only as far as was paid.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 
 from services.contracts.jobs import Service
 from services.jobs.adapters.provider_http import ProviderHttp
+from services.jobs.domain.paid import paid_seconds
 from services.jobs.domain.providers import (
     ErrorCode,
     ProviderFailure,
@@ -38,7 +43,7 @@ class ElevenLabsDubbing:
     async def submit(
         self, job_id: str, service: Service, input: dict[str, Any], callback_url: str
     ) -> TaskState:
-        body = {
+        body: dict[str, Any] = {
             "name": job_id,
             "source_url": input.get("video_url"),
             "source_lang": input.get("source_language", "auto"),
@@ -46,6 +51,9 @@ class ElevenLabsDubbing:
             "watermark": False,
             "webhook_url": callback_url,
         }
+        paid = paid_seconds(service, input)
+        if paid is not None:
+            body.update(start_time=0, end_time=paid)
         answer = await self._http.call(
             "POST",
             "/v1/dubbing",

@@ -5,6 +5,10 @@ Wire subset: ``POST /v1/predictions`` {version, input, webhook, webhook_events_f
 gets the same prediction back), ``GET /v1/predictions/{id}``, ``POST /v1/predictions/{id}/cancel``.
 Predictions go ``starting → processing → succeeded | failed | canceled``; ``output`` is a URL
 (or a list of URLs) that expires.
+
+Our models take ``max_duration_seconds``, the length the job's price covers: a talking head
+is cut at it however long its ``audio_url`` runs, a faceswap however long its
+``target_video_url``, a family video however many photos or how long a soundtrack it has.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 
 from services.contracts.jobs import Service
 from services.jobs.adapters.provider_http import ProviderHttp
+from services.jobs.domain.paid import paid_seconds
 from services.jobs.domain.providers import (
     ErrorCode,
     ProviderFailure,
@@ -52,9 +57,10 @@ class ReplicatePredictions:
     async def submit(
         self, job_id: str, service: Service, input: dict[str, Any], callback_url: str
     ) -> TaskState:
+        paid = paid_seconds(service, input)
         body = {
             "version": MODELS[service],
-            "input": input,
+            "input": input if paid is None else {**input, "max_duration_seconds": paid},
             "webhook": callback_url,
             "webhook_events_filter": ["completed"],
         }
