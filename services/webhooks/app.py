@@ -11,7 +11,7 @@ from aiohttp import web
 from services.contracts.routing import QUEUES, WEBHOOKS_JOB_EVENTS
 from services.runtime import egress, service
 from services.runtime.traffic import TRAFFIC
-from services.webhooks.adapters import deliveries
+from services.webhooks.adapters import deliveries, endpoints
 from services.webhooks.adapters.deliveries import CHANNEL
 from services.webhooks.adapters.sender import Sender
 from services.webhooks.app_keys import DISPATCHER, WEBHOOKS
@@ -24,6 +24,8 @@ from services.webhooks.settings import WebhooksSettings
 NAME = "webhooks"
 # Settled delivery tasks and events are kept this long (redelivery from the log needs them).
 RETENTION_DAYS = 30
+# A rotate-secret's Idempotency-Key is honoured this long (as the gateway keeps its keys).
+ROTATION_KEY_HOURS = 24
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 __all__ = ["MIGRATIONS", "NAME", "WebhooksSettings", "create_app", "main"]
@@ -81,6 +83,7 @@ def dispatching(settings: WebhooksSettings) -> service.Context:
                 settings.webhook_allow_private_targets,
                 settings.webhook_rotation_overlap_seconds,
                 settings.webhook_test_timeout_seconds,
+                settings.webhook_redeliveries_per_hour,
             )
             try:
                 async with service.listening_worker(
@@ -95,6 +98,7 @@ def dispatching(settings: WebhooksSettings) -> service.Context:
 
 async def _purge(app: web.Application) -> int:
     async with app[service.POOL].acquire() as conn:
+        await endpoints.purge_rotations(conn, ROTATION_KEY_HOURS)
         return await deliveries.purge(conn, RETENTION_DAYS)
 
 

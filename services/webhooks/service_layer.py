@@ -28,6 +28,17 @@ class NotConfigured(Exception):
     """The key has no webhook endpoint."""
 
 
+class RedeliveryRefused(Exception):
+    """A manual redelivery past its bounds: one already queued (409) or too many (429)."""
+
+    def __init__(self, status: int, code: str, message: str, retry_in: float | None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_in = retry_in
+
+
 @dataclass(frozen=True)
 class Webhooks:
     pool: asyncpg.Pool
@@ -36,6 +47,8 @@ class Webhooks:
     rotation_overlap_seconds: float
     # A test fire answers within the gateway's internal-call deadline, so it gets less time.
     test_timeout_seconds: float = 1.5
+    # Manual redeliveries of one delivery per rolling hour (each may be retried on schedule).
+    redeliveries_per_hour: int = 5
 
     async def configure(
         self, api_key_id: str, account_id: str, url: str, events: list[str] | None
@@ -70,16 +83,27 @@ class Webhooks:
         async with self.pool.acquire() as conn:
             await endpoints.delete(conn, api_key_id)
 
-    async def rotate(self, api_key_id: str, account_id: str) -> WebhookEndpointCreated:
+    async def rotate(
+        self, api_key_id: str, account_id: str, idempotency_key: str | None = None
+    ) -> WebhookEndpointCreated:
+        """A new signing secret. With ``idempotency_key``, the same key answers the secret its
+        first call made and rotates nothing more (a retry after a timeout must not lose it)."""
         await self.get(api_key_id, account_id)
-        async with self.pool.acquire() as conn:
-            endpoint = await endpoints.rotate(
-                conn, api_key_id, new_secret(), self.rotation_overlap_seconds
-            )
+        secret = new_secret()
+        async with self.pool.acquire() as conn, conn.transaction():
+            earlier = None
+            if idempotency_key is not None:
+                earlier = await endpoints.claim_rotation(conn, api_key_id, idempotency_key, secret)
+            if earlier is None:
+                endpoint = await endpoints.rotate(
+                    conn, api_key_id, secret, self.rotation_overlap_seconds
+                )
+            else:
+                secret, endpoint = earlier, await endpoints.get(conn, api_key_id)
         if endpoint is None:
             raise NotConfigured(api_key_id)
         return WebhookEndpointCreated(
-            **endpoint.public().model_dump(), secret=secret_string(endpoint.secret)
+            **endpoint.public().model_dump(), secret=secret_string(secret)
         )
 
     async def fire_test(
@@ -117,12 +141,30 @@ class Webhooks:
         return WebhookTestResult(event_id=evt, succeeded=logged.succeeded, delivery=logged)
 
     async def redeliver(self, api_key_id: str, account_id: str, attempt_id: str) -> dict[str, Any]:
+        """Queue a logged attempt's event again; raises ``RedeliveryRefused`` past the bounds."""
         await self.get(api_key_id, account_id)
         async with self.pool.acquire() as conn, conn.transaction():
-            queued = await deliveries.redeliver(conn, api_key_id, attempt_id)
+            queued = await deliveries.redeliver(conn, api_key_id, attempt_id, self._may_redeliver)
         if queued is None:
             raise LookupError(attempt_id)
         return queued
+
+    def _may_redeliver(self, seen: deliveries.Replays) -> None:
+        if seen.pending:
+            raise RedeliveryRefused(
+                409,
+                "redelivery_pending",
+                "A redelivery of this delivery is already queued and not sent yet.",
+                None,
+            )
+        if seen.last_hour >= self.redeliveries_per_hour:
+            raise RedeliveryRefused(
+                429,
+                "redelivery_limit_reached",
+                f"This delivery was redelivered {seen.last_hour} times in the last hour, the"
+                f" most allowed ({self.redeliveries_per_hour}); try again later.",
+                seen.frees_in,
+            )
 
     async def replay(self, api_key_id: str, since: datetime | None) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn, conn.transaction():

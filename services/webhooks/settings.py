@@ -40,6 +40,9 @@ class WebhooksSettings(ServiceSettings):
     webhook_poll_seconds: float = Field(0.5, gt=0)
     # How long a rotated-out secret still signs deliveries.
     webhook_rotation_overlap_seconds: float = Field(86400.0, ge=0)
+    # Manual redeliveries (POST …/deliveries/{id}/redeliver) of one delivery per rolling hour;
+    # beyond, 429 redelivery_limit_reached with Retry-After.
+    webhook_redeliveries_per_hour: int = Field(5, ge=1)
 
     @field_validator("webhook_retry_schedule")
     @classmethod

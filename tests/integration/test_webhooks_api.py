@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
+from services.runtime.service import POOL
 from services.runtime.traffic import TRAFFIC
 from tests.infra import Infra
 from tests.webhooks_support import (
+    Key,
     Service,
     configure,
     log_of,
@@ -174,3 +178,87 @@ async def test_each_attempt_is_reported_to_the_status_traffic(
         await service.call("POST", "/test", key=key)
     await service.call("POST", "/test", key=key)  # the receiver is gone: a failed attempt
     assert seen == [("webhooks", False), ("webhooks", True)]
+
+
+async def _post(service: Service, key: Key, path: str, **headers: str) -> tuple[int, Any, Any]:
+    sent = {
+        "X-ClipMix-Internal-Token": service.token,
+        "X-ClipMix-Account-Id": key.account_id,
+        **headers,
+    }
+    url = f"{service.url}/internal/v1/keys/{key.id}/webhook{path}"
+    async with service.http.post(url, headers=sent) as resp:
+        return resp.status, await resp.json(), resp.headers
+
+
+async def test_a_retried_rotation_with_the_same_idempotency_key_rotates_once(
+    service: Service,
+) -> None:
+    """Issue 22, finding 8: a rotate-secret whose answer was lost (timeout) and is retried must
+    answer the same new secret, not rotate again and lose it."""
+    key = new_key()
+    async with receiving() as receiver:
+        old = await configure(service, key, receiver)
+        answers = await asyncio.gather(
+            *(
+                _post(service, key, "/rotate-secret", **{"Idempotency-Key": "rot-1"})
+                for _ in range(5)
+            )
+        )
+        assert {a[0] for a in answers} == {200}
+        secrets = {a[1]["secret"] for a in answers}
+        assert len(secrets) == 1 and old not in secrets
+        [new] = secrets
+        # Rotated once: the original secret still signs beside the new one.
+        receiver.verify_with = [old, new]
+        status, result = await service.call("POST", "/test", key=key)
+        assert status == 200 and result["succeeded"] is True
+        assert receiver.all_verified(), receiver.received[-1].problems
+        # Another key rotates again.
+        status, again, _ = await _post(
+            service, key, "/rotate-secret", **{"Idempotency-Key": "rot-2"}
+        )
+        assert status == 200 and again["secret"] not in (old, new)
+
+
+async def test_manual_redelivery_is_bounded(service: Service) -> None:
+    """Issue 22, finding 8: one queued at a time (409), and at most 5 per delivery an hour (429
+    with Retry-After); every refusal names the delivery."""
+    key = new_key()
+    async with receiving() as receiver:
+        await configure(service, key, receiver)
+        status, fired = await service.call("POST", "/test", key=key)
+        attempt_id = fired["delivery"]["id"]
+        path = f"/deliveries/{attempt_id}/redeliver"
+        sent = 1  # the test fire
+        for n in range(5):
+            status, answer, _ = await _post(service, key, path)
+            assert status == 200, answer
+            sent += 1
+            if n == 0:  # queued and not sent yet: a second click is refused
+                status, answer, _ = await _post(service, key, path)
+                if status == 200:  # the dispatcher sent the first one before we asked again
+                    sent += 1
+                else:
+                    assert status == 409 and answer["error"]["code"] == "redelivery_pending"
+            await receiver.wait_for(sent)
+            await _settled(service, key)
+        status, answer, headers = await _post(service, key, path)
+        assert status == 429, answer
+        assert answer["error"]["code"] == "redelivery_limit_reached"
+        assert answer["error"]["param"] == "delivery_id"
+        assert 3000 <= int(headers["Retry-After"]) <= 3600
+
+
+async def _settled(service: Service, key: Key) -> None:
+    """Until no delivery of ``key`` is queued and unsent (the log caught up)."""
+    async with asyncio.timeout(10):
+        while True:
+            rows = await log_of(service, key)
+            pending = await service.runner.app[POOL].fetchval(
+                "SELECT count(*) FROM deliveries WHERE api_key_id = $1 AND state = 'pending'",
+                key.id,
+            )
+            if rows and pending == 0:
+                return
+            await asyncio.sleep(0.02)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -298,16 +299,42 @@ async def log_page(
     return [public(r) for r in rows[:limit]], len(rows) > limit
 
 
-async def redeliver(conn: Connection, api_key_id: str, attempt_id: str) -> dict[str, Any] | None:
-    """Queue the event of one logged attempt again (same event id, same body)."""
+@dataclass(frozen=True)
+class Replays:
+    """Manual redeliveries of one delivery: one queued and not sent yet, those of the last hour."""
+
+    pending: bool
+    last_hour: int
+    # Seconds until the oldest of the last hour's leaves the hour (None when there is none).
+    frees_in: float | None
+
+
+async def redeliver(
+    conn: Connection, api_key_id: str, attempt_id: str, allowed: Callable[[Replays], None]
+) -> dict[str, Any] | None:
+    """Queue the event of one logged attempt again (same event id, same body), if ``allowed``
+    (which raises to refuse) says so given the delivery's earlier redeliveries. Run inside a
+    transaction: the delivery row is locked, so concurrent calls are counted one after another."""
     row = await conn.fetchrow(
         "SELECT d.id, d.account_id, d.event_id, d.event_type, d.body FROM attempts a"
-        " JOIN deliveries d ON d.id = a.delivery_id WHERE a.api_key_id = $1 AND a.id = $2",
+        " JOIN deliveries d ON d.id = a.delivery_id WHERE a.api_key_id = $1 AND a.id = $2"
+        " FOR UPDATE OF d",
         api_key_id,
         attempt_id,
     )
     if row is None:
         return None
+    seen = await conn.fetchrow(
+        "SELECT coalesce(bool_or(state = 'pending' AND attempts_done = 0), false) AS pending,"
+        " count(*) FILTER (WHERE created_at > now() - interval '1 hour') AS n,"
+        " extract(epoch FROM min(created_at) FILTER (WHERE created_at > now() - interval '1 hour')"
+        "   + interval '1 hour' - now()) AS frees_in"
+        " FROM deliveries WHERE replay_of = $1 AND trigger = 'replay'",
+        row["id"],
+    )
+    assert seen is not None
+    frees_in = None if seen["frees_in"] is None else max(float(seen["frees_in"]), 0.0)
+    allowed(Replays(bool(seen["pending"]), int(seen["n"]), frees_in))
     await enqueue(
         conn,
         api_key_id=api_key_id,

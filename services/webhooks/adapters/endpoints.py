@@ -111,3 +111,33 @@ async def rotate(
         overlap_seconds,
     )
     return _endpoint(row) if row else None
+
+
+async def claim_rotation(
+    conn: Connection, api_key_id: str, idempotency_key: str, secret: bytes
+) -> bytes | None:
+    """Record that ``idempotency_key`` rotates to ``secret``; the secret an earlier call with the
+    same key rotated to if there was one (then nothing is to be rotated). A concurrent call with
+    the same key waits here for the first one's transaction."""
+    inserted = await conn.fetchval(
+        "INSERT INTO rotations (api_key_id, idempotency_key, secret) VALUES ($1, $2, $3)"
+        " ON CONFLICT DO NOTHING RETURNING true",
+        api_key_id,
+        idempotency_key,
+        secret,
+    )
+    if inserted:
+        return None
+    earlier = await conn.fetchval(
+        "SELECT secret FROM rotations WHERE api_key_id = $1 AND idempotency_key = $2",
+        api_key_id,
+        idempotency_key,
+    )
+    return bytes(earlier)
+
+
+async def purge_rotations(conn: Connection, older_than_hours: float) -> None:
+    await conn.execute(
+        "DELETE FROM rotations WHERE created_at < now() - make_interval(secs => $1)",
+        older_than_hours * 3600,
+    )

@@ -4,6 +4,7 @@ account headers) and the operator's replay API. Errors use the public error shap
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -28,11 +29,12 @@ from services.runtime.service import POOL
 from services.webhooks.adapters import deliveries, events
 from services.webhooks.app_keys import DISPATCHER, WEBHOOKS
 from services.webhooks.dispatcher import Busy
-from services.webhooks.service_layer import NotConfigured
+from services.webhooks.service_layer import NotConfigured, RedeliveryRefused
 
 if TYPE_CHECKING:
     from services.runtime.db import Connection
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 KEY = "/internal/v1/keys/{key_id}/webhook"
 EVENTS = "/internal/v1/keys/{key_id}/events"
 MAX_PAGE = 100
@@ -133,9 +135,16 @@ async def delete_endpoint(request: web.Request) -> web.Response:
 
 
 async def rotate_secret(request: web.Request) -> web.Response:
+    """With the caller's ``Idempotency-Key`` (the gateway passes it through), a retry answers
+    the first call's secret and rotates nothing more."""
     key_id, account = _caller(request)
+    idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
+    if idempotency_key is not None:
+        params.printable_ascii(
+            idempotency_key, param=IDEMPOTENCY_HEADER, max_length=255, code="parameter_invalid"
+        )
     try:
-        return _dump(await request.app[WEBHOOKS].rotate(key_id, account))
+        return _dump(await request.app[WEBHOOKS].rotate(key_id, account, idempotency_key))
     except NotConfigured:
         raise _not_configured() from None
 
@@ -274,6 +283,14 @@ async def redeliver(request: web.Request) -> web.Response:
             "resource_missing",
             "No such delivery in this key's log.",
             param="delivery_id",
+        ) from None
+    except RedeliveryRefused as refused:
+        retry = None
+        if refused.retry_in is not None:
+            retry = {"Retry-After": str(max(1, math.ceil(refused.retry_in)))}
+        kind = "rate_limit_error" if refused.status == 429 else "invalid_request_error"
+        raise ApiError(
+            refused.status, kind, refused.code, refused.message, param="delivery_id", headers=retry
         ) from None
     return _dump(WebhookRedelivery(**queued))
 
