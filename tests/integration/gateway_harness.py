@@ -31,6 +31,7 @@ from tests.infra import Infra, free_port
 class Gateway:
     url: str
     pool: asyncpg.Pool  # the gateway schema, for assertions
+    app: web.Application | None = None  # the running app (its reporters, waiter, …)
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,14 @@ async def gateway(infra: Infra, **overrides: Any) -> AsyncIterator[Gateway]:
         "db_pool_max": 5,
         **overrides,
     }
-    runner = web.AppRunner(create_app(GatewaySettings(**values)))
+    app = create_app(GatewaySettings(**values))
+    runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     pool = await db.create_pool(infra.database_url, "gateway", min_size=1, max_size=3)
     try:
-        yield Gateway(f"http://127.0.0.1:{port}", pool)
+        yield Gateway(f"http://127.0.0.1:{port}", pool, app)
     finally:
         await pool.close()
         await runner.cleanup()
@@ -186,6 +188,14 @@ class FakeServices:
         self.fail = 0
         self.delay = 0.0
         self.snapshots: dict[str, dict[str, Any]] = {}
+        # Held event reads (events?wait=N) wait on this while it is set; ``events_held`` counts
+        # the ones waiting right now.
+        self.hold_events: asyncio.Event | None = None
+        self.events_held = 0
+        # /artifacts/… answers these bytes in 64 KiB writes; with ``artifact_gate`` set, only
+        # the first write goes out until the gate opens (or 10 s pass).
+        self.artifact = b""
+        self.artifact_gate: asyncio.Event | None = None
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -217,6 +227,15 @@ class FakeServices:
         self.seen.append(
             Seen(request.method, request.path, dict(request.query), dict(request.headers), body)
         )
+        if request.path.startswith("/artifacts/"):
+            return await self._artifact(request)
+        held = request.path.endswith("/events") and request.query.get("wait", "0") != "0"
+        if held and self.hold_events is not None:
+            self.events_held += 1
+            try:
+                await self.hold_events.wait()
+            finally:
+                self.events_held -= 1
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.hold is not None and ("/webhook" in request.path or "/jobs/" in request.path):
@@ -225,6 +244,19 @@ class FakeServices:
             self.fail -= 1
             return _error(500, "internal_error")
         return self._answer(request, body)
+
+    async def _artifact(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "audio/wav"})
+        response.content_length = len(self.artifact)
+        await response.prepare(request)
+        piece = 64 * 1024
+        for start in range(0, len(self.artifact), piece):
+            await response.write(self.artifact[start : start + piece])
+            if start == 0 and self.artifact_gate is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.artifact_gate.wait(), 10)
+        await response.write_eof()
+        return response
 
     def _answer(self, request: web.Request, body: bytes) -> web.StreamResponse:
         path = request.path
@@ -240,6 +272,8 @@ class FakeServices:
         if path == "/internal/v1/pricing":
             return web.json_response({"object": "price_book", "version": "2026-11-01"})
         key = request.headers.get("X-ClipMix-Key-Id")
+        if path == f"/internal/v1/keys/{key}/events":
+            return web.json_response({"object": "list", "data": [], "has_more": False})
         prefix = f"/internal/v1/keys/{key}/webhook"
         if path.startswith(prefix):
             tail = path[len(prefix) :]

@@ -48,8 +48,9 @@ class HeldRequests:
             raise ApiError(
                 503,
                 "api_error",
-                "service_unavailable",
-                "Too many event streams are being held right now; retry shortly.",
+                "overloaded",
+                "Too many event streams are held open right now; retry after the time in"
+                " Retry-After.",
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
         self._by_key[key_id] += 1
