@@ -85,7 +85,7 @@ async def provider(simulator: Simulator) -> AsyncIterator[Provider]:
                 name="replicate",
                 base_url=simulator.url,
                 headers={"Authorization": "Bearer sim-dev-provider-key"},
-                timeout=2,
+                timeout=6,
                 tries=2,
                 backoff=0.01,
             )
@@ -183,7 +183,7 @@ async def test_a_slow_provider_cancel_holds_no_connection_and_no_row_lock(
         simulator.state.config.update({"latency_seconds": 60})
         async with Running(make_runner(pool, provider, tmp_path)):
             run = await until_status(pool, job_id, JobStatus.PROCESSING)
-        simulator.state.config.update({"cancel_delay_seconds": 1.5})  # < the call timeout
+        simulator.state.config.update({"cancel_delay_seconds": 4})  # < the call timeout
 
         canceling = asyncio.create_task(
             cancel_job(pool, dict.fromkeys(Service, provider), job_id, "acct", provider_wait=10)
@@ -270,7 +270,7 @@ async def test_a_provider_unreachable_past_the_retry_window_fails_the_job(
 async def test_a_task_the_provider_lost_is_resubmitted_and_completes(
     pool: asyncpg.Pool, simulator: Simulator, provider: Provider, tmp_path: Path
 ) -> None:
-    simulator.state.config.update({"latency_seconds": 1.5})
+    simulator.state.config.update({"latency_seconds": 3})
     job_id = await record(pool)
     async with Running(make_runner(pool, provider, tmp_path)):
         lost = (await until_status(pool, job_id, JobStatus.PROCESSING)).provider_task_id
