@@ -103,6 +103,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.CrashShutdownError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
+    # asyncpg's protocol caught in a state a lost connection leaves it in (seen mid-restart).
+    asyncpg.InternalClientError,
 )
 
 

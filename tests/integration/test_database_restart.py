@@ -181,7 +181,8 @@ async def test_requests_during_a_database_restart_get_only_retryable_answers(
     async def client(http: aiohttp.ClientSession, url: str) -> None:
         while not done.is_set():
             async with http.get(url) as r:
-                code = (await r.json())["error"]["code"] if r.status >= 400 else None
+                json = r.content_type == "application/json" and r.status >= 400
+                code = (await r.json())["error"]["code"] if json else None
                 answers.append((r.status, r.headers.get("Retry-After"), code))
             await asyncio.sleep(0.005)
 
