@@ -130,8 +130,10 @@ class TranslationCreate(_Body):
         None,
         ge=1,
         le=MAX_VIDEO_SECONDS,
-        description="Length of the source video, used for the quote. When absent, the platform"
-        " reads it from the video's MP4 header before it reserves credits.",
+        description="Length of the source video. A live translation is priced by the length"
+        " the platform reads from the video's MP4 header; a declared length more than 1 s"
+        " away from it is refused (duration_mismatch), and it is used only when the video"
+        " cannot be measured (the dubbing then stops there).",
     )
 
     @model_validator(mode="after")
