@@ -22,7 +22,7 @@ from services.jobs import repository
 from services.jobs.adapters.artifacts import LocalArtifactStore
 from services.jobs.adapters.provider_http import ProviderHttp
 from services.jobs.adapters.replicate import ReplicatePredictions
-from services.jobs.cancel import cancel_job
+from services.jobs.cancel import NotCancelable, cancel_job
 from services.jobs.domain.providers import Provider
 from services.jobs.handlers import create_job
 from services.jobs.runner import Runner, RunnerConfig
@@ -230,6 +230,34 @@ async def test_a_provider_cancel_that_did_not_answer_in_time_is_retried_by_a_run
     assert simulator.state.tasks[run.provider_task_id or ""].canceled
     assert simulator.state.cancel_requests >= 2
     assert await events_of(pool, job_id) == ["job.started", "job.canceled"]
+
+
+async def test_cancels_racing_completions_have_one_winner_each(
+    pool: asyncpg.Pool, simulator: Simulator, provider: Provider, tmp_path: Path
+) -> None:
+    simulator.state.config.update({"latency_seconds": 0.3})
+    job_ids = [await record(pool, account=f"acct{i}") for i in range(10)]
+    providers = dict.fromkeys(Service, provider)
+    answers: dict[str, str] = {}
+
+    async def cancel_when_ready(job_id: str, i: int) -> None:
+        await until_status(pool, job_id, JobStatus.PROCESSING)
+        await asyncio.sleep(0.15 + 0.03 * i)  # around the time the provider finishes
+        try:
+            await cancel_job(pool, providers, job_id, f"acct{i}", provider_wait=2)
+            answers[job_id] = "canceled"
+        except NotCancelable as exc:
+            answers[job_id] = exc.status.value
+
+    async with Running(make_runner(pool, provider, tmp_path)):
+        await asyncio.gather(*(cancel_when_ready(j, i) for i, j in enumerate(job_ids)))
+        for job_id in job_ids:
+            await until_status(pool, job_id, JobStatus.COMPLETED, JobStatus.CANCELED)
+    for job_id in job_ids:
+        final = (await current(pool, job_id)).job.status.value
+        assert answers[job_id] == final  # what the customer was told is what happened
+        terminal = "job.canceled" if final == "canceled" else "job.completed"
+        assert await events_of(pool, job_id) == ["job.started", terminal]  # released once
 
 
 # --- a provider blip fails no one's job ---------------------------------------------------------
