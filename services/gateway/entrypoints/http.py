@@ -195,7 +195,7 @@ async def _get(request: web.Request, service: Service | None) -> web.Response:
 
 async def list_jobs(request: web.Request) -> web.Response:
     caller = request[CALLER]
-    query = validate(ListJobsQuery, inputs.raw_query(request))
+    query = validate(ListJobsQuery, inputs.raw_query(request, inputs.LIST_JOBS))
     rows, has_more = await jobs_view.page(
         request.app[POOL],
         caller.account_id,

@@ -108,10 +108,11 @@ def query(request: web.Request, rules: dict[str, params.Rule]) -> dict[str, str]
     return params.query(request.query.items(), rules, unknown=True)
 
 
-def raw_query(request: web.Request) -> dict[str, str]:
-    """One value per name with no control characters; a repeated name is refused.
+def raw_query(request: web.Request, rules: dict[str, params.Rule]) -> dict[str, str]:
+    """One value per name, without control characters, those in ``rules`` passing theirs.
 
-    For a query a model validates next (``ListJobsQuery``): the model knows the names.
+    For a query a model validates next (``ListJobsQuery``): the model knows the names and
+    refuses unknown ones; numbers are checked here first, as pydantic reads ``1_0`` as 10.
     """
     found: dict[str, str] = {}
     for name, value in request.query.items():
@@ -119,11 +120,14 @@ def raw_query(request: web.Request) -> dict[str, str]:
         if name in found:
             raise invalid_request(name, f"{name} is given more than once.")
         found[name] = params.text(value, param=name)
+        if name in rules:
+            rules[name](value, name)
     return found
 
 
 _LIMIT = params.number_rule(1, MAX_PAGE)
 NO_QUERY: dict[str, params.Rule] = {}
+LIST_JOBS: dict[str, params.Rule] = {"limit": _LIMIT}  # the rest: ListJobsQuery
 PAGE: dict[str, params.Rule] = {"limit": _LIMIT, "starting_after": params.id_rule}
 EVENTS: dict[str, params.Rule] = {
     **PAGE,
