@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -32,11 +34,13 @@ __all__ = ["MIGRATIONS", "NAME", "WebhooksSettings", "create_app", "main"]
 
 
 def _attempt_hook(app: web.Application) -> AttemptHook:
-    """One traffic record per delivery attempt, for the status page's ``webhooks`` component."""
+    """The status page's ``webhooks`` component: how long due deliveries waited for us (per
+    attempt, and per backlog sample). What a customer's receiver answers is not counted: a dead
+    receiver is the customer's outage, not the platform's (issue 22, finding 5)."""
     traffic = app[TRAFFIC]
 
-    def record(error: bool, latency_seconds: float) -> None:
-        traffic.record("webhooks", error=error, latency_seconds=latency_seconds)
+    def record(late: bool, lag_seconds: float) -> None:
+        traffic.record("webhooks", error=late, latency_seconds=lag_seconds)
 
     return record
 
@@ -50,6 +54,8 @@ def policy(settings: WebhooksSettings) -> Policy:
         per_endpoint=settings.webhook_endpoint_concurrency,
         poll_seconds=settings.webhook_poll_seconds,
         test_concurrency=settings.webhook_test_concurrency,
+        late_seconds=settings.webhook_dispatch_late_seconds,
+        backlog_sample_seconds=settings.webhook_backlog_sample_seconds,
     )
 
 
@@ -85,12 +91,16 @@ def dispatching(settings: WebhooksSettings) -> service.Context:
                 settings.webhook_test_timeout_seconds,
                 settings.webhook_redeliveries_per_hour,
             )
+            sampler = asyncio.create_task(dispatcher.sample_forever(), name="webhooks-backlog")
             try:
                 async with service.listening_worker(
                     settings, NAME, CHANNEL, dispatcher, "webhooks-dispatcher"
                 ):
                     yield
             finally:
+                sampler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampler
                 await lookup.close()
 
     return ctx

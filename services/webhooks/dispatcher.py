@@ -35,7 +35,8 @@ from services.webhooks.domain.signing import signature_headers
 
 log = structlog.get_logger()
 
-# Reported per attempt: (error, latency_seconds). Feeds the status page's traffic signals.
+# Reported per delivery attempt and per backlog sample: (late, dispatch lag in seconds). Feeds
+# the status page's ``webhooks`` component, which is judged by what the platform controls.
 AttemptHook = Callable[[bool, float], None]
 
 
@@ -52,6 +53,11 @@ class Policy:
     per_endpoint: int
     poll_seconds: float
     test_concurrency: int = 16
+    # A delivery picked up this long after it was due (or a due backlog this old) is late:
+    # an error of the webhooks component on the status page.
+    late_seconds: float = 60.0
+    # How often the age of the due backlog is sampled (a stalled dispatcher sends nothing).
+    backlog_sample_seconds: float = 15.0
 
     @property
     def connections(self) -> int:
@@ -64,12 +70,11 @@ class Policy:
         return self.timeout * 2 + 5
 
 
-def counts_as_error(outcome: Outcome) -> bool:
-    """For the status page: failed attempts, except a receiver's own 4xx refusals and targets
-    our SSRF guard refused (like a customer's 4xx at the API, not the service failing)."""
-    if outcome.succeeded or outcome.error == "refused_target":
-        return False
-    return not (outcome.status_code is not None and 400 <= outcome.status_code < 500)
+def dispatch_lag(due_at: datetime | None, picked_at: datetime, freed_at: datetime | None) -> float:
+    """Seconds a due delivery waited for the platform: from when it was due, or from when its
+    key last had a slot free if that is later (before that it waited for its own receiver)."""
+    start = max((t for t in (due_at, freed_at) if t is not None), default=picked_at)
+    return max((picked_at - start).total_seconds(), 0.0)
 
 
 class Dispatcher:
@@ -81,6 +86,9 @@ class Dispatcher:
         self._policy = policy
         self._on_attempt = on_attempt
         self._busy: Counter[str] = Counter()  # attempts in flight per key, test fires too
+        # When a key at its bound last got a slot back: its waiting deliveries were waiting
+        # for their own receiver until then (not counted against the platform).
+        self._freed: dict[str, datetime] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._tests = 0
         self._wake = asyncio.Event()
@@ -128,6 +136,8 @@ class Dispatcher:
             )
 
     def _start(self, task: Claimed) -> None:
+        lag = dispatch_lag(task.due_at, datetime.now(UTC), self._freed.get(task.api_key_id))
+        self._on_attempt(lag >= self._policy.late_seconds, lag)
         self._busy[task.api_key_id] += 1
         running = asyncio.create_task(self.attempt(task), name=f"webhook-{task.id}")
         self._tasks.add(running)
@@ -140,9 +150,12 @@ class Dispatcher:
             log.error("webhook_attempt_crashed", error=repr(running.exception()))
 
     def _release(self, api_key_id: str) -> None:
+        if self._busy[api_key_id] >= self._policy.per_endpoint:
+            self._freed[api_key_id] = datetime.now(UTC)
         self._busy[api_key_id] -= 1
         if self._busy[api_key_id] <= 0:
             del self._busy[api_key_id]
+            self._freed.pop(api_key_id, None)
         self._wake.set()  # a slot is free, and a retry due at once may have been scheduled
 
     @contextlib.contextmanager
@@ -159,6 +172,23 @@ class Dispatcher:
         finally:
             self._tests -= 1
             self._release(api_key_id)
+
+    async def sample_backlog(self) -> float | None:
+        """Report the age of the due backlog the platform could send now (None: nothing due).
+        Unlike attempts, this keeps reporting when the dispatcher sends nothing at all."""
+        async with self._pool.acquire() as conn:
+            age = await deliveries.oldest_due_age(conn)
+        if age is not None:
+            self._on_attempt(age >= self._policy.late_seconds, age)
+        return age
+
+    async def sample_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._policy.backlog_sample_seconds)
+            try:
+                await self.sample_backlog()
+            except Exception as exc:  # database away: the next sample tries again
+                log.warning("webhook_backlog_sample_failed", error=repr(exc))
 
     async def stop(self, grace: float) -> None:
         """Let attempts in flight finish (bounded); unfinished ones come back when leases end."""
@@ -191,7 +221,6 @@ class Dispatcher:
         else:
             headers = signature_headers(task.keys, task.event_id, int(time.time()), task.body)
             outcome = await self._sender.post(url, headers, task.body, timeout)
-            self._on_attempt(counts_as_error(outcome), outcome.latency_ms / 1000)
         metrics.WEBHOOK_ATTEMPTS.labels("webhooks", _outcome_label(outcome)).inc()
         delay = None
         if not outcome.succeeded and task.trigger != "test" and task.url is not None:

@@ -36,6 +36,11 @@ class WebhooksSettings(ServiceSettings):
     webhook_test_concurrency: int = Field(16, ge=1)
     # A name lookup's own deadline (c-ares on the event loop), inside the attempt's deadline.
     webhook_dns_timeout_seconds: float = Field(2.0, gt=0)
+    # The status page judges the webhooks component by what the platform controls: a delivery
+    # picked up this long after it was due, or a due backlog this old, counts as an error.
+    webhook_dispatch_late_seconds: float = Field(60.0, gt=0)
+    # How often the age of the due backlog is sampled for the status page.
+    webhook_backlog_sample_seconds: float = Field(15.0, gt=0)
     # The dispatcher is woken by NOTIFY when a delivery is queued; polling finds due retries.
     webhook_poll_seconds: float = Field(0.5, gt=0)
     # How long a rotated-out secret still signs deliveries.

@@ -14,9 +14,12 @@ from tests.infra import Infra
 from tests.webhooks_support import (
     Key,
     Service,
+    always,
     configure,
+    job_snapshot,
     log_of,
     new_key,
+    publish_job_event,
     receiving,
     running_webhooks,
 )
@@ -162,8 +165,8 @@ async def test_rotation_shows_the_new_secret_once_and_both_sign_for_the_overlap(
     assert "secret" not in shown
 
 
-async def test_each_attempt_is_reported_to_the_status_traffic(
-    service: Service, monkeypatch: pytest.MonkeyPatch
+async def test_deliveries_are_reported_by_their_wait_not_by_the_receivers_answer(
+    service: Service, infra: Infra, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[tuple[str, bool]] = []
 
@@ -173,11 +176,13 @@ async def test_each_attempt_is_reported_to_the_status_traffic(
 
     monkeypatch.setattr(service.runner.app[TRAFFIC], "record", record)
     key = new_key()
-    async with receiving() as receiver:
+    async with receiving(always(500)) as receiver:
         await configure(service, key, receiver)
-        await service.call("POST", "/test", key=key)
-    await service.call("POST", "/test", key=key)  # the receiver is gone: a failed attempt
-    assert seen == [("webhooks", False), ("webhooks", True)]
+        await service.call("POST", "/test", key=key)  # a test fire is not platform traffic
+        assert seen == []
+        await publish_job_event(infra.amqp_url, job_snapshot(key))
+        await receiver.wait_for(5)  # the test fire, then 4 attempts: all failed, all on time
+    assert seen[:4] == [("webhooks", False)] * 4
 
 
 async def _post(service: Service, key: Key, path: str, **headers: str) -> tuple[int, Any, Any]:

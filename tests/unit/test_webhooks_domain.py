@@ -15,8 +15,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from services.runtime.egress import TargetRefused, forbidden, split_target, vet
 from services.webhooks.adapters.deliveries import Claimed
 from services.webhooks.adapters.endpoints import Endpoint
-from services.webhooks.adapters.sender import Outcome
-from services.webhooks.dispatcher import counts_as_error
+from services.webhooks.dispatcher import dispatch_lag
 from services.webhooks.domain.schedule import next_delay, parse_retry_after, parse_schedule
 from services.webhooks.domain.signing import new_secret, secret_string, signature_headers
 
@@ -161,15 +160,21 @@ def test_log_trigger(trigger: str, attempt: int, logged: str) -> None:
     assert task.log_trigger == logged
 
 
+T = datetime(2026, 1, 1, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(
-    ("outcome", "error"),
+    ("due", "freed", "lag"),
     [
-        (Outcome(True, 200, None, "1.2.3.4", 5.0, None, None), False),
-        (Outcome(False, 500, "http_500", "1.2.3.4", 5.0, None, None), True),
-        (Outcome(False, None, "timeout", "1.2.3.4", 5.0, None, None), True),
-        (Outcome(False, 404, "http_404", "1.2.3.4", 5.0, None, None), False),
-        (Outcome(False, None, "refused_target", None, 0.1, None, None), False),
+        (T, None, 5.0),  # waited 5 s for the platform
+        (T, T + timedelta(seconds=4), 1.0),  # 4 s of it waiting for its own receiver's slots
+        (T + timedelta(seconds=9), None, 0.0),  # picked up early (a lease's clock): no lag
+        (None, None, 0.0),
     ],
 )
-def test_what_counts_as_a_webhooks_error_for_the_status_page(outcome: Outcome, error: bool) -> None:
-    assert counts_as_error(outcome) is error
+def test_dispatch_lag_counts_only_the_wait_for_the_platform(
+    due: datetime | None, freed: datetime | None, lag: float
+) -> None:
+    """The webhooks component is judged by the wait for the platform, never by what a
+    customer's receiver answers (issue 22, finding 5)."""
+    assert dispatch_lag(due, T + timedelta(seconds=5), freed) == lag

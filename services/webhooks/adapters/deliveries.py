@@ -37,6 +37,8 @@ class Claimed:
     # Where to and with what: read with the claim. None when the endpoint has been deleted.
     url: str | None
     keys: list[bytes] = field(repr=False)  # signing secrets, newest first
+    # When it became due (its next_attempt_at at the claim): the status signal's start.
+    due_at: datetime | None = None
 
     @property
     def log_trigger(self) -> str:
@@ -101,7 +103,10 @@ async def enqueue(
     return delivery_id  # type: ignore[no-any-return]
 
 
-_CLAIMED = "d.id, d.api_key_id, d.event_id, d.event_type, d.body, d.trigger, d.attempts_done"
+_CLAIMED = (
+    "d.id, d.api_key_id, d.event_id, d.event_type, d.body, d.trigger, d.attempts_done,"
+    " d.next_attempt_at AS due_at"
+)
 # The endpoint, joined to a claim: the previous secret only while it still signs.
 _TARGET = (
     "e.url, e.secret,"
@@ -124,6 +129,7 @@ def _claimed(row: Any, token: str) -> Claimed:
         token,
         row["url"],
         keys,
+        row["due_at"],
     )
 
 
@@ -198,6 +204,22 @@ async def next_due_in(conn: Connection) -> float | None:
         " FROM deliveries WHERE state = 'pending'"
     )
     return None if value is None else float(value)
+
+
+async def oldest_due_age(conn: Connection) -> float | None:
+    """Seconds the oldest due, unclaimed task has waited, among keys with no attempt in flight
+    anywhere; None when nothing such is due. A key with attempts in flight is at its own bound
+    (its receiver is slow): its backlog is the customer's, not a stalled dispatcher."""
+    value = await conn.fetchval(
+        "WITH pending AS ("
+        "  SELECT api_key_id, next_attempt_at, claimed_until FROM deliveries"
+        "  WHERE state = 'pending'"
+        ")"
+        " SELECT extract(epoch FROM now() - min(next_attempt_at)) FROM pending"
+        " WHERE next_attempt_at <= now() AND (claimed_until IS NULL OR claimed_until < now())"
+        " AND api_key_id NOT IN (SELECT api_key_id FROM pending WHERE claimed_until >= now())"
+    )
+    return None if value is None else max(float(value), 0.0)
 
 
 async def record(
