@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -20,9 +21,14 @@ from aiohttp import web
 
 from services.billing.app import BillingSettings
 from services.billing.app import create_app as billing_app
+from services.contracts.jobs import Service
+from services.gateway import service_layer
 from services.gateway.adapters import accounts
-from services.gateway.domain import media
+from services.gateway.adapters.accounts import Caller
+from services.gateway.adapters.billing import Reservation
+from services.gateway.domain import media, sandbox
 from services.gateway.domain.keys import Mode
+from services.runtime.http import ApiError
 from services.runtime.internal import TOKEN_HEADER
 from tests.infra import Infra, free_port
 from tests.integration.conftest import unique
@@ -341,3 +347,63 @@ async def test_fifty_concurrent_live_creates_with_one_key_reserve_once(http, stu
     assert all(r.status in (201, 409) for r in results)
     assert all(r.body == firsts[0].body for r in results if r.status == 201)
     assert len(stubbed.billing.reserves) - before == 1
+
+
+async def test_a_create_that_outlives_its_lease_makes_no_second_job(stubbed) -> None:
+    """A create slower than its lease: a retry took the key meanwhile and made the job, so the
+    slow one keeps nothing, releases its reservation and answers 503 — one key, one job."""
+
+    class Billing:
+        def __init__(self) -> None:
+            self.first = asyncio.Event()
+            self.go = asyncio.Event()
+            self.reserved: list[str] = []
+            self.released: list[str] = []
+
+        async def reserve(self, job_id: str, *_: Any) -> Reservation:
+            self.reserved.append(job_id)
+            if len(self.reserved) == 1:
+                self.first.set()
+                await self.go.wait()
+            return Reservation(30, 1, 970)
+
+        async def release(self, job_id: str, reason: str) -> None:
+            self.released.append(job_id)
+
+    billing = Billing()
+    live = await new_key(stubbed.gw.pool, Mode.LIVE)
+    use_case = service_layer.Gateway(
+        pool=stubbed.gw.pool,
+        billing=billing,
+        measure=None,  # type: ignore[arg-type]
+        public_base_url="http://127.0.0.1",
+        idempotency_ttl=timedelta(hours=24),
+        files=sandbox.Artifacts.build(),
+        idempotency_lease=timedelta(milliseconds=200),
+    )
+    request = service_layer.CreateRequest(
+        caller=Caller(live.id, live.account_id, Mode.LIVE, True),
+        service=Service.MUSIC,
+        input={"prompt": "a song", "duration_seconds": 30},
+        idempotency_key="slow",
+        fingerprint=b"print",
+        correlation_id=unique("req"),
+    )
+    slow = asyncio.create_task(service_layer.create_job(use_case, request))
+    await asyncio.wait_for(billing.first.wait(), 10)
+    async with asyncio.timeout(10):
+        while await stubbed.gw.pool.fetchval(
+            "SELECT expires_at > now() FROM idempotency_keys WHERE api_key_id = $1", live.id
+        ):
+            await asyncio.sleep(0.05)
+    retried = await service_layer.create_job(use_case, request)
+    billing.go.set()
+    with pytest.raises(ApiError) as refused:
+        await slow
+    assert (refused.value.status, refused.value.code) == (503, "idempotency_lease_expired")
+    assert retried.status == 201 and retried.job_id == billing.reserved[1]
+    assert billing.released == [billing.reserved[0]]
+    jobs = await stubbed.gw.pool.fetch("SELECT id FROM jobs WHERE account_id = $1", live.account_id)
+    assert [r["id"] for r in jobs] == [retried.job_id]
+    replay = await service_layer.create_job(use_case, request)
+    assert replay.replayed and replay.body == retried.body
