@@ -227,8 +227,6 @@ class FakeServices:
         self.seen.append(
             Seen(request.method, request.path, dict(request.query), dict(request.headers), body)
         )
-        if request.path.startswith("/artifacts/"):
-            return await self._artifact(request)
         held = request.path.endswith("/events") and request.query.get("wait", "0") != "0"
         if held and self.hold_events is not None:
             self.events_held += 1
@@ -243,6 +241,8 @@ class FakeServices:
         if self.fail:
             self.fail -= 1
             return _error(500, "internal_error")
+        if request.path.startswith("/artifacts/"):
+            return await self._artifact(request)
         return self._answer(request, body)
 
     async def _artifact(self, request: web.Request) -> web.StreamResponse:
