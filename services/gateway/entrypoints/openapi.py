@@ -66,8 +66,11 @@ _ERRORS: dict[int, str] = {
     413: "The request body is too large.",
     415: "The body must be application/json.",
     422: "Idempotency-Key reused with another body, or no price applies.",
-    429: "Rate limited: retry after `Retry-After` seconds.",
-    503: "A service behind the gateway is unavailable; nothing was done. Retry later.",
+    429: "Rate limited (`rate_limited`), or the key already holds its maximum of waiting"
+    " requests (`too_many_held_requests`: `Prefer: wait`, `events?wait`); nothing was done."
+    " Retry after `Retry-After` seconds.",
+    503: "A service behind the gateway is unavailable (`service_unavailable`), or the gateway is"
+    " at capacity (`overloaded`); nothing was done. Retry after `Retry-After` seconds.",
 }
 
 
