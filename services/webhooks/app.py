@@ -16,12 +16,13 @@ from services.runtime.traffic import TRAFFIC
 from services.webhooks.adapters import deliveries, endpoints
 from services.webhooks.adapters.deliveries import CHANNEL
 from services.webhooks.adapters.sender import Sender
-from services.webhooks.app_keys import DISPATCHER, WEBHOOKS
+from services.webhooks.app_keys import DISPATCHER, EVENTS_WAKER, WEBHOOKS
 from services.webhooks.dispatcher import AttemptHook, Dispatcher, Policy
 from services.webhooks.entrypoints.events import HANDLERS
 from services.webhooks.entrypoints.http import add_routes
 from services.webhooks.service_layer import Webhooks
 from services.webhooks.settings import WebhooksSettings
+from services.webhooks.waker import EVENTS_CHANNEL, EventWaker
 
 NAME = "webhooks"
 # Settled delivery tasks and events are kept this long (redelivery from the log needs them).
@@ -112,6 +113,24 @@ async def _purge(app: web.Application) -> int:
         return await deliveries.purge(conn, RETENTION_DAYS)
 
 
+def events_waking(settings: WebhooksSettings) -> service.Context:
+    """One LISTEN for the process's held event reads (see ``waker``)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        waker = EventWaker(
+            per_key=settings.webhook_events_held_per_key,
+            total=settings.webhook_events_held_max,
+            safety_seconds=settings.webhook_events_safety_seconds,
+        )
+        app[EVENTS_WAKER] = waker
+        async with service.listening_worker(
+            settings, NAME, EVENTS_CHANNEL, waker, "webhooks-events-waker"
+        ):
+            yield
+
+    return ctx
+
+
 def create_app(settings: WebhooksSettings) -> web.Application:
     app = service.build_app(
         NAME,
@@ -120,7 +139,11 @@ def create_app(settings: WebhooksSettings) -> web.Application:
         queues=QUEUES,
         consume=(service.ConsumerSpec(WEBHOOKS_JOB_EVENTS, HANDLERS),),
         relay=False,
-        chores=(dispatching(settings), service.periodic("webhooks_purge", 3600, _purge)),
+        chores=(
+            dispatching(settings),
+            events_waking(settings),
+            service.periodic("webhooks_purge", 3600, _purge),
+        ),
         report_traffic=True,
     )
     add_routes(app)

@@ -6,6 +6,8 @@ from aiohttp import web
 
 from services.webhooks.dispatcher import Dispatcher
 from services.webhooks.service_layer import Webhooks
+from services.webhooks.waker import EventWaker
 
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+EVENTS_WAKER = web.AppKey("events_waker", EventWaker)

@@ -13,6 +13,7 @@ from services.messaging.consumer import Handler
 from services.messaging.envelope import Envelope
 from services.webhooks.adapters import deliveries, endpoints
 from services.webhooks.domain.events import job_event_body
+from services.webhooks.waker import EVENTS_CHANNEL
 
 if TYPE_CHECKING:
     from services.runtime.db import Connection
@@ -26,10 +27,10 @@ def event_id(env: Envelope) -> str:
 async def job_settled(conn: Connection, env: Envelope) -> None:
     job = JobSnapshot.model_validate(env.data)
     evt = event_id(env)
-    await conn.execute(
+    stored = await conn.fetchval(
         "INSERT INTO events"
         " (id, type, account_id, api_key_id, job_id, test, payload, occurred_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING RETURNING true",
         evt,
         env.type,
         job.account_id,
@@ -39,6 +40,8 @@ async def job_settled(conn: Connection, env: Envelope) -> None:
         env.data,
         env.occurred_at,
     )
+    if stored:  # held reads of this key wake when this commits (every process's)
+        await conn.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, job.api_key_id)
     endpoint = await endpoints.get(conn, job.api_key_id)
     if endpoint is None or env.type not in endpoint.events:
         return

@@ -4,8 +4,10 @@ account headers) and the operator's replay API. Errors use the public error shap
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +29,10 @@ from services.runtime.http import ApiError, from_validation_error, invalid_reque
 from services.runtime.internal import ACCOUNT_HEADER
 from services.runtime.service import POOL
 from services.webhooks.adapters import deliveries, events
-from services.webhooks.app_keys import DISPATCHER, WEBHOOKS
+from services.webhooks.app_keys import DISPATCHER, EVENTS_WAKER, WEBHOOKS
 from services.webhooks.dispatcher import Busy
 from services.webhooks.service_layer import NotConfigured, RedeliveryRefused
+from services.webhooks.waker import Overloaded, Subscription, TooManyHeld
 
 if TYPE_CHECKING:
     from services.runtime.db import Connection
@@ -39,9 +42,10 @@ KEY = "/internal/v1/keys/{key_id}/webhook"
 EVENTS = "/internal/v1/keys/{key_id}/events"
 MAX_PAGE = 100
 MAX_WAIT_SECONDS = 30
-# How often a held events request looks again. Events of other replicas' consumers are only
-# seen by looking; a listener costs one indexed query per look.
+# A held events read sleeps until NOTIFY wakes its key (``waker``); then it looks up to this
+# many more times, this far apart, while the event waits behind an older transaction.
 STREAM_LOOK_SECONDS = 0.2
+LOOKS_AFTER_WAKE = 10
 
 
 class ReplayRequest(BaseModel):
@@ -214,19 +218,80 @@ async def list_events(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     async with pool.acquire() as conn:
         cursor = await _stream_cursor(conn, key_id, after)
-    deadline = time.monotonic() + wait
-    while True:
+    if wait == 0:
         async with pool.acquire() as conn:
             horizon = await events.horizon(conn)
             rows, more = await events.stream(conn, key_id, cursor, limit, type=kind)
-        if rows or time.monotonic() >= deadline:
-            break
-        await asyncio.sleep(min(STREAM_LOOK_SECONDS, max(0.0, deadline - time.monotonic())))
+    else:
+        with _held(request, key_id) as doorbell:
+            horizon, rows, more = await _held_read(
+                request, doorbell, key_id, cursor, limit, kind, wait
+            )
     last = rows[-1][0] if rows else cursor
     # Without more rows to read, every event behind the horizon has been seen: moving the
     # cursor there keeps a quiet key's next request from scanning old transactions again.
     next_after = last if more else max(last, horizon)
     return _raw(events.page([b for _, b in rows], more, next_after=events.token(next_after)))
+
+
+StreamRows = list[tuple[tuple[int, int], bytes]]
+
+
+async def _held_read(
+    request: web.Request,
+    doorbell: Subscription,
+    key_id: str,
+    cursor: tuple[int, int],
+    limit: int,
+    kind: str | None,
+    wait: int,
+) -> tuple[tuple[int, int], StreamRows, bool]:
+    """Look, then sleep until the key's events are notified (or ``wait`` runs out) and look
+    again. After a wake the event may still be behind the horizon (an older transaction is
+    running): look a few more times, briefly, before sleeping again."""
+    pool = request.app[POOL]
+    deadline = time.monotonic() + wait
+    looks_left = 0
+    while True:
+        doorbell.clear()
+        async with pool.acquire() as conn:
+            horizon = await events.horizon(conn)
+            rows, more = await events.stream(conn, key_id, cursor, limit, type=kind)
+        left = deadline - time.monotonic()
+        if rows or left <= 0:
+            return horizon, rows, more
+        if looks_left > 0:
+            looks_left -= 1
+            await asyncio.sleep(min(STREAM_LOOK_SECONDS, left))
+        elif await doorbell.wait(left):
+            looks_left = LOOKS_AFTER_WAKE
+
+
+@contextlib.contextmanager
+def _held(request: web.Request, key_id: str) -> Iterator[Subscription]:
+    try:
+        with request.app[EVENTS_WAKER].hold(key_id) as doorbell:
+            yield doorbell
+    except TooManyHeld:
+        # The key's own excess (its other reads are still held): a rate limit, its to fix.
+        raise ApiError(
+            429,
+            "rate_limit_error",
+            "too_many_held_requests",
+            "This API key already holds as many waiting event reads as it may; wait for one"
+            " to answer before starting another.",
+            param="wait",
+            headers={"Retry-After": "1"},
+        ) from None
+    except Overloaded:
+        # Every key together: the process protects itself, nobody in particular is at fault.
+        raise ApiError(
+            503,
+            "api_error",
+            "overloaded",
+            "Too many waiting event reads right now; retry shortly.",
+            headers={"Retry-After": "1"},
+        ) from None
 
 
 async def _stream_cursor(conn: Connection, key_id: str, after: str | None) -> tuple[int, int]:
