@@ -23,15 +23,17 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import aiodns
+import aiohttp
 from yarl import URL
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+T = TypeVar("T")
 
 # A lookup's own deadline, well inside any caller's: a name server that never answers fails
 # the lookup, not the whole attempt.
@@ -193,6 +195,18 @@ class Pinned:
     url: URL
     host: str
     server_hostname: str | None
+
+
+async def each_address(addresses: list[str], attempt: Callable[[str], Awaitable[T]]) -> T:
+    """``attempt(ip)`` on the vetted addresses in order until one connects: a name with an IPv6
+    and an IPv4 address still works where only one of them is reachable. Only a failure to
+    connect moves on; anything after the connection (an answer, a timeout) is the outcome."""
+    for ip in addresses[:-1]:
+        try:
+            return await attempt(ip)
+        except aiohttp.ClientConnectorError:
+            continue
+    return await attempt(addresses[-1])
 
 
 def pin(url: str, ip: str) -> Pinned:

@@ -15,8 +15,9 @@ from aiohttp.abc import AbstractResolver
 from services.gateway.adapters import media as media_fetch
 from services.gateway.domain import media
 from services.runtime import egress
-from services.webhooks.adapters.sender import check_target
+from services.webhooks.adapters.sender import Sender, check_target
 from tests.infra import free_port
+from tests.webhooks_support import receiving
 
 # IPv6 forms that carry a loopback or private IPv4 address (and plain internal ones).
 DISGUISED = [
@@ -131,3 +132,25 @@ async def test_the_async_lookup_resolves_without_the_thread_pool() -> None:
             await egress.resolve("nothing.invalid", 80, lookup, allow_private=True)
     finally:
         await lookup.close()
+
+
+async def test_every_vetted_address_is_tried_until_one_connects(
+    video: tuple[int, list[str]],
+) -> None:
+    """c-ares answers ``localhost`` with ::1 first; a server listening on 127.0.0.1 only is
+    still reached, by the webhook sender and the probe alike (each address was vetted)."""
+    port, seen = video
+
+    async def both(host: str, port: int) -> list[str]:
+        return ["::1", "127.0.0.1"]
+
+    async with aiohttp.ClientSession() as session:
+        found = await media_fetch.measure(
+            session, f"http://dual.test:{port}/v.mp4", allow_private=True, lookup=both
+        )
+        assert found.billable_seconds == 12
+        async with receiving() as receiver:
+            sender = Sender(session, both, timeout=5, response_limit=64, allow_private=True)
+            outcome = await sender.post(f"http://dual.test:{receiver.port}/hooks", {}, b"{}")
+    assert outcome.succeeded and outcome.resolved_ip == "127.0.0.1"
+    assert seen == [f"dual.test:{port}"]

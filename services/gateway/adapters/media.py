@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -24,15 +25,14 @@ class Unreachable(Exception):
     """The video could not be fetched (refused address, network error, timeout, not 2xx)."""
 
 
-async def _vetted(url: str, lookup: egress.Lookup, allow_private: bool) -> egress.Pinned:
-    """The request to make for ``url``: its host resolved once and vetted by the shared SSRF
-    guard, then pinned to that address, so aiohttp never resolves the name again (no DNS
-    rebinding between the check and the connect)."""
+async def _vetted(url: str, lookup: egress.Lookup, allow_private: bool) -> list[str]:
+    """``url``'s host resolved once and vetted by the shared SSRF guard; requests are then
+    pinned to these addresses, so aiohttp never resolves the name again (no DNS rebinding
+    between the check and the connect)."""
     try:
-        found = await egress.check_url(url, lookup, allow_private=allow_private)
+        return await egress.check_url(url, lookup, allow_private=allow_private)
     except egress.TargetRefused as refused:
         raise Unreachable(refused.reason) from None
-    return egress.pin(url, found[0])
 
 
 async def _read(
@@ -44,22 +44,31 @@ async def _read(
 ) -> bytes:
     # Redirects are followed by hand so that every hop's address is vetted and pinned.
     for _ in range(MAX_REDIRECTS + 1):
-        pinned = await _vetted(url, lookup, allow_private)
-        headers = {"Range": f"bytes={offset}-{offset + READ_BYTES - 1}", "Host": pinned.host}
-        async with session.get(
-            pinned.url,
-            headers=headers,
-            allow_redirects=False,
-            server_hostname=pinned.server_hostname,
-        ) as resp:
-            location = resp.headers.get("Location")
-            if resp.status in (301, 302, 303, 307, 308) and location:
-                url = urljoin(url, location)
-                if urlsplit(url).scheme not in ("http", "https"):
-                    raise Unreachable("redirected to a URL that is not http(s)")
-                continue
-            return await _body(resp, offset)
+        addresses = await _vetted(url, lookup, allow_private)
+        found = await egress.each_address(addresses, functools.partial(_get, session, url, offset))
+        if isinstance(found, bytes):
+            return found
+        url = urljoin(url, found)
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise Unreachable("redirected to a URL that is not http(s)")
     raise Unreachable("too many redirects")
+
+
+async def _get(session: aiohttp.ClientSession, url: str, offset: int, ip: str) -> bytes | str:
+    """The bytes at ``offset`` from ``url`` pinned to the vetted ``ip``, or the Location of a
+    redirect (followed by the caller)."""
+    pinned = egress.pin(url, ip)
+    headers = {"Range": f"bytes={offset}-{offset + READ_BYTES - 1}", "Host": pinned.host}
+    async with session.get(
+        pinned.url,
+        headers=headers,
+        allow_redirects=False,
+        server_hostname=pinned.server_hostname,
+    ) as resp:
+        location = resp.headers.get("Location")
+        if resp.status in (301, 302, 303, 307, 308) and location:
+            return location
+        return await _body(resp, offset)
 
 
 async def _body(resp: aiohttp.ClientResponse, offset: int) -> bytes:

@@ -90,8 +90,13 @@ class Sender:
                     allow_private=self._allow_private,
                     timeout=min(self._dns_timeout, deadline),
                 )
-                ip = ips[0]
-                return await self._send(url, ip, headers, body, started)
+
+                async def attempt(address: str) -> Outcome:
+                    nonlocal ip
+                    ip = address
+                    return await self._send(url, address, headers, body, started)
+
+                return await egress.each_address(ips, attempt)
         except Unresolvable:
             return failed("dns_error")
         except TargetRefused:
