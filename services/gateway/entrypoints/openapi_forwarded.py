@@ -22,6 +22,9 @@ from services.gateway.domain import examples as ex
 from services.gateway.domain import sandbox
 from services.gateway.entrypoints.openapi_builders import HTML, errors, ok, op, schema_ref
 
+# Ids and cursors of this API, as runtime/params.py checks them.
+ID = {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"}
+
 
 def wallet_paths() -> dict[str, Any]:
     ledger_params = [
@@ -35,7 +38,7 @@ def wallet_paths() -> dict[str, Any]:
             "name": "starting_after",
             "in": "query",
             "description": "The last entry id of the previous page.",
-            "schema": {"type": "string"},
+            "schema": ID,
         },
     ]
     return {
@@ -153,6 +156,20 @@ def webhook_paths() -> dict[str, Any]:
                     **ok(200, "Deliveries.", schema_ref(WebhookDeliveryPage), ex.DELIVERIES),
                     **errors(400, *common),
                 },
+                parameters=[
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "description": "Page size, 1 to 100 (default 20).",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+                    },
+                    {
+                        "name": "starting_after",
+                        "in": "query",
+                        "description": "The last delivery id of the previous page.",
+                        "schema": ID,
+                    },
+                ],
             )
         },
         "/api/v1/webhook/deliveries/{delivery_id}/redeliver": {
@@ -205,15 +222,11 @@ def event_paths() -> dict[str, Any]:
                         "Page size, 1 to 100 (default 20).",
                         {"type": "integer", "minimum": 1, "maximum": 100},
                     ),
-                    query(
-                        "starting_after",
-                        "History: the last event id of the previous page.",
-                        {"type": "string"},
-                    ),
+                    query("starting_after", "History: the last event id of the previous page.", ID),
                     query(
                         "after",
                         "Stream: an event id or the `next_after` of the previous answer.",
-                        {"type": "string"},
+                        {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"},
                     ),
                     query(
                         "wait",
@@ -314,7 +327,7 @@ def public_paths() -> dict[str, Any]:
                             )
                         },
                     },
-                    **errors(403, 404, 503),
+                    **errors(400, 403, 404, 503),
                 },
                 parameters=[
                     {
@@ -324,8 +337,18 @@ def public_paths() -> dict[str, Any]:
                         "schema": {"type": "string"},
                     },
                     {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
-                    {"name": "expires", "in": "query", "schema": {"type": "string"}},
-                    {"name": "signature", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "expires",
+                        "in": "query",
+                        "description": "Unix time the link expires at (part of the link).",
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+                    },
+                    {
+                        "name": "signature",
+                        "in": "query",
+                        "description": "The link's signature (hex; part of the link).",
+                        "schema": {"type": "string", "pattern": "^[0-9a-f]{1,128}$"},
+                    },
                 ],
                 public=True,
             )
