@@ -193,11 +193,11 @@ class Consumer:
                 fresh = await self._apply(env, handler)
             except Exception as exc:
                 if db.unavailable(exc):
-                    self._outcome("held")
                     away = await self._gate.outage(exc)
                     if away is None:
                         return  # stopping: left unacknowledged for the broker to give again
                     if away:
+                        self._outcome("held")
                         continue  # the outage's try, not the message's
                 tries += 1
                 if tries >= DELIVERY_LIMIT:

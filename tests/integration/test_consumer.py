@@ -241,3 +241,28 @@ async def test_stop_waits_for_the_in_flight_handler_and_takes_no_more(
     (waiting,) = await q.take(1)
     assert waiting.message_id == str(later.message_id)
     assert await q.ready() == 0
+
+
+async def test_a_handler_failing_like_an_outage_while_the_database_answers_is_dead_lettered(
+    amqp: AbstractRobustConnection, effects: asyncpg.Pool, make_queue: MakeQueue
+) -> None:
+    # A connection error while the database answers its check is the message's own failure:
+    # the pause for an outage must not let such a message loop forever.
+    q = await make_queue()
+    svc = unique("svc")
+    env = an_event(q, note="resets")
+    attempts = 0
+
+    async def resets(conn: asyncpg.Connection, env: Envelope) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise ConnectionResetError("the handler's own downstream reset")
+
+    async with consuming(amqp, effects, q, {q.routing_key: resets}, service=svc):
+        await send(amqp, q, env)
+        (dead,) = await take(q.dlq, 1, timeout=20)
+
+    assert Envelope.from_json(dead.body) == env
+    assert attempts == DELIVERY_LIMIT
+    assert consumed(svc, q, "held") == 0  # no try was put down to an outage
+    assert consumed(svc, q, "dead_lettered") == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from services.runtime.http import json_response
 from tests.infra import Infra, free_port
 from tests.integration.conftest import (
     MakeQueue,
+    TestQueue,
     eventually,
     metric,
     migrate_schema,
@@ -98,6 +99,52 @@ async def test_a_consumer_holds_its_messages_through_a_database_restart(
     assert _count(svc, q.name, "held") >= 1
     assert metric("clipmix_consumer_pauses_total", service=svc, queue=q.name) >= 1
     assert metric("clipmix_consumer_paused", service=svc, queue=q.name) == 0
+
+
+async def test_a_consumer_holding_messages_for_the_database_stops_promptly_and_keeps_them(
+    pg: PrivatePostgres,
+    pg_url: str,
+    no_service_migrations: Path,
+    amqp: AbstractRobustConnection,
+    make_queue: MakeQueue,
+) -> None:
+    schema = unique("t")
+    await migrate_schema(pg_url, schema, no_service_migrations)
+    pool = await db.create_pool(pg_url, schema, min_size=1, max_size=4, acquire_timeout=2)
+    q = await make_queue()
+    svc = unique("svc")
+
+    async def nothing(conn: asyncpg.Connection, env: Envelope) -> None:
+        pass
+
+    consumer = Consumer(
+        connection=amqp, pool=pool, queue=q.name, handlers={q.routing_key: nothing}, service=svc
+    )
+    await consumer.start()
+    try:
+        await pg.stop("fast")
+        for n in range(3):
+            env = Envelope(type=q.routing_key, correlation_id="c", data={"n": n})
+            await publish_raw(amqp, q.routing_key, env.to_json(), message_id=str(env.message_id))
+        await eventually(
+            lambda: metric("clipmix_consumer_paused", service=svc, queue=q.name) == 1, timeout=15
+        )
+        started = time.monotonic()
+        await consumer.stop(grace_seconds=10)
+        assert time.monotonic() - started < 5  # held messages do not hold up a shutdown
+    finally:
+        pool.terminate()
+
+    await eventually(_ready_is(q, 3), timeout=10)  # given back, unacknowledged, to the queue
+    assert await q.dlq.get(no_ack=True, fail=False) is None
+    assert _count(svc, q.name, "dead_lettered") == 0
+
+
+def _ready_is(q: TestQueue, count: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return await q.ready() == count
+
+    return check
 
 
 def _count(service: str, queue: str, outcome: str) -> float:
