@@ -196,6 +196,7 @@ class FakeServices:
         # the first write goes out until the gate opens (or 10 s pass).
         self.artifact = b""
         self.artifact_gate: asyncio.Event | None = None
+        self.artifact_cut = False  # hang up after the first piece
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -252,6 +253,9 @@ class FakeServices:
         piece = 64 * 1024
         for start in range(0, len(self.artifact), piece):
             await response.write(self.artifact[start : start + piece])
+            if start == 0 and self.artifact_cut and request.transport is not None:
+                request.transport.close()
+                return response
             if start == 0 and self.artifact_gate is not None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.artifact_gate.wait(), 10)

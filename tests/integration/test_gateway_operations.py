@@ -143,6 +143,21 @@ async def test_a_result_is_relayed_in_pieces_not_held_whole(
     assert seen.query == {"expires": "4102444800", "signature": "ab12"}
 
 
+async def test_a_result_cut_short_upstream_is_cut_short_for_the_client(
+    http: aiohttp.ClientSession, gw: Gateway, fake: FakeServices
+) -> None:
+    fake.artifact = os.urandom(1024 * 1024)
+    fake.artifact_cut = True
+    url = f"{gw.url}/artifacts/job_x/music.wav?expires=4102444800&signature=ab12"
+    try:
+        async with http.get(url) as response:
+            assert response.status == 200  # the head was on its way before the cut
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await response.read()  # never a complete-looking file
+    finally:
+        fake.artifact_cut = False
+
+
 async def test_an_artifact_error_is_relayed_and_a_failure_is_503(
     http: aiohttp.ClientSession, gw: Gateway, fake: FakeServices
 ) -> None:

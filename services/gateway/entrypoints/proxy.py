@@ -9,6 +9,7 @@ answers ``503 service_unavailable``: what broke inside is not the customer's bus
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -50,6 +51,8 @@ _RELAYED_HEADERS = ("Retry-After", "Cache-Control")
 _TERMINAL = frozenset(status.value for status in TERMINAL)
 # Artifacts are relayed in pieces of this size: the gateway never holds a whole file.
 ARTIFACT_CHUNK_BYTES = 64 * 1024
+# Longest a download may wait for the client to take one piece before it is cut.
+ARTIFACT_WRITE_SECONDS = 30.0
 # Longest error body relayed from a download (errors are small JSON).
 _ERROR_BODY_BYTES = 64 * 1024
 
@@ -326,10 +329,12 @@ async def _stream(request: web.Request, answer: aiohttp.ClientResponse) -> web.S
     await out.prepare(request)
     try:
         async for chunk in answer.content.iter_chunked(ARTIFACT_CHUNK_BYTES):
-            await out.write(chunk)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        # The head is sent: the only honest signal left is a cut connection (the client sees
-        # a short body, never a whole-looking wrong file).
+            # A client that stops reading would hold this pool's connection for ever.
+            async with asyncio.timeout(ARTIFACT_WRITE_SECONDS):
+                await out.write(chunk)
+    except (aiohttp.ClientError, TimeoutError, ConnectionResetError) as exc:
+        # The service or the client failed mid-file. The head is sent: the only honest signal
+        # left is a cut connection (the client sees a short body, never a whole-looking one).
         log.warning("artifact_relay_cut", error=repr(exc))
         if request.transport is not None:
             request.transport.close()
