@@ -123,3 +123,14 @@ async def test_path_values_answer_400_naming_them(
     async with service.http.request(method, url, headers=headers) as resp:
         answer = await resp.json()
         assert resp.status == 400 and answer["error"]["param"] == param, answer
+
+
+@pytest.mark.parametrize("key_id", ["key_\x00", "x" * 300, "²"])
+async def test_the_operator_replay_refuses_a_key_id_it_cannot_use(
+    service: Service, key_id: str
+) -> None:
+    headers = {"X-ClipMix-Internal-Token": service.token}
+    url = f"{service.url}/internal/v1/webhooks/replay"
+    async with service.http.post(url, json={"key_id": key_id}, headers=headers) as resp:
+        answer = await resp.json()
+        assert resp.status == 400 and answer["error"]["param"] == "key_id", answer

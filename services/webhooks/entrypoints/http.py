@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.contracts.jobs import SETTLED_EVENTS
 from services.contracts.webhooks import (
@@ -51,7 +51,7 @@ LOOKS_AFTER_WAKE = 10
 class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    key_id: str
+    key_id: str = Field(pattern=f"^{params.ID_PATTERN.pattern}$")
     since: datetime | None = None
 
 
