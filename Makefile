@@ -71,6 +71,7 @@ ps: ## show whether the suite runs, its processes and each service's /readyz
 
 test: install infra ## run the whole test suite (services and both SDKs) against real PostgreSQL and RabbitMQ
 	@bash scripts/ensure-node.sh
+	@bash scripts/ensure-test-tools.sh
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 lint: install ## ruff and mypy (strict) on the services, the tests, the bench and the Python SDK

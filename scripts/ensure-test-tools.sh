@@ -33,10 +33,10 @@ if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
     echo "test-tools: installing ${packages[*]} (Debian packages, bounded to ${APT_TIMEOUT}s per call)"
     # --no-install-recommends: promtool only, not the exporters and web assets Prometheus suggests.
     # policy-rc.d 101: a package's daemon is not started (we need its binary, not a server).
-    policy=/usr/sbin/policy-rc.d
+    policy="${CLIPMIX_POLICY_RC_D:-/usr/sbin/policy-rc.d}"
     own_policy=0
     if [[ ! -e "$policy" ]]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=1
+        { printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=1; } 2>/dev/null || true
     fi
     apt_install() {
         timeout "$APT_TIMEOUT" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null

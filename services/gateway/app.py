@@ -59,7 +59,7 @@ class GatewaySettings(ServiceSettings):
     # creates in flight a process only gets slower (docs/performance.md, Overload). One key may
     # hold half of them; its excess answers 429 too_many_concurrent_requests.
     max_inflight_requests: int = Field(32, ge=1)
-    max_inflight_per_key: int = Field(16, ge=1)
+    max_key_concurrency: int = Field(16, ge=1)
 
 
 async def _purge_idempotency(app: web.Application) -> int:
@@ -82,7 +82,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         client_max_size=settings.max_body_bytes,
         report_traffic=True,
         key_of=edge.key_identity,
-        per_key_limit=settings.max_inflight_per_key,
+        per_key_limit=settings.max_key_concurrency,
     )
     limit = Limit(settings.rate_limit_per_second, settings.rate_limit_burst)
     edge.install(app, limit if settings.rate_limit_enabled else None)

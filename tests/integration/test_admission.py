@@ -45,7 +45,7 @@ async def gw(infra: Infra, fake: FakeServices) -> AsyncIterator[Gateway]:
     settings = downstream_settings(
         fake.url,
         max_inflight_requests=LIMIT,
-        max_inflight_per_key=PER_KEY,
+        max_key_concurrency=PER_KEY,
         # The held webhook calls must outlast the test's steps, even on a busy machine.
         internal_timeout_seconds=30,
     )
