@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import time
 from collections.abc import Awaitable, Callable
 
@@ -56,8 +57,12 @@ class Gate:
         """
         if self._checking is None or self._checking.done():
             self._open.clear()
+            # Without the caller's log context: the task must not log as the message that
+            # happened to meet the outage first.
+            context = contextvars.copy_context()
+            context.run(structlog.contextvars.clear_contextvars)
             self._checking = asyncio.create_task(
-                self._wait_for_database(error), name=f"gate-{self._queue}"
+                self._wait_for_database(error), name=f"gate-{self._queue}", context=context
             )
         checking = self._checking
         if not await self._until(asyncio.shield(checking)):
