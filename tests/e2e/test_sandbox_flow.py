@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from tests.e2e.events import counting
-from tests.e2e.suite import SERVICES, Suite
+from tests.e2e.suite import OPERATOR, SERVICES, Suite
 
 pytestmark = pytest.mark.e2e
 
@@ -155,11 +155,12 @@ async def test_every_service_answers_health_readiness_and_metrics(suite: Suite) 
                 assert r.status == 200
             if name == "simulator":  # a stand-in for external providers: no database, no broker
                 continue
-            async with http.get(f"{url}/readyz") as r:
+            # The gateway answers these two only to the internal token (its port is public).
+            async with http.get(f"{url}/readyz", headers=OPERATOR) as r:
                 body = await r.json()
                 assert r.status == 200, body
                 assert body["checks"] == {"postgres": "ok", "rabbitmq": "ok"}
-            async with http.get(f"{url}/metrics") as r:
+            async with http.get(f"{url}/metrics", headers=OPERATOR) as r:
                 text = await r.text()
                 assert r.status == 200
                 assert "clipmix_http_requests_total" in text
