@@ -206,8 +206,13 @@ async def serving(pool: asyncpg.Pool) -> AsyncIterator[str]:
             await conn.fetchval("SELECT pg_sleep(0.01)")
         return json_response({"ok": True})
 
+    async def body(request: web.Request) -> web.Response:
+        await request.read()
+        return json_response({"ok": True})
+
     app = service.create_service_app("dbtest")
     app.router.add_get("/api/v1/thing", thing)
+    app.router.add_post("/api/v1/body", body)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
@@ -277,3 +282,34 @@ async def test_a_request_that_waits_too_long_for_a_pool_connection_answers_503(
                 assert r.status == 200
     finally:
         await pool.close()
+
+
+async def test_a_client_hanging_up_mid_body_is_still_a_499(infra: Infra) -> None:
+    # The other side of telling resets apart: the client's own connection reset stays a 499.
+    pool = await db.create_pool(infra.database_url, "public", min_size=1, max_size=1)
+    try:
+        async with serving(pool) as url:
+            port = int(url.split(":")[2].split("/")[0])
+            before = _served("499")
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(
+                b"POST /api/v1/body HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 1000\r\n\r\n" + b"{" * 10
+            )
+            await writer.drain()
+            await asyncio.sleep(0.2)  # the handler is reading the body
+            writer.transport.abort()
+            await eventually(lambda: _served("499") > before)
+            assert _served("500") == 0 and _served("503") == 0
+    finally:
+        await pool.close()
+
+
+def _served(status: str) -> float:
+    return metric(
+        "clipmix_http_requests_total",
+        service="dbtest",
+        method="POST",
+        route="/api/v1/body",
+        status=status,
+    )
