@@ -16,7 +16,6 @@ from services.gateway.entrypoints import (
     edge,
     events,
     http,
-    idempotent,
     probes,
     proxy,
 )
@@ -93,7 +92,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         )
     )
     app[HELD] = HeldRequests(settings.max_held_requests, settings.held_event_connections)
-    app[idempotent.IDEMPOTENCY_LEASE] = timedelta(seconds=settings.idempotency_lease_seconds)
+    app[http.IDEMPOTENCY_LEASE] = timedelta(seconds=settings.idempotency_lease_seconds)
     app[http.PUBLIC_BASE_URL] = settings.public_base_url.rstrip("/")
     app[http.IDEMPOTENCY_TTL] = timedelta(hours=settings.idempotency_ttl_hours)
     http.add_routes(app, settings)

@@ -118,7 +118,7 @@ def events_waking(settings: WebhooksSettings) -> service.Context:
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         waker = EventWaker(
-            per_key=settings.webhook_events_held_per_key,
+            per_key=settings.webhook_events_held_per_key_max,
             total=settings.webhook_events_held_max,
             safety_seconds=settings.webhook_events_safety_seconds,
         )

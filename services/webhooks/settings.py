@@ -45,7 +45,7 @@ class WebhooksSettings(ServiceSettings):
     webhook_poll_seconds: float = Field(0.5, gt=0)
     # Held event reads (GET /api/v1/events?wait=N) at once per key and per process; beyond,
     # 429 (the key's own excess) or 503 (the process is full), both with Retry-After.
-    webhook_events_held_per_key: int = Field(4, ge=1)
+    webhook_events_held_per_key_max: int = Field(4, ge=1)
     webhook_events_held_max: int = Field(512, ge=1)
     # Held reads sleep until NOTIFY wakes their key; this tick wakes them all in case one
     # notification was missed (the LISTEN connection being re-opened).

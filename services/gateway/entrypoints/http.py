@@ -56,6 +56,9 @@ log = structlog.get_logger()
 CALLER = web.RequestKey("caller", Caller)
 PUBLIC_BASE_URL = web.AppKey("public_base_url", str)
 IDEMPOTENCY_TTL = web.AppKey("idempotency_ttl", timedelta)
+# How long a POST holds its Idempotency-Key while it calls another service (live creates and
+# forwarded POSTs alike): well above the internal call deadline.
+IDEMPOTENCY_LEASE = web.AppKey("idempotency_lease", timedelta)
 SANDBOX_FILES = web.AppKey("sandbox_files", sandbox.Artifacts)
 GATEWAY = web.AppKey("gateway", Gateway)
 WAITER = web.AppKey("settled_waiter", SettledWaiter)
@@ -276,6 +279,7 @@ def _wiring(settings: ServiceSettings) -> Callable[[web.Application], AsyncItera
             public_base_url=app[PUBLIC_BASE_URL],
             idempotency_ttl=app[IDEMPOTENCY_TTL],
             files=app[SANDBOX_FILES],
+            idempotency_lease=app[IDEMPOTENCY_LEASE],
         )
         yield
 

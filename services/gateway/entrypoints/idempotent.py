@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
 from services.gateway.adapters import idempotency
 from services.gateway.entrypoints import inputs
-from services.gateway.entrypoints.http import CALLER, IDEMPOTENCY_TTL
+from services.gateway.entrypoints.http import CALLER, IDEMPOTENCY_LEASE, IDEMPOTENCY_TTL
 from services.gateway.service_layer import fingerprint
 from services.runtime.http import REQUEST_ID, ApiError, error_response
 from services.runtime.service import POOL
-
-IDEMPOTENCY_LEASE = web.AppKey("idempotency_lease", timedelta)
 
 # Headers kept with an answer and replayed; the rest (Request-Id, RateLimit-*) are per request.
 _KEPT_HEADERS = ("Content-Type", "Location")
