@@ -38,10 +38,6 @@ class Gate:
         self._checking: asyncio.Task[bool] | None = None
         self._stopping = asyncio.Event()
 
-    @property
-    def is_open(self) -> bool:
-        return self._open.is_set()
-
     async def passage(self) -> bool:
         """Wait until the gate is open; False if the consumer is stopping first."""
         if self._open.is_set():
