@@ -21,7 +21,20 @@ import asyncpg
 
 from tests.infra import free_port
 
-BIN = Path(os.environ.get("CLIPMIX_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _bin_dir() -> Path:
+    """CLIPMIX_TEST_PG_BIN, else the newest Debian server install (what scripts/ensure-infra.sh
+    installs); initdb and pg_ctl are not on PATH there."""
+    if configured := os.environ.get("CLIPMIX_TEST_PG_BIN"):
+        return Path(configured)
+    installed = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3])
+    )
+    if not installed:
+        raise RuntimeError("no Postgres server binaries: set CLIPMIX_TEST_PG_BIN")
+    return installed[-1].parent
+
+
 # Small and fast: nothing here needs to survive a crash of the machine.
 _SERVER_OPTIONS = (
     "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
@@ -39,7 +52,7 @@ class PrivatePostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def _run(self, *args: str, timeout: float = 60) -> None:
-        command = [str(BIN / args[0]), *args[1:]]
+        command = [str(_bin_dir() / args[0]), *args[1:]]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
         subprocess.run(command, check=True, capture_output=True, timeout=timeout, cwd=self.root)
