@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import http_figures, report
+from bench import http_figures, overload, report
 from bench.stack import ROOT, Stack
 from services.runtime.logging import configure_logging
 
@@ -57,7 +57,17 @@ async def main(args: argparse.Namespace) -> tuple[Path, list[str]]:
         except Exception:
             failures.append("http figures:\n" + traceback.format_exc())
             log(failures[-1])
-        pipeline_wanted = only is None or bool(only - set(http_figures.HTTP_FIGURES))
+        if only is None or only & set(overload.FIGURES):
+            try:
+                log("bench: overload and fairness figures (bench/overload.py)")
+                figures += await overload.run(
+                    stack, runs=args.runs, quick=args.quick, only=only, log=log
+                )
+            except Exception:
+                failures.append("overload figures:\n" + traceback.format_exc())
+                log(failures[-1])
+        ours = set(http_figures.HTTP_FIGURES) | set(overload.FIGURES)
+        pipeline_wanted = only is None or bool(only - ours)
         if pipeline_wanted and importlib.util.find_spec("bench.pipeline") is not None:
             try:
                 from bench import pipeline

@@ -7,8 +7,9 @@
 * ``run_open_loop``: this module's own asyncio generator (``python -m bench.loadgen``),
   open loop: request i is due at t0 + i/rate whatever happened to the others, and its latency
   is counted from when it was due, so a stalled server cannot hide its queue (no coordinated
-  omission). Used for the p99-vs-offered-load curve. Every latency is kept (a few thousand per
-  point), percentiles are exact.
+  omission). Used for the p99-vs-offered-load curve and the overload figure (bench/overload.py:
+  answers 503 ``overloaded`` are counted apart, with their own latencies). Every latency is
+  kept (a few thousand per point), percentiles are exact.
 """
 
 # ruff: noqa: S603 - a benchmark starting its own load generator processes
@@ -133,12 +134,15 @@ def run_open_loop(
     mode: str = "unique",
     prefix: str = "bench",
     max_connections: int = 256,
+    preopen: int = 0,
 ) -> dict[str, Any]:
-    """One open-loop run at ``rate`` requests/s (the asyncio generator, as a child)."""
+    """One open-loop run at ``rate`` requests/s (the asyncio generator, as a child);
+    ``preopen`` connections per target are opened before the clock starts."""
     command = [
         sys.executable, "-m", "bench.loadgen", "--rate", str(rate), "--seconds", str(seconds),
         "--targets", ",".join(targets), "--path", path, "--mode", mode,
         "--prefix", prefix, "--max-connections", str(max_connections),
+        "--preopen", str(preopen),
     ]  # fmt: skip
     env = {**os.environ, "BENCH_SECRET": secret, "BENCH_BODY": body}
     out, cpu = _run_child(command, env, timeout=seconds + 60)
@@ -182,6 +186,15 @@ class _Client:
             async with self.freed:
                 await self.freed.wait()
 
+    async def preopen(self, count: int) -> None:
+        """Open ``count`` keep-alive connections now, so a run starts without a connect storm."""
+        count = min(count, self.max - self.open)
+        opened = await asyncio.gather(
+            *(asyncio.open_connection(self.host, self.port) for _ in range(count))
+        )
+        self.open += len(opened)
+        self.idle.extend(opened)
+
     async def _release(
         self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None
     ) -> None:
@@ -192,7 +205,7 @@ class _Client:
         async with self.freed:
             self.freed.notify()
 
-    async def request(self, raw: bytes) -> int:
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
         conn = await self._connection()
         try:
             reader, writer = conn
@@ -204,7 +217,7 @@ class _Client:
             if at < 0:
                 raise ValueError("no Content-Length")
             length = int(lower[at + 17 : lower.index(b"\r\n", at + 2)])
-            await reader.readexactly(length)
+            body = await reader.readexactly(length)
             if b"\r\nconnection: close" in lower:
                 writer.close()
                 conn = None  # type: ignore[assignment]
@@ -213,15 +226,19 @@ class _Client:
             await self._release(None)
             raise
         await self._release(conn)
-        return status
+        return status, body
 
 
 async def _open_loop(args: argparse.Namespace) -> dict[str, Any]:
     secret = os.environ.get("BENCH_SECRET", "")
     body = os.environ.get("BENCH_BODY", "{}").encode()
     clients = [_Client(t, args.max_connections) for t in args.targets.split(",")]
+    if args.preopen:
+        await asyncio.gather(*(c.preopen(args.preopen) for c in clients))
     total = max(1, int(args.rate * args.seconds))
     latencies: list[float] = []
+    shed: list[float] = []  # 503 overloaded: refused by admission control
+    statuses: dict[str, int] = {}
     in_window = 0  # answers that arrived while requests were still being sent
     failures = 0
     late = 0  # requests that could not even be started (too many in flight): overload
@@ -241,19 +258,23 @@ async def _open_loop(args: argparse.Namespace) -> dict[str, Any]:
 
     async def one(client: _Client, request: bytes, due: float) -> None:
         nonlocal failures, in_flight, last_end, in_window
+        status, body = 0, b""
         try:
             async with asyncio.timeout(10):
-                ok = 200 <= await client.request(request) < 300
+                status, body = await client.request(request)
         except (OSError, ValueError, TimeoutError, asyncio.IncompleteReadError):
-            ok = False
+            pass
         end = time.perf_counter()
         in_flight -= 1
         last_end = max(last_end, end)
-        if ok:
+        statuses[str(status)] = statuses.get(str(status), 0) + 1
+        if 200 <= status < 300:
             latencies.append(end - due)
             in_window += end <= t0 + args.seconds
         else:
             failures += 1
+            if status == 503 and b'"overloaded"' in body:
+                shed.append(end - due)
 
     targets = itertools.cycle(clients)
     for i in range(total):
@@ -274,6 +295,7 @@ async def _open_loop(args: argparse.Namespace) -> dict[str, Any]:
         for _, writer in client.idle:
             writer.close()
     latencies.sort()
+    shed.sort()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "generator": "open-loop asyncio",
@@ -290,6 +312,12 @@ async def _open_loop(args: argparse.Namespace) -> dict[str, Any]:
         "p90_ms": _percentile(latencies, 90) * 1000,
         "p99_ms": _percentile(latencies, 99) * 1000,
         "max_ms": (latencies[-1] if latencies else float("nan")) * 1000,
+        # Answers by status ("0": no answer within 10 s or a broken connection).
+        "statuses": statuses,
+        # 503 overloaded (admission control): how many, and how fast they were answered.
+        "shed": len(shed),
+        "shed_p50_ms": _percentile(shed, 50) * 1000,
+        "shed_p99_ms": _percentile(shed, 99) * 1000,
         "self_cpu_seconds": usage.ru_utime + usage.ru_stime,
     }
 
@@ -304,6 +332,7 @@ def main() -> None:
     parser.add_argument("--prefix", default="bench")
     parser.add_argument("--max-connections", type=int, default=256)
     parser.add_argument("--max-in-flight", type=int, default=2000)
+    parser.add_argument("--preopen", type=int, default=0, help="connections opened up front")
     args = parser.parse_args()
     try:
         import uvloop

@@ -192,6 +192,7 @@ def figure_section(f: dict[str, Any], plots: dict[str, str]) -> list[str]:
                 f" | {_num(p.get('p99_ms'), 1)} | {_num(b.get('p99_ms'), 1)} |"
             )
         out.append("")
+    out += overload_tables(f)
     if f.get("notes"):
         out += [f"Notes: {f['notes']}", ""]
     profile = f.get("profile")
@@ -228,6 +229,42 @@ def figure_section(f: dict[str, Any], plots: dict[str, str]) -> list[str]:
     for key in (f"curve-{f['id']}",):
         if key in plots:
             out += [f"![p99 against offered load]({plots[key]})", ""]
+    return out
+
+
+def overload_tables(f: dict[str, Any]) -> list[str]:
+    """The overload figure's points and any figure's targets (bench/overload.py)."""
+    out: list[str] = []
+    if f.get("overload_points"):
+        out += [
+            "| offered | /s | goodput /s | of peak | admitted p50 ms | admitted p99 ms "
+            "| shed | shed p99 ms | answers |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for p in f["overload_points"]:
+            statuses = ", ".join(f"{k}: {v}" for k, v in p.get("statuses", {}).items())
+            out.append(
+                f"| {p['multiple']:g}x | {_num(p['offered'])} | {_num(_med(p['goodput']))} "
+                f"| {_num(p.get('goodput_of_peak'), 2)} | {_num(_med(p['admitted_p50_ms']), 1)} "
+                f"| {_num(_med(p['admitted_p99_ms']), 1)} "
+                f"| {_med(p['shed_share']) * 100:.0f}% | {_num(_med(p['shed_p99_ms']), 1)} "
+                f"| {statuses} |"
+            )
+        out.append("")
+    if f.get("targets"):
+        out += ["| target | wanted | measured | met |", "|---|---|---|---|"]
+        for t in f["targets"]:
+            out.append(
+                f"| {t['what']} | {t['target']} | {_num(t['measured'], 2)} "
+                f"| {'yes' if t['met'] else '**no**'} |"
+            )
+        out.append("")
+    for key in ("quiet", "noisy", "limits"):
+        if f.get(key):
+            facts = "; ".join(f"{k}: {v}" for k, v in f[key].items())
+            out += [f"- {key}: {facts}"]
+    if any(f.get(k) for k in ("quiet", "noisy", "limits")):
+        out.append("")
     return out
 
 

@@ -54,11 +54,13 @@ class GatewaySettings(ServiceSettings):
     # Held requests (Prefer: wait and events?wait) one API key may have open at once, per
     # replica; one more answers 429 too_many_held_requests.
     max_held_requests: int = Field(10, ge=1)
-    # Admission control (runtime/admission.py), sized on the 2-core bench machine: past ~32
-    # creates in flight a process only gets slower (docs/performance.md, Overload). One key may
-    # hold half of them; its excess answers 429 too_many_concurrent_requests.
-    max_inflight_requests: int = Field(32, ge=1)
-    max_key_concurrency: int = Field(16, ge=1)
+    # Admission control (runtime/admission.py), sized on the 2-core bench machine: 16 in flight
+    # keep the peak rate (a pool of 10 plus what is parsing or answering) while the admitted
+    # requests' p99 stays low; 32 queued as much again inside the process (docs/performance.md,
+    # Overload). One key may hold half of them; its excess answers 429
+    # too_many_concurrent_requests.
+    max_inflight_requests: int = Field(16, ge=1)
+    max_key_concurrency: int = Field(8, ge=1)
 
 
 async def _purge_idempotency(app: web.Application) -> int:

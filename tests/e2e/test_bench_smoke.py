@@ -1,6 +1,8 @@
-"""`make bench` in miniature: `python -m bench --quick --only sandbox_create` starts the suite
-in a database and vhost of its own, measures the sandbox create next to the bare aiohttp
-baseline with wrk, and writes the JSON, the Markdown report and the plots."""
+"""`make bench` in miniature: `python -m bench --quick --only sandbox_create,overload,fairness`
+starts the suite in a database and vhost of its own, measures the sandbox create next to the
+bare aiohttp baseline with wrk, the overload and fairness figures (open loop, against the same
+run's closed-loop peak and the quiet key alone), and writes the JSON, the Markdown report and
+the plots."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -21,20 +24,20 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.timeout(110)
+@pytest.mark.timeout(240)
 def test_quick_bench_writes_a_report_with_figure_baseline_and_plots(tmp_path: Path) -> None:
     tools.require("wrk")  # installed by make test; missing under CI: a failure, not a skip
     run = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--only", "sandbox_create", "--out",
-         str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=100,
+        [sys.executable, "-m", "bench", "--quick", "--only", "sandbox_create,overload,fairness",
+         "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=225,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     md = Path(run.stdout.strip().splitlines()[-1])
     assert md.parent == tmp_path and md.exists()
     data = json.loads(md.with_suffix(".json").read_text())
     assert data["failures"] == []
-    [figure] = data["figures"]
+    figure, overload, fairness = data["figures"]
     assert figure["id"] == "sandbox_create"
     # Requests were answered 201 by the gateway, at one and at two replicas, and by the baseline.
     assert figure["errors"] == 0
@@ -53,9 +56,42 @@ def test_quick_bench_writes_a_report_with_figure_baseline_and_plots(tmp_path: Pa
         [plot] = tmp_path.glob(f"*-{png}.png")
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert plot.name in text
+    _assert_overload(overload, text)
+    _assert_fairness(fairness, text)
     # The run's database was dropped at the end.
     assert data["stack"]["database"].startswith("clipmix_bench_")
     assert not asyncio.run(_database_exists(data["stack"]["database"]))
+
+
+def _assert_overload(figure: dict[str, Any], text: str) -> None:
+    """Offered 1x, 2x, 4x the closed-loop peak: past it the excess is shed (503 overloaded),
+    the rest served; every target is reported (met or not: a busy machine decides that)."""
+    assert figure["id"] == "overload" and figure["baseline"]["value"]["median"] > 0
+    points = figure["overload_points"]
+    assert [p["multiple"] for p in points] == [1.0, 2.0, 4.0]
+    assert all(p["goodput"]["median"] > 0 for p in points)
+    top = points[-1]
+    assert top["statuses"].get("503", 0) > 0, top["statuses"]
+    shed = round(top["shed_share"]["median"] * sum(top["statuses"].values()))
+    assert shed == top["statuses"]["503"]  # every 503 was admission control's "overloaded"
+    assert set(top["statuses"]) <= {"201", "503"}, top["statuses"]
+    whats = [t["what"] for t in figure["targets"]]
+    assert "goodput at 2x / peak" in whats and "goodput at 4x / peak" in whats
+    assert all(isinstance(t["met"], bool) for t in figure["targets"])
+    assert "| 4x |" in text and "goodput at 4x / peak" in text
+
+
+def _assert_fairness(figure: dict[str, Any], text: str) -> None:
+    """The quiet key is served alone and beside the noisy one; the noisy key meets its limits."""
+    assert figure["id"] == "fairness"
+    assert figure["value"]["1"]["median"] > 0 and figure["baseline"]["value"]["median"] > 0
+    quiet = figure["quiet"]
+    assert set(quiet["statuses_alone"]) == {"201"} and set(quiet["statuses_with_noisy"]) == {"201"}
+    noisy = figure["noisy"]
+    assert noisy["statuses"].get("429", 0) > 0  # flooding at twice its rate limit
+    assert noisy["held_answered_before_the_end"].get("429 too_many_held_requests", 0) > 0
+    assert figure["targets"][0]["what"] == "quiet key's p99 with the noisy key / alone"
+    assert "Fairness" in text
 
 
 async def _database_exists(name: str) -> bool:
