@@ -248,6 +248,7 @@ async def _overload_points(
             "goodput": summary(r["achieved"] for r in runs),
             "admitted_p50_ms": summary(r["p50_ms"] for r in runs),
             "admitted_p99_ms": summary(r["p99_ms"] for r in runs),
+            "shed": sum(r["shed"] for r in runs),
             "shed_share": summary(r["shed"] / max(1, r["requests"]) for r in runs),
             "shed_p99_ms": summary(r["shed_p99_ms"] for r in runs),
             "statuses": _added(r["statuses"] for r in runs),
