@@ -7,13 +7,13 @@ a request beyond ``max_inflight_requests`` is answered ``503 overloaded`` with `
 before its body is read or Postgres is touched (this middleware runs right inside the edge,
 before the gateway's key check), so refusing costs a fraction of serving.
 
-Held requests (a ``GET`` with ``wait=``, and a ``Prefer: wait`` create once it starts waiting,
-see :func:`hold`) cost no CPU while they wait: they count against ``max_held_requests``
-instead, so waiting clients cannot starve working ones of slots. With ``key_of`` (the gateway:
-the API key, known from the header without any SQL) no key may hold more than
-``per_key_limit`` working slots: the excess answers ``429 too_many_concurrent_requests``, so
-one key cannot take every slot from the others. ``/healthz``, ``/readyz`` and ``/metrics`` are
-never refused.
+Held requests (a ``GET`` with ``wait=``, an artifact download, and a ``Prefer: wait`` create
+once it starts waiting, see :func:`hold`) cost no CPU while they wait: they count against
+``held_limit`` (``CLIPMIX_MAX_WAITING_REQUESTS``) instead, so waiting clients cannot starve
+working ones of slots. With ``key_of`` (the gateway: the API key, known from the header
+without any SQL) no key may hold more than ``per_key_limit`` working slots: the excess answers
+``429 too_many_concurrent_requests``, so one key cannot take every slot from the others.
+``/healthz``, ``/readyz`` and ``/metrics`` are never refused.
 
 A short overload is the process protecting itself, not a platform failure: shed answers are
 left out of the status page's traffic signal, until shedding has gone on for
@@ -35,6 +35,9 @@ from services.runtime.http import SHED_FORGIVEN, ApiError, Handler
 
 # Probes and scrapes answer whatever the load: an orchestrator must see the process alive.
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Downloads (the jobs service's artifacts, relayed by the gateway) spend their time waiting on
+# the client's socket, like held requests: a few slow clients must not take the working slots.
+WAITING_PREFIXES = ("/artifacts/",)
 # Shedding with gaps shorter than this is one overload episode (for ``grace_seconds``).
 EPISODE_GAP_SECONDS = 10.0
 
@@ -90,7 +93,9 @@ class Gate:
     # --- accounting --------------------------------------------------------------------------
     def admit(self, request: web.Request) -> Slot:
         """A slot for ``request``, or the refusal to answer with (raised)."""
-        if request.method == "GET" and "wait" in request.query:
+        if request.method == "GET" and (
+            "wait" in request.query or request.path.startswith(WAITING_PREFIXES)
+        ):
             if self.held >= self.held_limit:
                 self._shed_held.inc()
                 raise self._overloaded(request)

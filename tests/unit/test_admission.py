@@ -53,6 +53,7 @@ async def serving(gate: admission.Gate) -> AsyncIterator[Server]:
         return web.json_response({"read": len(body)})
 
     app.router.add_get("/api/v1/slow", slow)
+    app.router.add_get("/artifacts/{name}", slow)
     app.router.add_post("/api/v1/fast", fast)
     app.router.add_post("/api/v1/waits", waits)
     runner = web.AppRunner(app)
@@ -135,10 +136,11 @@ async def test_a_refused_request_body_is_never_read(unique_service) -> None:
 async def test_held_requests_do_not_take_working_slots(unique_service) -> None:
     gate = admission.Gate(unique_service, limit=1, held_limit=3)
     async with serving(gate) as server, aiohttp.ClientSession() as http:
-        # GET with wait= is held from the start; a create that starts waiting gives its slot back.
+        # GET with wait= and a download are held from the start; a create that starts waiting
+        # gives its slot back.
         reads = [
-            asyncio.create_task(get(http, f"{server.url}/api/v1/slow?wait=30&i={i}"))
-            for i in range(2)
+            asyncio.create_task(get(http, f"{server.url}{path}"))
+            for path in ("/api/v1/slow?wait=30", "/artifacts/song.wav")
         ]
         await until(lambda: len(server.started) == 2)
         held_create = asyncio.create_task(http.post(f"{server.url}/api/v1/waits"))
