@@ -20,6 +20,7 @@ import asyncio
 import itertools
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -32,6 +33,7 @@ from typing import Any
 LUA = Path(__file__).resolve().parent / "post.lua"
 ROOT = Path(__file__).resolve().parents[1]
 _WRK_THREADS = 2
+_ERROR_CODE = re.compile(rb'"code":\s*"([a-z_]{1,64})"')
 
 
 def wrk_path() -> str:
@@ -239,6 +241,7 @@ async def _open_loop(args: argparse.Namespace) -> dict[str, Any]:
     latencies: list[float] = []
     shed: list[float] = []  # 503 overloaded: refused by admission control
     statuses: dict[str, int] = {}
+    codes: dict[str, int] = {}  # error answers by their error code, to tell a shed from a fault
     in_window = 0  # answers that arrived while requests were still being sent
     failures = 0
     late = 0  # requests that could not even be started (too many in flight): overload
@@ -273,6 +276,9 @@ async def _open_loop(args: argparse.Namespace) -> dict[str, Any]:
             in_window += end <= t0 + args.seconds
         else:
             failures += 1
+            found = _ERROR_CODE.search(body)
+            code = f"{status} {found.group(1).decode() if found else '?'}"
+            codes[code] = codes.get(code, 0) + 1
             if status == 503 and b'"overloaded"' in body:
                 shed.append(end - due)
 
@@ -314,6 +320,7 @@ async def _open_loop(args: argparse.Namespace) -> dict[str, Any]:
         "max_ms": (latencies[-1] if latencies else float("nan")) * 1000,
         # Answers by status ("0": no answer within 10 s or a broken connection).
         "statuses": statuses,
+        "error_codes": codes,
         # 503 overloaded (admission control): how many, and how fast they were answered.
         "shed": len(shed),
         "shed_p50_ms": _percentile(shed, 50) * 1000,

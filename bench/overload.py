@@ -252,6 +252,7 @@ async def _overload_points(
             "shed_share": summary(r["shed"] / max(1, r["requests"]) for r in runs),
             "shed_p99_ms": summary(r["shed_p99_ms"] for r in runs),
             "statuses": _added(r["statuses"] for r in runs),
+            "error_codes": _added(r["error_codes"] for r in runs),
             "dropped": sum(r["dropped"] for r in runs),
             "loadgen_cpu_seconds": round(sum(r["loadgen_cpu_seconds"] for r in runs), 3),
         }
