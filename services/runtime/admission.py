@@ -7,12 +7,13 @@ a request beyond ``max_inflight_requests`` is answered ``503 overloaded`` with `
 before its body is read or Postgres is touched (this middleware runs right inside the edge,
 before the gateway's key check), so refusing costs a fraction of serving.
 
-Held requests (a ``GET`` with ``wait=``, an artifact download, and a ``Prefer: wait`` create
-once it starts waiting, see :func:`hold`) cost no CPU while they wait: they count against
-``held_limit`` (``CLIPMIX_MAX_WAITING_REQUESTS``) instead, so waiting clients cannot starve
-working ones of slots. With ``key_of`` (the gateway: the API key, known from the header
-without any SQL) no key may hold more than ``per_key_limit`` working slots: the excess answers
-``429 too_many_concurrent_requests``, so one key cannot take every slot from the others.
+Held requests (a ``GET`` of an events stream with ``wait=``/``after=``, an artifact download,
+and a ``Prefer: wait`` create once it starts waiting, see :func:`hold`) cost no CPU while they
+wait: they count against ``held_limit`` (``CLIPMIX_MAX_WAITING_REQUESTS``) instead, so waiting
+clients cannot starve working ones of slots. With ``key_of`` (the gateway: the API key, known
+from the header without any SQL) no key may hold more than ``per_key_limit`` working slots: the
+excess answers ``429 too_many_concurrent_requests``, so one key cannot take every slot from the
+others.
 ``/healthz``, ``/readyz`` and ``/metrics`` are never refused.
 
 A short overload is the process protecting itself, not a platform failure: shed answers are
@@ -38,10 +39,24 @@ EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # Downloads (the jobs service's artifacts, relayed by the gateway) spend their time waiting on
 # the client's socket, like held requests: a few slow clients must not take the working slots.
 WAITING_PREFIXES = ("/artifacts/",)
+# The one listing that can hold a request open: a key's events read as a stream (``wait`` or
+# ``after``), on the gateway (/api/v1/events) and the webhooks service (/internal/…/events).
+WAITING_SUFFIX = "/events"
+WAITING_PARAMS = ("wait", "after")
 # Shedding with gaps shorter than this is one overload episode (for ``grace_seconds``).
 EPISODE_GAP_SECONDS = 10.0
 
 Kind = Literal["work", "held"]
+
+
+def _waits(request: web.Request) -> bool:
+    """Only routes that really hold count as waiting: ``?wait=`` on any other route would
+    otherwise let a client's real work slip past the working limit."""
+    if request.method != "GET":
+        return False
+    if request.path.startswith(WAITING_PREFIXES):
+        return True
+    return request.path.endswith(WAITING_SUFFIX) and any(p in request.query for p in WAITING_PARAMS)
 
 
 @dataclass
@@ -93,9 +108,7 @@ class Gate:
     # --- accounting --------------------------------------------------------------------------
     def admit(self, request: web.Request) -> Slot:
         """A slot for ``request``, or the refusal to answer with (raised)."""
-        if request.method == "GET" and (
-            "wait" in request.query or request.path.startswith(WAITING_PREFIXES)
-        ):
+        if _waits(request):
             if self.held >= self.held_limit:
                 self._shed_held.inc()
                 raise self._overloaded(request)

@@ -53,6 +53,7 @@ async def serving(gate: admission.Gate) -> AsyncIterator[Server]:
         return web.json_response({"read": len(body)})
 
     app.router.add_get("/api/v1/slow", slow)
+    app.router.add_get("/api/v1/events", slow)
     app.router.add_get("/artifacts/{name}", slow)
     app.router.add_post("/api/v1/fast", fast)
     app.router.add_post("/api/v1/waits", waits)
@@ -136,11 +137,11 @@ async def test_a_refused_request_body_is_never_read(unique_service) -> None:
 async def test_held_requests_do_not_take_working_slots(unique_service) -> None:
     gate = admission.Gate(unique_service, limit=1, held_limit=3)
     async with serving(gate) as server, aiohttp.ClientSession() as http:
-        # GET with wait= and a download are held from the start; a create that starts waiting
-        # gives its slot back.
+        # An events stream read (wait= or after=) and a download are held from the start; a
+        # create that starts waiting gives its slot back.
         reads = [
             asyncio.create_task(get(http, f"{server.url}{path}"))
-            for path in ("/api/v1/slow?wait=30", "/artifacts/song.wav")
+            for path in ("/api/v1/events?wait=30", "/artifacts/song.wav")
         ]
         await until(lambda: len(server.started) == 2)
         held_create = asyncio.create_task(http.post(f"{server.url}/api/v1/waits"))
@@ -148,9 +149,16 @@ async def test_held_requests_do_not_take_working_slots(unique_service) -> None:
         assert gate.working == 0
         async with http.post(f"{server.url}/api/v1/fast", data=b"{}") as r:
             assert r.status == 200  # the one working slot is free
-        status, _, body = await get(http, f"{server.url}/api/v1/slow?wait=30&i=9")
+        status, _, body = await get(http, f"{server.url}/api/v1/events?after=evt_1")
         assert (status, body["error"]["code"]) == (503, "overloaded")  # held ones are bounded
+        # wait= on a route that does not hold is work like any other: it takes the one working
+        # slot, and so the next one is refused (it cannot slip past the limit as "waiting").
+        working = asyncio.create_task(get(http, f"{server.url}/api/v1/slow?wait=30"))
+        await until(lambda: gate.working == 1)
+        status, _, body = await get(http, f"{server.url}/api/v1/slow?wait=1&i=2")
+        assert (status, body["error"]["code"]) == (503, "overloaded")
         server.release.set()
+        assert (await working)[0] == 200
         assert [(await t)[0] for t in reads] == [200, 200]
         (await held_create).close()
     assert (gate.working, gate.held) == (0, 0)
