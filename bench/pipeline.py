@@ -50,12 +50,12 @@ from bench.pipeline_tools import (
     ms,
     percentile,
     process_cpu_seconds,
-    sign,
     spread,
 )
 from services.contracts.ids import new_id
 from services.contracts.jobs import JOB_COMPLETED, JobSnapshot, JobStatus, Service
 from services.contracts.routing import BILLING_JOB_EVENTS, WEBHOOKS_JOB_EVENTS
+from services.contracts.signing import CLIPMIX_SIGNATURE_HEADER, ID_HEADER, clipmix_signature
 from services.messaging.envelope import Envelope
 from services.runtime.config import ServiceSettings
 
@@ -815,8 +815,8 @@ async def bare_posts(
             body = orjson.dumps({"id": f"evt_bare_{i:012d}", "type": "bare", "pad": filler})
             headers = {
                 "Content-Type": "application/json",
-                "X-ClipMix-Signature": sign(secret, body),
-                "webhook-id": f"bare_{secrets.token_hex(8)}",
+                CLIPMIX_SIGNATURE_HEADER: clipmix_signature(secret, body),
+                ID_HEADER: f"bare_{secrets.token_hex(8)}",
             }
             async with http.post(url, data=body, headers=headers) as r:
                 await r.read()

@@ -9,8 +9,6 @@ shown). Only verified deliveries count.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import math
 import os
 import socket
@@ -23,7 +21,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-SIGNATURE_HEADER = "X-ClipMix-Signature"
+from services.contracts.signing import CLIPMIX_SIGNATURE_HEADER, ID_HEADER, verify_clipmix
+
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -107,16 +106,6 @@ def free_port() -> int:
 # --- the customer's webhook receiver --------------------------------------------------------
 
 
-def signature_ok(header: str, secret: str, body: bytes) -> bool:
-    """docs/webhooks.md: ``sha256=`` + hex HMAC-SHA256 of the raw body, any listed value."""
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return any(hmac.compare_digest(expected, v.strip()) for v in header.split(","))
-
-
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 @dataclass
 class Arrival:
     at: float  # time.perf_counter() when the body was read and verified
@@ -184,14 +173,14 @@ class Receiver:
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         secret = self.secrets.get(request.match_info["name"])
-        if secret is None or not signature_ok(
-            request.headers.get(SIGNATURE_HEADER, ""), secret, body
+        if secret is None or not verify_clipmix(
+            [secret], request.headers.get(CLIPMIX_SIGNATURE_HEADER, ""), body
         ):
             # A bug of the system under test, not a customer's refusal: counted, not retried.
             self.unverified += 1
             return web.Response(status=200, text="unverified")
         now = time.perf_counter()
-        event_id = request.headers.get("webhook-id", "")
+        event_id = request.headers.get(ID_HEADER, "")
         if event_id in self._seen:
             self.duplicates += 1
             return web.Response(status=200, text="ok")

@@ -15,7 +15,6 @@ source, read from the source's header.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
 import re
@@ -32,6 +31,7 @@ from aiohttp import web
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.contracts import signing
 from services.runtime.http import ApiError, edge_middleware, json_response
 from services.runtime.logging import configure_logging
 from services.simulator import lengths, media
@@ -302,13 +302,8 @@ async def sample_video(request: web.Request) -> web.Response:
 
 
 def _sign(secret: str, msg_id: str, stamp: str, body: bytes) -> str:
-    key = (
-        base64.b64decode(secret.removeprefix("whsec_"))
-        if secret.startswith("whsec_")
-        else secret.encode()
-    )
-    digest = hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
+    """A provider webhook's ``webhook-signature``, as the jobs service checks it."""
+    return signing.standard_signature(signing.secret_key(secret), msg_id, stamp, body)
 
 
 def _schedule_webhook(request: web.Request, task: Task) -> None:
@@ -329,9 +324,9 @@ def _schedule_webhook(request: web.Request, task: Task) -> None:
             stamp = str(int(time.time()))
             headers = {
                 "Content-Type": "application/json",
-                "webhook-id": msg_id,
-                "webhook-timestamp": stamp,
-                "webhook-signature": _sign(app[SETTINGS].webhook_secret, msg_id, stamp, body),
+                signing.ID_HEADER: msg_id,
+                signing.TIMESTAMP_HEADER: stamp,
+                signing.SIGNATURE_HEADER: _sign(app[SETTINGS].webhook_secret, msg_id, stamp, body),
             }
             try:
                 async with asyncio.timeout(5):
