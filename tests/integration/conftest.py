@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aio_pika
+import aiohttp
 import asyncpg
 import pytest
 from aio_pika.abc import (
@@ -33,6 +34,15 @@ from services.messaging.topology import EVENTS, QueueSpec, declare
 from services.runtime import db
 from services.runtime.migrations import load, migrate
 from tests.infra import Infra
+from tests.integration.gateway_harness import (
+    FakeServices,
+    Gateway,
+    Key,
+    downstream_settings,
+    fake_services,
+    gateway,
+    new_key,
+)
 
 
 def unique(prefix: str) -> str:
@@ -244,3 +254,30 @@ async def publish_raw(
             aio_pika.Message(body, content_type="application/json", message_id=message_id),
             routing_key=routing_key,
         )
+
+
+# --- the gateway in-process against fake downstream services (tests/integration/gateway_harness.py).
+# A module that needs other settings defines its own ``gw`` (or ``fake``), which wins over these.
+
+
+@pytest.fixture(scope="module")
+async def fake() -> AsyncIterator[FakeServices]:
+    async with fake_services() as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+async def gw(infra: Infra, fake: FakeServices) -> AsyncIterator[Gateway]:
+    async with gateway(infra, **downstream_settings(fake.url)) as started:
+        yield started
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        yield session
+
+
+@pytest.fixture
+async def key(gw: Gateway) -> Key:
+    return await new_key(gw.pool)
