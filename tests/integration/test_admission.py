@@ -23,7 +23,6 @@ from tests.integration.gateway_harness import (
     Key,
     call,
     downstream_settings,
-    fake_services,
     gateway,
     new_key,
 )
@@ -32,12 +31,6 @@ pytestmark = pytest.mark.timeout(90)
 
 LIMIT = 4
 PER_KEY = 3
-
-
-@pytest.fixture(scope="module")
-async def fake() -> AsyncIterator[FakeServices]:
-    async with fake_services() as started:
-        yield started
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +44,6 @@ async def gw(infra: Infra, fake: FakeServices) -> AsyncIterator[Gateway]:
     )
     async with gateway(infra, **settings) as started:
         yield started
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        yield session
 
 
 async def _busy(

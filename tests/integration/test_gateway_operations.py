@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -24,33 +23,8 @@ from tests.integration.gateway_harness import (
     Key,
     call,
     downstream_settings,
-    fake_services,
     gateway,
-    new_key,
 )
-
-
-@pytest.fixture(scope="module")
-async def fake() -> AsyncIterator[FakeServices]:
-    async with fake_services() as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-async def gw(infra: Infra, fake: FakeServices) -> AsyncIterator[Gateway]:
-    async with gateway(infra, **downstream_settings(fake.url)) as started:
-        yield started
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        yield session
-
-
-@pytest.fixture
-async def key(gw: Gateway) -> Key:
-    return await new_key(gw.pool)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 from yarl import URL
 
@@ -21,38 +20,13 @@ from tests.integration.gateway_harness import (
     SONG,
     FakeServices,
     Gateway,
-    Key,
     call,
     downstream_settings,
-    fake_services,
     gateway,
     new_key,
     processing_job,
     serving,
 )
-
-
-@pytest.fixture(scope="module")
-async def fake() -> AsyncIterator[FakeServices]:
-    async with fake_services() as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-async def gw(infra: Infra, fake: FakeServices) -> AsyncIterator[Gateway]:
-    async with gateway(infra, **downstream_settings(fake.url)) as started:
-        yield started
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        yield session
-
-
-@pytest.fixture
-async def key(gw: Gateway) -> Key:
-    return await new_key(gw.pool)
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,6 @@ import pytest
 
 from services.gateway.adapters import idempotency
 from services.messaging.topology import COMMANDS
-from tests.infra import Infra
 from tests.integration.conftest import eventually
 from tests.integration.gateway_harness import (
     SONG,
@@ -30,24 +29,11 @@ from tests.integration.gateway_harness import (
     Key,
     call,
     downstream_settings,
-    fake_services,
     gateway,
     idem,
     new_key,
     processing_job,
 )
-
-
-@pytest.fixture(scope="module")
-async def fake() -> AsyncIterator[FakeServices]:
-    async with fake_services() as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-async def gw(infra: Infra, fake: FakeServices) -> AsyncIterator[Gateway]:
-    async with gateway(infra, **downstream_settings(fake.url)) as started:
-        yield started
 
 
 @pytest.fixture

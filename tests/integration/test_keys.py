@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import orjson
 import pytest
 
@@ -28,12 +27,6 @@ async def replicas(infra: Infra) -> AsyncIterator[tuple[Gateway, Gateway]]:
 @pytest.fixture
 def gw(replicas: tuple[Gateway, Gateway]) -> Gateway:
     return replicas[0]
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        yield session
 
 
 async def balance_of(http, gw: Gateway, headers: dict[str, str]) -> Any:

@@ -20,19 +20,12 @@ from tests.integration.gateway_harness import (
     another_key,
     call,
     downstream_settings,
-    fake_services,
     gateway,
     new_key,
 )
 
 # A rate so slow that no token comes back while a test runs.
 FROZEN = 0.001
-
-
-@pytest.fixture(scope="module")
-async def fake() -> AsyncIterator[FakeServices]:
-    async with fake_services() as started:
-        yield started
 
 
 @pytest.fixture(scope="module")
