@@ -60,6 +60,7 @@ class GatewaySettings(ServiceSettings):
     # Overload). One key may hold half of them; its excess answers 429
     # too_many_concurrent_requests.
     max_inflight_requests: int = Field(16, ge=1)
+    max_queued_requests: int = Field(16, ge=0)
     max_key_concurrency: int = Field(8, ge=1)
 
 

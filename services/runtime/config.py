@@ -39,6 +39,14 @@ class ServiceSettings(BaseSettings):
     # excess answers 503 overloaded + Retry-After at once. Internal services sit behind the
     # gateway's own bound, so theirs is roomier; the gateway sets its measured value.
     max_inflight_requests: int = Field(128, ge=1)
+    # When every working slot is taken, this many requests may wait for one (a burst is served
+    # a few ms later instead of refused), each at most ``max_queue_wait_ms``; a request finding
+    # the queue full, or still waiting at its deadline, answers 503 overloaded. Under a lasting
+    # overload (the queue never empties) new waiters get ``overloaded_queue_wait_ms`` and the
+    # newest is served first, so refusals stay quick (runtime/admission.py).
+    max_queued_requests: int = Field(64, ge=0)
+    max_queue_wait_ms: float = Field(20.0, ge=0)
+    overloaded_queue_wait_ms: float = Field(5.0, ge=0)
     # Requests that only wait (GET ...?wait=, a Prefer: wait create while it waits): no CPU,
     # so a separate, roomier bound per process.
     max_waiting_requests: int = Field(1024, ge=1)

@@ -26,6 +26,9 @@ REQUEST_ID = web.RequestKey("request_id", str)
 # short (the process protecting itself: left out of the status page and the 5xx log), False once
 # it has lasted (then customers feel it, and it counts as the platform's error).
 SHED_FORGIVEN = web.RequestKey("shed_forgiven", bool)
+# Set by runtime/admission.py on a request that waited for a working slot: when it arrived
+# (time.perf_counter), so its measured duration includes the wait.
+ARRIVED = web.RequestKey("arrived", float)
 
 
 class ApiError(Exception):
@@ -171,7 +174,7 @@ def edge_middleware(service: str) -> Middleware:
         request[REQUEST_ID] = request_id
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
-        started = time.perf_counter()
+        started = request.get(ARRIVED) or time.perf_counter()
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 response = await handler(request)

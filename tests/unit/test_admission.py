@@ -213,6 +213,165 @@ async def test_a_short_overload_is_not_a_platform_error_on_the_status_page(
         await busy
 
 
+async def test_a_queued_request_is_served_when_a_slot_frees_within_its_wait(
+    unique_service,
+) -> None:
+    gate = admission.Gate(
+        unique_service, limit=1, held_limit=10, queue_limit=2, queue_wait_seconds=30
+    )
+    before = shed_count(unique_service, "overloaded")
+    async with serving(gate) as server, aiohttp.ClientSession() as http:
+        busy = asyncio.create_task(get(http, f"{server.url}/api/v1/slow?i=busy"))
+        await until(lambda: len(server.started) == 1)
+        queued = asyncio.create_task(get(http, f"{server.url}/api/v1/slow?i=queued"))
+        await until(lambda: gate.queued == 1)
+        assert server.started == ["/api/v1/slow?i=busy"]  # it waits before its handler runs
+        server.release.set()  # the busy one ends: its slot goes to the waiting one
+        assert (await busy)[0] == 200
+        status, headers, _ = await queued
+    assert status == 200
+    assert "Request-Id" in headers
+    assert shed_count(unique_service, "overloaded") == before
+    assert (gate.working, gate.held, gate.queued) == (0, 0, 0)
+
+
+async def test_a_request_still_waiting_at_its_deadline_is_refused_503(unique_service) -> None:
+    wait = 0.3
+    gate = admission.Gate(
+        unique_service, limit=1, held_limit=10, queue_limit=4, queue_wait_seconds=wait
+    )
+    before = shed_count(unique_service, "overloaded")
+    async with serving(gate) as server, aiohttp.ClientSession() as http:
+        busy = asyncio.create_task(get(http, f"{server.url}/api/v1/slow"))
+        await until(lambda: len(server.started) == 1)
+        started = time.perf_counter()
+        status, headers, body = await get(http, f"{server.url}/api/v1/slow?late=1")
+        waited = time.perf_counter() - started
+        assert not busy.done()  # refused while the slot was still taken
+        assert len(server.started) == 1  # its handler never ran
+        server.release.set()
+        assert (await busy)[0] == 200
+    assert status == 503
+    assert body["error"]["code"] == "overloaded"
+    assert body["error"]["type"] == "api_error"
+    assert headers["Retry-After"] == "1"
+    assert headers["Request-Id"] == body["error"]["request_id"]
+    assert waited >= wait * 0.9  # it did wait for a slot before being refused
+    assert shed_count(unique_service, "overloaded") - before == 1
+    assert (gate.working, gate.held, gate.queued) == (0, 0, 0)
+
+
+async def test_a_full_queue_refuses_the_next_request_at_once(unique_service) -> None:
+    gate = admission.Gate(
+        unique_service, limit=1, held_limit=10, queue_limit=2, queue_wait_seconds=30
+    )
+    async with serving(gate) as server, aiohttp.ClientSession() as http:
+        busy = asyncio.create_task(get(http, f"{server.url}/api/v1/slow"))
+        await until(lambda: len(server.started) == 1)
+        waiting = [
+            asyncio.create_task(get(http, f"{server.url}/api/v1/slow?q={i}")) for i in range(2)
+        ]
+        await until(lambda: gate.queued == 2)
+        # The queue is full: refused without waiting (its deadline is 30 s away).
+        status, headers, body = await get(http, f"{server.url}/api/v1/slow?q=3")
+        assert (status, body["error"]["code"]) == (503, "overloaded")
+        assert headers["Retry-After"] == "1"
+        assert gate.queued == 2 and not any(t.done() for t in waiting)
+        server.release.set()
+        assert [(await t)[0] for t in (busy, *waiting)] == [200, 200, 200]
+    assert (gate.working, gate.held, gate.queued) == (0, 0, 0)
+
+
+async def test_held_requests_never_queue(unique_service) -> None:
+    gate = admission.Gate(
+        unique_service, limit=1, held_limit=1, queue_limit=4, queue_wait_seconds=30
+    )
+    async with serving(gate) as server, aiohttp.ClientSession() as http:
+        held = asyncio.create_task(get(http, f"{server.url}/api/v1/events?wait=30"))
+        busy = asyncio.create_task(get(http, f"{server.url}/api/v1/slow"))
+        await until(lambda: len(server.started) == 2)
+        # Past the held bound a held read is refused at once, though the queue has room.
+        status, _, body = await get(http, f"{server.url}/api/v1/events?wait=30&n=2")
+        assert (status, body["error"]["code"]) == (503, "overloaded")
+        assert gate.queued == 0
+        server.release.set()
+        assert [(await t)[0] for t in (held, busy)] == [200, 200]
+    assert (gate.working, gate.held, gate.queued) == (0, 0, 0)
+
+
+async def test_a_key_over_its_share_is_refused_429_at_once_not_queued(unique_service) -> None:
+    def key_of(request: web.Request) -> str | None:
+        return request.headers.get("X-Key")
+
+    gate = admission.Gate(
+        unique_service,
+        limit=1,
+        held_limit=10,
+        per_key_limit=2,
+        key_of=key_of,
+        queue_limit=8,
+        queue_wait_seconds=30,
+    )
+    async with serving(gate) as server, aiohttp.ClientSession() as http:
+        a = {"X-Key": "a"}
+        tasks = [
+            asyncio.create_task(http.get(f"{server.url}/api/v1/slow?n={i}", headers=a))
+            for i in range(2)
+        ]
+        await until(lambda: gate.working == 1 and gate.queued == 1)
+        # Working and queued both count against the key's share: its third is refused at once.
+        async with http.get(f"{server.url}/api/v1/slow?n=3", headers=a) as r:
+            body = await r.json()
+            assert (r.status, body["error"]["code"]) == (429, "too_many_concurrent_requests")
+            assert r.headers["Request-Id"] == body["error"]["request_id"]
+        assert gate.queued == 1
+        # Another key still gets a place in the queue.
+        other = asyncio.create_task(
+            http.get(f"{server.url}/api/v1/slow?n=b", headers={"X-Key": "b"})
+        )
+        await until(lambda: gate.queued == 2)
+        server.release.set()
+        for task in (*tasks, other):
+            async with await task as r:
+                assert r.status == 200
+    assert (gate.working, gate.queued) == (0, 0)
+
+
+async def test_a_standing_queue_serves_the_newest_first_and_refuses_quickly(
+    unique_service,
+) -> None:
+    gate = admission.Gate(
+        unique_service,
+        limit=1,
+        held_limit=10,
+        queue_limit=4,
+        queue_wait_seconds=30,
+        overloaded_wait_seconds=0.5,
+    )
+    async with serving(gate) as server, aiohttp.ClientSession() as http:
+        busy = asyncio.create_task(get(http, f"{server.url}/api/v1/slow"))
+        await until(lambda: len(server.started) == 1)
+        oldest = asyncio.create_task(get(http, f"{server.url}/api/v1/slow?w=oldest"))
+        await until(lambda: gate.queued == 1)
+        # The queue has not emptied for longer than CoDel's interval: the process is
+        # overloaded, so a new waiter gets the short deadline...
+        await asyncio.sleep(admission.STANDING_QUEUE_SECONDS * 3)
+        started = time.perf_counter()
+        status, _, body = await get(http, f"{server.url}/api/v1/slow?w=short")
+        assert (status, body["error"]["code"]) == (503, "overloaded")
+        assert time.perf_counter() - started < 10  # not the 30 s of a burst's wait
+        assert not oldest.done()
+        # ...and a freed slot goes to the newest waiter, not the oldest.
+        newest = asyncio.create_task(get(http, f"{server.url}/api/v1/slow?w=newest"))
+        await until(lambda: gate.queued == 2)
+        server.release.set()
+        await busy
+        await until(lambda: len(server.started) >= 2)
+        assert server.started[1] == "/api/v1/slow?w=newest"
+        assert [(await t)[0] for t in (newest, oldest)] == [200, 200]
+    assert (gate.working, gate.queued) == (0, 0)
+
+
 @pytest.fixture
 def unique_service(request: pytest.FixtureRequest) -> str:
     # Metrics are process-wide: a service label per test keeps the counts apart.
