@@ -75,7 +75,8 @@ test: install infra ## run the whole test suite (services and both SDKs) against
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 lint: install ## ruff and mypy (strict) on the services, the tests, the bench and the Python SDK
-	$(VENV)/bin/ruff check services tests bench
+	$(VENV_PY) scripts/unasync_sdk.py --check  # the SDK's _sync.py is generated from _async.py
+	$(VENV)/bin/ruff check services tests bench scripts/unasync_sdk.py
 	$(VENV)/bin/mypy
 	cd sdk/python && ../../$(VENV)/bin/ruff check . && ../../$(VENV)/bin/mypy
 

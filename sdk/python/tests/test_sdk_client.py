@@ -241,6 +241,19 @@ def test_list_follows_has_more_with_starting_after(server: ScriptedServer) -> No
     assert second.query == {"limit": ["2"], "status": ["completed"], "starting_after": ["job_4"]}
 
 
+def test_to_list_reads_every_page_with_either_client(server: ScriptedServer) -> None:
+    server.script = [_page(["job_3", "job_2"], True), _page(["job_1"], False)] * 2
+    with _client(server) as client:
+        read = client.jobs.list(limit=2).to_list()
+
+    async def run() -> list[clipmix.Job]:
+        async with _async_client(server) as client:
+            return await client.jobs.list(limit=2).to_list()
+
+    assert [j.id for j in read] == [j.id for j in asyncio.run(run())] == ["job_3", "job_2", "job_1"]
+    assert [s.query.get("starting_after") for s in server.seen] == [None, ["job_2"]] * 2
+
+
 def test_wait_polls_until_a_final_status(server: ScriptedServer) -> None:
     server.script = [
         Reply(200, job(status="queued")),

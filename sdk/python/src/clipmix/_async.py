@@ -1,12 +1,14 @@
-"""The asynchronous client: ``clipmix.AsyncClient`` (the same surface as ``Client``)."""
+"""The ClipMix client and its resources, written once. ``_async.py`` (``AsyncClient``) is the
+source; ``_sync.py`` (``Client``, the same surface without ``await``) is generated from it by
+``scripts/unasync_sdk.py``: edit ``_async.py`` only."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from asyncio import sleep
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, Protocol, TypeVar
 
 import httpx
 
@@ -31,13 +33,24 @@ from clipmix.types import (
 T = TypeVar("T")
 
 
+class _FetchPage(Protocol[T]):
+    """Reads the page after the item with this id (the first page for ``None``)."""
+
+    async def __call__(self, after: str | None, /) -> Page[T]: ...
+
+
+class _ReadJob(Protocol):
+    async def __call__(self) -> Job: ...
+
+
 class AsyncPager(Generic[T]):
-    """``async for`` over every item of a list, fetching the next page (``starting_after``
-    the last id) while ``has_more``. Nothing is requested before the first item is asked for."""
+    """Every item of a list (``for`` with ``Client``, ``async for`` with ``AsyncClient``),
+    fetching the next page (``starting_after`` the last id) while ``has_more``. Nothing is
+    requested before the first item is asked for."""
 
     def __init__(
         self,
-        fetch: Callable[[str | None], Awaitable[Page[T]]],
+        fetch: _FetchPage[T],
         cursor: Callable[[T], str],
         starting_after: str | None = None,
     ) -> None:
@@ -76,7 +89,7 @@ def _job_id(job: Job) -> str:
 
 
 class AsyncClient(BaseClient):
-    """The ClipMix API, with ``async``/``await``.
+    """The ClipMix API: ``Client`` blocks for each answer, ``AsyncClient`` is the same to ``await``.
 
     ``api_key`` defaults to ``CLIPMIX_API_KEY``, ``base_url`` to ``CLIPMIX_BASE_URL`` (then
     ``https://api.clipmix.example``). ``timeout`` is per request in seconds; failed requests
@@ -158,7 +171,7 @@ class AsyncClient(BaseClient):
                     delay = self._retry_delay(error, attempt)
                     if delay is None:
                         raise
-            await asyncio.sleep(delay)
+            await sleep(delay)
             attempt += 1
 
     # --- account ------------------------------------------------------------------------------
@@ -180,7 +193,7 @@ class _Resource:
 
 
 async def _wait(
-    get: Callable[[], Awaitable[Job]],
+    get: _ReadJob,
     timeout: float,
     poll_interval: float,
     max_poll_interval: float,
@@ -196,7 +209,7 @@ async def _wait(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise JobWaitTimeout(f"job {job.id} is still {job.status} after {timeout:g} s", job)
-        await asyncio.sleep(min(delay, remaining))
+        await sleep(min(delay, remaining))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
