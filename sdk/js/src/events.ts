@@ -1,6 +1,6 @@
 import type { RequestOptions, Transport } from "./core.js";
 import { PageIterator } from "./pagination.js";
-import type { EventStreamPage, Page, WebhookEvent, WebhookEventType } from "./types.js";
+import type { EventPage, EventStreamPage, WebhookEvent, WebhookEventType } from "./types.js";
 
 export interface EventListParams {
   /** Events per page, 1–100 (the API's default is 20). */
@@ -47,7 +47,7 @@ export class Events {
   }
 
   /** One page of the history, newest first. */
-  listPage(params: EventListParams = {}, options?: RequestOptions): Promise<Page<WebhookEvent>> {
+  listPage(params: EventListParams = {}, options?: RequestOptions): Promise<EventPage> {
     return this.transport.request({
       method: "GET",
       path: "/api/v1/events",

@@ -192,9 +192,13 @@ export interface WebhookEvent {
   [field: string]: unknown;
 }
 
-/** A page of the event stream (`client.events.poll`): oldest first, with the cursor to
- * continue from. */
-export interface EventStreamPage extends Page<WebhookEvent> {
-  /** Pass as `after` next time: gap-free, present even when `data` is empty. */
+/** A page of `GET /api/v1/events`: the history (`client.events.listPage`, newest first) or a
+ * read of the stream (`client.events.poll`, oldest first, with the cursor to continue from). */
+export interface EventPage extends Page<WebhookEvent> {
+  url: "/api/v1/events";
+  /** Stream reads: pass as `after` next time: gap-free, present even when `data` is empty. */
   next_after?: string;
 }
+
+/** A read of the event stream (`client.events.poll`): an `EventPage`. */
+export type EventStreamPage = EventPage;

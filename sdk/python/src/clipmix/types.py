@@ -215,6 +215,7 @@ class Balance:
     paid_remaining: int = 0
     bonus_remaining: int = 0
     live_enabled: bool = False
+    object: str = "balance"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     response: ResponseInfo | None = field(default=None, repr=False, compare=False)
 
@@ -228,6 +229,7 @@ class Balance:
             paid_remaining=_int(data, "paid_remaining"),
             bonus_remaining=_int(data, "bonus_remaining"),
             live_enabled=bool(data.get("live_enabled")),
+            object=_str(data, "object", "balance"),
             raw=dict(data),
             response=response,
         )
@@ -249,6 +251,7 @@ class LedgerEntry:
     job_id: str | None = None
     reference: str | None = None
     created_at: str = ""
+    object: str = "ledger_entry"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -266,6 +269,7 @@ class LedgerEntry:
             job_id=_opt_str(data, "job_id"),
             reference=_opt_str(data, "reference"),
             created_at=_str(data, "created_at"),
+            object=_str(data, "object", "ledger_entry"),
             raw=dict(data),
         )
 
@@ -312,6 +316,7 @@ class Pricing:
     rounding: list[str] = field(default_factory=list)
     currency: str = "credits"
     credits_per_usd: int = 100
+    object: str = "price_book"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     response: ResponseInfo | None = field(default=None, repr=False, compare=False)
 
@@ -327,6 +332,7 @@ class Pricing:
             rounding=[r for r in _list(data, "rounding") if isinstance(r, str)],
             currency=_str(data, "currency", "credits"),
             credits_per_usd=_int(data, "credits_per_usd", 100),
+            object=_str(data, "object", "price_book"),
             raw=dict(data),
             response=response,
         )
@@ -351,6 +357,7 @@ class WebhookEndpoint:
     updated_at: str = ""
     previous_secret_expires_at: str | None = None
     secret: str | None = None
+    object: str = "webhook_endpoint"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     response: ResponseInfo | None = field(default=None, repr=False, compare=False)
 
@@ -366,6 +373,7 @@ class WebhookEndpoint:
             updated_at=_str(data, "updated_at"),
             previous_secret_expires_at=_opt_str(data, "previous_secret_expires_at"),
             secret=_opt_str(data, "secret"),
+            object=_str(data, "object", "webhook_endpoint"),
             raw=dict(data),
             response=response,
         )
@@ -379,6 +387,7 @@ class WebhookEndpoint:
 class WebhookEndpointDeleted:
     api_key_id: str
     deleted: bool = True
+    object: str = "webhook_endpoint"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     response: ResponseInfo | None = field(default=None, repr=False, compare=False)
 
@@ -389,6 +398,7 @@ class WebhookEndpointDeleted:
         return cls(
             api_key_id=_str(data, "api_key_id"),
             deleted=bool(data.get("deleted", True)),
+            object=_str(data, "object", "webhook_endpoint"),
             raw=dict(data),
             response=response,
         )
@@ -412,6 +422,7 @@ class Delivery:
     latency_ms: float | None = None
     response_head: str | None = None
     next_attempt_at: str | None = None
+    object: str = "webhook_delivery"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -431,6 +442,7 @@ class Delivery:
             latency_ms=_opt_float(data, "latency_ms"),
             response_head=_opt_str(data, "response_head"),
             next_attempt_at=_opt_str(data, "next_attempt_at"),
+            object=_str(data, "object", "webhook_delivery"),
             raw=dict(data),
         )
 
@@ -440,6 +452,7 @@ class WebhookTestResult:
     event_id: str
     succeeded: bool
     delivery: Delivery | None
+    object: str = "webhook_test_result"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     response: ResponseInfo | None = field(default=None, repr=False, compare=False)
 
@@ -452,6 +465,7 @@ class WebhookTestResult:
             event_id=_str(data, "event_id"),
             succeeded=bool(data.get("succeeded")),
             delivery=Delivery.from_dict(delivery) if isinstance(delivery, dict) else None,
+            object=_str(data, "object", "webhook_test_result"),
             raw=dict(data),
             response=response,
         )
@@ -462,6 +476,7 @@ class Redelivery:
     event_id: str
     event_type: str
     status: str
+    object: str = "webhook_redelivery"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     response: ResponseInfo | None = field(default=None, repr=False, compare=False)
 
@@ -471,6 +486,7 @@ class Redelivery:
             event_id=_str(data, "event_id"),
             event_type=_str(data, "event_type"),
             status=_str(data, "status"),
+            object=_str(data, "object", "webhook_redelivery"),
             raw=dict(data),
             response=response,
         )
@@ -518,6 +534,8 @@ class Page(Generic[T]):
     has_more: bool
     # Event stream reads only: the cursor to continue from (also when ``data`` is empty).
     next_after: str | None = None
+    object: str = "list"
+    url: str | None = None  # event lists: "/api/v1/events"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     response: ResponseInfo | None = field(default=None, repr=False, compare=False)
 
@@ -533,6 +551,8 @@ class Page(Generic[T]):
             data=[item(i) for i in _list(data, "data") if _is_map(i)],
             has_more=bool(data.get("has_more")),
             next_after=next_after if isinstance(next_after, str) else None,
+            object=_str(data, "object", "list"),
+            url=_opt_str(data, "url"),
             raw=dict(data),
             response=response,
         )
