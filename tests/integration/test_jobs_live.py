@@ -305,6 +305,26 @@ async def test_provider_webhooks_need_a_valid_signature(stack: JobsStack) -> Non
             assert r.status == 401
 
 
+@pytest.mark.parametrize(
+    "junk",
+    [
+        {"webhook-timestamp": "²"},  # str.isdigit() passes it, int() refuses it
+        {"webhook-timestamp": "9" * 5000},  # past int()'s digit limit
+        {"webhook-signature": "v1,é"},  # compare_digest refuses a non-ASCII str
+    ],
+)
+async def test_provider_webhooks_with_malformed_headers_are_refused_not_errors(
+    stack: JobsStack, junk: dict[str, str]
+) -> None:
+    url = f"{stack.replicas[0].url}/provider-webhooks/replicate/job_x"
+    stamp = str(int(datetime.now(UTC).timestamp()))
+    headers = {"webhook-id": "m", "webhook-timestamp": stamp, "webhook-signature": "v1,A", **junk}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, data=b"{}", headers=headers) as r:
+            assert r.status == 401  # was a 500 for each of these
+            assert (await r.json())["error"]["code"] == "invalid_signature"
+
+
 async def test_webhooks_complete_jobs_faster_than_polling(stack: JobsStack) -> None:
     # Polling is every second in this stack; with the webhook a 0.3 s task settles well before.
     command = live_command(Service.MUSIC, account="acct_fast")
