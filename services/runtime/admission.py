@@ -49,6 +49,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from services.contracts import errors
 from services.runtime import metrics
 from services.runtime.http import (
     ARRIVED,
@@ -169,13 +170,8 @@ class Gate:
         if key is not None and self.per_key_limit is not None:
             if self._per_key.get(key, 0) >= self.per_key_limit:
                 self._shed_key.inc()
-                raise ApiError(
-                    429,
-                    "rate_limit_error",
-                    "too_many_concurrent_requests",
-                    f"This API key already has {self.per_key_limit} requests in progress on"
-                    " this server; retry after the time in Retry-After.",
-                    headers={"Retry-After": self._retry_after},
+                raise errors.TOO_MANY_CONCURRENT_REQUESTS.error(
+                    limit=self.per_key_limit, headers={"Retry-After": self._retry_after}
                 )
         if self.working < self.limit:
             self.working += 1
@@ -293,13 +289,7 @@ class Gate:
         self._last_shed = now
         # Until the overload has lasted ``grace_seconds``, the status page does not count it.
         request[SHED_FORGIVEN] = now - self._episode_started < self._grace
-        return ApiError(
-            503,
-            "api_error",
-            "overloaded",
-            "The server is at capacity; retry after the time in Retry-After.",
-            headers={"Retry-After": self._retry_after},
-        )
+        return errors.OVERLOADED.error(headers={"Retry-After": self._retry_after})
 
     def _refusal(self, request: web.Request, refused: ApiError, arrived: float) -> web.Response:
         """The refusal's answer, without the edge: its id, the error shape, the metrics that

@@ -13,6 +13,8 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import ValidationError
 
+from services.contracts import errors
+from services.contracts.errors import ApiError as ApiError
 from services.runtime import db, metrics
 from services.runtime.params import ParamError
 from services.runtime.traffic import LATENCY_EXEMPT, TRAFFIC, classify
@@ -31,33 +33,9 @@ SHED_FORGIVEN = web.RequestKey("shed_forgiven", bool)
 ARRIVED = web.RequestKey("arrived", float)
 
 
-class ApiError(Exception):
-    """An outcome the client should see: becomes ``{"error": {...}}`` with ``status``."""
-
-    def __init__(
-        self,
-        status: int,
-        type: str,
-        code: str,
-        message: str,
-        *,
-        param: str | None = None,
-        headers: dict[str, str] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.type = type
-        self.code = code
-        self.message = message
-        self.param = param
-        self.headers = headers or {}
-        self.extra = extra or {}
-
-
 def invalid_request(param: str | None, message: str, code: str = "parameter_invalid") -> ApiError:
-    """A 400 naming the offending field in ``param``."""
-    return ApiError(400, "invalid_request_error", code, message, param=param)
+    """A 400 naming the offending field in ``param``, in the words of the rule that refused it."""
+    return errors.detailed(code, param, message)
 
 
 def from_validation_error(exc: ValidationError) -> ApiError:
@@ -105,22 +83,16 @@ def error_response(err: ApiError, request_id: str) -> web.Response:
 
 def _from_http_exception(exc: web.HTTPException) -> ApiError:
     if exc.status == 404:
-        return ApiError(404, "invalid_request_error", "route_not_found", "No such route.")
+        return errors.ROUTE_NOT_FOUND.error()
     if exc.status == 405:
         # RFC 9110 §15.5.6: a 405 names the methods the route does allow.
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        return ApiError(
-            405,
-            "invalid_request_error",
-            "method_not_allowed",
-            "Method not allowed on this route.",
-            headers=allow,
-        )
+        return errors.METHOD_NOT_ALLOWED.error(headers=allow)
     if exc.status == 413:
-        return ApiError(
-            413, "invalid_request_error", "request_too_large", "The request body is too large."
-        )
-    return ApiError(exc.status, "invalid_request_error", "http_error", exc.reason)
+        return errors.REQUEST_TOO_LARGE.error()
+    refused = errors.HTTP_ERROR.error(reason=exc.reason)
+    refused.status = exc.status  # aiohttp's own refusal keeps its status
+    return refused
 
 
 # A Postgres restart takes seconds: a client retrying sooner than this only adds load.
@@ -145,18 +117,14 @@ def _from_failure(
     if db.unavailable(exc):
         log.warning("database_unavailable", method=request.method, route=route, error=repr(exc))
         return error_response(
-            ApiError(
-                503,
-                "api_error",
-                "service_unavailable",
-                "The service is briefly unavailable; retry shortly.",
-                headers={"Retry-After": _UNAVAILABLE_RETRY_AFTER},
+            errors.SERVICE_UNAVAILABLE.error(
+                variant="database", headers={"Retry-After": _UNAVAILABLE_RETRY_AFTER}
             ),
             request_id,
         )
     log.exception("request_failed", method=request.method, route=route)
     return error_response(
-        ApiError(500, "api_error", "internal_error", "Something went wrong on our side."),
+        errors.INTERNAL_ERROR.error(),
         request_id,
     )
 

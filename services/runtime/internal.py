@@ -19,7 +19,8 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from services.runtime.http import REQUEST_ID, ApiError, Handler
+from services.contracts import errors
+from services.runtime.http import REQUEST_ID, Handler
 
 TOKEN_HEADER = "X-ClipMix-Internal-Token"  # noqa: S105 - a header name
 # Who the gateway authenticated, passed along on calls made on a customer's behalf.
@@ -56,7 +57,7 @@ def guard(token: str) -> Any:
             # An empty token opens nothing (start-up refuses one outside development and test).
             if not expected or not hmac.compare_digest(given, expected):
                 # Not 401/403: outside callers learn nothing about what exists here.
-                raise ApiError(404, "invalid_request_error", "route_not_found", "No such route.")
+                raise errors.ROUTE_NOT_FOUND.error()
         return await handler(request)
 
     return middleware
@@ -90,7 +91,7 @@ def operator_only(token: str, paths: frozenset[str]) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in paths and not holds_token(request, token):
-            raise ApiError(404, "invalid_request_error", "route_not_found", "No such route.")
+            raise errors.ROUTE_NOT_FOUND.error()
         return await handler(request)
 
     return middleware
