@@ -29,13 +29,21 @@ class NotConfigured(Exception):
 
 
 class RedeliveryRefused(Exception):
-    """A manual redelivery past its bounds: one already queued (409) or too many (429)."""
+    """A manual redelivery past its bounds: one already queued, or too many."""
 
-    def __init__(self, status: int, code: str, message: str, retry_in: float | None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+
+class RedeliveryPending(RedeliveryRefused):
+    """A redelivery of this delivery is queued and not sent yet."""
+
+
+class RedeliveryLimitReached(RedeliveryRefused):
+    """``count`` redeliveries in the last hour, the most allowed (``limit``); the oldest
+    leaves the hour in ``retry_in`` seconds."""
+
+    def __init__(self, count: int, limit: int, retry_in: float | None) -> None:
+        super().__init__(count, limit)
+        self.count = count
+        self.limit = limit
         self.retry_in = retry_in
 
 
@@ -151,20 +159,9 @@ class Webhooks:
 
     def _may_redeliver(self, seen: deliveries.Replays) -> None:
         if seen.pending:
-            raise RedeliveryRefused(
-                409,
-                "redelivery_pending",
-                "A redelivery of this delivery is already queued and not sent yet.",
-                None,
-            )
+            raise RedeliveryPending()
         if seen.last_hour >= self.redeliveries_per_hour:
-            raise RedeliveryRefused(
-                429,
-                "redelivery_limit_reached",
-                f"This delivery was redelivered {seen.last_hour} times in the last hour, the"
-                f" most allowed ({self.redeliveries_per_hour}); try again later.",
-                seen.frees_in,
-            )
+            raise RedeliveryLimitReached(seen.last_hour, self.redeliveries_per_hour, seen.frees_in)
 
     async def replay(self, api_key_id: str, since: datetime | None) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn, conn.transaction():

@@ -11,6 +11,7 @@ from services.billing import metrics
 from services.billing.adapters import ledger
 from services.billing.domain.pricing import PriceUnavailable, quote, top_up
 from services.billing.state import PRICES
+from services.contracts import errors
 from services.contracts.billing import (
     Balance,
     LedgerPage,
@@ -21,7 +22,7 @@ from services.contracts.billing import (
     ReservationRequest,
     ReservationState,
 )
-from services.runtime.http import ApiError, json_response
+from services.runtime.http import from_validation_error, json_response
 from services.runtime.internal import TEST_HEADER
 from services.runtime.service import POOL
 
@@ -39,10 +40,6 @@ MAX_LEDGER_PAGE = 100
 DEFAULT_LEDGER_PAGE = 20
 
 
-def _invalid(param: str | None, message: str, code: str = "parameter_invalid") -> ApiError:
-    return ApiError(400, "invalid_request_error", code, message, param=param)
-
-
 async def _body(request: web.Request, model: type[Body], *, optional: bool = False) -> Body:
     raw = await request.read()
     if optional and not raw.strip():
@@ -50,14 +47,9 @@ async def _body(request: web.Request, model: type[Body], *, optional: bool = Fal
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        if first["type"] == "json_invalid":
-            raise _invalid(None, "The body is not valid JSON.", "invalid_json") from None
-        param = ".".join(str(p) for p in first["loc"]) or None
-        code = {"missing": "parameter_missing", "extra_forbidden": "parameter_unknown"}.get(
-            first["type"], "parameter_invalid"
-        )
-        raise _invalid(param, f"Invalid value for {param}: {first['msg']}.", code) from None
+        if exc.errors()[0]["type"] == "json_invalid":
+            raise errors.INVALID_JSON.error() from None
+        raise from_validation_error(exc) from None
 
 
 async def create_reservation(request: web.Request) -> web.Response:
@@ -67,9 +59,7 @@ async def create_reservation(request: web.Request) -> web.Response:
     except PriceUnavailable as exc:
         metrics.RESERVATIONS.labels("unpriced").inc()
         # ``param`` names the field of the customer's create body: the gateway relays this.
-        raise ApiError(
-            422, "invalid_request_error", "price_unavailable", exc.message, param=exc.param
-        ) from None
+        raise errors.PRICE_UNAVAILABLE.error(detail=exc.message, param=exc.param) from None
     async with request.app[POOL].acquire() as conn:
         result = await ledger.reserve(
             conn, body.job_id, body.account_id, body.service.value, priced.amount,
@@ -85,35 +75,12 @@ async def create_reservation(request: web.Request) -> web.Response:
         )
         return json_response(answer.model_dump(), 201 if result.outcome == "reserved" else 200)
     if result.outcome == "insufficient":
-        raise ApiError(
-            402,
-            "invalid_request_error",
-            "insufficient_credits",
-            f"This job needs {result.amount} credits; {result.available} are available.",
-            extra={"needed": result.amount, "available": result.available},
-        )
+        raise errors.INSUFFICIENT_CREDITS.error(needed=result.amount, available=result.available)
     if result.outcome == "not_live":
-        raise ApiError(
-            403,
-            "permission_error",
-            "live_mode_not_enabled",
-            "Live keys work after the account's first credit purchase; use a test key until then.",
-        )
+        raise errors.LIVE_MODE_NOT_ENABLED.error()
     if result.outcome == "released":
-        raise ApiError(
-            409,
-            "invalid_request_error",
-            "reservation_released",
-            "This job id was released before it was reserved; create the job again.",
-            param="job_id",
-        )
-    raise ApiError(
-        409,
-        "invalid_request_error",
-        "reservation_conflict",
-        "This job id is already reserved for another account.",
-        param="job_id",
-    )
+        raise errors.RESERVATION_RELEASED.error(param="job_id")
+    raise errors.RESERVATION_CONFLICT.error(param="job_id")
 
 
 async def release_reservation(request: web.Request) -> web.Response:
@@ -158,7 +125,9 @@ def _limit(request: web.Request) -> int:
     if raw is None:
         return DEFAULT_LEDGER_PAGE
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LEDGER_PAGE:
-        raise _invalid("limit", f"limit must be a whole number from 1 to {MAX_LEDGER_PAGE}.")
+        raise errors.PARAMETER_INVALID.error(
+            param="limit", detail=f"limit must be a whole number from 1 to {MAX_LEDGER_PAGE}."
+        )
     return int(raw)
 
 
@@ -173,13 +142,7 @@ async def ledger_entries(request: web.Request) -> web.Response:
             page = await ledger.ledger_page(conn, request.match_info["account_id"], limit, cursor)
     if page is None:
         # Another account's entry is as unknown here as one that never existed: 404, never 400.
-        raise ApiError(
-            404,
-            "invalid_request_error",
-            "resource_missing",
-            "starting_after is not one of this account's ledger entries.",
-            param="starting_after",
-        )
+        raise errors.RESOURCE_MISSING.error(variant="ledger_cursor", param="starting_after")
     return json_response(page.model_dump())
 
 
@@ -194,13 +157,7 @@ async def create_purchase(request: web.Request) -> web.Response:
         result = await ledger.purchase(conn, body.account_id, body.usd_cents, body.reference, grant)
     first = result.purchase
     if result.repeat and (first.account_id, first.usd_cents) != (body.account_id, body.usd_cents):
-        raise ApiError(
-            409,
-            "invalid_request_error",
-            "purchase_reference_reuse",
-            "This payment reference was recorded for a different purchase.",
-            param="reference",
-        )
+        raise errors.PURCHASE_REFERENCE_REUSE.error(param="reference")
     if not result.repeat:
         metrics.CREDITS.labels("purchased").inc(first.paid_credits)
         metrics.CREDITS.labels("bonus").inc(first.bonus_credits)

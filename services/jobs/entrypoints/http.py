@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from services.contracts import signing
+from services.contracts import errors, signing
 from services.contracts.jobs import Service
 from services.jobs import repository
 from services.jobs.adapters.artifacts import CONTENT_TYPES, LocalArtifactStore
@@ -26,7 +26,7 @@ WEBHOOK_SECRET = web.AppKey("provider_webhook_secret", bytes)
 
 
 def _not_found() -> ApiError:
-    return ApiError(404, "invalid_request_error", "job_not_found", "No such job.", param="id")
+    return errors.JOB_NOT_FOUND.error(param="id")
 
 
 async def get_job(request: web.Request) -> web.Response:
@@ -52,13 +52,7 @@ async def cancel(request: web.Request) -> web.Response:
     except NotFound as exc:
         raise _not_found() from exc
     except NotCancelable as exc:
-        raise ApiError(
-            409,
-            "invalid_request_error",
-            "job_not_cancelable",
-            f"The job has already settled ({exc.status.value}); it cannot be canceled.",
-            param="id",
-        ) from exc
+        raise errors.JOB_NOT_CANCELABLE.error(status=exc.status.value) from exc
     wake_relay(request.app)()  # job.canceled is committed: publish it now
     return json_response(snapshot.model_dump(mode="json"))
 
@@ -77,7 +71,7 @@ async def provider_webhook(request: web.Request) -> web.Response:
     the task from the provider itself, so the webhook and the poll share one path."""
     body = await request.read()
     if not verify_signature(request.app[WEBHOOK_SECRET], request.headers, body, time.time()):
-        raise ApiError(401, "authentication_error", "invalid_signature", "Bad signature.")
+        raise errors.INVALID_SIGNATURE.error()
     async with request.app[POOL].acquire() as conn:
         nudged = await repository.nudge(conn, request.match_info["job_id"])
     if nudged:
@@ -91,12 +85,10 @@ async def artifact(request: web.Request) -> web.StreamResponse:
     if not store.verify(
         request.path, request.query.get("expires", ""), request.query.get("signature", "")
     ):
-        raise ApiError(
-            403, "invalid_request_error", "link_expired", "This link is invalid or has expired."
-        )
+        raise errors.LINK_EXPIRED.error()
     path = store.locate(job_id, name)
     if path is None:
-        raise ApiError(404, "invalid_request_error", "artifact_not_found", "No such artifact.")
+        raise errors.ARTIFACT_NOT_FOUND.error()
     content_type = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
     return web.FileResponse(path, headers={"Content-Type": content_type})
 

@@ -15,6 +15,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from services.contracts import errors
 from services.contracts.jobs import SETTLED_EVENTS
 from services.contracts.webhooks import (
     WebhookDeliveryPage,
@@ -25,13 +26,17 @@ from services.contracts.webhooks import (
 )
 from services.runtime import params
 from services.runtime.egress import TargetRefused
-from services.runtime.http import ApiError, from_validation_error, invalid_request, json_response
+from services.runtime.http import ApiError, from_validation_error, json_response
 from services.runtime.internal import ACCOUNT_HEADER
 from services.runtime.service import POOL
 from services.webhooks.adapters import deliveries, events
 from services.webhooks.app_keys import DISPATCHER, EVENTS_WAKER, WEBHOOKS
 from services.webhooks.dispatcher import Busy
-from services.webhooks.service_layer import NotConfigured, RedeliveryRefused
+from services.webhooks.service_layer import (
+    NotConfigured,
+    RedeliveryLimitReached,
+    RedeliveryPending,
+)
 from services.webhooks.waker import Overloaded, Subscription, TooManyHeld
 
 if TYPE_CHECKING:
@@ -56,23 +61,16 @@ class ReplayRequest(BaseModel):
 
 
 def _not_configured() -> ApiError:
-    return ApiError(
-        404,
-        "invalid_request_error",
-        "webhook_not_configured",
-        "This API key has no webhook endpoint. Set one with PUT /api/v1/webhook.",
-    )
+    return errors.WEBHOOK_NOT_CONFIGURED.error()
 
 
 async def _body(request: web.Request, model: type[BaseModel]) -> Any:
     try:
         raw = orjson.loads(await request.read() or b"{}")
     except orjson.JSONDecodeError:
-        raise ApiError(
-            400, "invalid_request_error", "invalid_json", "The body is not valid JSON."
-        ) from None
+        raise errors.INVALID_JSON.error() from None
     if not isinstance(raw, dict):
-        raise invalid_request(None, "The body must be a JSON object.", "invalid_body")
+        raise errors.INVALID_BODY.error()
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -82,7 +80,7 @@ async def _body(request: web.Request, model: type[BaseModel]) -> Any:
 def _caller(request: web.Request) -> tuple[str, str]:
     account = request.headers.get(ACCOUNT_HEADER)
     if not account:
-        raise invalid_request(None, f"The {ACCOUNT_HEADER} header is required.", "account_missing")
+        raise errors.ACCOUNT_MISSING.error(header=ACCOUNT_HEADER)
     params.identifier(account, param=ACCOUNT_HEADER)
     return _path_id(request, "key_id"), account
 
@@ -117,13 +115,7 @@ async def put_endpoint(request: web.Request) -> web.Response:
             key_id, account, str(body.url), list(body.events) if body.events else None
         )
     except TargetRefused as refused:
-        raise ApiError(
-            400,
-            "invalid_request_error",
-            "webhook_url_refused",
-            f"This URL cannot receive webhooks: {refused.reason}.",
-            param="url",
-        ) from None
+        raise errors.WEBHOOK_URL_REFUSED.error(reason=refused.reason, param="url") from None
     except NotConfigured:
         raise _not_configured() from None
     return _dump(answer, 201 if isinstance(answer, WebhookEndpointCreated) else 200)
@@ -162,14 +154,7 @@ async def fire_test(request: web.Request) -> web.Response:
     except Busy:
         # The key's own share of delivery slots is in use (or every test slot is): its
         # receiver is slow. Refused at once, nothing queued; deliveries keep their slots.
-        raise ApiError(
-            429,
-            "rate_limit_error",
-            "webhook_test_busy",
-            "This endpoint already has as many deliveries in flight as it may; try the test"
-            " again when they have finished.",
-            headers={"Retry-After": "2"},
-        ) from None
+        raise errors.WEBHOOK_TEST_BUSY.error(headers={"Retry-After": "2"}) from None
     return _dump(result)
 
 
@@ -192,7 +177,9 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
 def _event_type(request: web.Request) -> str | None:
     value = request.query.get("type")
     if value is not None and value not in SETTLED_EVENTS:
-        raise invalid_request("type", "type must be one of " + ", ".join(SETTLED_EVENTS) + ".")
+        raise errors.PARAMETER_INVALID.error(
+            param="type", detail="type must be one of " + ", ".join(SETTLED_EVENTS) + "."
+        )
     return value
 
 
@@ -211,8 +198,9 @@ async def list_events(request: web.Request) -> web.Response:
             raise _no_event("starting_after", starting_after or "")
         return _raw(events.page(*found))
     if starting_after is not None:
-        raise invalid_request(
-            "starting_after", "starting_after pages the history; it cannot be used with after."
+        raise errors.PARAMETER_INVALID.error(
+            param="starting_after",
+            detail="starting_after pages the history; it cannot be used with after.",
         )
     wait = _int_param(request, "wait", 0, 0, MAX_WAIT_SECONDS)
     pool = request.app[POOL]
@@ -274,24 +262,12 @@ def _held(request: web.Request, key_id: str) -> Iterator[Subscription]:
             yield doorbell
     except TooManyHeld:
         # The key's own excess (its other reads are still held): a rate limit, its to fix.
-        raise ApiError(
-            429,
-            "rate_limit_error",
-            "too_many_held_requests",
-            "This API key already holds as many waiting event reads as it may; wait for one"
-            " to answer before starting another.",
-            param="wait",
-            headers={"Retry-After": "1"},
+        raise errors.TOO_MANY_HELD_REQUESTS.error(
+            variant="events", param="wait", headers={"Retry-After": "1"}
         ) from None
     except Overloaded:
         # Every key together: the process protects itself, nobody in particular is at fault.
-        raise ApiError(
-            503,
-            "api_error",
-            "overloaded",
-            "Too many waiting event reads right now; retry shortly.",
-            headers={"Retry-After": "1"},
-        ) from None
+        raise errors.OVERLOADED.error(variant="event_reads", headers={"Retry-After": "1"}) from None
 
 
 async def _stream_cursor(conn: Connection, key_id: str, after: str | None) -> tuple[int, int]:
@@ -300,7 +276,9 @@ async def _stream_cursor(conn: Connection, key_id: str, after: str | None) -> tu
     if after.startswith("pos_"):
         parsed = events.parse_token(after)
         if parsed is None:
-            raise invalid_request("after", "after is not a cursor this API handed out.")
+            raise errors.PARAMETER_INVALID.error(
+                param="after", detail="after is not a cursor this API handed out."
+            )
         return parsed
     params.identifier(after, param="after")
     found = await events.position(conn, key_id, after)
@@ -320,13 +298,7 @@ async def get_event(request: web.Request) -> web.Response:
 
 
 def _no_event(param: str, value: str) -> ApiError:
-    return ApiError(
-        404,
-        "invalid_request_error",
-        "event_not_found",
-        f"No such event: '{value[:64]}'.",
-        param=param,
-    )
+    return errors.EVENT_NOT_FOUND.error(value=value[:64], param=param)
 
 
 def _raw(body: bytes) -> web.Response:
@@ -342,20 +314,15 @@ async def redeliver(request: web.Request) -> web.Response:
     except NotConfigured:
         raise _not_configured() from None
     except LookupError:
-        raise ApiError(
-            404,
-            "invalid_request_error",
-            "resource_missing",
-            "No such delivery in this key's log.",
-            param="delivery_id",
-        ) from None
-    except RedeliveryRefused as refused:
+        raise errors.RESOURCE_MISSING.error(variant="delivery", param="delivery_id") from None
+    except RedeliveryPending:
+        raise errors.REDELIVERY_PENDING.error(param="delivery_id") from None
+    except RedeliveryLimitReached as refused:
         retry = None
         if refused.retry_in is not None:
             retry = {"Retry-After": str(max(1, math.ceil(refused.retry_in)))}
-        kind = "rate_limit_error" if refused.status == 429 else "invalid_request_error"
-        raise ApiError(
-            refused.status, kind, refused.code, refused.message, param="delivery_id", headers=retry
+        raise errors.REDELIVERY_LIMIT_REACHED.error(
+            count=refused.count, limit=refused.limit, param="delivery_id", headers=retry
         ) from None
     return _dump(WebhookRedelivery(**queued))
 
