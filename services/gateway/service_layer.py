@@ -33,6 +33,17 @@ from services.gateway.adapters import idempotency, jobs_view
 from services.gateway.adapters.accounts import Caller
 from services.gateway.adapters.billing import Billing, Reservation
 from services.gateway.domain import sandbox
+from services.gateway.domain.refusals import (
+    DurationMismatch,
+    KeyInUse,
+    KeyReused,
+    LeaseLost,
+    MusicJobMissing,
+    MusicJobNotMusic,
+    MusicJobUnusable,
+    Refusal,
+    VideoNotMeasured,
+)
 from services.messaging.envelope import Envelope
 from services.messaging.topology import COMMANDS
 from services.runtime.http import ApiError, error_payload
@@ -49,11 +60,9 @@ log = structlog.get_logger()
 # errors and input errors found before the claim are never kept.
 KEPT_REFUSALS = frozenset({402, 403, 404, 422})
 
-# Reads a video's length in whole (billable) seconds; raises ApiError when it cannot.
+# Reads a video's length in whole (billable) seconds; raises VideoNotMeasured when it cannot,
+# VideoTooLong when the video is longer than a translation may be.
 Measure = Callable[[str], Awaitable[int]]
-
-# Codes of a measurement that could not be made (as opposed to one that refuses the video).
-_MEASURE_FAILED = frozenset({"video_unreachable", "video_unmeasurable"})
 # A declared length may differ from the measured one by this much (a player's rounding); the
 # quote always uses the measured length.
 DECLARED_TOLERANCE_SECONDS = 1
@@ -93,6 +102,8 @@ class Gateway:
     public_base_url: str
     idempotency_ttl: timedelta
     files: sandbox.Artifacts
+    # The public error of a refusal kept under an Idempotency-Key (entrypoints/refusals.py).
+    as_error: Callable[[Refusal], ApiError]
     idempotency_lease: timedelta = CREATE_LEASE
 
 
@@ -190,29 +201,11 @@ async def _check_music_job(conn: Connection, req: CreateRequest) -> None:
         return
     row = await jobs_view.get(conn, music_job_id, req.caller.account_id, req.caller.test)
     if row is None:
-        raise ApiError(
-            404,
-            "invalid_request_error",
-            "resource_missing",
-            f"No such job: '{music_job_id}'.",
-            param="music_job_id",
-        )
+        raise MusicJobMissing(music_job_id)
     if row["service"] != Service.MUSIC.value:
-        raise ApiError(
-            400,
-            "invalid_request_error",
-            "parameter_invalid",
-            f"music_job_id must name a music job; '{music_job_id}' is a {row['service']} job.",
-            param="music_job_id",
-        )
+        raise MusicJobNotMusic(music_job_id, row["service"])
     if row["status"] in (JobStatus.FAILED.value, JobStatus.CANCELED.value):
-        raise ApiError(
-            400,
-            "invalid_request_error",
-            "music_job_unusable",
-            f"The music job '{music_job_id}' is {row['status']}; it has no song to use.",
-            param="music_job_id",
-        )
+        raise MusicJobUnusable(music_job_id, row["status"])
 
 
 async def prepare(gw: Gateway, req: CreateRequest) -> CreateRequest:
@@ -233,20 +226,13 @@ async def prepare(gw: Gateway, req: CreateRequest) -> CreateRequest:
     declared = req.input.get("duration_seconds")
     try:
         seconds = await gw.measure(req.input["video_url"])
-    except ApiError as failed:
-        if declared is None or failed.code not in _MEASURE_FAILED:
+    except VideoNotMeasured as failed:
+        if declared is None:
             raise
-        log.info("video_length_not_measured", code=failed.code, declared=declared)
+        log.info("video_length_not_measured", reason=failed.reason, declared=declared)
         return req
     if declared is not None and abs(declared - seconds) > DECLARED_TOLERANCE_SECONDS:
-        raise ApiError(
-            400,
-            "invalid_request_error",
-            "duration_mismatch",
-            f"duration_seconds is {declared}, but the video at video_url is {seconds} seconds"
-            " long; send its real length or leave duration_seconds out.",
-            param="duration_seconds",
-        )
+        raise DurationMismatch(declared, seconds)
     return CreateRequest(
         caller=req.caller,
         service=req.service,
@@ -303,10 +289,10 @@ async def _create_sandbox_job(gw: Gateway, req: CreateRequest) -> Answer:
         job_id = new_id("job")
         try:
             await _check_music_job(conn, req)
-        except ApiError as refusal:
-            if req.idempotency_key is None or refusal.status not in KEPT_REFUSALS:
+        except MusicJobMissing as missing:
+            if req.idempotency_key is None:
                 raise
-            answer = _refused(req, refusal)
+            answer = _refused(req, gw.as_error(missing))
             await idempotency.store(conn, _kept(gw, req, answer))
             return answer
         snapshot, command = _sandbox_job(gw, req, job_id, _now())
@@ -339,7 +325,8 @@ async def _create_live_job(gw: Gateway, req: CreateRequest) -> Answer:
                 async with gw.pool.acquire() as conn:
                     await _check_music_job(conn, req)
             reservation = await _reserve(gw, req, job_id)
-        except ApiError as refusal:
+        except (MusicJobMissing, ApiError) as refused:
+            refusal = gw.as_error(refused) if isinstance(refused, Refusal) else refused
             if token is None or refusal.status not in KEPT_REFUSALS:
                 raise
             answer = _refused(req, refusal)
@@ -357,7 +344,7 @@ async def _create_live_job(gw: Gateway, req: CreateRequest) -> Answer:
             if token is not None and not await idempotency.complete_held(
                 conn, *_lease_of(req), token, gw.idempotency_ttl, _stored(req, answer)
             ):
-                raise _lease_lost()
+                raise LeaseLost()
             # The job and its command: one statement, one round trip.
             await jobs_view.insert_with_command(conn, snapshot, COMMANDS, envelope)
             committing = True
@@ -389,11 +376,11 @@ async def _lease(gw: Gateway, req: CreateRequest) -> str | Answer:
             conn, *_lease_of(req), req.fingerprint, gw.idempotency_lease
         )
     if claim.stored is not None and claim.stored.fingerprint != req.fingerprint:
-        raise _key_reused()
+        raise KeyReused()
     if claim.token is not None:
         return claim.token
     if claim.busy or claim.stored is None:
-        raise _key_in_use()
+        raise KeyInUse()
     stored = claim.stored
     return Answer(stored.status, stored.headers, stored.body, replayed=True)
 
@@ -404,18 +391,6 @@ async def _free(gw: Gateway, req: CreateRequest, token: str) -> None:
             await idempotency.release(conn, *_lease_of(req), token)
     except Exception as exc:  # the lease runs out by itself
         log.warning("idempotency_lease_not_freed", error=repr(exc))
-
-
-def _lease_lost() -> ApiError:
-    # The lease ran out (a create slower than the lease) and another request may hold the key:
-    # this one must not create a second job. Its reservation is released; a retry answers.
-    return ApiError(
-        503,
-        "api_error",
-        "idempotency_lease_expired",
-        "The request took too long and was not carried out; nothing was charged. Retry.",
-        headers={"Retry-After": "1"},
-    )
 
 
 def _kept(gw: Gateway, req: CreateRequest, answer: Answer) -> idempotency.Record:
@@ -465,30 +440,11 @@ async def _claim(conn: Connection, req: CreateRequest) -> Answer | None:
     assert req.idempotency_key is not None
     locked, stored = await idempotency.lock_and_find(conn, req.caller.key_id, req.idempotency_key)
     if not locked:
-        raise _key_in_use()
+        raise KeyInUse()
     if stored is None:
         return None
     if stored.fingerprint != req.fingerprint:
-        raise _key_reused()
+        raise KeyReused()
     if stored.pending:  # held under a lease by a request still in flight
-        raise _key_in_use()
+        raise KeyInUse()
     return Answer(stored.status, stored.headers, stored.body, replayed=True)
-
-
-def _key_in_use() -> ApiError:
-    return ApiError(
-        409,
-        "idempotency_error",
-        "idempotency_key_in_use",
-        "A request with this Idempotency-Key is still being handled; retry shortly.",
-        headers={"Retry-After": "1"},
-    )
-
-
-def _key_reused() -> ApiError:
-    return ApiError(
-        422,
-        "idempotency_error",
-        "idempotency_key_reuse",
-        "This Idempotency-Key was used with a different request; use a new key.",
-    )

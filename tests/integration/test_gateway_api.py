@@ -942,6 +942,7 @@ async def test_a_create_failing_after_its_reservation_releases_it(http, gateway,
     from services.gateway.adapters.accounts import Caller
     from services.gateway.adapters.billing import HttpBilling, Reservation
     from services.gateway.domain import sandbox
+    from services.gateway.entrypoints import refusals
     from services.gateway.service_layer import CreateRequest, create_job
     from services.gateway.service_layer import Gateway as UseCase
     from services.runtime.internal import InternalClient
@@ -971,6 +972,7 @@ async def test_a_create_failing_after_its_reservation_releases_it(http, gateway,
         public_base_url="http://127.0.0.1",
         idempotency_ttl=timedelta(hours=1),
         files=sandbox.Artifacts.build(),
+        as_error=refusals.as_error,
     )
     request = CreateRequest(
         caller=Caller(live.id, live.account_id, Mode.LIVE, True),

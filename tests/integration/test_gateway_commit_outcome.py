@@ -19,6 +19,7 @@ from services.gateway import service_layer
 from services.gateway.adapters.accounts import Caller
 from services.gateway.adapters.billing import Reservation
 from services.gateway.domain import keys, sandbox
+from services.gateway.entrypoints import refusals
 from tests.infra import Infra
 from tests.integration.conftest import schema_pool, unique
 
@@ -106,6 +107,7 @@ async def test_credits_go_back_only_for_a_job_that_was_not_accepted(
         public_base_url="http://127.0.0.1",
         idempotency_ttl=timedelta(hours=24),
         files=sandbox.Artifacts.build(),
+        as_error=refusals.as_error,
     )
     request = service_layer.CreateRequest(
         caller=Caller(unique("key"), unique("acct"), keys.Mode.LIVE, True),

@@ -28,7 +28,8 @@ from services.gateway.adapters.accounts import Caller
 from services.gateway.adapters.billing import Reservation
 from services.gateway.domain import media, sandbox
 from services.gateway.domain.keys import Mode
-from services.runtime.http import ApiError
+from services.gateway.domain.refusals import LeaseLost
+from services.gateway.entrypoints import refusals
 from services.runtime.internal import TOKEN_HEADER
 from tests.infra import Infra, free_port
 from tests.integration.conftest import unique
@@ -380,6 +381,7 @@ async def test_a_create_that_outlives_its_lease_makes_no_second_job(stubbed) -> 
         idempotency_ttl=timedelta(hours=24),
         files=sandbox.Artifacts.build(),
         idempotency_lease=timedelta(milliseconds=200),
+        as_error=refusals.as_error,
     )
     request = service_layer.CreateRequest(
         caller=Caller(live.id, live.account_id, Mode.LIVE, True),
@@ -398,9 +400,10 @@ async def test_a_create_that_outlives_its_lease_makes_no_second_job(stubbed) -> 
             await asyncio.sleep(0.05)
     retried = await service_layer.create_job(use_case, request)
     billing.go.set()
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(LeaseLost) as refused:
         await slow
-    assert (refused.value.status, refused.value.code) == (503, "idempotency_lease_expired")
+    answered = refusals.as_error(refused.value)
+    assert (answered.status, answered.code) == (503, "idempotency_lease_expired")
     assert retried.status == 201 and retried.job_id == billing.reserved[1]
     assert billing.released == [billing.reserved[0]]
     jobs = await stubbed.gw.pool.fetch("SELECT id FROM jobs WHERE account_id = $1", live.account_id)

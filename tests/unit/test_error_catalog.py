@@ -4,12 +4,15 @@ error by hand, every code the source names is in it, and the documents are gener
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 from pathlib import Path
 
 import pytest
 
 from services.contracts import errors
+from services.gateway.domain import refusals as domain
+from services.gateway.entrypoints import refusals
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "services"
@@ -73,6 +76,18 @@ def test_every_message_renders_from_its_example() -> None:
             assert spec.render(variant, **spec.example), (spec.code, variant)
 
 
+def test_no_service_builds_an_error_by_hand() -> None:
+    """``ApiError(...)`` only in the catalog module: everything else raises a catalog entry."""
+    found = []
+    for path in _sources():
+        if path == SERVICES / "contracts" / "errors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and _name(node.func) == "ApiError":
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not found, found
+
+
 def test_every_code_the_source_names_is_in_the_catalog() -> None:
     """Codes passed as data (a rule's ``code=``, a refused key's code, a lookup) are catalog
     codes: a typo or a new code that skipped the catalog fails here, not in production."""
@@ -118,4 +133,26 @@ def test_an_error_is_its_spec_filled_in() -> None:
     # A value is inserted as it is, never read as a template again.
     assert errors.RESOURCE_MISSING.error(what="job", value="{what}").message == (
         "No such job: '{what}'."
+    )
+
+
+def test_every_gateway_refusal_has_its_public_error() -> None:
+    kinds = {
+        cls
+        for _, cls in inspect.getmembers(domain, inspect.isclass)
+        if issubclass(cls, domain.Refusal) and cls is not domain.Refusal
+    }
+    leaves = {k for k in kinds if not any(o is not k and issubclass(o, k) for o in kinds)}
+    assert leaves <= set(refusals.REFUSALS), leaves - set(refusals.REFUSALS)
+    lost = refusals.as_error(domain.LeaseLost())
+    assert (lost.status, lost.code, lost.headers) == (
+        503,
+        "idempotency_lease_expired",
+        {"Retry-After": "1"},
+    )
+    missing = refusals.as_error(domain.MusicJobMissing("job_x"))
+    assert (missing.status, missing.message, missing.param) == (
+        404,
+        "No such job: 'job_x'.",
+        "music_job_id",
     )

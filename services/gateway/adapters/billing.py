@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from services.contracts import errors
 from services.runtime.http import ApiError
 from services.runtime.internal import (
     ACCOUNT_HEADER,
@@ -40,27 +41,12 @@ class Billing(Protocol):
 
 
 def billing_unavailable() -> ApiError:
-    return ApiError(
-        503,
-        "api_error",
-        "billing_unavailable",
-        "Credits could not be reserved just now; nothing was charged. Retry shortly.",
-        headers={"Retry-After": "1"},
-    )
+    return errors.BILLING_UNAVAILABLE.error(headers={"Retry-After": "1"})
 
 
 def relayed(reply: Reply) -> ApiError:
     """Billing's refusal in the public error shape, with its extra fields (needed, available)."""
-    error = dict(reply.json()["error"])
-    error.pop("request_id", None)
-    return ApiError(
-        reply.status,
-        error.pop("type"),
-        error.pop("code"),
-        error.pop("message"),
-        param=error.pop("param", None),
-        extra=error,
-    )
+    return errors.relayed(reply.status, reply.json()["error"])
 
 
 class HttpBilling:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
+from services.contracts import errors
+from services.contracts.errors import ErrorSpec
 from services.gateway.adapters import accounts, ratelimit
 from services.gateway.adapters.accounts import KeyRefused
 from services.gateway.domain import keys
@@ -24,36 +26,19 @@ API_PREFIX = "/api/v1/"
 RATE_LIMIT = web.AppKey("rate_limit", ratelimit.Limit)
 BUCKET = web.RequestKey("rate_bucket", ratelimit.Bucket)
 
-_KEY_MESSAGES = {
-    "invalid_api_key": "Invalid API key provided.",
-    "api_key_revoked": "This API key has been revoked.",
-    "api_key_expired": "This API key has expired.",
-}
 
-
-def _unauthorized(code: str, message: str) -> ApiError:
-    return ApiError(
-        401,
-        "authentication_error",
-        code,
-        message,
-        headers={"WWW-Authenticate": 'Bearer realm="clipmix"'},
-    )
+def _unauthorized(spec: ErrorSpec, variant: str | None = None) -> ApiError:
+    return spec.error(variant=variant, headers={"WWW-Authenticate": 'Bearer realm="clipmix"'})
 
 
 def _secret(request: web.Request) -> str:
     header = request.headers.get("Authorization")
     if not header:
-        raise _unauthorized(
-            "missing_api_key", "No API key provided. Send 'Authorization: Bearer sk_test_…'."
-        )
+        raise _unauthorized(errors.MISSING_API_KEY)
     scheme, _, secret = header.partition(" ")
     secret = secret.strip()
     if scheme.lower() != "bearer" or not keys.looks_like_key(secret):
-        raise _unauthorized(
-            "invalid_api_key",
-            "Malformed API key. Expected 'Bearer sk_live_…' or 'Bearer sk_test_…'.",
-        )
+        raise _unauthorized(errors.INVALID_API_KEY, "malformed")
     return secret
 
 
@@ -85,15 +70,9 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             caller, bucket = await ratelimit.authenticate_and_take(pool, secret, limit)
             request[BUCKET] = bucket
             if not bucket.granted:
-                raise ApiError(
-                    429,
-                    "rate_limit_error",
-                    "rate_limited",
-                    "Too many requests with this API key; retry after the time in Retry-After.",
-                    headers={"Retry-After": str(bucket.retry_after)},
-                )
+                raise errors.RATE_LIMITED.error(headers={"Retry-After": str(bucket.retry_after)})
     except KeyRefused as refused:
-        raise _unauthorized(refused.code, _KEY_MESSAGES[refused.code]) from None
+        raise _unauthorized(errors.lookup(refused.code)) from None
     request[CALLER] = caller
     if caller.test:  # sandbox traffic is the customer's to shape: its time is not our latency
         exempt_latency(request)

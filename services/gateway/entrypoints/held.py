@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from aiohttp import web
 
-from services.runtime.http import ApiError
+from services.contracts import errors
 
 RETRY_AFTER_SECONDS = 1
 
@@ -36,22 +36,12 @@ class HeldRequests:
     def slot(self, key_id: str, *, events: bool = False) -> Iterator[None]:
         """Hold one of the key's slots (and one events slot) for the ``with`` block."""
         if self._by_key[key_id] >= self.per_key:
-            raise ApiError(
-                429,
-                "rate_limit_error",
-                "too_many_held_requests",
-                f"This API key already has {self.per_key} requests waiting (Prefer: wait or"
-                " events?wait); retry after the time in Retry-After, or wait less.",
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            raise errors.TOO_MANY_HELD_REQUESTS.error(
+                limit=self.per_key, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
             )
         if events and self._events >= self.total:
-            raise ApiError(
-                503,
-                "api_error",
-                "overloaded",
-                "Too many event streams are held open right now; retry after the time in"
-                " Retry-After.",
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            raise errors.OVERLOADED.error(
+                variant="event_streams", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
             )
         self._by_key[key_id] += 1
         self._events += events

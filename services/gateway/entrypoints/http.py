@@ -11,6 +11,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from services.contracts import errors
 from services.contracts.jobs import TERMINAL, JobStatus, Service
 from services.gateway.adapters import jobs_view
 from services.gateway.adapters import media as media_fetch
@@ -20,6 +21,7 @@ from services.gateway.adapters.waiter import SettledWaiter
 from services.gateway.adapters.waiter import context as waiter_context
 from services.gateway.domain import media, sandbox
 from services.gateway.domain.jobs import public
+from services.gateway.domain.refusals import VideoTooLong, VideoUnmeasurable, VideoUnreachable
 from services.gateway.domain.requests import (
     CREATE_MODELS,
     JOB_ID_PATTERN,
@@ -28,7 +30,7 @@ from services.gateway.domain.requests import (
     ListJobsQuery,
     dump,
 )
-from services.gateway.entrypoints import inputs, openapi
+from services.gateway.entrypoints import inputs, openapi, refusals
 from services.gateway.entrypoints.downstream import DOWNSTREAM
 from services.gateway.entrypoints.held import HELD
 from services.gateway.service_layer import (
@@ -40,13 +42,7 @@ from services.gateway.service_layer import (
 )
 from services.runtime import admission
 from services.runtime.config import ServiceSettings
-from services.runtime.http import (
-    REQUEST_ID,
-    ApiError,
-    from_validation_error,
-    invalid_request,
-    json_response,
-)
+from services.runtime.http import REQUEST_ID, ApiError, from_validation_error, json_response
 from services.runtime.internal import HTTP_SESSION
 from services.runtime.service import OUTBOX, POOL
 from services.runtime.traffic import exempt_latency
@@ -79,12 +75,13 @@ M = TypeVar("M", bound=BaseModel)
 def validate(model: type[M], payload: Any) -> M:
     """The model, or a 400 naming the first field at fault (dotted path for nested ones)."""
     if not isinstance(payload, dict):
-        raise invalid_request(None, "The body must be a JSON object.", "invalid_body")
+        raise errors.INVALID_BODY.error()
     try:
         return model.model_validate(payload)
     except FieldError as err:
         prefix = "Missing" if err.code == "parameter_missing" else "Invalid value for"
-        raise invalid_request(err.param, f"{prefix} {err.param}: {err.message}", err.code) from None
+        detail = f"{prefix} {err.param}: {err.message}"
+        raise errors.detailed(err.code, err.param, detail) from None
     except ValidationError as exc:
         raise from_validation_error(exc) from None
 
@@ -170,13 +167,7 @@ async def _waited(
 
 
 def _not_found(job_id: str) -> ApiError:
-    return ApiError(
-        404,
-        "invalid_request_error",
-        "resource_missing",
-        f"No such job: '{job_id[:64]}'.",
-        param="id",
-    )
+    return errors.RESOURCE_MISSING.error(what="job", value=job_id[:64], param="id")
 
 
 async def _get(request: web.Request, service: Service | None) -> web.Response:
@@ -244,25 +235,11 @@ def _measurer(app: web.Application, allow_private: bool) -> Callable[[str], Awai
         try:
             found = await media_fetch.measure(app[HTTP_SESSION], url, allow_private=allow_private)
         except media_fetch.Unreachable as exc:
-            raise invalid_request(
-                "video_url",
-                f"The video could not be fetched to measure its length ({exc}); make it"
-                " reachable or send duration_seconds.",
-                "video_unreachable",
-            ) from None
+            raise VideoUnreachable(str(exc)) from None
         except media.Unmeasurable as exc:
-            raise invalid_request(
-                "video_url",
-                f"The video's length could not be read ({exc}); send an MP4 or give"
-                " duration_seconds.",
-                "video_unmeasurable",
-            ) from None
+            raise VideoUnmeasurable(str(exc)) from None
         if found.billable_seconds > MAX_VIDEO_SECONDS:
-            raise invalid_request(
-                "video_url",
-                f"The video is longer than {MAX_VIDEO_SECONDS} seconds.",
-                "video_too_long",
-            )
+            raise VideoTooLong(MAX_VIDEO_SECONDS)
         return found.billable_seconds
 
     return measure
@@ -280,6 +257,7 @@ def _wiring(settings: ServiceSettings) -> Callable[[web.Application], AsyncItera
             idempotency_ttl=app[IDEMPOTENCY_TTL],
             files=app[SANDBOX_FILES],
             idempotency_lease=app[IDEMPOTENCY_LEASE],
+            as_error=refusals.as_error,
         )
         yield
 
@@ -287,6 +265,8 @@ def _wiring(settings: ServiceSettings) -> Callable[[web.Application], AsyncItera
 
 
 def add_routes(app: web.Application, settings: ServiceSettings) -> None:
+    # The service layer's refusals become public errors here, inside the key check.
+    app.middlewares.append(refusals.middleware)
     app[SANDBOX_FILES] = sandbox.Artifacts.build()
     app[WAITER] = SettledWaiter()
     app.cleanup_ctx.append(_wiring(settings))

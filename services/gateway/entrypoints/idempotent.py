@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from services.gateway.adapters import idempotency
+from services.gateway.domain.refusals import KeyInUse, KeyReused
 from services.gateway.entrypoints import inputs
 from services.gateway.entrypoints.http import CALLER, IDEMPOTENCY_LEASE, IDEMPOTENCY_TTL
 from services.gateway.service_layer import fingerprint
@@ -26,25 +27,6 @@ _KEPT_HEADERS = ("Content-Type", "Location")
 # Outcomes that mean the request was refused before anything happened: not kept, like a
 # create's validation errors (which fail before the create claims its key).
 _NOT_KEPT = frozenset({400, 401, 413, 415, 429})
-
-
-def _in_use() -> ApiError:
-    return ApiError(
-        409,
-        "idempotency_error",
-        "idempotency_key_in_use",
-        "A request with this Idempotency-Key is still being handled; retry shortly.",
-        headers={"Retry-After": "1"},
-    )
-
-
-def _reuse() -> ApiError:
-    return ApiError(
-        422,
-        "idempotency_error",
-        "idempotency_key_reuse",
-        "This Idempotency-Key was used with a different request; use a new key.",
-    )
 
 
 def _replay(stored: idempotency.Stored) -> web.Response:
@@ -75,10 +57,10 @@ async def handle(
     fp = fingerprint(request.method, request.path_qs, payload)
     claim = await idempotency.claim(pool, api_key_id, key, fp, request.app[IDEMPOTENCY_LEASE])
     if claim.stored is not None and claim.stored.fingerprint != fp:
-        raise _reuse()
+        raise KeyReused()
     if claim.token is None:
         if claim.busy or claim.stored is None:
-            raise _in_use()
+            raise KeyInUse()
         return _replay(claim.stored)
     token = claim.token
     try:

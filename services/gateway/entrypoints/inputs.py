@@ -14,9 +14,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from services.contracts import errors
 from services.gateway.domain import sandbox
 from services.runtime import params
-from services.runtime.http import ApiError, invalid_request
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 MAX_WAIT_SECONDS = 60  # Prefer: wait=N on a create
@@ -61,15 +61,15 @@ def scenario(request: web.Request, test: bool) -> tuple[sandbox.Scenario, str | 
     if header is None:
         return sandbox.Scenario(), None
     if not test:
-        raise invalid_request(
-            sandbox.SCENARIO_HEADER, "Sandbox scenarios work with sk_test_ keys only."
+        raise errors.PARAMETER_INVALID.error(
+            param=sandbox.SCENARIO_HEADER, detail="Sandbox scenarios work with sk_test_ keys only."
         )
     params.text(header, param=sandbox.SCENARIO_HEADER)
     try:
         return sandbox.parse_scenario(header), header
     except sandbox.ScenarioError as err:
-        raise invalid_request(
-            sandbox.SCENARIO_HEADER, f"Invalid sandbox scenario: {err}."
+        raise errors.PARAMETER_INVALID.error(
+            param=sandbox.SCENARIO_HEADER, detail=f"Invalid sandbox scenario: {err}."
         ) from None
 
 
@@ -83,19 +83,14 @@ async def json_body(request: web.Request) -> Any:
     if not request.body_exists:
         return None
     if request.content_type != "application/json":
-        raise ApiError(
-            415,
-            "invalid_request_error",
-            "unsupported_media_type",
-            "Send the body as application/json.",
-        )
+        raise errors.UNSUPPORTED_MEDIA_TYPE.error()
     raw = await request.read()  # raises 413 past the app's client_max_size
     if not raw:
         return None
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise invalid_request(None, "The body is not valid JSON.", "invalid_json") from None
+        raise errors.INVALID_JSON.error() from None
 
 
 def query(request: web.Request, rules: dict[str, params.Rule]) -> dict[str, str]:
@@ -118,7 +113,9 @@ def raw_query(request: web.Request, rules: dict[str, params.Rule]) -> dict[str, 
     for name, value in request.query.items():
         params.text(name, param="query", max_length=64)
         if name in found:
-            raise invalid_request(name, f"{name} is given more than once.")
+            raise errors.PARAMETER_INVALID.error(
+                param=name, detail=f"{name} is given more than once."
+            )
         found[name] = params.text(value, param=name)
         if name in rules:
             rules[name](value, name)

@@ -20,6 +20,7 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
+from services.contracts import errors
 from services.contracts.jobs import TERMINAL, JobSnapshot, job_object
 from services.gateway.adapters import jobs_view
 from services.gateway.entrypoints import idempotent, inputs
@@ -58,13 +59,7 @@ _ERROR_BODY_BYTES = 64 * 1024
 
 
 def _unavailable(what: str) -> ApiError:
-    return ApiError(
-        503,
-        "api_error",
-        "service_unavailable",
-        f"The {what} service is unavailable right now; retry shortly.",
-        headers={"Retry-After": "1"},
-    )
+    return errors.SERVICE_UNAVAILABLE.error(service=what, headers={"Retry-After": "1"})
 
 
 async def _call(
@@ -131,20 +126,14 @@ def _relay(request: web.Request, reply: Reply) -> web.Response:
 
 
 def _not_found(what: str, value: str, param: str | None = None) -> ApiError:
-    return ApiError(
-        404,
-        "invalid_request_error",
-        "resource_missing",
-        f"No such {what}: '{value[:64]}'.",
-        param=param,
-    )
+    return errors.RESOURCE_MISSING.error(what=what, value=value[:64], param=param)
 
 
 async def webhook(request: web.Request) -> web.StreamResponse:
     """``/api/v1/webhook{tail}``, any method → the webhooks service, per API key."""
     raw_tail = request.rel_url.raw_path[len("/api/v1/webhook") :]
     if not _TAIL.fullmatch(raw_tail):
-        raise ApiError(404, "invalid_request_error", "route_not_found", "No such route.")
+        raise errors.ROUTE_NOT_FOUND.error()
     query = inputs.query(request, inputs.WEBHOOK.get(raw_tail, inputs.NO_QUERY))
     payload = None
     if request.method in ("POST", "PUT", "PATCH"):
@@ -186,9 +175,7 @@ async def events(request: web.Request) -> web.Response:
     downstream = request.app[DOWNSTREAM]
     if event_id is not None:
         if not params.ID_PATTERN.fullmatch(event_id):
-            raise ApiError(
-                404, "invalid_request_error", "event_not_found", "No such event.", param="id"
-            )
+            raise errors.EVENT_NOT_FOUND.error(value=event_id[:64], param="id")
         inputs.query(request, inputs.NO_QUERY)
         reply = await _call(request, downstream.webhooks, "webhooks", "GET", f"{path}/{event_id}")
         return _relay(request, reply)
@@ -246,12 +233,7 @@ async def cancel_job(request: web.Request) -> web.StreamResponse:
         if row is None:
             raise _not_found("job", job_id, "id")
         if row["status"] in _TERMINAL:
-            raise ApiError(
-                409,
-                "invalid_request_error",
-                "job_not_cancelable",
-                f"The job is already {row['status']}; only a running job can be canceled.",
-            )
+            raise errors.JOB_NOT_CANCELABLE.error(status=row["status"])
         reply = await _call(
             request,
             request.app[DOWNSTREAM].jobs,
@@ -287,7 +269,7 @@ async def accepted_job(request: web.Request) -> web.Response:
         else None
     )
     if status is None:
-        raise ApiError(404, "invalid_request_error", "job_not_found", "No such job.")
+        raise errors.JOB_NOT_FOUND.error()
     return json_response({"id": job_id, "status": status})
 
 
@@ -304,7 +286,7 @@ async def artifact(request: web.Request) -> web.StreamResponse:
     """
     job_id, name = request.match_info["job_id"], request.match_info["name"]
     if not (params.ID_PATTERN.fullmatch(job_id) and _ARTIFACT_PART.fullmatch(name)):
-        raise ApiError(404, "invalid_request_error", "artifact_not_found", "No such artifact.")
+        raise errors.ARTIFACT_NOT_FOUND.error()
     query = inputs.query(request, inputs.ARTIFACT)
     client = request.app[DOWNSTREAM].artifacts
     try:
