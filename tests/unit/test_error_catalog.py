@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from services.contracts import errors
+from services.gateway.domain import examples
 from services.gateway.domain import refusals as domain
-from services.gateway.entrypoints import refusals
+from services.gateway.entrypoints import openapi, refusals
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "services"
@@ -156,3 +157,29 @@ def test_every_gateway_refusal_has_its_public_error() -> None:
         "No such job: 'job_x'.",
         "music_job_id",
     )
+
+
+def test_docs_error_table_is_the_generated_one() -> None:
+    """docs/api.md's table is ``python -m services.contracts.errors --markdown``'s output."""
+    text = (ROOT / "docs" / "api.md").read_text()
+    found = re.search(r"<!-- error-table:begin[^\n]*-->\n(.*?)<!-- error-table:end -->", text, re.S)
+    assert found, "docs/api.md lost its error-table markers"
+    assert found.group(1) == errors.markdown(), (
+        "docs/api.md's error table is stale: paste `python -m services.contracts.errors"
+        " --markdown` between its markers"
+    )
+    for spec in _specs():
+        if spec.public:
+            assert f"`{spec.code}`" in found.group(1)
+
+
+def test_openapi_error_examples_and_codes_come_from_the_catalog() -> None:
+    responses = openapi._components()["responses"]
+    for status, response in responses.items():
+        body = response["content"]["application/json"]["example"]["error"]
+        spec = errors.CATALOG[body["code"]]
+        assert (spec.status, spec.type) == (int(status), body["type"])
+        assert body["message"] == spec.render(**spec.example)
+        public = {s.code for s in _specs() if s.public and s.status == int(status)}
+        assert public and all(f"`{code}`" in response["description"] for code in public)
+    assert examples.error(429)["error"]["message"] == errors.RATE_LIMITED.message

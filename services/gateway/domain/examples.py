@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.contracts import errors
 from services.contracts.jobs import Service
 
 JOB_ID = "job_01jd5m8kq2x7c4v9b3n6t1r0aa"
@@ -12,74 +13,26 @@ CREATED = "2026-11-28T12:00:00.000Z"
 DONE = "2026-11-28T12:00:41.000Z"
 EXPIRES = "2026-12-05T12:00:41.000Z"
 
-_CODES: dict[int, tuple[str, str, str, str | None]] = {
-    400: (
-        "invalid_request_error",
-        "parameter_invalid",
-        "Invalid value for duration_seconds: Input should be less than or equal to 300.",
-        "duration_seconds",
-    ),
-    401: ("authentication_error", "invalid_api_key", "Invalid API key provided.", None),
-    402: (
-        "invalid_request_error",
-        "insufficient_credits",
-        "This job needs 450 credits; 120 are available.",
-        None,
-    ),
-    403: (
-        "permission_error",
-        "live_mode_not_enabled",
-        "Live keys work after the account's first credit purchase; use a test key until then.",
-        None,
-    ),
-    404: ("invalid_request_error", "resource_missing", f"No such job: '{JOB_ID}'.", "id"),
-    405: ("invalid_request_error", "method_not_allowed", "Method not allowed on this route.", None),
-    409: (
-        "idempotency_error",
-        "idempotency_key_in_use",
-        "A request with this Idempotency-Key is still being handled; retry shortly.",
-        None,
-    ),
-    413: ("invalid_request_error", "request_too_large", "The request body is too large.", None),
-    415: (
-        "invalid_request_error",
-        "unsupported_media_type",
-        "Send the body as application/json.",
-        None,
-    ),
-    422: (
-        "idempotency_error",
-        "idempotency_key_reuse",
-        "This Idempotency-Key was used with a different request; use a new key.",
-        None,
-    ),
-    429: (
-        "rate_limit_error",
-        "rate_limited",
-        "Too many requests; retry after the Retry-After seconds.",
-        None,
-    ),
-    503: (
-        "api_error",
-        "billing_unavailable",
-        "Credits could not be reserved just now; nothing was charged. Retry shortly.",
-        None,
-    ),
+# The error each status shows in the document: its catalog entry and ``param``.
+_ERROR_EXAMPLES: dict[int, tuple[errors.ErrorSpec, str | None]] = {
+    400: (errors.PARAMETER_INVALID, "duration_seconds"),
+    401: (errors.INVALID_API_KEY, None),
+    402: (errors.INSUFFICIENT_CREDITS, None),
+    403: (errors.LIVE_MODE_NOT_ENABLED, None),
+    404: (errors.RESOURCE_MISSING, "id"),
+    405: (errors.METHOD_NOT_ALLOWED, None),
+    409: (errors.IDEMPOTENCY_KEY_IN_USE, None),
+    413: (errors.REQUEST_TOO_LARGE, None),
+    415: (errors.UNSUPPORTED_MEDIA_TYPE, None),
+    422: (errors.IDEMPOTENCY_KEY_REUSE, None),
+    429: (errors.RATE_LIMITED, None),
+    503: (errors.BILLING_UNAVAILABLE, None),
 }
 
 
 def error(status: int) -> dict[str, Any]:
-    type_, code, message, param = _CODES[status]
-    body: dict[str, Any] = {
-        "type": type_,
-        "code": code,
-        "message": message,
-        "param": param,
-        "request_id": "req_5f0c2a9e4b1d7c3a8e6f2b10",
-    }
-    if status == 402:
-        body.update(needed=450, available=120)
-    return {"error": body}
+    spec, param = _ERROR_EXAMPLES[status]
+    return errors.example(spec, "req_5f0c2a9e4b1d7c3a8e6f2b10", param=param)
 
 
 def _artifact(content_type: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from services.contracts import errors as catalog
 from services.contracts.billing import Balance, LedgerPage, PriceBook
 from services.contracts.jobs import Service
 from services.contracts.status import StatusSnapshot
@@ -54,24 +55,28 @@ _ANSWERS: tuple[type[BaseModel], ...] = (
 )
 _BODIES: tuple[type[BaseModel], ...] = (*CREATE_MODELS.values(), WebhookEndpointUpdate)
 
-# What each error status means on this API (the body is always the error shape).
+# What each error status means on this API (the body is always the error shape); the codes
+# each may carry are listed from the error catalog.
 _ERRORS: dict[int, str] = {
     400: "Invalid request: `param` names the field, header or query parameter at fault.",
     401: "Missing, malformed, revoked or expired API key.",
     402: "Not enough credits: the error carries `needed` and `available`.",
-    403: "Live keys work after the account's first credit purchase (`live_mode_not_enabled`).",
+    403: "Not allowed: a live key before the account's first credit purchase, or an artifact"
+    " link that is invalid or has expired.",
     404: "No such resource for this account (another account's ids are 404 too).",
     405: "Method not allowed on this route.",
-    409: "Conflict: the Idempotency-Key is in use (`Retry-After`), or the job cannot change.",
+    409: "Conflict: the Idempotency-Key is in use (`Retry-After`), or the resource cannot change.",
     413: "The request body is too large.",
     415: "The body must be application/json.",
-    422: "Idempotency-Key reused with another body, or no price applies.",
-    429: "Rate limited (`rate_limited`), or the key already holds its maximum of waiting"
-    " requests (`too_many_held_requests`: `Prefer: wait`, `events?wait`); nothing was done."
-    " Retry after `Retry-After` seconds.",
-    503: "A service behind the gateway is unavailable (`service_unavailable`), or the gateway is"
-    " at capacity (`overloaded`); nothing was done. Retry after `Retry-After` seconds.",
+    422: "Idempotency-Key reused with another request, or no price applies.",
+    429: "Too much at once from this key; nothing was done. Retry after `Retry-After` seconds.",
+    503: "Unavailable right now; nothing was done. Retry after `Retry-After` seconds.",
 }
+
+
+def _error_description(status: int, text: str) -> str:
+    codes = sorted(s.code for s in catalog.CATALOG.values() if s.public and s.status == status)
+    return f"{text} Codes: {', '.join(f'`{code}`' for code in codes)}."
 
 
 def _components() -> dict[str, Any]:
@@ -131,7 +136,7 @@ def _components() -> dict[str, Any]:
     }
     responses = {
         str(status): {
-            "description": text,
+            "description": _error_description(status, text),
             "headers": {"Request-Id": {"$ref": "#/components/headers/Request-Id"}},
             "content": {
                 "application/json": {
