@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import platform
 import shutil
 import sys
 import time
 import traceback
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from bench import http_figures, overload, report
+from bench import http_figures, overload, pipeline, report
+from bench.figure import Figure, Run
 from bench.stack import ROOT, Stack
 from services.runtime.logging import configure_logging
 
@@ -38,14 +38,24 @@ async def main(args: argparse.Namespace) -> tuple[Path, list[str]]:
         for old in log_dir.glob("*.log"):
             old.unlink()
         shutil.rmtree(log_dir / "artifacts", ignore_errors=True)
-    figures: list[dict[str, Any]] = []
+    figures: list[Figure] = []
     failures: list[str] = []
     log(f"bench: starting the suite (logs in {log_dir})")
     async with Stack.running(log_dir) as stack:
         machine = await report.machine_info(stack)
         log(f"bench: suite ready in {time.monotonic() - started:.0f} s")
-        try:
-            figures += await http_figures.run(
+
+        async def part(name: str, measure: Awaitable[list[Figure]]) -> None:
+            """One part's figures; a part that failed is reported and the others still run."""
+            try:
+                figures.extend(await measure)
+            except Exception:
+                failures.append(f"{name} figures:\n" + traceback.format_exc())
+                log(failures[-1])
+
+        await part(
+            "http",
+            http_figures.run(
                 stack,
                 runs=args.runs,
                 quick=args.quick,
@@ -53,36 +63,22 @@ async def main(args: argparse.Namespace) -> tuple[Path, list[str]]:
                 results_dir=results_dir,
                 stamp=stamp,
                 log=log,
-            )
-        except Exception:
-            failures.append("http figures:\n" + traceback.format_exc())
-            log(failures[-1])
+            ),
+        )
         if only is None or only & set(overload.FIGURES):
-            try:
-                log("bench: overload and fairness figures (bench/overload.py)")
-                figures += await overload.run(
-                    stack, runs=args.runs, quick=args.quick, only=only, log=log
-                )
-            except Exception:
-                failures.append("overload figures:\n" + traceback.format_exc())
-                log(failures[-1])
-        ours = set(http_figures.HTTP_FIGURES) | set(overload.FIGURES)
-        pipeline_wanted = only is None or bool(only - ours)
-        if pipeline_wanted and importlib.util.find_spec("bench.pipeline") is not None:
-            try:
-                from bench import pipeline
-
-                log("bench: pipeline figures (bench/pipeline.py)")
-                more = await pipeline.run(stack, runs=args.runs, quick=args.quick)
-                figures += [f for f in more if only is None or f.get("id") in only]
-            except Exception:
-                failures.append("pipeline figures:\n" + traceback.format_exc())
-                log(failures[-1])
+            log("bench: overload and fairness figures (bench/overload.py)")
+            await part(
+                "overload",
+                overload.run(stack, runs=args.runs, quick=args.quick, only=only, log=log),
+            )
+        if only is None or only & set(pipeline.FIGURES):
+            log("bench: pipeline figures (bench/pipeline/)")
+            await part("pipeline", pipeline.run(stack, runs=args.runs, quick=args.quick, only=only))
     for figure in figures:
         if not isinstance(figure.get("value"), dict):
             failures.append(f"{figure.get('id', '?')}: {figure.get('error', 'no value')}")
     wall = time.monotonic() - started
-    run = {
+    run: Run = {
         "date": stamp,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python -m bench", *sys.argv[1:]]),

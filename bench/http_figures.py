@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import shutil
 import subprocess
@@ -33,8 +32,10 @@ import aiohttp
 import asyncpg
 
 from bench import loadgen
+from bench.figure import Baseline, CurvePoint, Figure, Latency
+from bench.measure import cpu_used, repeated
 from bench.stack import ROOT, Replica, Stack, free_port
-from bench.stats import summary
+from bench.stats import latency, summary
 
 PATH = "/api/v1/music"
 SANDBOX_BODY = '{"prompt": "a lullaby for a rainy day", "duration_seconds": 30}'
@@ -68,17 +69,6 @@ class Budget:
                 profile_seconds=0,  # no profile in a quick run
             )
         return cls(runs=runs)
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds the processes have used so far (from /proc)."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
 
 
 @dataclass
@@ -148,19 +138,19 @@ class Measured:
 async def _wrk(
     variant: Variant, budget: Budget, seconds: int, log: Callable[[str], None]
 ) -> dict[str, Any]:
-    before = cpu_seconds(variant.pids())
-    sample = await asyncio.to_thread(
-        loadgen.run_wrk,
-        variant.targets(),
-        path=PATH,
-        body=variant.body,
-        secret=variant.secret,
-        mode=variant.mode,
-        prefix=variant.prefix,
-        connections=budget.connections,
-        seconds=seconds,
-    )
-    server_cpu = cpu_seconds(variant.pids()) - before
+    with cpu_used(lambda: {"server": variant.pids()}) as used:
+        sample = await asyncio.to_thread(
+            loadgen.run_wrk,
+            variant.targets(),
+            path=PATH,
+            body=variant.body,
+            secret=variant.secret,
+            mode=variant.mode,
+            prefix=variant.prefix,
+            connections=budget.connections,
+            seconds=seconds,
+        )
+    server_cpu = used.cpu["server"]
     if variant.drain is not None:
         # The next point starts from an empty outbox; the wait shows how far the relay lagged.
         sample["outbox_drain_seconds"] = await variant.drain()
@@ -191,11 +181,8 @@ async def _sample_answer(url: str, secret: str, body: str) -> bytes:
             return raw
 
 
-def _latency(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "p50": summary(s["p50_ms"] for s in samples),
-        "p99": summary(s["p99_ms"] for s in samples),
-    }
+def _latency(samples: list[dict[str, Any]]) -> Latency:
+    return latency((s["p50_ms"] for s in samples), (s["p99_ms"] for s in samples))
 
 
 def _cpu(samples: list[dict[str, Any]]) -> float:
@@ -215,8 +202,8 @@ async def run(
     results_dir: Path,
     stamp: str,
     log: Callable[[str], None] = print,
-) -> list[dict[str, Any]]:
-    """Measure the selected HTTP figures; the figure dicts (see BENCH_INTERFACE.md)."""
+) -> list[Figure]:
+    """Measure the selected HTTP figures."""
     wanted = [f for f in HTTP_FIGURES if only is None or f in only]
     if not wanted:
         return []
@@ -253,7 +240,7 @@ async def run(
             await asyncio.sleep(0.05)
         return time.monotonic() - waited
 
-    curves: dict[str, list[dict[str, Any]]] = {}
+    curves: dict[str, list[CurvePoint]] = {}
     profile: dict[str, Any] = {}
     try:
         await asyncio.gather(*(s.start() for s in servers.values()))
@@ -305,16 +292,20 @@ async def run(
             )  # fmt: skip
 
         gateway_names = [n for n in HTTP_FIGURES if n in variants]
-        baseline_names = [n for n in ("bare", "pgmq") if n in variants]
+        baseline_names: list[str] = [n for n in ("bare", "pgmq") if n in variants]
         # Replica count 1: every variant and baseline, runs interleaved so a slow moment of
         # the machine hits all of them alike.
         log(f"http: 1 gateway replica, {budget.runs} runs x {budget.seconds}s per point")
-        for name in gateway_names + baseline_names:  # the baselines need less warming
-            warmup = budget.warmup_seconds if name in gateway_names else 1
-            await _wrk(variants[name], budget, warmup, lambda _: None)
-        for _ in range(budget.runs):
-            for name in gateway_names + baseline_names:
-                measured.add(f"{name}/1", await _wrk(variants[name], budget, budget.seconds, log))
+        await _interleaved(
+            variants,
+            gateway_names + baseline_names,
+            1,
+            # the baselines need less warming
+            lambda name: budget.warmup_seconds if name in gateway_names else 1,
+            measured,
+            budget,
+            log,
+        )
         # p99 against offered load (open loop), sandbox create and its baseline; the profile;
         # then 2 replicas. A part that fails leaves the 1-replica figures standing.
         try:
@@ -343,11 +334,35 @@ async def run(
     return figures
 
 
+async def _interleaved(
+    variants: dict[str, Variant],
+    names: list[str],
+    replicas: int,
+    warm_up_seconds: Callable[[str], int],
+    measured: Measured,
+    budget: Budget,
+    log: Callable[[str], None],
+) -> None:
+    """A warm-up of every variant of ``names``, then ``budget.runs`` runs of each, interleaved
+    run by run so a slow moment of the machine hits all of them alike."""
+
+    async def warm_up() -> None:
+        for name in names:
+            await _wrk(variants[name], budget, warm_up_seconds(name), lambda _: None)
+
+    async def one_run() -> None:
+        for name in names:
+            sample = await _wrk(variants[name], budget, budget.seconds, log)
+            measured.add(f"{name}/{replicas}", sample)
+
+    await repeated(budget.runs, one_run, warm_up=warm_up)
+
+
 async def _later_phases(
     stack: Stack,
     variants: dict[str, Variant],
     measured: Measured,
-    curves: dict[str, list[dict[str, Any]]],
+    curves: dict[str, list[CurvePoint]],
     profile: dict[str, Any],
     gateway_names: list[str],
     budget: Budget,
@@ -373,37 +388,34 @@ async def _later_phases(
     await stack.set_replicas("gateway", 2)
     log(f"http: 2 gateway replicas ({', '.join(stack.urls('gateway'))})")
     names2 = gateway_names + (["bare x2"] if "bare x2" in variants else [])
-    for name in names2:  # the first replica is warm already: a short warm-up suffices
-        await _wrk(variants[name], budget, 1, lambda _: None)
-    for _ in range(budget.runs):
-        for name in names2:
-            measured.add(f"{name}/2", await _wrk(variants[name], budget, budget.seconds, log))
+    # The first replica is warm already: a short warm-up suffices.
+    await _interleaved(variants, names2, 2, lambda _: 1, measured, budget, log)
     await stack.set_replicas("gateway", 1)
 
 
 async def _curve(
     variant: Variant, peak: float, budget: Budget, log: Callable[[str], None]
-) -> list[dict[str, Any]]:
+) -> list[CurvePoint]:
     points = []
     for fraction in budget.curve_fractions:
         rate = max(5.0, round(peak * fraction))
-        runs = []
-        for _ in range(budget.curve_runs):
+
+        async def one_run(rate: float = rate) -> dict[str, Any]:
             variant.prefix = secrets.token_hex(4)
-            runs.append(
-                await asyncio.to_thread(
-                    loadgen.run_open_loop,
-                    variant.targets(),
-                    rate=rate,
-                    seconds=budget.curve_seconds,
-                    path=PATH,
-                    body=variant.body,
-                    secret=variant.secret,
-                    mode="unique" if variant.mode == "unique" else "none",
-                    prefix=variant.prefix,
-                )
+            return await asyncio.to_thread(
+                loadgen.run_open_loop,
+                variant.targets(),
+                rate=rate,
+                seconds=budget.curve_seconds,
+                path=PATH,
+                body=variant.body,
+                secret=variant.secret,
+                mode="unique" if variant.mode == "unique" else "none",
+                prefix=variant.prefix,
             )
-        point = {
+
+        runs = await repeated(budget.curve_runs, one_run)
+        point: CurvePoint = {
             "offered": rate,
             "fraction_of_peak": fraction,
             "achieved": summary(r["achieved"] for r in runs)["median"],
@@ -538,11 +550,11 @@ def _short(frame: str) -> str:
 def _figures(
     wanted: list[str],
     measured: Measured,
-    curves: dict[str, list[dict[str, Any]]],
+    curves: dict[str, list[CurvePoint]],
     profile: dict[str, Any],
     budget: Budget,
     wall: float,
-) -> list[dict[str, Any]]:
+) -> list[Figure]:
     meta = {
         "sandbox_create": (
             "Sandbox POST /api/v1/music, fresh Idempotency-Key per request",
@@ -567,7 +579,7 @@ def _figures(
         if r2:
             value["2"] = summary(s["rps"] for s in r2)
             latency["2"] = _latency(r2)
-        baseline: dict[str, Any] = {
+        baseline: Baseline = {
             "name": base_name,
             "unit": "req/s",
             "value": summary(s["rps"] for s in base),
@@ -579,7 +591,7 @@ def _figures(
         runs_all = r1 + r2 + base
         b = baseline["value"]["median"]
         ratio = value["1"]["median"] / b if b else float("nan")
-        figure: dict[str, Any] = {
+        figure: Figure = {
             "id": name,
             "title": title,
             "unit": "req/s",

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
 import time
 from collections.abc import Callable
@@ -35,7 +36,9 @@ import aiohttp
 import asyncpg
 
 from bench import loadgen
+from bench.figure import Figure, OverloadPoint, Target
 from bench.http_figures import JOBS_COMMANDS_QUEUE, PATH, SANDBOX_BODY
+from bench.measure import repeated
 from bench.stack import INFLIGHT_ENV, KEY_CONCURRENCY_ENV, Stack
 from bench.stats import summary
 from services.gateway.app import GatewaySettings
@@ -86,7 +89,7 @@ async def run(
     quick: bool = False,
     only: set[str] | None = None,
     log: Callable[[str], None] = print,
-) -> list[dict[str, Any]]:
+) -> list[Figure]:
     wanted = [f for f in FIGURES if only is None or f in only]
     if not wanted:
         return []
@@ -94,7 +97,7 @@ async def run(
     _, secret = await asyncio.to_thread(stack.new_test_key)
     await stack.pause("jobs")
     db = await asyncpg.connect(stack.database_url, timeout=10)
-    figures: list[dict[str, Any]] = []
+    figures: list[Figure] = []
     try:
 
         async def drain() -> None:
@@ -135,12 +138,14 @@ async def _peak(
             prefix=secrets.token_hex(4), connections=budget.connections, seconds=seconds,
         )  # fmt: skip
 
-    await asyncio.to_thread(wrk, 1)  # warm-up
-    await drain()
-    samples = []
-    for _ in range(budget.runs):
-        samples.append(await asyncio.to_thread(wrk, budget.peak_seconds))
+    async def one_run(seconds: int) -> dict[str, Any]:
+        sample = await asyncio.to_thread(wrk, seconds)
         await drain()
+        return sample
+
+    samples = await repeated(
+        budget.runs, lambda: one_run(budget.peak_seconds), warm_up=lambda: one_run(1)
+    )
     rps = summary(s["rps"] for s in samples)
     log(
         f"overload: closed-loop peak {rps['median']:.0f} req/s"
@@ -168,7 +173,7 @@ async def _overload(
     budget: Budget,
     drain: Callable[[], Any],
     log: Callable[[str], None],
-) -> dict[str, Any]:
+) -> Figure:
     peak_rps = float(peak["rps"]["median"])
     limits = {INFLIGHT_ENV: production_limits()[INFLIGHT_ENV]}
     async with _gateway_with(stack, limits, log):
@@ -178,7 +183,7 @@ async def _overload(
     unloaded_p99 = summary(r["p99_ms"] for r in unloaded)
     targets = _overload_targets(points, peak_rps, float(unloaded_p99["median"]))
     top = points[-1]
-    figure: dict[str, Any] = {
+    figure: Figure = {
         "id": "overload",
         "title": "Overload: open-loop sandbox creates at 1x, 2x and 4x the closed-loop peak",
         "unit": "req/s",
@@ -224,13 +229,16 @@ async def _overload_points(
     budget: Budget,
     drain: Callable[[], Any],
     log: Callable[[str], None],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[dict[str, Any]], list[OverloadPoint]]:
     """The unloaded baseline's runs, then each multiple of the peak's point."""
-    unloaded = []
-    for _ in range(budget.runs):
-        rate = max(5.0, round(peak_rps * UNLOADED_FRACTION))
-        unloaded.append(await asyncio.to_thread(_open, stack, secret, rate, budget.point_seconds))
+
+    async def one_run(rate: float) -> dict[str, Any]:
+        sample = await asyncio.to_thread(_open, stack, secret, rate, budget.point_seconds)
         await drain()
+        return sample
+
+    unloaded_rate = max(5.0, round(peak_rps * UNLOADED_FRACTION))
+    unloaded = await repeated(budget.runs, lambda: one_run(unloaded_rate))
     log(
         f"overload: unloaded ({UNLOADED_FRACTION:g}x) p99"
         f" {summary(r['p99_ms'] for r in unloaded)['median']:.1f} ms"
@@ -238,11 +246,8 @@ async def _overload_points(
     points = []
     for multiple in MULTIPLES:
         rate = round(peak_rps * multiple)
-        runs = []
-        for _ in range(budget.runs):
-            runs.append(await asyncio.to_thread(_open, stack, secret, rate, budget.point_seconds))
-            await drain()
-        point = {
+        runs = await repeated(budget.runs, functools.partial(one_run, rate))
+        point: OverloadPoint = {
             "multiple": multiple,
             "offered": rate,
             "goodput": summary(r["achieved"] for r in runs),
@@ -276,13 +281,13 @@ def _added(counts: Any) -> dict[str, int]:
     return dict(sorted(total.items()))
 
 
-def _target(what: str, target: str, measured: float, met: bool) -> dict[str, Any]:
+def _target(what: str, target: str, measured: float, met: bool) -> Target:
     return {"what": what, "target": target, "measured": round(measured, 3), "met": bool(met)}
 
 
 def _overload_targets(
-    points: list[dict[str, Any]], peak: float, unloaded_p99: float
-) -> list[dict[str, Any]]:
+    points: list[OverloadPoint], peak: float, unloaded_p99: float
+) -> list[Target]:
     found = []
     for p in points:
         share = float(p["goodput"]["median"]) / peak if peak else 0.0
@@ -370,7 +375,7 @@ async def _fairness(
     budget: Budget,
     drain: Callable[[], Any],
     log: Callable[[str], None],
-) -> dict[str, Any]:
+) -> Figure:
     account = await asyncio.to_thread(stack.admin, "accounts", "create", "--name", "bench-noisy")
     noisy = await asyncio.to_thread(
         stack.admin, "keys", "create", "--account", account["id"], "--mode", "test"
@@ -387,14 +392,17 @@ async def _fairness(
     held: dict[str, int] = {}
     async with _gateway_with(stack, production_limits(), log):
         url = stack.urls("gateway")[0]
-        await asyncio.to_thread(_open, stack, quiet_secret, quiet_rate, 1.0)  # warm-up
-        await drain()
-        for _ in range(budget.runs):
-            alone.append(
-                await asyncio.to_thread(
-                    _open, stack, quiet_secret, quiet_rate, budget.fairness_seconds
-                )
-            )
+
+        async def quiet(seconds: float) -> dict[str, Any]:
+            return await asyncio.to_thread(_open, stack, quiet_secret, quiet_rate, seconds)
+
+        async def warm_up() -> None:
+            await quiet(1.0)
+            await drain()
+
+        async def one_run() -> None:
+            """The quiet key alone, then beside the noisy key's flood and held reads."""
+            alone.append(await quiet(budget.fairness_seconds))
             await drain()
             async with aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0),
@@ -412,16 +420,14 @@ async def _fairness(
                     )
                 )
                 await asyncio.sleep(0.5)  # the flood is on first
-                together.append(
-                    await asyncio.to_thread(
-                        _open, stack, quiet_secret, quiet_rate, budget.fairness_seconds
-                    )
-                )
+                together.append(await quiet(budget.fairness_seconds))
                 noisy_runs.append(await flood)
                 for task in waiting:
                     task.cancel()
                 await asyncio.gather(*waiting, return_exceptions=True)
             await drain()
+
+        await repeated(budget.runs, one_run, warm_up=warm_up)
     p99_alone = summary(r["p99_ms"] for r in alone)
     p99_with = summary(r["p99_ms"] for r in together)
     ratio = (

@@ -15,9 +15,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import asyncpg
+
+from bench.figure import Figure, Latency, Run, Summary
+from bench.figure import measured as measured_figures
 
 if TYPE_CHECKING:
     from bench.stack import Stack
@@ -83,26 +86,26 @@ def _num(x: Any, digits: int = 0) -> str:
     return str(x)
 
 
-def _spread(s: dict[str, Any] | None, digits: int = 0) -> str:
+def _spread(s: Summary | None, digits: int = 0) -> str:
     if not s or not s.get("runs"):
         return "-"
     return f"{_num(s['min'], digits)}-{_num(s['max'], digits)} (n={len(s['runs'])})"
 
 
-def _med(s: dict[str, Any] | None) -> float:
+def _med(s: Summary | None) -> float:
     if not s:
         return math.nan
     value = s.get("median", math.nan)
     return float(value) if value is not None else math.nan
 
 
-def _lat(figure_latency: dict[str, Any] | None, which: str) -> float:
+def _lat(figure_latency: Latency | None, which: Literal["p50", "p99"]) -> float:
     if not figure_latency:
         return math.nan
     return _med(figure_latency.get(which))
 
 
-def summary_table(figures: list[dict[str, Any]]) -> list[str]:
+def summary_table(figures: list[Figure]) -> list[str]:
     lines = [
         "| figure | value (1 replica) | baseline | ratio | p99 ms (1) | baseline p99 ms "
         "| 2 replicas | 2 / 1 | loadgen CPU s |",
@@ -124,7 +127,7 @@ def summary_table(figures: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def figure_section(f: dict[str, Any], plots: dict[str, str]) -> list[str]:
+def figure_section(f: Figure, plots: dict[str, str]) -> list[str]:
     unit = f.get("unit", "")
     base = f.get("baseline", {})
     out = [f"### {f.get('title', f['id'])}", "", f"`{f['id']}` — service under test: "
@@ -186,10 +189,10 @@ def figure_section(f: dict[str, Any], plots: dict[str, str]) -> list[str]:
         ]
         bcurve = {p["offered"]: p for p in base.get("load_curve", [])}
         for p in f["load_curve"]:
-            b = bcurve.get(p["offered"], {})
+            at = bcurve.get(p["offered"])
             out.append(
                 f"| {_num(p['offered'])} | {_num(p.get('achieved'))} | {_num(p.get('p50_ms'), 1)}"
-                f" | {_num(p.get('p99_ms'), 1)} | {_num(b.get('p99_ms'), 1)} |"
+                f" | {_num(p.get('p99_ms'), 1)} | {_num(at['p99_ms'] if at else None, 1)} |"
             )
         out.append("")
     out += overload_tables(f)
@@ -232,7 +235,7 @@ def figure_section(f: dict[str, Any], plots: dict[str, str]) -> list[str]:
     return out
 
 
-def overload_tables(f: dict[str, Any]) -> list[str]:
+def overload_tables(f: Figure) -> list[str]:
     """The overload figure's points and any figure's targets (bench/overload.py)."""
     out: list[str] = []
     if f.get("overload_points"):
@@ -259,17 +262,22 @@ def overload_tables(f: dict[str, Any]) -> list[str]:
                 f"| {'yes' if t['met'] else '**no**'} |"
             )
         out.append("")
-    for key in ("quiet", "noisy", "limits"):
-        if f.get(key):
-            facts = "; ".join(f"{k}: {v}" for k, v in f[key].items())
+    more: dict[str, dict[str, Any]] = {
+        "quiet": f.get("quiet", {}),
+        "noisy": f.get("noisy", {}),
+        "limits": dict(f.get("limits", {})),
+    }
+    for key, given in more.items():
+        if given:
+            facts = "; ".join(f"{k}: {v}" for k, v in given.items())
             out += [f"- {key}: {facts}"]
-    if any(f.get(k) for k in ("quiet", "noisy", "limits")):
+    if any(more.values()):
         out.append("")
     return out
 
 
 # --- plots -------------------------------------------------------------------------------------
-def plots(run: dict[str, Any], results_dir: Path, stamp: str) -> dict[str, str]:
+def plots(run: Run, results_dir: Path, stamp: str) -> dict[str, str]:
     try:
         import matplotlib
 
@@ -297,11 +305,7 @@ def plots(run: dict[str, Any], results_dir: Path, stamp: str) -> dict[str, str]:
         ax.set_title(f"{f['id']}: latency against offered load")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-        name = f"{stamp}-{f['id']}-p99-vs-load.png"
-        fig.tight_layout()
-        fig.savefig(results_dir / name, dpi=110)
-        plt.close(fig)
-        made[f"curve-{f['id']}"] = name
+        made[f"curve-{f['id']}"] = _saved(fig, results_dir / f"{stamp}-{f['id']}-p99-vs-load.png")
 
     scaled = [f for f in figures if f["value"].get("2")]
     if scaled:
@@ -322,41 +326,43 @@ def plots(run: dict[str, Any], results_dir: Path, stamp: str) -> dict[str, str]:
         ax.set_ylabel("throughput relative to 1 replica")
         ax.set_title(f"Scaling 1 → 2 replicas on {run['machine'].get('cores')} cores")
         ax.legend()
-        fig.tight_layout()
-        name = f"{stamp}-replica-scaling.png"
-        fig.savefig(results_dir / name, dpi=110)
-        plt.close(fig)
-        made["scaling"] = name
+        made["scaling"] = _saved(fig, results_dir / f"{stamp}-replica-scaling.png")
 
-    rated = [f for f in figures if isinstance(f.get("ratio"), int | float)]
+    rated = {f["id"]: r for f in figures if isinstance(r := f.get("ratio"), int | float)}
     if rated:
         fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(rated)), 4.2))
-        ratios = [f["ratio"] for f in rated]
+        ratios = list(rated.values())
         colors = ["#c44e52" if r < 0.5 else "#55a868" for r in ratios]
         ax.bar(range(len(rated)), ratios, color=colors)
         for i, r in enumerate(ratios):
             ax.text(i, r, f"{r:.2f}", ha="center", va="bottom", fontsize=8)
         ax.axhline(1.0, color="grey", ls=":", lw=1)
         ax.axhline(0.5, color="#c44e52", ls="--", lw=1, label="half of baseline")
-        ax.set_xticks(range(len(rated)), [f["id"] for f in rated], rotation=15, fontsize=8)
+        ax.set_xticks(range(len(rated)), list(rated), rotation=15, fontsize=8)
         ax.set_ylabel("figure / baseline (1 replica)")
         ax.set_title("Ratio to the baseline measured in the same run")
         ax.legend()
-        fig.tight_layout()
-        name = f"{stamp}-ratio-to-baseline.png"
-        fig.savefig(results_dir / name, dpi=110)
-        plt.close(fig)
-        made["ratio"] = name
+        made["ratio"] = _saved(fig, results_dir / f"{stamp}-ratio-to-baseline.png")
     return made
 
 
+def _saved(fig: Any, path: Path) -> str:
+    """``fig`` written to ``path`` (PNG) and closed; the file's name."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
 # --- the report --------------------------------------------------------------------------------
-def measured(run: dict[str, Any]) -> list[dict[str, Any]]:
+def measured(run: Run) -> list[Figure]:
     """The figures that have a value (a part that failed returns {"id", "error"})."""
-    return [f for f in run["figures"] if isinstance(f.get("value"), dict)]
+    return measured_figures(run["figures"])
 
 
-def markdown(run: dict[str, Any], made: dict[str, str]) -> str:
+def markdown(run: Run, made: dict[str, str]) -> str:
     m = run["machine"]
     figures = measured(run)
     broken = [f for f in run["figures"] if f not in figures]
@@ -397,7 +403,7 @@ def markdown(run: dict[str, Any], made: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(run: dict[str, Any], results_dir: Path, stamp: str) -> Path:
+def write(run: Run, results_dir: Path, stamp: str) -> Path:
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / f"{stamp}.json").write_text(json.dumps(run, indent=2, default=str) + "\n")
     made = plots(run, results_dir, stamp)

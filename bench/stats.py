@@ -1,14 +1,15 @@
-"""Median and spread of repeated runs."""
+"""Numbers of the bench: the summary of repeated runs and exact percentiles."""
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+
+from bench.figure import Latency, Summary
 
 
-def summary(values: Iterable[float]) -> dict[str, Any]:
+def summary(values: Iterable[float | None]) -> Summary:
     """``{"runs": [...], "median": m, "min": a, "max": b}`` (NaN runs dropped)."""
     runs = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     if not runs:
@@ -21,7 +22,19 @@ def summary(values: Iterable[float]) -> dict[str, Any]:
     }
 
 
-def spread_pct(s: dict[str, Any]) -> float:
-    """(max - min) / median, in percent."""
-    median = s.get("median") or float("nan")
-    return (s["max"] - s["min"]) / median * 100 if median else float("nan")
+def latency(p50s: Iterable[float], p99s: Iterable[float]) -> Latency:
+    """Each run's p50 and p99 (ms), summarised over the runs."""
+    return {"p50": summary(p50s), "p99": summary(p99s)}
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (``p`` in 0..100) of unsorted ``values``."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def ms(seconds: float) -> float:
+    return seconds * 1000.0

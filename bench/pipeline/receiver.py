@@ -1,6 +1,4 @@
-"""What the pipeline figures share: summaries, CPU meters and the in-process webhook receiver.
-
-The receiver is the customer's server of the figures: an aiohttp app in the bench process that
+"""The customer's server of the pipeline figures: an aiohttp app in the bench process that
 answers ``200`` at once and checks every delivery's ``X-ClipMix-Signature`` with the rule
 docs/webhooks.md teaches (HMAC-SHA256 of the raw body, keyed with the ``whsec_`` secret as
 shown). Only verified deliveries count.
@@ -9,101 +7,16 @@ shown). Only verified deliveries count.
 from __future__ import annotations
 
 import asyncio
-import math
-import os
-import socket
-import statistics
+import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 from aiohttp import web
 
+from bench.stack import free_port
 from services.contracts.signing import CLIPMIX_SIGNATURE_HEADER, ID_HEADER, verify_clipmix
-
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-# --- numbers ------------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (``p`` in 0..100) of unsorted ``values``."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def spread(runs: Iterable[float]) -> dict[str, Any]:
-    """``{"runs": [...], "median", "min", "max"}`` of one point measured several times."""
-    values = [round(v, 3) for v in runs]
-    if not values:
-        return {"runs": [], "median": math.nan, "min": math.nan, "max": math.nan}
-    return {
-        "runs": values,
-        "median": round(statistics.median(values), 3),
-        "min": min(values),
-        "max": max(values),
-    }
-
-
-def latency_summary(p50s: Iterable[float], p99s: Iterable[float]) -> dict[str, Any]:
-    return {"p50": spread(p50s), "p99": spread(p99s)}
-
-
-def ms(seconds: float) -> float:
-    return seconds * 1000.0
-
-
-# --- CPU ----------------------------------------------------------------------------------------
-
-
-def process_cpu_seconds(pids: Iterable[int]) -> float:
-    """User + system CPU seconds the processes ``pids`` have used so far (Linux /proc)."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
-    return total / _CLOCK_TICKS
-
-
-@dataclass
-class CpuMeter:
-    """The bench process's own CPU (the load generator), wall time and named phases."""
-
-    started_self: float = field(default_factory=time.process_time)
-    started_wall: float = field(default_factory=time.perf_counter)
-    phases: dict[str, float] = field(default_factory=dict)
-    _last: float = field(default_factory=time.perf_counter)
-
-    def mark(self, phase: str) -> None:
-        """Wall seconds since the previous mark, kept under ``phase``."""
-        now = time.perf_counter()
-        self.phases[phase] = round(self.phases.get(phase, 0.0) + now - self._last, 3)
-        self._last = now
-
-    def self_seconds(self) -> float:
-        return time.process_time() - self.started_self
-
-    def wall_seconds(self) -> float:
-        return time.perf_counter() - self.started_wall
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-# --- the customer's webhook receiver --------------------------------------------------------
 
 
 @dataclass
@@ -203,3 +116,13 @@ class Receiver:
             if not future.done():
                 future.set_result(Arrival(now, time.time(), str(event.get("type"))))
         return web.Response(status=200, text="ok")
+
+
+@contextlib.asynccontextmanager
+async def receiving(*, track_jobs: bool = False) -> AsyncIterator[Receiver]:
+    """A started receiver, stopped when the block ends."""
+    receiver = await Receiver(track_jobs=track_jobs).start()
+    try:
+        yield receiver
+    finally:
+        await receiver.stop()
