@@ -312,3 +312,15 @@ async def test_real_cancel_of_a_running_sandbox_job(http, real) -> None:
     assert shown.json()["status"] == "canceled"
     again = await call(http, "POST", path, key)
     assert again.status == 409 and again.error["code"] == "job_not_cancelable"
+
+
+async def test_real_unknown_event_and_non_id_answer_alike(http, real) -> None:
+    """The gateway's refusal of a path that is not an id reads as the webhooks service's
+    refusal of an unknown id (they had drifted: "No such event." against one naming it)."""
+    key = await new_key(real.pool)
+    for value in ("evt_nope", "not-an-id!"):
+        answer = await call(http, "GET", f"{real.url}/api/v1/events/{value}", key)
+        assert answer.status == 404, answer.body
+        error = answer.error
+        assert (error["code"], error["param"]) == ("event_not_found", "id")
+        assert error["message"] == f"No such event: '{value}'."

@@ -233,7 +233,14 @@ async def test_cancel_while_running_stops_the_provider_task(stack: JobsStack) ->
         await eventually(lambda: "job.canceled" in got.of(command.job_id), timeout=10)
         async with http.post(path, headers={**INTERNAL, ACCOUNT_HEADER: "acct_cancel"}) as r:
             assert r.status == 409
-            assert (await r.json())["error"]["code"] == "job_not_cancelable"
+            error = (await r.json())["error"]
+            assert error["code"] == "job_not_cancelable"
+            # Relayed by the gateway when a cancel races the job settling: worded as the
+            # gateway's own refusal (the two copies had drifted apart).
+            assert (error["message"], error["param"]) == (
+                "The job is already canceled; only a running job can be canceled.",
+                None,
+            )
         async with http.get(f"{jobs}/internal/v1/jobs/{command.job_id}", headers=INTERNAL) as r:
             assert (await r.json())["status"] == "canceled"
         async with http.get(f"{jobs}/internal/v1/jobs/job_nope", headers=INTERNAL) as r:
