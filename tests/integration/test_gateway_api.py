@@ -99,12 +99,6 @@ async def gateway(infra: Infra) -> AsyncIterator[Gateway]:
         await billing.cleanup()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        yield session
-
-
 async def new_key(pool: asyncpg.Pool, mode: Mode = Mode.TEST, account_id: str | None = None) -> Key:
     async with pool.acquire() as conn, conn.transaction():
         if account_id is None:

@@ -48,12 +48,6 @@ from tests.integration.gateway_harness import (
 LONG_VIDEO_SECONDS = 7200  # two hours, the longest a translation may be
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        yield session
-
-
 # --- a gateway with the real billing service ----------------------------------------------------
 
 
