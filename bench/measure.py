@@ -3,6 +3,8 @@ the CPU the measured processes used while each run went on (Linux ``/proc``).
 
 * ``repeated``: a warm-up (not counted), then the runs one after the other: every baseline
   and every point of the HTTP and overload figures.
+* ``closed_loop``: one run of the pipeline figures' in-process load: a fixed number of
+  operations, a fixed number in flight.
 * ``cpu_used``: CPU seconds of named groups of processes over a block, and its wall time.
 * ``over_replicas``: a pipeline figure's points, 1 then 2 replicas of its service, each run
   measured with ``cpu_used`` over every service of the stack (``replicas_restored`` puts the
@@ -11,6 +13,7 @@ the CPU the measured processes used while each run went on (Linux ``/proc``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
@@ -37,6 +40,29 @@ async def repeated(
     if warm_up is not None:
         await warm_up()
     return [await one() for _ in range(runs)]
+
+
+async def closed_loop(
+    count: int,
+    concurrency: int,
+    one: Callable[[int], Awaitable[None]],
+    *,
+    stop_at: float | None = None,
+) -> float:
+    """``one(i)`` for i in 0..count-1 by ``concurrency`` workers, each starting its next when
+    its previous one ended; none is started after ``stop_at`` (``perf_counter``). The wall
+    seconds it took."""
+    remaining = iter(range(count))
+
+    async def worker() -> None:
+        for i in remaining:
+            if stop_at is not None and time.perf_counter() > stop_at:
+                return
+            await one(i)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started
 
 
 # --- CPU ----------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,8 +15,8 @@ import aio_pika
 import aiohttp
 import orjson
 
+from bench import measure
 from bench.figure import Baseline, Figure
-from bench.measure import CpuMeter, Point, over_replicas, repeated, replicas_restored
 from bench.pipeline.common import (
     WAIT_SECONDS,
     Sizes,
@@ -45,7 +44,7 @@ WEBHOOK_PROCESS_CONCURRENCY = 64
 
 
 async def webhook_deliveries(stack: Stack, runs: int, sizes: Sizes) -> Figure:
-    meter = CpuMeter()
+    meter = measure.CpuMeter()
     batches: dict[int, int] = {}
     async with session() as http, receiving() as receiver:
         keys = await webhook_endpoints(stack, http, receiver)
@@ -55,11 +54,11 @@ async def webhook_deliveries(stack: Stack, runs: int, sizes: Sizes) -> Figure:
             warm = await _deliver(stack, receiver, keys, sizes.deliveries_warmup)
             batches[n] = sized(warm, sizes.run_seconds, least=100)
 
-        async def one_run(n: int, point: Point) -> None:
+        async def one_run(n: int, point: measure.Point) -> None:
             point.rates.append(await _deliver(stack, receiver, keys, batches[n]))
 
-        async with replicas_restored(stack, "webhooks"):
-            scaled = await over_replicas(
+        async with measure.replicas_restored(stack, "webhooks"):
+            scaled = await measure.over_replicas(
                 stack, "webhooks", meter, runs=runs, warm_up=warm_up, one_run=one_run
             )
         body_size = receiver.body_bytes // max(1, receiver.counted)
@@ -69,7 +68,7 @@ async def webhook_deliveries(stack: Stack, runs: int, sizes: Sizes) -> Figure:
         async def bare(posts: int) -> float:
             return await bare_posts(http, bare_url, bare_secret, body_size=body_size, posts=posts)
 
-        base_rates = await repeated(runs, lambda: bare(2000), warm_up=lambda: bare(200))
+        base_rates = await measure.repeated(runs, lambda: bare(2000), warm_up=lambda: bare(200))
         meter.mark("baseline")
     value = scaled.rates()
     baseline: Baseline = {
@@ -210,25 +209,21 @@ async def bare_posts(
     """POSTs/s of a bare aiohttp client: signed bodies of ``body_size`` bytes, the webhooks
     process's concurrency, to ``url``."""
     filler = "x" * max(0, body_size - 60)
-    remaining = iter(range(posts))
     failures = 0
 
-    async def worker() -> None:
+    async def one(i: int) -> None:
         nonlocal failures
-        for i in remaining:
-            body = orjson.dumps({"id": f"evt_bare_{i:012d}", "type": "bare", "pad": filler})
-            headers = {
-                "Content-Type": "application/json",
-                CLIPMIX_SIGNATURE_HEADER: clipmix_signature(secret, body),
-                ID_HEADER: f"bare_{secrets.token_hex(8)}",
-            }
-            async with http.post(url, data=body, headers=headers) as r:
-                await r.read()
-                failures += r.status != 200
+        body = orjson.dumps({"id": f"evt_bare_{i:012d}", "type": "bare", "pad": filler})
+        headers = {
+            "Content-Type": "application/json",
+            CLIPMIX_SIGNATURE_HEADER: clipmix_signature(secret, body),
+            ID_HEADER: f"bare_{secrets.token_hex(8)}",
+        }
+        async with http.post(url, data=body, headers=headers) as r:
+            await r.read()
+            failures += r.status != 200
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(WEBHOOK_PROCESS_CONCURRENCY)))
-    elapsed = time.perf_counter() - started
+    elapsed = await measure.closed_loop(posts, WEBHOOK_PROCESS_CONCURRENCY, one)
     if failures:
         raise RuntimeError(f"{failures} bare POSTs failed")
     return posts / elapsed

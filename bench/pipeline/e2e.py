@@ -20,8 +20,8 @@ import aio_pika
 import aiohttp
 from aio_pika.abc import AbstractIncomingMessage
 
+from bench import measure
 from bench.figure import Baseline, CurvePoint, Figure, PooledLatency, StageMs
-from bench.measure import REPLICAS, CpuMeter, Point, over_replicas, repeated, replicas_restored
 from bench.pipeline.common import MUSIC_SECONDS, Sizes, busy_machine, connect, job_event, session
 from bench.pipeline.live_jobs import E2E_KEYS, LiveKeys, Sample, live_keys
 from bench.pipeline.receiver import receiving
@@ -36,10 +36,10 @@ E2E_CONCURRENCY = 8
 
 
 async def e2e_live_job(stack: Stack, runs: int, sizes: Sizes) -> Figure:
-    meter = CpuMeter()
+    meter = measure.CpuMeter()
     errors: list[str] = []
     failed = 0
-    samples: dict[int, list[Sample]] = {n: [] for n in REPLICAS}
+    samples: dict[int, list[Sample]] = {n: [] for n in measure.REPLICAS}
     curve: list[CurvePoint] = []
     async with session() as http, receiving(track_jobs=True) as receiver:
         keys = await live_keys(stack, http, receiver)
@@ -50,7 +50,7 @@ async def e2e_live_job(stack: Stack, runs: int, sizes: Sizes) -> Figure:
                 stack.amqp_url, messages=messages, concurrency=E2E_CONCURRENCY
             )
 
-        base = await repeated(
+        base = await measure.repeated(
             runs,
             lambda: trips(sizes.rtt_messages),
             warm_up=lambda: trips(sizes.rtt_messages // 4),
@@ -61,7 +61,7 @@ async def e2e_live_job(stack: Stack, runs: int, sizes: Sizes) -> Figure:
             warm = await keys.closed_loop(http, jobs=sizes.e2e_warmup, concurrency=E2E_CONCURRENCY)
             errors.extend(warm.errors)
 
-        async def one_run(n: int, point: Point) -> None:
+        async def one_run(n: int, point: measure.Point) -> None:
             nonlocal failed
             done = await keys.closed_loop(
                 http, jobs=sizes.e2e_jobs, concurrency=E2E_CONCURRENCY, seconds=sizes.e2e_seconds
@@ -74,17 +74,17 @@ async def e2e_live_job(stack: Stack, runs: int, sizes: Sizes) -> Figure:
             point.latencies += done.latencies
             samples[n] += done.samples
 
-        async def after(n: int, point: Point) -> None:
+        async def after(n: int, point: measure.Point) -> None:
             nonlocal curve
             if n == 1 and sizes.curve_seconds > 0:
                 curve = await load_curve(http, keys, statistics.median(point.rates), sizes)
                 meter.mark("load curve")
 
-        async with replicas_restored(stack, "jobs"):
-            scaled = await over_replicas(
+        async with measure.replicas_restored(stack, "jobs"):
+            scaled = await measure.over_replicas(
                 stack, "jobs", meter, runs=runs, warm_up=warm_up, one_run=one_run, after=after
             )
-        split = {str(n): await stages(stack.database_url, samples[n]) for n in REPLICAS}
+        split = {str(n): await stages(stack.database_url, samples[n]) for n in measure.REPLICAS}
     meter.mark("teardown")
     value = scaled.rates()
     pooled: dict[str, PooledLatency] = {
@@ -166,7 +166,7 @@ async def e2e_live_job(stack: Stack, runs: int, sizes: Sizes) -> Figure:
         notes += (
             f" Only {total_jobs} jobs were measured (each run is time-boxed to"
             f" {sizes.e2e_seconds:g} s to keep the bench in budget): 1,000 needs about"
-            f" {1000 / (len(REPLICAS) * runs * sizes.e2e_seconds):.0f} jobs/s."
+            f" {1000 / (len(measure.REPLICAS) * runs * sizes.e2e_seconds):.0f} jobs/s."
         )
     notes += busy_machine()
     if errors or failed or receiver.unverified:
@@ -304,29 +304,25 @@ async def broker_round_trips(amqp_url: str, *, messages: int, concurrency: int) 
 
         tag = await queue.consume(on_message)
         latencies: list[float] = []
-        remaining = iter(range(messages))
 
-        async def worker() -> None:
-            for _ in remaining:
-                message_id = uuid.uuid4().hex
-                future = pending[message_id] = loop.create_future()
-                sent = time.perf_counter()
-                await out.default_exchange.publish(
-                    aio_pika.Message(
-                        body,
-                        message_id=message_id,
-                        content_type="application/json",
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    ),
-                    routing_key=name,
-                    timeout=10,
-                )
-                latencies.append(await asyncio.wait_for(future, 10) - sent)
+        async def one(_: int) -> None:
+            message_id = uuid.uuid4().hex
+            future = pending[message_id] = loop.create_future()
+            sent = time.perf_counter()
+            await out.default_exchange.publish(
+                aio_pika.Message(
+                    body,
+                    message_id=message_id,
+                    content_type="application/json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                ),
+                routing_key=name,
+                timeout=10,
+            )
+            latencies.append(await asyncio.wait_for(future, 10) - sent)
 
         try:
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            elapsed = time.perf_counter() - started
+            elapsed = await measure.closed_loop(messages, concurrency, one)
         finally:
             await queue.cancel(tag)
             await queue.delete(if_unused=False, if_empty=False)

@@ -17,8 +17,8 @@ import aiohttp
 import asyncpg
 from aio_pika.abc import AbstractChannel
 
+from bench import measure
 from bench.figure import Baseline, Figure
-from bench.measure import CpuMeter, Point, over_replicas, repeated, replicas_restored
 from bench.pipeline.common import (
     MUSIC_SECONDS,
     WAIT_SECONDS,
@@ -49,12 +49,12 @@ if TYPE_CHECKING:
 
 
 async def ledger_reserve_capture(stack: Stack, runs: int, sizes: Sizes) -> Figure:
-    meter = CpuMeter()
+    meter = measure.CpuMeter()
     batches: dict[int, int] = {}
     wallets = [new_id("acct") for _ in range(LEDGER_WALLETS)]
     pool_max = pool_size(stack)
     async with Scratch.created(stack.database_url, wallets, pool_max) as scratch:
-        base_rates = await repeated(
+        base_rates = await measure.repeated(
             runs,
             lambda: scratch.pairs(sizes.ledger_pairs),
             warm_up=lambda: scratch.pairs(sizes.ledger_warmup),
@@ -63,7 +63,7 @@ async def ledger_reserve_capture(stack: Stack, runs: int, sizes: Sizes) -> Figur
     connection = await aio_pika.connect(stack.amqp_url, timeout=10)
     db = await connect(stack.database_url)
     try:
-        async with connection, session() as http, replicas_restored(stack, "billing"):
+        async with connection, session() as http, measure.replicas_restored(stack, "billing"):
             channel = await connection.channel(publisher_confirms=True)
             ledger = Ledger(stack, http, channel, db, wallets, internal_token(stack))
             await ledger.fund()
@@ -73,16 +73,16 @@ async def ledger_reserve_capture(stack: Stack, runs: int, sizes: Sizes) -> Figur
                 warm = await ledger.pairs(sizes.ledger_warmup)
                 batches[n] = sized(warm, sizes.run_seconds, least=100)
 
-            async def one_run(n: int, point: Point) -> None:
+            async def one_run(n: int, point: measure.Point) -> None:
                 point.rates.append(await ledger.pairs(batches[n]))
 
-            scaled = await over_replicas(
+            scaled = await measure.over_replicas(
                 stack, "billing", meter, runs=runs, warm_up=warm_up, one_run=one_run
             )
             async with connection_pool(
                 stack.database_url, pool_max, search_path="billing"
             ) as billing:
-                direct_rates = await repeated(
+                direct_rates = await measure.repeated(
                     runs,
                     lambda: ledger_functions_direct(billing, wallets, sizes.ledger_pairs),
                     warm_up=lambda: ledger_functions_direct(billing, wallets, sizes.ledger_warmup),
@@ -190,28 +190,26 @@ class Ledger:
         every reservation of the batch is captured."""
         urls = self.stack.urls("billing")
         jobs: list[str] = []
-        remaining = iter(range(count))
 
-        async def worker() -> None:
-            for _ in remaining:
-                i = next(self.serial)
-                job_id, account = new_id("job"), self.wallets[i % len(self.wallets)]
-                body = {
-                    "job_id": job_id,
-                    "account_id": account,
-                    "service": "music",
-                    "input": {"prompt": "a bench song", "duration_seconds": MUSIC_SECONDS},
-                }
-                await self._post(f"{urls[i % len(urls)]}/internal/v1/reservations", body, "reserve")
-                jobs.append(job_id)
-                await self.channel.default_exchange.publish(
-                    message(job_event(job_id, account, "key_bench")),
-                    routing_key=BILLING_JOB_EVENTS,
-                    timeout=10,
-                )
+        async def one(_: int) -> None:
+            i = next(self.serial)
+            job_id, account = new_id("job"), self.wallets[i % len(self.wallets)]
+            body = {
+                "job_id": job_id,
+                "account_id": account,
+                "service": "music",
+                "input": {"prompt": "a bench song", "duration_seconds": MUSIC_SECONDS},
+            }
+            await self._post(f"{urls[i % len(urls)]}/internal/v1/reservations", body, "reserve")
+            jobs.append(job_id)
+            await self.channel.default_exchange.publish(
+                message(job_event(job_id, account, "key_bench")),
+                routing_key=BILLING_JOB_EVENTS,
+                timeout=10,
+            )
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(LEDGER_CONCURRENCY)))
+        await measure.closed_loop(count, LEDGER_CONCURRENCY, one)
         async with asyncio.timeout(WAIT_SECONDS):
             while True:
                 captured = await self.db.fetchval(

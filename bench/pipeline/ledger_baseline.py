@@ -4,17 +4,16 @@ ledger functions called straight from the bench (``ledger_sql_direct``)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import secrets
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 
+from bench.measure import closed_loop
 from bench.pipeline.common import MUSIC_SECONDS, connection_pool
 from services.contracts.ids import new_id
 
@@ -60,40 +59,28 @@ class Scratch:
                     await scratch.execute(f"DROP SCHEMA {schema} CASCADE")
 
     async def pairs(self, count: int) -> float:
-        remaining = iter(range(count))
+        async def one(_: int) -> None:
+            i = next(self.serial)
+            job, wallet = f"job_{i:010d}", self.wallets[i % len(self.wallets)]
+            await self.pool.execute("SELECT reserve($1, $2, $3)", job, wallet, MUSIC_SECONDS)
+            await self.pool.execute("SELECT capture($1, $2, $3)", job, wallet, MUSIC_SECONDS)
 
-        async def worker() -> None:
-            for _ in remaining:
-                i = next(self.serial)
-                job, wallet = f"job_{i:010d}", self.wallets[i % len(self.wallets)]
-                await self.pool.execute("SELECT reserve($1, $2, $3)", job, wallet, MUSIC_SECONDS)
-                await self.pool.execute("SELECT capture($1, $2, $3)", job, wallet, MUSIC_SECONDS)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(LEDGER_CONCURRENCY)))
-        return count / (time.perf_counter() - started)
+        return count / await closed_loop(count, LEDGER_CONCURRENCY, one)
 
 
 async def ledger_functions_direct(pool: asyncpg.Pool, wallets: list[str], count: int) -> float:
     """Pairs/s of billing's own reserve() and capture() called straight from the bench,
     ``LEDGER_CONCURRENCY`` pairs in flight on ``pool`` (no HTTP, broker or inbox): the ledger's
     SQL alone."""
-    remaining = iter(range(count))
 
-    async def worker() -> None:
-        for i in remaining:
-            job_id = new_id("job")
-            account = wallets[i % len(wallets)]
-            reserved = await pool.fetchval(
-                "SELECT outcome FROM reserve($1, $2, 'music', $3, 1)",
-                job_id,
-                account,
-                MUSIC_SECONDS,
-            )
-            captured = await pool.fetchval("SELECT outcome FROM capture($1, 'bench')", job_id)
-            if (reserved, captured) != ("reserved", "captured"):
-                raise RuntimeError(f"ledger answered {reserved}, {captured}")
+    async def one(i: int) -> None:
+        job_id = new_id("job")
+        account = wallets[i % len(wallets)]
+        reserved = await pool.fetchval(
+            "SELECT outcome FROM reserve($1, $2, 'music', $3, 1)", job_id, account, MUSIC_SECONDS
+        )
+        captured = await pool.fetchval("SELECT outcome FROM capture($1, 'bench')", job_id)
+        if (reserved, captured) != ("reserved", "captured"):
+            raise RuntimeError(f"ledger answered {reserved}, {captured}")
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(LEDGER_CONCURRENCY)))
-    return count / (time.perf_counter() - started)
+    return count / await closed_loop(count, LEDGER_CONCURRENCY, one)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 import orjson
 
+from bench.measure import closed_loop
 from bench.pipeline.common import MUSIC_SECONDS, WAIT_SECONDS
 from bench.pipeline.receiver import Receiver
 from services.contracts.jobs import JOB_COMPLETED
@@ -101,19 +102,13 @@ class LiveKeys:
     ) -> JobsRun:
         """``concurrency`` workers send ``jobs`` jobs one after the other; none is started
         after ``seconds`` (the time box keeps a run on a crowded machine within budget)."""
-        remaining = iter(range(jobs))
         result = JobsRun()
-        started = time.perf_counter()
-        stop_at = started + seconds
 
-        async def worker() -> None:
-            for _ in remaining:
-                if time.perf_counter() > stop_at:
-                    return
-                result.record(await self.one(http, time.perf_counter()))
+        async def one(_: int) -> None:
+            result.record(await self.one(http, time.perf_counter()))
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        result.elapsed = time.perf_counter() - started
+        stop_at = time.perf_counter() + seconds
+        result.elapsed = await closed_loop(jobs, concurrency, one, stop_at=stop_at)
         return result
 
     async def open_loop(
