@@ -80,6 +80,7 @@ class OverloadPoint(TypedDict):
     dropped: int
     loadgen_cpu_seconds: float
     goodput_of_peak: NotRequired[float]
+    paired_peak: NotRequired[Summary]  # the closed-loop peak measured right before each run
     paired_peak_gateway_cpu: NotRequired[Summary]
     gateway_cpu: NotRequired[Summary]  # cores the gateway ran on during the runs
     gateway_cpu_wait: NotRequired[Summary]  # cores' worth it was runnable but waited for one
