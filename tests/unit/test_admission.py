@@ -372,6 +372,29 @@ async def test_a_standing_queue_serves_the_newest_first_and_refuses_quickly(
     assert (gate.working, gate.queued) == (0, 0)
 
 
+async def test_no_overloaded_wait_refuses_at_once_while_the_queue_stands(unique_service) -> None:
+    gate = admission.Gate(
+        unique_service,
+        limit=1,
+        held_limit=10,
+        queue_limit=4,
+        queue_wait_seconds=30,
+        overloaded_wait_seconds=0,
+    )
+    async with serving(gate) as server, aiohttp.ClientSession() as http:
+        busy = asyncio.create_task(get(http, f"{server.url}/api/v1/slow"))
+        await until(lambda: len(server.started) == 1)
+        waiting = asyncio.create_task(get(http, f"{server.url}/api/v1/slow?w=1"))
+        await until(lambda: gate.queued == 1)
+        await asyncio.sleep(admission.STANDING_QUEUE_SECONDS * 3)  # a lasting overload
+        status, _, body = await get(http, f"{server.url}/api/v1/slow?w=2")
+        assert (status, body["error"]["code"]) == (503, "overloaded")
+        assert gate.queued == 1  # refused though the queue had room: it only drains now
+        server.release.set()
+        assert [(await t)[0] for t in (busy, waiting)] == [200, 200]
+    assert (gate.working, gate.queued) == (0, 0)
+
+
 @pytest.fixture
 def unique_service(request: pytest.FixtureRequest) -> str:
     # Metrics are process-wide: a service label per test keeps the counts apart.
