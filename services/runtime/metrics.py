@@ -20,11 +20,12 @@ HTTP_DURATION = Histogram(
     ["service", "method", "route"],
     buckets=LATENCY_BUCKETS,
 )
-# Admission control (runtime/admission.py): kind is "work" or "held" (waiting, no CPU); reason
+# Admission control (runtime/admission.py): kind is "work", "queued" (waiting up to its deadline
+# for a working slot) or "held" (waiting, no CPU); reason
 # is "overloaded" (503), "too_many_held" (503) or "key_concurrency" (429, the gateway's per key).
 REQUESTS_IN_FLIGHT = Gauge(
     "clipmix_http_requests_in_flight",
-    "Requests admitted and not yet answered, by kind (work, held).",
+    "Requests admitted and not yet answered, by kind (work, queued, held).",
     ["service", "kind"],
 )
 REQUESTS_SHED = Counter(

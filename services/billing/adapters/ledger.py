@@ -92,6 +92,19 @@ async def purchase(
     return PurchaseResult(repeat, Purchase.model_validate(fields))
 
 
+# A wallet that never bought anything: every figure 0, live mode not enabled (also test mode's
+# wallet: the billing API answers it to every test key).
+EMPTY_BALANCE = Balance(
+    available=0,
+    reserved=0,
+    lifetime_purchased=0,
+    lifetime_bonus=0,
+    paid_remaining=0,
+    bonus_remaining=0,
+    live_enabled=False,
+)
+
+
 async def balance(conn: Connection, account_id: str) -> Balance:
     row = await conn.fetchrow(
         "SELECT w.available, w.reserved, w.lifetime_purchased, w.lifetime_bonus,"
@@ -102,15 +115,7 @@ async def balance(conn: Connection, account_id: str) -> Balance:
         account_id,
     )
     if row is None:
-        return Balance(
-            available=0,
-            reserved=0,
-            lifetime_purchased=0,
-            lifetime_bonus=0,
-            paid_remaining=0,
-            bonus_remaining=0,
-            live_enabled=False,
-        )
+        return EMPTY_BALANCE
     return Balance(**dict(row), live_enabled=True)
 
 

@@ -13,7 +13,6 @@ from services.billing.domain.pricing import PriceUnavailable, quote, top_up
 from services.billing.state import PRICES
 from services.contracts import errors
 from services.contracts.billing import (
-    Balance,
     LedgerPage,
     PurchaseRequest,
     ReleaseRequest,
@@ -95,16 +94,7 @@ async def release_reservation(request: web.Request) -> web.Response:
 
 # Test mode has its own data, as a payment provider's test mode does: a test key never sees the
 # live wallet. Sandbox jobs cost nothing and test mode cannot buy credits, so its wallet is
-# empty and its ledger has no entries.
-_TEST_BALANCE = Balance(
-    available=0,
-    reserved=0,
-    lifetime_purchased=0,
-    lifetime_bonus=0,
-    paid_remaining=0,
-    bonus_remaining=0,
-    live_enabled=False,
-)
+# empty (ledger.EMPTY_BALANCE) and its ledger has no entries.
 
 
 def _test_mode(request: web.Request) -> bool:
@@ -114,7 +104,7 @@ def _test_mode(request: web.Request) -> bool:
 
 async def balance(request: web.Request) -> web.Response:
     if _test_mode(request):
-        return json_response(_TEST_BALANCE.model_dump())
+        return json_response(ledger.EMPTY_BALANCE.model_dump())
     async with request.app[POOL].acquire() as conn:
         found = await ledger.balance(conn, request.match_info["account_id"])
     return json_response(found.model_dump())

@@ -21,26 +21,27 @@ from services.contracts.webhooks import (
 from services.gateway.domain import examples as ex
 from services.gateway.domain import sandbox
 from services.gateway.entrypoints.openapi_builders import HTML, errors, ok, op, schema_ref
+from services.runtime.params import ID_PATTERN
 
-# Ids and cursors of this API, as runtime/params.py checks them.
-ID = {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"}
+# Ids of this API, with the very pattern runtime/params.py checks them against.
+ID = {"type": "string", "pattern": f"^{ID_PATTERN.pattern}$"}
+PAGE_SIZE = {"type": "integer", "minimum": 1, "maximum": 100}
+
+
+def query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "description": description, "schema": schema}
+
+
+def page_params(what: str) -> list[dict[str, Any]]:
+    """``limit`` and ``starting_after`` of a list paged by ``what`` ids."""
+    return [
+        query("limit", "Page size, 1 to 100 (default 20).", PAGE_SIZE),
+        query("starting_after", f"The last {what} id of the previous page.", ID),
+    ]
 
 
 def wallet_paths() -> dict[str, Any]:
-    ledger_params = [
-        {
-            "name": "limit",
-            "in": "query",
-            "description": "Page size, 1 to 100 (default 20).",
-            "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-        },
-        {
-            "name": "starting_after",
-            "in": "query",
-            "description": "The last entry id of the previous page.",
-            "schema": ID,
-        },
-    ]
+    ledger_params = page_params("entry")
     return {
         "/api/v1/balance": {
             "get": op(
@@ -156,20 +157,7 @@ def webhook_paths() -> dict[str, Any]:
                     **ok(200, "Deliveries.", schema_ref(WebhookDeliveryPage), ex.DELIVERIES),
                     **errors(400, *common),
                 },
-                parameters=[
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "description": "Page size, 1 to 100 (default 20).",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-                    },
-                    {
-                        "name": "starting_after",
-                        "in": "query",
-                        "description": "The last delivery id of the previous page.",
-                        "schema": ID,
-                    },
-                ],
+                parameters=page_params("delivery"),
             )
         },
         "/api/v1/webhook/deliveries/{delivery_id}/redeliver": {
@@ -197,9 +185,6 @@ def webhook_paths() -> dict[str, Any]:
 
 
 def event_paths() -> dict[str, Any]:
-    def query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-        return {"name": name, "in": "query", "description": description, "schema": schema}
-
     types = {"type": "string", "enum": ["job.completed", "job.failed", "job.canceled"]}
     return {
         "/api/v1/events": {
@@ -217,11 +202,7 @@ def event_paths() -> dict[str, Any]:
                     **errors(400, 404, 401, 429, 503),
                 },
                 parameters=[
-                    query(
-                        "limit",
-                        "Page size, 1 to 100 (default 20).",
-                        {"type": "integer", "minimum": 1, "maximum": 100},
-                    ),
+                    query("limit", "Page size, 1 to 100 (default 20).", PAGE_SIZE),
                     query("starting_after", "History: the last event id of the previous page.", ID),
                     query(
                         "after",
