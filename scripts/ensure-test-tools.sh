@@ -3,17 +3,19 @@
 #   promtool  (Debian's `prometheus`)  checks deploy/prometheus' config, alert rules and their
 #             rule tests (tests/unit/test_deploy_files.py)
 #   wrk       (Debian's `wrk`)         drives the bench smoke test (tests/e2e/test_bench_smoke.py)
+#   haproxy   (Debian's `haproxy`)     the public edge in front of the gateway (services/edge,
+#             tests/integration/test_edge.py); policy-rc.d keeps its packaged daemon stopped
 # Install what is missing when we are root with apt-get, every apt call bounded in time; say
 # what to install otherwise. Never fails `make test` itself: a test that needs a missing tool
 # skips, or under CI=true fails (tests/tools.py), so a broken install shows as that test.
-# Fast (a few ms) when both are present.
+# Fast (a few ms) when all are present.
 set -euo pipefail
 
 APT_TIMEOUT="${CLIPMIX_APT_TIMEOUT:-600}" # seconds, per apt-get call
 export DEBIAN_FRONTEND=noninteractive
 
 # tool -> Debian package
-declare -A PACKAGE=([promtool]=prometheus [wrk]=wrk)
+declare -A PACKAGE=([promtool]=prometheus [wrk]=wrk [haproxy]=haproxy)
 
 missing() {
     local tool
