@@ -31,6 +31,9 @@ SHED_FORGIVEN = web.RequestKey("shed_forgiven", bool)
 # Set by runtime/admission.py on a request that waited for a working slot: when it arrived
 # (time.perf_counter), so its measured duration includes the wait.
 ARRIVED = web.RequestKey("arrived", float)
+# When the edge started on this request (time.perf_counter, the admission wait included): what
+# a response hook measures its duration from (the gateway's request log).
+STARTED = web.RequestKey("started", float)
 
 
 def invalid_request(param: str | None, message: str, code: str = "parameter_invalid") -> ApiError:
@@ -143,6 +146,7 @@ def edge_middleware(service: str) -> Middleware:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
         started = request.get(ARRIVED) or time.perf_counter()
+        request[STARTED] = started
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 response = await handler(request)
