@@ -70,6 +70,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             caller, bucket = await ratelimit.authenticate_and_take(pool, secret, limit)
             request[BUCKET] = bucket
             if not bucket.granted:
+                request[CALLER] = caller  # a known key's 429 still shows in its request log
                 raise errors.RATE_LIMITED.error(headers={"Retry-After": str(bucket.retry_after)})
     except KeyRefused as refused:
         raise _unauthorized(errors.lookup(refused.code)) from None
