@@ -16,8 +16,6 @@ from services.gateway.entrypoints import (
     edge,
     events,
     http,
-    jobs_internal,
-    keys_internal,
     probes,
     proxy,
     request_log,
@@ -103,8 +101,6 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app[http.IDEMPOTENCY_TTL] = timedelta(hours=settings.idempotency_ttl_hours)
     http.add_routes(app, settings)
     proxy.add_routes(app)
-    keys_internal.install(app)  # the dashboard's: an account's keys and their webhooks
-    jobs_internal.add_routes(app)  # the dashboard's: an account's jobs
     request_log.install(app, settings, NAME)
     return app
 
