@@ -165,7 +165,7 @@ def _open(
     # Connections opened before the clock starts: short runs measure the steady state, not a
     # connect storm at their start (a real overload arrives on connections already open).
     return loadgen.run_open_loop(
-        stack.urls("gateway"), rate=rate, seconds=seconds, path=PATH, body=SANDBOX_BODY,
+        stack.public_urls(), rate=rate, seconds=seconds, path=PATH, body=SANDBOX_BODY,
         secret=secret, mode="unique", prefix=secrets.token_hex(4),
         max_connections=max_connections, preopen=PREOPEN,
     )  # fmt: skip
@@ -262,7 +262,7 @@ async def _overload(
 ) -> Figure:
     peak_rps = float(peak["rps"]["median"])
     limits = {INFLIGHT_ENV: production_limits()[INFLIGHT_ENV]}
-    async with _gateway_with(stack, limits, log):
+    async with _gateway_with(stack, limits, log), stack.edge():
         await asyncio.to_thread(_open, stack, secret, max(5.0, peak_rps / 4), 1.0)  # warm-up
         await drain()
         unloaded, points = await _overload_points(stack, secret, peak_rps, budget, drain, log)
@@ -493,8 +493,8 @@ async def _fairness(
     together: list[dict[str, Any]] = []
     noisy_runs: list[dict[str, Any]] = []
     held: dict[str, int] = {}
-    async with _gateway_with(stack, production_limits(), log):
-        url = stack.urls("gateway")[0]
+    async with _gateway_with(stack, production_limits(), log), stack.edge():
+        url = stack.public_urls()[0]
 
         async def quiet(seconds: float) -> dict[str, Any]:
             return await asyncio.to_thread(_open, stack, quiet_secret, quiet_rate, seconds)

@@ -28,11 +28,13 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
 
+from services.edge.haproxy import EdgeSettings, render
 from services.runtime.config import ServiceSettings
 from services.runtime.internal import TOKEN_HEADER
 from services.runtime.migrate import migrate_all
@@ -67,6 +69,11 @@ _READY_TIMEOUT = 60.0
 # The gateway answers /readyz only to the internal token (the bench runs with the default).
 _OPERATOR = {TOKEN_HEADER: str(ServiceSettings.model_fields["internal_token"].default)}
 _STOP_TIMEOUT = 20.0
+
+
+def _start_haproxy(binary: str, config: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:
+        return subprocess.Popen([binary, "-db", "-f", str(config)], stdout=log, stderr=log)
 
 
 def free_port() -> int:
@@ -193,6 +200,8 @@ class Stack:
     # Port of replica 0 of every service, fixed at creation (the other services' *_URL).
     ports: dict[str, int] = field(default_factory=dict)
     _owns_log_dir: bool = False
+    # The public edge's base URL while ``edge()`` runs one.
+    edge_url: str | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -324,6 +333,46 @@ class Stack:
     def pids(self, service: str) -> list[int]:
         return [r.proc.pid for r in self.replicas[service] if r.proc is not None and r.running]
 
+    @contextlib.asynccontextmanager
+    async def edge(self, **settings: Any) -> AsyncIterator[str]:
+        """The public edge (HAProxy, services/edge) in front of the running gateway replicas,
+        rendered with ``settings`` over the production defaults; yields its base URL."""
+        port = free_port()
+        config = render(
+            EdgeSettings(port=port, gateway_urls=",".join(self.urls("gateway")), **settings)
+        )
+        path = self.log_dir / "edge.cfg"
+        path.write_text(config, encoding="utf-8")
+        binary = shutil.which("haproxy")
+        if binary is None:
+            raise RuntimeError("haproxy is not installed (Debian: apt-get install haproxy)")
+        proc = _start_haproxy(binary, path, self.log_dir / "edge.log")
+        url = f"http://127.0.0.1:{port}"
+        self.edge_url = url
+        try:
+            await self.wait_edge()
+            yield url
+        finally:
+            self.edge_url = None
+            proc.terminate()
+            await asyncio.to_thread(proc.wait, 10)
+
+    async def wait_edge(self) -> None:
+        """Until the edge (if one runs) has seen a gateway up by its health checks."""
+        if self.edge_url is None:
+            return
+        async with aiohttp.ClientSession() as http, asyncio.timeout(20):
+            while True:
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"{self.edge_url}/healthz") as r:
+                        if r.status == 200:
+                            return
+                await asyncio.sleep(0.05)
+
+    def public_urls(self) -> list[str]:
+        """Where clients send requests: the edge while one runs, else the gateway replicas."""
+        return [self.edge_url] if self.edge_url is not None else self.urls("gateway")
+
     # --- scaling -------------------------------------------------------------------------------
     async def set_replicas(self, service: str, n: int) -> None:
         """Start or stop replicas of ``service`` until ``n`` run, each on its own port and
@@ -338,6 +387,8 @@ class Stack:
 
     async def resume(self, service: str, n: int = 1) -> None:
         await self.set_replicas(service, n)
+        if service == "gateway":
+            await self.wait_edge()
 
     async def purge_queue(self, queue: str) -> None:
         """Drop every message waiting in ``queue`` of this run's vhost."""
