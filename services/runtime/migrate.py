@@ -12,7 +12,7 @@ from services.runtime.config import ServiceSettings
 from services.runtime.logging import configure_logging
 from services.runtime.migrations import ensure_database, load, migrate
 
-SERVICES = ("gateway", "jobs", "billing", "webhooks", "status")
+SERVICES = ("gateway", "jobs", "billing", "webhooks", "status", "dashboard")
 _ROOT = Path(__file__).resolve().parent.parent
 
 

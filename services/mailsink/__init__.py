@@ -1,0 +1,1 @@
+"""A local SMTP sink for development and tests: every message kept as a file, none delivered."""

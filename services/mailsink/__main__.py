@@ -1,0 +1,3 @@
+from services.mailsink.app import main
+
+main()
