@@ -12,6 +12,8 @@ from services.contracts.routing import GATEWAY_JOB_EVENTS, QUEUES
 from services.gateway.adapters import idempotency
 from services.gateway.adapters.ratelimit import Limit
 from services.gateway.entrypoints import (
+    accounts_internal,
+    dashboard_forward,
     downstream,
     edge,
     events,
@@ -101,6 +103,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app[http.IDEMPOTENCY_TTL] = timedelta(hours=settings.idempotency_ttl_hours)
     http.add_routes(app, settings)
     proxy.add_routes(app)
+    accounts_internal.add_routes(app)  # the dashboard's sign-up creates accounts
+    dashboard_forward.install(app, settings)  # /dashboard, /api, /contact: the dashboard's pages
     request_log.install(app, settings, NAME)
     return app
 

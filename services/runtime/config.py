@@ -67,6 +67,7 @@ class ServiceSettings(BaseSettings):
     webhooks_url: str = "http://127.0.0.1:8083"
     status_url: str = "http://127.0.0.1:8084"
     simulator_url: str = "http://127.0.0.1:8090"
+    dashboard_url: str = "http://127.0.0.1:8086"
     # Shared secret of /internal/ routes; the development default is refused in production.
     internal_token: str = "clipmix-dev-internal-token"  # noqa: S105 - dev default, refused in prod
     internal_timeout_seconds: float = Field(2.0, gt=0)

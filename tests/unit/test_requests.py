@@ -11,7 +11,7 @@ from services.contracts.jobs import Service
 from services.gateway.app import GatewaySettings, create_app
 from services.gateway.domain import media, sandbox
 from services.gateway.domain.requests import CREATE_MODELS, LANGUAGES, FieldError
-from services.gateway.entrypoints import docs_page, openapi
+from services.gateway.entrypoints import dashboard_forward, docs_page, openapi
 from services.gateway.entrypoints.inputs import prefer_wait
 from services.runtime.params import ParamError
 
@@ -228,6 +228,9 @@ def test_every_public_route_of_the_gateway_is_documented(document: dict) -> None
             continue
         if path.startswith("/internal/"):  # service-to-service, behind the token: not public
             assert path not in documented, path
+            continue
+        if path in dashboard_forward.PATHS:  # the dashboard's HTML pages: not the API
+            assert path not in documented and not path.startswith("/api/"), path
             continue
         if "{tail" in path:  # the webhook family is forwarded as one route
             assert any(p.startswith(path.split("{")[0]) for p in documented)
