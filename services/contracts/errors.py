@@ -256,6 +256,14 @@ JOB_NOT_CANCELABLE = ErrorSpec(
     "the job has already settled",
     example={"status": "completed"},
 )  # fmt: skip
+API_KEY_NOT_ROLLABLE = ErrorSpec(
+    409, _BAD, "api_key_not_rollable",
+    "This key is {why}; only an active key can be rolled.",
+    "a roll of a revoked, expired or already rolled key (the dashboard)",
+    public=False,
+    variants={"rolled": "This key was rolled already; roll its replacement instead."},
+    example={"why": "revoked"},
+)  # fmt: skip
 REDELIVERY_PENDING = ErrorSpec(
     409, _BAD, "redelivery_pending",
     "A redelivery of this delivery is already queued and not sent yet.",

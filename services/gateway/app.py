@@ -18,6 +18,8 @@ from services.gateway.entrypoints import (
     edge,
     events,
     http,
+    jobs_internal,
+    keys_internal,
     probes,
     proxy,
     request_log,
@@ -105,6 +107,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
     proxy.add_routes(app)
     accounts_internal.add_routes(app)  # the dashboard's sign-up creates accounts
     dashboard_forward.install(app, settings)  # /dashboard, /api, /contact: the dashboard's pages
+    keys_internal.install(app)  # the dashboard's: an account's keys and their webhooks
+    jobs_internal.add_routes(app)  # the dashboard's: an account's jobs
     request_log.install(app, settings, NAME)
     return app
 

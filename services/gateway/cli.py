@@ -14,9 +14,11 @@ import asyncpg
 import orjson
 
 from services.billing import cli as billing_cli
+from services.gateway import api_keys
 from services.gateway.adapters import accounts, ratelimit
 from services.gateway.app import MIGRATIONS, NAME
 from services.gateway.domain.keys import Mode
+from services.gateway.domain.refusals import AccountMissing
 from services.runtime.config import ServiceSettings
 from services.runtime.migrations import operator_connection
 from services.status import cli as status_cli
@@ -55,26 +57,30 @@ def _expiry(args: argparse.Namespace) -> datetime | None:
     return expires_at
 
 
+async def _attach_webhook(
+    key_id: str, account_id: str, url: str, events: list[str] | None
+) -> dict[str, Any]:
+    """The webhooks service keeps the endpoint (its schema, directly); the whsec_ shown once."""
+    try:
+        return await webhooks_cli.configure_for_new_key(key_id, account_id, url, events=events)
+    except webhooks_cli.UrlRefused as exc:
+        raise Refused(str(exc)) from None
+
+
 async def _keys_create(conn: Connection, args: argparse.Namespace) -> Any:
-    created = await accounts.create_key(
-        conn,
-        args.account,
-        Mode(args.mode),
-        args.name,
-        _expiry(args),
+    new = api_keys.NewKey(
+        account_id=args.account,
+        mode=Mode(args.mode),
+        name=args.name,
+        expires_at=_expiry(args),
         rate_limit_per_second=args.rate_limit,
         rate_limit_burst=args.burst,
+        webhook_url=args.webhook_url or None,
     )
-    if created is None:
-        raise Refused(f"no such account: {args.account}")
-    if args.webhook_url:  # the webhooks service keeps the endpoint; its whsec_ secret shown once
-        try:
-            created["webhook"] = await webhooks_cli.configure_for_new_key(
-                created["id"], args.account, args.webhook_url
-            )
-        except webhooks_cli.UrlRefused as exc:
-            raise Refused(str(exc)) from None
-    return created
+    try:
+        return await api_keys.create_key(conn, new, _attach_webhook)
+    except AccountMissing:
+        raise Refused(f"no such account: {args.account}") from None
 
 
 async def _keys_revoke(conn: Connection, args: argparse.Namespace) -> Any:

@@ -36,7 +36,12 @@ def _schema(settings: ServiceSettings) -> AbstractAsyncContextManager[asyncpg.Co
 
 
 async def configure_for_new_key(
-    key_id: str, account_id: str, url: str, settings: WebhooksSettings | None = None
+    key_id: str,
+    account_id: str,
+    url: str,
+    settings: WebhooksSettings | None = None,
+    *,
+    events: list[str] | None = None,
 ) -> dict[str, Any]:
     """Set the endpoint of a key at its creation (``keys create --webhook-url``).
 
@@ -53,7 +58,7 @@ async def configure_for_new_key(
             settings.webhook_allow_private_targets,
             settings.webhook_rotation_overlap_seconds,
         )
-        answer = await service.configure(key_id, account_id, url, None)
+        answer = await service.configure(key_id, account_id, url, events)
     except TargetRefused as refused:
         raise UrlRefused(f"webhook URL refused: {refused.reason}") from None
     finally:

@@ -91,6 +91,16 @@ class Webhooks:
         async with self.pool.acquire() as conn:
             await endpoints.delete(conn, api_key_id)
 
+    async def carry_over(
+        self, from_key_id: str, to_key_id: str, account_id: str
+    ) -> endpoints.Endpoint:
+        """A rolled key's endpoint, secrets included, for the key that replaces it."""
+        async with self.pool.acquire() as conn:
+            copied = await endpoints.copy(conn, from_key_id, to_key_id, account_id)
+        if copied is None:
+            raise NotConfigured(from_key_id)
+        return copied
+
     async def rotate(
         self, api_key_id: str, account_id: str, idempotency_key: str | None = None
     ) -> WebhookEndpointCreated:

@@ -104,12 +104,14 @@ async def get(
     conn: Connection | asyncpg.Pool,
     job_id: str,
     account_id: str,
-    test: bool,
+    test: bool | None,
     service: str | None = None,
 ) -> dict[str, Any] | None:
-    """A job of this account and mode; another account's job is simply not found."""
+    """A job of this account and mode (either mode for ``test=None``: the dashboard); another
+    account's job is simply not found."""
     row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM jobs WHERE id = $1 AND account_id = $2 AND test = $3"
+        f"SELECT {_COLUMNS} FROM jobs WHERE id = $1 AND account_id = $2"
+        " AND ($3::boolean IS NULL OR test = $3)"
         " AND ($4::text IS NULL OR service = $4)",
         job_id,
         account_id,

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import string
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -50,3 +51,14 @@ def looks_like_key(candidate: str) -> bool:
             body = candidate[len(prefix) :]
             return len(body) == _SECRET_LENGTH and all(c in _ALPHABET for c in body)
     return False
+
+
+# How long a rolled key keeps working beside its replacement, as Stripe offers it: at once, an
+# hour, a day, a week. Long enough to deploy the new secret everywhere; a leaked key is rolled
+# with "now".
+ROLL_OVERLAPS: dict[str, timedelta] = {
+    "now": timedelta(0),
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+}

@@ -77,3 +77,46 @@ class LeaseLost(Refusal):
     Another request may hold the key now: this one must not create a second job. Its
     reservation is released; a retry answers.
     """
+
+
+# --- an account's keys (the operator's CLI and the dashboard) -----------------------------------
+
+
+class AccountMissing(Refusal):
+    def __init__(self, account_id: str) -> None:
+        super().__init__(account_id)
+        self.account_id = account_id
+
+
+class KeyMissing(Refusal):
+    """No such key in this account (another account's key is not told apart)."""
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(key_id)
+        self.key_id = key_id
+
+
+class LiveKeysLocked(Refusal):
+    """A live key asked for by an account that has never bought credits."""
+
+
+class KeyNotRollable(Refusal):
+    """Only an active key that was not rolled yet can be rolled (``why``: revoked, expired,
+    rolled)."""
+
+    def __init__(self, key_id: str, why: str) -> None:
+        super().__init__(key_id, why)
+        self.key_id = key_id
+        self.why = why
+
+
+class WebhookRefused(Refusal):
+    """The webhooks service refused the URL given for a new key (``error``: its error body)."""
+
+    def __init__(self, error: dict[str, object]) -> None:
+        super().__init__(error.get("code"))
+        self.error = error
+
+
+class WebhooksUnreachable(Refusal):
+    """The webhooks service did not answer in time; nothing was created."""

@@ -129,34 +129,60 @@ def _not_found(what: str, value: str, param: str | None = None) -> ApiError:
     return errors.RESOURCE_MISSING.error(what=what, value=value[:64], param=param)
 
 
-async def webhook(request: web.Request) -> web.StreamResponse:
-    """``/api/v1/webhook{tail}``, any method → the webhooks service, per API key."""
-    raw_tail = request.rel_url.raw_path[len("/api/v1/webhook") :]
-    if not _TAIL.fullmatch(raw_tail):
+def webhook_tail(request: web.Request, prefix: str) -> str:
+    """What follows ``prefix`` in the raw (undecoded) path, if it is plain segments only."""
+    raw_path = request.rel_url.raw_path
+    raw_tail = raw_path[len(prefix) :]
+    if not raw_path.startswith(prefix) or not _TAIL.fullmatch(raw_tail):
         raise errors.ROUTE_NOT_FOUND.error()
-    query = inputs.query(request, inputs.WEBHOOK.get(raw_tail, inputs.NO_QUERY))
-    payload = None
+    return raw_tail
+
+
+async def webhook_body(request: web.Request) -> Any:
     if request.method in ("POST", "PUT", "PATCH"):
-        payload = await inputs.json_body(request)
-    path = f"/internal/v1/keys/{request[CALLER].key_id}/webhook{raw_tail}"
-    downstream = request.app[DOWNSTREAM].webhooks
+        return await inputs.json_body(request)
+    return None
+
+
+async def forward_webhook(
+    request: web.Request,
+    key_id: str,
+    identity: dict[str, str],
+    raw_tail: str,
+    query: dict[str, str],
+    payload: Any,
+) -> web.Response:
+    """One call to the key's webhook route in the webhooks service, relayed: the public
+    ``/api/v1/webhook…`` and the dashboard's per-key routes (``keys_internal``) alike."""
+    headers = dict(identity)
     # Passed on so that the webhooks service acts once per key even when this call timed out
     # and the customer's retry comes after the gateway gave the key back (rotate-secret).
     key = inputs.idempotency_key(request) if request.method == "POST" else None
-    headers = {"Idempotency-Key": key} if key is not None else None
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    reply = await _call(
+        request,
+        request.app[DOWNSTREAM].webhooks,
+        "webhooks",
+        request.method,
+        f"/internal/v1/keys/{key_id}/webhook{raw_tail}",
+        json=payload,
+        query=query,
+        headers=headers,
+        on_behalf=False,
+    )
+    return _relay(request, reply)
+
+
+async def webhook(request: web.Request) -> web.StreamResponse:
+    """``/api/v1/webhook{tail}``, any method → the webhooks service, per API key."""
+    raw_tail = webhook_tail(request, "/api/v1/webhook")
+    query = inputs.query(request, inputs.WEBHOOK.get(raw_tail, inputs.NO_QUERY))
+    payload = await webhook_body(request)
 
     async def forward() -> web.Response:
-        reply = await _call(
-            request,
-            downstream,
-            "webhooks",
-            request.method,
-            path,
-            json=payload,
-            query=query,
-            headers=headers,
-        )
-        return _relay(request, reply)
+        key_id = request[CALLER].key_id
+        return await forward_webhook(request, key_id, _on_behalf(request), raw_tail, query, payload)
 
     if request.method == "POST":
         return await idempotent.handle(request, payload, forward)
@@ -219,40 +245,56 @@ async def status_page(request: web.Request) -> web.Response:
     return _relay(request, reply)
 
 
+async def cancel(
+    request: web.Request,
+    job_id: str,
+    account_id: str,
+    test: bool | None,
+    identity: dict[str, str],
+    param: str = "id",
+) -> web.Response:
+    """Cancel a job of the account (and mode, unless ``test`` is None) in the jobs service and
+    show it in the read model at once: the public cancel and the dashboard's alike."""
+    pool = request.app[POOL]
+    row = None
+    if params.ID_PATTERN.fullmatch(job_id):
+        row = await jobs_view.get(pool, job_id, account_id, test)
+    if row is None:
+        raise _not_found("job", job_id, param)
+    if row["status"] in _TERMINAL:
+        raise errors.JOB_NOT_CANCELABLE.error(status=row["status"])
+    reply = await _call(
+        request,
+        request.app[DOWNSTREAM].jobs,
+        "jobs",
+        "POST",
+        f"/internal/v1/jobs/{job_id}/cancel",
+        headers=identity,
+        on_behalf=False,
+    )
+    if reply.status != 200:
+        return _relay(request, reply)
+    try:
+        snapshot = JobSnapshot.model_validate_json(reply.body)
+    except ValidationError:
+        log.warning("downstream_bad_answer", service="jobs", route="cancel")
+        raise _unavailable("jobs") from None
+    async with pool.acquire() as conn:
+        await jobs_view.apply(conn, snapshot)
+    return json_response(job_object(snapshot))
+
+
 async def cancel_job(request: web.Request) -> web.StreamResponse:
     """``POST /api/v1/jobs/{id}/cancel``: the jobs service cancels; the read model shows it."""
     payload = await inputs.json_body(request)  # no body is needed, but a body must be JSON
 
-    async def cancel() -> web.Response:
+    async def act() -> web.Response:
         caller = request[CALLER]
-        job_id = request.match_info["id"]
-        pool = request.app[POOL]
-        row = None
-        if params.ID_PATTERN.fullmatch(job_id):
-            row = await jobs_view.get(pool, job_id, caller.account_id, caller.test)
-        if row is None:
-            raise _not_found("job", job_id, "id")
-        if row["status"] in _TERMINAL:
-            raise errors.JOB_NOT_CANCELABLE.error(status=row["status"])
-        reply = await _call(
-            request,
-            request.app[DOWNSTREAM].jobs,
-            "jobs",
-            "POST",
-            f"/internal/v1/jobs/{job_id}/cancel",
+        return await cancel(
+            request, request.match_info["id"], caller.account_id, caller.test, _on_behalf(request)
         )
-        if reply.status != 200:
-            return _relay(request, reply)
-        try:
-            snapshot = JobSnapshot.model_validate_json(reply.body)
-        except ValidationError:
-            log.warning("downstream_bad_answer", service="jobs", route="cancel")
-            raise _unavailable("jobs") from None
-        async with pool.acquire() as conn:
-            await jobs_view.apply(conn, snapshot)
-        return json_response(job_object(snapshot))
 
-    return await idempotent.handle(request, payload, cancel)
+    return await idempotent.handle(request, payload, act)
 
 
 async def accepted_job(request: web.Request) -> web.Response:

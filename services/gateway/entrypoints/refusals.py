@@ -43,7 +43,29 @@ REFUSALS: dict[type[sl.Refusal], Callable[[Any], ApiError]] = {
     sl.KeyInUse: lambda _: errors.IDEMPOTENCY_KEY_IN_USE.error(headers=dict(_RETRY_AFTER)),
     sl.KeyReused: lambda _: errors.IDEMPOTENCY_KEY_REUSE.error(),
     sl.LeaseLost: lambda _: errors.IDEMPOTENCY_LEASE_EXPIRED.error(headers=dict(_RETRY_AFTER)),
+    sl.AccountMissing: lambda r: errors.RESOURCE_MISSING.error(
+        what="account", value=r.account_id[:64], param="account_id"
+    ),
+    sl.KeyMissing: lambda r: errors.RESOURCE_MISSING.error(
+        what="API key", value=r.key_id[:64], param="key_id"
+    ),
+    sl.LiveKeysLocked: lambda _: errors.LIVE_MODE_NOT_ENABLED.error(param="mode"),
+    sl.KeyNotRollable: lambda r: errors.API_KEY_NOT_ROLLABLE.error(
+        variant="rolled" if r.why == "rolled" else None, why=r.why, param="key_id"
+    ),
+    sl.WebhookRefused: lambda r: _webhook_refused(r.error),
+    sl.WebhooksUnreachable: lambda _: errors.SERVICE_UNAVAILABLE.error(
+        service="webhooks", headers=dict(_RETRY_AFTER)
+    ),
 }
+
+
+def _webhook_refused(error: dict[str, Any]) -> ApiError:
+    """The webhooks service's refusal of a new key's webhook, its field named as the key
+    request names it (``url`` → ``webhook_url``, ``events.0`` → ``webhook_events.0``)."""
+    param = error.get("param")
+    fields = {**error, "param": f"webhook_{param}" if param else "webhook_url"}
+    return errors.relayed(400, fields)
 
 
 def as_error(refusal: sl.Refusal) -> ApiError:

@@ -307,16 +307,23 @@ def public(row: Any) -> WebhookDelivery:
 
 
 async def log_page(
-    conn: Connection, api_key_id: str, limit: int, starting_after: str | None
+    conn: Connection,
+    api_key_id: str,
+    limit: int,
+    starting_after: str | None,
+    succeeded: bool | None = None,
 ) -> tuple[list[WebhookDelivery], bool]:
-    """Newest first; ``starting_after`` is the id of the last row of the previous page."""
+    """Newest first; ``starting_after`` is the id of the last row of the previous page.
+    ``succeeded`` keeps only the attempts that did (True) or did not (False) succeed."""
     rows = await conn.fetch(
         "SELECT * FROM attempts WHERE api_key_id = $1"
         " AND ($2::text IS NULL OR seq < (SELECT seq FROM attempts WHERE id = $2))"
+        " AND ($4::boolean IS NULL OR succeeded = $4)"
         " ORDER BY seq DESC LIMIT $3",
         api_key_id,
         starting_after,
         limit + 1,
+        succeeded,
     )
     return [public(r) for r in rows[:limit]], len(rows) > limit
 

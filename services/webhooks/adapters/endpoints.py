@@ -89,6 +89,26 @@ async def upsert(
     return _endpoint(row), bool(row["inserted"])
 
 
+async def copy(
+    conn: Connection, from_key_id: str, to_key_id: str, account_id: str
+) -> Endpoint | None:
+    """Give ``to_key_id`` the endpoint of ``from_key_id`` (URL, events and both signing
+    secrets: the receiver keeps verifying as before); None if the account's old key has none.
+    An endpoint the new key has already is kept (a retried copy)."""
+    await conn.execute(
+        "INSERT INTO endpoints (api_key_id, account_id, url, events, secret, previous_secret,"
+        " previous_secret_expires_at)"
+        " SELECT $2, account_id, url, events, secret, previous_secret, previous_secret_expires_at"
+        " FROM endpoints WHERE api_key_id = $1 AND account_id = $3"
+        " ON CONFLICT (api_key_id) DO NOTHING",
+        from_key_id,
+        to_key_id,
+        account_id,
+    )
+    copied = await get(conn, to_key_id)
+    return copied if copied is not None and copied.account_id == account_id else None
+
+
 async def delete(conn: Connection, api_key_id: str) -> bool:
     return (
         await conn.fetchval(

@@ -159,12 +159,42 @@ async def fire_test(request: web.Request) -> web.Response:
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
+    """The key's delivery log. ``succeeded=false`` keeps the failed attempts only: the
+    dashboard's filter (the gateway does not pass it on from the public API yet)."""
     key_id, _ = _caller(request)
     limit = _int_param(request, "limit", 20, 1, MAX_PAGE)
     starting_after = _query_id(request, "starting_after")
+    succeeded = request.query.get("succeeded")
+    if succeeded is not None:
+        params.one_of(succeeded, param="succeeded", choices=("true", "false"))
     async with request.app[POOL].acquire() as conn:
-        rows, more = await deliveries.log_page(conn, key_id, limit, starting_after)
+        rows, more = await deliveries.log_page(
+            conn,
+            key_id,
+            limit,
+            starting_after,
+            None if succeeded is None else succeeded == "true",
+        )
     return _dump(WebhookDeliveryPage(data=rows, has_more=more))
+
+
+class EndpointCopy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_api_key_id: str = Field(pattern=f"^{params.ID_PATTERN.pattern}$")
+
+
+async def copy_endpoint(request: web.Request) -> web.Response:
+    """``POST /internal/v1/keys/{key_id}/webhook-copy``: a rolled key's endpoint for the key
+    that replaces it (the gateway, rolling a key). Outside ``/webhook…`` on purpose: the
+    gateway forwards the public API's every ``/webhook/…`` path, and this is not the public's."""
+    key_id, account = _caller(request)
+    body: EndpointCopy = await _body(request, EndpointCopy)
+    try:
+        copied = await request.app[WEBHOOKS].carry_over(body.from_api_key_id, key_id, account)
+    except NotConfigured:
+        raise _not_configured() from None
+    return _dump(copied.public())
 
 
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -347,6 +377,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(KEY + "/test", fire_test)
     app.router.add_get(KEY + "/deliveries", list_deliveries)
     app.router.add_post(KEY + "/deliveries/{delivery_id}/redeliver", redeliver)
+    app.router.add_post(KEY + "-copy", copy_endpoint)
     app.router.add_get(EVENTS, list_events)
     app.router.add_get(EVENTS + "/{event_id}", get_event)
     app.router.add_post("/internal/v1/webhooks/replay", operator_replay)

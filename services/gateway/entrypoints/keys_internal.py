@@ -1,0 +1,196 @@
+"""Internal routes of an account's API keys, for the dashboard (behind the internal token).
+
+``/internal/v1/accounts/{account_id}/keys…``: list, create (optionally with a webhook URL),
+revoke, roll, and the key's webhook panel, which is the public ``/api/v1/webhook…`` forwarded
+the same way (``proxy.forward_webhook``) once the key is found in the account. Every id is
+looked up within the account: another account's key answers 404 like an unknown one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+
+from services.contracts.jobs import iso
+from services.contracts.webhooks import EventType
+from services.gateway import api_keys
+from services.gateway.adapters import accounts
+from services.gateway.adapters.webhooks import HttpKeyWebhooks
+from services.gateway.domain.keys import ROLL_OVERLAPS, Mode
+from services.gateway.domain.refusals import AccountMissing, KeyMissing
+from services.gateway.entrypoints import inputs, proxy
+from services.gateway.entrypoints.downstream import DOWNSTREAM
+from services.gateway.entrypoints.http import validate
+from services.runtime import params, service
+from services.runtime.http import json_response
+from services.runtime.internal import ACCOUNT_HEADER, KEY_HEADER, TEST_HEADER
+from services.runtime.service import POOL
+
+ACCOUNT = "/internal/v1/accounts/{account_id}"
+KEYS = ACCOUNT + "/keys"
+KEY = KEYS + "/{key_id}"
+# How often each key's latest request time is copied from its (UNLOGGED) rate-limit bucket to
+# the key itself: what a database crash may forget of "last used".
+LAST_USED_FLUSH_SECONDS = 60.0
+NAME_MAX_LENGTH = 100
+# The query each webhook route reads: the public API's, and the log's failure filter.
+_WEBHOOK_QUERY: dict[str, dict[str, params.Rule]] = {
+    "/deliveries": {**inputs.PAGE, "succeeded": params.choice_rule(("true", "false"))}
+}
+
+
+class KeyCreate(BaseModel):
+    """A new key: its mode, a name to tell it apart, and optionally its webhook endpoint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["test", "live"]
+    name: str | None = Field(None, max_length=NAME_MAX_LENGTH)
+    webhook_url: AnyHttpUrl | None = None
+    webhook_events: list[EventType] | None = Field(None, min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _plain(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        params.text(value, param="name", max_length=NAME_MAX_LENGTH)
+        return value.strip() or None
+
+
+class KeyRoll(BaseModel):
+    """How long the rolled key keeps working beside its replacement."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    expires_in: Literal["now", "1h", "24h", "7d"]
+
+
+assert set(ROLL_OVERLAPS) == {"now", "1h", "24h", "7d"}  # KeyRoll names each choice
+
+
+def key_object(row: dict[str, Any]) -> dict[str, Any]:
+    """What the dashboard shows of a key (never its hash; the secret only when just made)."""
+    shown = {
+        "object": "api_key",
+        "id": row["id"],
+        "name": row["name"],
+        "mode": row["mode"],
+        "display": row["display"],
+        "state": row["state"],
+        "created_at": iso(row["created_at"]),
+        "last_used_at": iso(row["last_used_at"]),
+        "expires_at": iso(row["expires_at"]),
+        "revoked_at": iso(row["revoked_at"]),
+        "rolled_to": row["rolled_to"],
+    }
+    for extra in ("secret", "webhook"):
+        if extra in row:
+            shown[extra] = row[extra]
+    return shown
+
+
+def _account(request: web.Request) -> str:
+    return params.identifier(request.match_info["account_id"], param="account_id")
+
+
+def _ids(request: web.Request) -> tuple[str, str]:
+    return _account(request), params.identifier(request.match_info["key_id"], param="key_id")
+
+
+def _webhooks(request: web.Request) -> HttpKeyWebhooks:
+    return HttpKeyWebhooks(request.app[DOWNSTREAM].webhooks)
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    account_id = _account(request)
+    pool = request.app[POOL]
+    account = await accounts.get_account(pool, account_id)
+    if account is None:
+        raise AccountMissing(account_id)
+    rows = await accounts.list_keys(pool, account_id)
+    return json_response(
+        {
+            "object": "list",
+            "data": [key_object(r) for r in reversed(rows)],  # newest first
+            "live_enabled": account["live_enabled"],
+        }
+    )
+
+
+async def create_key(request: web.Request) -> web.Response:
+    account_id = _account(request)
+    body = validate(KeyCreate, await inputs.json_body(request))
+    new = api_keys.NewKey(
+        account_id=account_id,
+        mode=Mode(body.mode),
+        name=body.name,
+        webhook_url=str(body.webhook_url) if body.webhook_url else None,
+        webhook_events=list(body.webhook_events) if body.webhook_events else None,
+        live_needs_purchase=True,
+    )
+    created = await api_keys.create_key(request.app[POOL], new, _webhooks(request).attach)
+    return json_response(key_object(created), status=201)
+
+
+async def get_key(request: web.Request) -> web.Response:
+    account_id, key_id = _ids(request)
+    found = await accounts.get_key(request.app[POOL], key_id, account_id)
+    if found is None:
+        raise KeyMissing(key_id)
+    return json_response(key_object(found))
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    account_id, key_id = _ids(request)
+    revoked = await api_keys.revoke_key(request.app[POOL], account_id, key_id)
+    return json_response(key_object(revoked))
+
+
+async def roll_key(request: web.Request) -> web.Response:
+    account_id, key_id = _ids(request)
+    body = validate(KeyRoll, await inputs.json_body(request))
+    rolled = await api_keys.roll_key(
+        request.app[POOL], account_id, key_id, body.expires_in, _webhooks(request).carry_over
+    )
+    answer = key_object(rolled)
+    answer["rolled"] = key_object(rolled["rolled"])
+    return json_response(answer, status=201)
+
+
+async def key_webhook(request: web.Request) -> web.Response:
+    """The key's webhook panel: ``…/keys/{key_id}/webhook{tail}`` as ``/api/v1/webhook{tail}``."""
+    account_id, key_id = _ids(request)
+    raw_tail = proxy.webhook_tail(
+        request, f"/internal/v1/accounts/{account_id}/keys/{key_id}/webhook"
+    )
+    query = inputs.query(request, _WEBHOOK_QUERY.get(raw_tail, inputs.NO_QUERY))
+    payload = await proxy.webhook_body(request)
+    found = await accounts.get_key(request.app[POOL], key_id, account_id)
+    if found is None:
+        raise KeyMissing(key_id)
+    identity = {
+        ACCOUNT_HEADER: account_id,
+        KEY_HEADER: key_id,
+        TEST_HEADER: "true" if found["mode"] == Mode.TEST.value else "false",
+    }
+    return await proxy.forward_webhook(request, key_id, identity, raw_tail, query, payload)
+
+
+async def _flush_last_used(app: web.Application) -> int:
+    return await accounts.flush_last_used(app[POOL])
+
+
+def install(app: web.Application) -> None:
+    """The routes, and the chore that keeps "last used" durable."""
+    app.router.add_get(KEYS, list_keys)
+    app.router.add_post(KEYS, create_key)
+    app.router.add_get(KEY, get_key)
+    app.router.add_post(KEY + "/revoke", revoke_key)
+    app.router.add_post(KEY + "/roll", roll_key)
+    app.router.add_route("*", KEY + "/webhook{tail:.*}", key_webhook)
+    app.cleanup_ctx.append(
+        service.periodic("key_last_used_flush", LAST_USED_FLUSH_SECONDS, _flush_last_used)
+    )
