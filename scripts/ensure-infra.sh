@@ -267,5 +267,22 @@ ensure_rabbitmq() {
     say "RabbitMQ is ready at $host:$port (took $((SECONDS - t0))s)"
 }
 
+# --- HAProxy (the public edge, services/edge) ----------------------------------------
+# Only its binary: `make up` runs it under honcho with a rendered config. The package's own
+# daemon is kept from starting (policy-rc.d 101) so it does not take a port.
+ensure_haproxy() {
+    command -v haproxy >/dev/null 2>&1 && return 0
+    local policy=/usr/sbin/policy-rc.d own=0
+    if is_root && [[ ! -e "$policy" ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own=1
+    fi
+    apt_install haproxy || true
+    if [[ "$own" == 1 ]]; then rm -f "$policy"; fi
+    command -v haproxy >/dev/null 2>&1 ||
+        die "haproxy is missing (the public edge in front of the gateway): install Debian's 'haproxy'"
+    say "HAProxy is installed ($(haproxy -v 2>/dev/null | head -n 1 | cut -d' ' -f1-3))"
+}
+
 ensure_postgres
 ensure_rabbitmq
+ensure_haproxy

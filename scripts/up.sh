@@ -27,6 +27,14 @@ export CLIPMIX_ENV="${CLIPMIX_ENV:-development}"
 # Development only: lets a developer point a webhook endpoint at a local server (production: off).
 export CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS="${CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS:-true}"
 export PYTHONUNBUFFERED=1
+# The public edge (HAProxy, services/edge) listens on the public port and refuses past the
+# gateway's working slots; the gateway listens behind it. Other services call the gateway
+# directly; customers' links (artifacts, the dashboard) name the edge.
+export CLIPMIX_GATEWAY_PORT="${CLIPMIX_GATEWAY_PORT:-8088}"
+export CLIPMIX_GATEWAY_URL="${CLIPMIX_GATEWAY_URL:-http://127.0.0.1:$CLIPMIX_GATEWAY_PORT}"
+export CLIPMIX_EDGE_PORT="${CLIPMIX_EDGE_PORT:-8080}"
+export CLIPMIX_EDGE_GATEWAY_URLS="${CLIPMIX_EDGE_GATEWAY_URLS:-$CLIPMIX_GATEWAY_URL}"
+export CLIPMIX_PUBLIC_BASE_URL="${CLIPMIX_PUBLIC_BASE_URL:-http://127.0.0.1:$CLIPMIX_EDGE_PORT}"
 
 say() { printf 'up: %s\n' "$*"; }
 die() {
@@ -43,7 +51,8 @@ elapsed() { # seconds since T0_NS, one decimal
 # --- what runs where ----------------------------------------------------------------
 default_port() {
     case "$1" in
-    gateway) echo 8080 ;;
+    edge) echo 8080 ;;
+    gateway) echo 8088 ;;
     jobs) echo 8081 ;;
     billing) echo 8082 ;;
     webhooks) echo 8083 ;;
@@ -242,13 +251,13 @@ KEY="$("$VENV_BIN/python" scripts/demo_key.py)" || die "could not prepare the de
 KEY="$(tail -n 1 <<<"$KEY")"
 [[ -n "$KEY" ]] || die "scripts/demo_key.py printed no key"
 
-GATEWAY="http://$BASE_HOST:$(port_of gateway)"
+GATEWAY="http://$BASE_HOST:$(port_of edge)"
 IDEM="demo-$(cat /proc/sys/kernel/random/uuid 2>/dev/null || date +%s%N)"
 
 cat <<EOF
 
   ClipMix is up (CLIPMIX_ENV=$CLIPMIX_ENV) in $(elapsed) s
-  gateway    $GATEWAY   (public API: $GATEWAY/api/v1)
+  public     $GATEWAY   (API: $GATEWAY/api/v1, through the edge; gateway behind it on :$(port_of gateway))
   services   $(for t in "${TARGETS[@]}"; do printf '%s :%s, ' "${t%%=*}" "${t##*:}"; done | sed 's/, $//')
   demo key   $KEY   (sandbox: never charges, answers completed jobs; kept in .run/demo.json)
 
