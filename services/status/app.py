@@ -11,10 +11,10 @@ from pydantic import Field
 from services.contracts.routing import QUEUES, STATUS_JOB_EVENTS, STATUS_TRAFFIC
 from services.runtime import service
 from services.runtime.config import ServiceSettings
-from services.status import routes
-from services.status.domain import Thresholds
-from services.status.evaluation import Policy, evaluate
-from services.status.handlers import handlers
+from services.status.domain.health import Thresholds
+from services.status.entrypoints import http
+from services.status.entrypoints.events import handlers
+from services.status.service_layer.evaluation import Policy, evaluate
 
 NAME = "status"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -79,9 +79,9 @@ def create_app(settings: StatusSettings) -> web.Application:
             service.periodic("status_evaluation", settings.status_recompute_seconds, recompute),
         ),
     )
-    routes.add_routes(
+    http.add_routes(
         app,
-        routes.View(
+        http.View(
             window_seconds=max(int(settings.status_window_seconds), 1),
             recent_incident_days=settings.status_recent_incident_days,
             history_days=settings.status_history_days,

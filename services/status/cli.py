@@ -20,8 +20,8 @@ import asyncpg
 from services.contracts.status import COMPONENTS, ComponentState
 from services.runtime.config import ServiceSettings
 from services.runtime.migrations import operator_connection
-from services.status import adapters
-from services.status.snapshot import snapshot
+from services.status.adapters import store
+from services.status.service_layer.snapshot import snapshot
 
 if TYPE_CHECKING:
     pass
@@ -61,7 +61,7 @@ def _override_json(row: dict[str, Any]) -> dict[str, Any]:
 async def _override(settings: ServiceSettings, args: argparse.Namespace) -> Any:
     now = datetime.now(UTC)
     async with _status_db(settings) as conn:
-        row = await adapters.set_override(
+        row = await store.set_override(
             conn, args.component, ComponentState(args.state), args.reason, now, now + args.for_
         )
     return {"override": _override_json(row)}
@@ -69,7 +69,7 @@ async def _override(settings: ServiceSettings, args: argparse.Namespace) -> Any:
 
 async def _clear(settings: ServiceSettings, args: argparse.Namespace) -> Any:
     async with _status_db(settings) as conn:
-        cleared = await adapters.clear_override(conn, args.component)
+        cleared = await store.clear_override(conn, args.component)
     return {"component": args.component, "cleared": cleared}
 
 

@@ -24,7 +24,7 @@ from services.gateway.adapters import jobs_view
 from services.gateway.domain.keys import Mode
 from services.gateway.entrypoints.http import WAITER
 from services.runtime.traffic import TRAFFIC
-from services.status.domain import p95_seconds
+from services.status.domain.health import p95_seconds
 from tests.infra import Infra
 from tests.integration.conftest import eventually
 from tests.integration.gateway_harness import (

@@ -13,12 +13,12 @@ import pytest
 from services.contracts.jobs import JOB_COMPLETED, JOB_FAILED, JobSnapshot, JobStatus, Service
 from services.contracts.status import LATENCY_BOUNDS, ComponentState, TrafficBucket, TrafficReported
 from services.messaging.envelope import Envelope
-from services.status import adapters
+from services.status.adapters import store
 from services.status.app import MIGRATIONS
-from services.status.domain import Thresholds
-from services.status.evaluation import Policy, evaluate
-from services.status.handlers import handlers
-from services.status.snapshot import history, snapshot
+from services.status.domain.health import Thresholds
+from services.status.entrypoints.events import handlers
+from services.status.service_layer.evaluation import Policy, evaluate
+from services.status.service_layer.snapshot import history, snapshot
 from tests.infra import Infra
 from tests.integration.conftest import schema_pool, unique
 
@@ -132,7 +132,7 @@ async def test_replicas_evaluate_each_round_once(status_pool: asyncpg.Pool) -> N
 
 async def test_an_override_wins_until_it_expires(status_pool: asyncpg.Pool) -> None:
     async with status_pool.acquire() as conn:
-        await adapters.set_override(
+        await store.set_override(
             conn,
             "webhooks",
             S.PARTIAL_OUTAGE,
@@ -166,7 +166,7 @@ async def test_traffic_samples_add_up_per_bucket(status_pool: asyncpg.Pool) -> N
     async with status_pool.acquire() as conn:
         for _ in range(2):  # two replicas of the gateway report the same minute
             await TRAFFIC[TrafficReported.TYPE](conn, env)
-        counted = await adapters.window(conn, T0 - timedelta(minutes=5))
+        counted = await store.window(conn, T0 - timedelta(minutes=5))
     assert set(counted) == {"api"}
     api = counted["api"]["requests"]
     assert (api.count, api.errors, api.latency[2]) == (14, 2, 14)

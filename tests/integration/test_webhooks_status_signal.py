@@ -18,10 +18,10 @@ from services.messaging.envelope import Envelope
 from services.runtime.service import POOL
 from services.runtime.traffic import TRAFFIC, TrafficReporter
 from services.status.app import MIGRATIONS as STATUS_MIGRATIONS
-from services.status.domain import Thresholds
-from services.status.evaluation import Policy, evaluate
-from services.status.handlers import handlers
-from services.status.snapshot import snapshot
+from services.status.domain.health import Thresholds
+from services.status.entrypoints.events import handlers
+from services.status.service_layer.evaluation import Policy, evaluate
+from services.status.service_layer.snapshot import snapshot
 from services.webhooks.adapters import deliveries
 from services.webhooks.app_keys import DISPATCHER
 from tests.infra import Infra, free_port

@@ -18,7 +18,7 @@ from services.contracts.status import (
     StatusSnapshot,
 )
 from services.status.cli import duration
-from services.status.domain import (
+from services.status.domain.health import (
     Counts,
     Thresholds,
     Tracked,
@@ -28,9 +28,9 @@ from services.status.domain import (
     p95_seconds,
     step,
 )
-from services.status.handlers import job_signal
-from services.status.page import render
-from services.status.snapshot import HistoryDay
+from services.status.entrypoints.events import job_signal
+from services.status.entrypoints.page import render
+from services.status.service_layer.snapshot import HistoryDay
 
 TH = Thresholds()
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

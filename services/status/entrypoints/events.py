@@ -25,7 +25,8 @@ from services.contracts.jobs import (
 from services.contracts.status import COMPONENTS, LATENCY_BOUNDS, TrafficReported
 from services.messaging.consumer import Handler
 from services.messaging.envelope import Envelope
-from services.status import adapters, metrics
+from services.status import metrics
+from services.status.adapters import store
 
 if TYPE_CHECKING:
     from services.runtime.db import Connection
@@ -79,7 +80,7 @@ def handlers(bucket_seconds: float) -> tuple[dict[str, Handler], dict[str, Handl
         latency = [0] * (len(LATENCY_BOUNDS) + 1)
         latency[bisect_left(LATENCY_BOUNDS, seconds)] = 1
         at = job.completed_at or env.occurred_at
-        await adapters.add_traffic(
+        await store.add_traffic(
             conn, bucket_of(at, bucket_seconds), job.service.value, "jobs", 1, int(error), latency
         )
 
@@ -90,7 +91,7 @@ def handlers(bucket_seconds: float) -> tuple[dict[str, Handler], dict[str, Handl
                 log.warning("traffic_component_unknown", component=b.component)
                 continue
             start = bucket_of(b.bucket_start, bucket_seconds)
-            await adapters.add_traffic(
+            await store.add_traffic(
                 conn, start, b.component, sample.source, b.count, b.errors, b.latency_counts
             )
 

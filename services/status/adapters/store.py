@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from services.contracts.status import ComponentState
-from services.status.domain import Counts, Tracked
+from services.status.domain.health import Counts, Tracked
 
 if TYPE_CHECKING:
     from services.runtime.db import Connection

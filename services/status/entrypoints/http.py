@@ -9,8 +9,8 @@ from aiohttp import web
 
 from services.runtime.http import json_response
 from services.runtime.service import POOL
-from services.status import page
-from services.status.snapshot import history, snapshot
+from services.status.entrypoints import page
+from services.status.service_layer.snapshot import history, snapshot
 
 
 @dataclass(frozen=True)

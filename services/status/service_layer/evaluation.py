@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from services.contracts.status import COMPONENTS, ComponentState
-from services.status import adapters, metrics
-from services.status.domain import (
+from services.status import metrics
+from services.status.adapters import store
+from services.status.domain.health import (
     SEVERITY,
     UNHEALTHY,
     Measurement,
@@ -67,36 +68,36 @@ def stats_of(m: Measurement) -> dict[str, Any]:
 async def evaluate(pool: asyncpg.Pool, policy: Policy, now: datetime) -> bool:
     """Evaluate every component once; ``False`` when another replica has it (or just did)."""
     async with pool.acquire() as conn, conn.transaction():
-        last = await adapters.last_computed(conn) if await adapters.try_lock(conn) else now
+        last = await store.last_computed(conn) if await store.try_lock(conn) else now
         # Locked, or another replica evaluated within this period: doing it again would count
         # one evaluation twice toward the two needed to change a state.
         if last is not None and (now - last).total_seconds() < policy.recompute_seconds / 2:
             metrics.EVALUATIONS.labels("skipped").inc()
             return False
         await _evaluate(conn, policy, now)
-        await adapters.set_computed(conn, now)
+        await store.set_computed(conn, now)
     metrics.EVALUATIONS.labels("done").inc()
     return True
 
 
 async def _evaluate(conn: Connection, policy: Policy, now: datetime) -> None:
     since = now - timedelta(seconds=policy.window_seconds)
-    counted = await adapters.window(conn, since)
-    tracked = await adapters.tracked(conn)
-    ongoing = await adapters.ongoing_incidents(conn)
-    overrides = await adapters.active_overrides(conn, now)
+    counted = await store.window(conn, since)
+    tracked = await store.tracked(conn)
+    ongoing = await store.ongoing_incidents(conn)
+    overrides = await store.active_overrides(conn, now)
     for component in COMPONENTS:
         m = measure(counted.get(component, {}), policy.thresholds)
         before = tracked.get(component, Tracked(ComponentState.NO_DATA))
         after = step(before, m.state, now, policy.confirm_evaluations)
-        await adapters.save_health(conn, component, after, m.state, m.reason, stats_of(m), now)
+        await store.save_health(conn, component, after, m.state, m.reason, stats_of(m), now)
         metrics.COMPONENT_SEVERITY.labels(component).set(SEVERITY[after.state])
         await _incident(conn, component, before, after, m, ongoing.get(component), now)
         shown = after.state
         if component in overrides:
             shown = ComponentState(overrides[component]["state"])
-        await adapters.note_day(conn, now.date(), component, SEVERITY[shown])
-    await adapters.purge_traffic(conn, now - policy.retention)
+        await store.note_day(conn, now.date(), component, SEVERITY[shown])
+    await store.purge_traffic(conn, now - policy.retention)
 
 
 async def _incident(
@@ -116,8 +117,8 @@ async def _incident(
         reason = m.reason or f"{component} is {after.state.value}"
         if ongoing is None:
             started = after.candidate_since if before.state != after.state else None
-            await adapters.open_incident(conn, component, after.state, reason, started or now)
+            await store.open_incident(conn, component, after.state, reason, started or now)
         elif worst(ComponentState(ongoing["impact"]), after.state) != ongoing["impact"]:
-            await adapters.worsen_incident(conn, ongoing["id"], after.state, reason)
+            await store.worsen_incident(conn, ongoing["id"], after.state, reason)
     elif after.state is ComponentState.OPERATIONAL and ongoing is not None:
-        await adapters.resolve_incident(conn, ongoing["id"], now)
+        await store.resolve_incident(conn, ongoing["id"], now)

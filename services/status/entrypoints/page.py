@@ -6,7 +6,7 @@ from html import escape
 
 from services.contracts.jobs import iso
 from services.contracts.status import ComponentState, ComponentStatus, Incident, StatusSnapshot
-from services.status.snapshot import HistoryDay
+from services.status.service_layer.snapshot import HistoryDay
 
 _LABEL = {
     ComponentState.OPERATIONAL: "Operational",

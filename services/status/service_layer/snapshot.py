@@ -16,8 +16,8 @@ from services.contracts.status import (
     StatusOverride,
     StatusSnapshot,
 )
-from services.status import adapters
-from services.status.domain import SEVERITY, overall
+from services.status.adapters import store
+from services.status.domain.health import SEVERITY, overall
 
 if TYPE_CHECKING:
     from services.runtime.db import Connection
@@ -47,9 +47,9 @@ def _incident(row: dict[str, Any]) -> Incident:
 async def snapshot(
     conn: Connection, now: datetime, *, window_seconds: int, recent_days: int
 ) -> StatusSnapshot:
-    health = await adapters.health(conn)
-    overrides = await adapters.active_overrides(conn, now)
-    computed_at = await adapters.last_computed(conn)
+    health = await store.health(conn)
+    overrides = await store.active_overrides(conn, now)
+    computed_at = await store.last_computed(conn)
     components: list[ComponentStatus] = []
     for cid in COMPONENTS:
         row = health.get(cid)
@@ -81,9 +81,7 @@ async def snapshot(
                 updated_at=row.evaluated_at if row else now,
             )
         )
-    listed = [
-        _incident(r) for r in await adapters.incidents(conn, now - timedelta(days=recent_days))
-    ]
+    listed = [_incident(r) for r in await store.incidents(conn, now - timedelta(days=recent_days))]
     return StatusSnapshot(
         status=overall([c.status for c in components]),
         components=components,
@@ -107,7 +105,7 @@ async def history(
     """Per component, one entry per UTC day (oldest first); a day never evaluated is "no data"."""
     today = today or datetime.now(UTC).date()
     first = today - timedelta(days=days - 1)
-    stored = await adapters.history(conn, first)
+    stored = await store.history(conn, first)
     out: dict[str, list[HistoryDay]] = {}
     for cid in COMPONENTS:
         per_day = stored.get(cid, {})
