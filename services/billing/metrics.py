@@ -24,3 +24,15 @@ RECONCILED = Counter(
     "Unconfirmed reservations the reconciler looked at, by what it did.",
     ["action"],
 )
+CHECKOUTS = Counter(
+    "clipmix_billing_checkouts_total",
+    "Card top-ups: sessions started, and what each completion event did (fulfilled, repeat,"
+    " unpaid, unknown, mismatch).",
+    ["outcome"],
+)
+PAYMENT_EVENTS = Counter(
+    "clipmix_billing_payment_events_total",
+    "Payment provider events received, by verdict (accepted, bad_signature, unreadable,"
+    " ignored_type).",
+    ["verdict"],
+)

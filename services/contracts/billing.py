@@ -173,3 +173,54 @@ class Purchase(_Answer):
     bonus_percent: int
     available_after: int = Field(description="The available balance right after this purchase.")
     created_at: str
+
+
+# --- internal: buying credits by card (the dashboard) ----------------------------------------
+
+# A card top-up is $1 to $10,000 in whole cents (larger ones: talk to sales, operator top-up).
+MIN_CHECKOUT_CENTS = 100
+MAX_CHECKOUT_CENTS = 1_000_000
+
+
+class TopUpQuote(_Answer):
+    """``GET /internal/v1/top-up-quote?usd_cents=N``: what paying that credits, shown before
+    the customer pays; a checkout started now credits exactly this."""
+
+    object: Literal["top_up_quote"] = "top_up_quote"
+    usd_cents: int
+    paid_credits: int = Field(description="$1 = 100 credits.")
+    bonus_credits: int = Field(description="The volume bonus, rounded down.")
+    bonus_percent: int
+    total_credits: int
+    price_version: int
+
+
+class CheckoutRequest(_Body):
+    """``POST /internal/v1/accounts/{account_id}/checkouts``: start a card top-up."""
+
+    usd_cents: int = Field(ge=MIN_CHECKOUT_CENTS, le=MAX_CHECKOUT_CENTS)
+    # Where the provider sends the browser back; ``{CHECKOUT_SESSION_ID}`` is filled in.
+    success_url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://")
+    cancel_url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://")
+
+
+CheckoutState = Literal["open", "completed"]
+
+
+class Checkout(_Answer):
+    """A card top-up: ``open`` until the provider's signed ``checkout.session.completed``
+    credits it (``completed``, with its purchase); never completed by the browser's return."""
+
+    object: Literal["checkout"] = "checkout"
+    id: str = Field(description="The provider's checkout session id; the purchase reference.")
+    account_id: str
+    url: str = Field(description="The provider's hosted payment page.")
+    state: CheckoutState
+    usd_cents: int
+    paid_credits: int
+    bonus_credits: int
+    bonus_percent: int
+    total_credits: int
+    purchase_id: str | None = None
+    created_at: str
+    completed_at: str | None = None

@@ -168,6 +168,18 @@ WEBHOOK_URL_REFUSED = ErrorSpec(
     "the webhook `url` may not receive webhooks (the message says why)",
     example={"reason": "the URL must use http or https"},
 )  # fmt: skip
+PAYMENT_SIGNATURE_INVALID = ErrorSpec(
+    400, _BAD, "payment_signature_invalid",
+    "The Stripe-Signature header does not sign this body, or its timestamp is too old.",
+    "billing: a payment provider's event whose signature or timestamp does not check (nothing"
+    " is credited)",
+    public=False,
+)  # fmt: skip
+PAYMENT_EVENT_INVALID = ErrorSpec(
+    400, _BAD, "payment_event_invalid", "The payment event is not an event object this API reads.",
+    "billing: a signed payment event that is not a JSON event object (nothing is credited)",
+    public=False,
+)  # fmt: skip
 ACCOUNT_MISSING = ErrorSpec(
     400, _BAD, "account_missing", "The {header} header is required.",
     "an internal call to the webhooks service without the account header",
@@ -305,6 +317,14 @@ PRICE_UNAVAILABLE = ErrorSpec(
     example={"detail": "target_languages must list at least one language."},
 )  # fmt: skip
 
+PAYMENT_EVENT_MISMATCH = ErrorSpec(
+    422, _BAD, "payment_event_mismatch",
+    "The checkout session in this event does not match the one recorded; nothing was credited.",
+    "billing: a signed checkout.session.completed whose account, amount or currency differs"
+    " from the session billing created",
+    public=False,
+)  # fmt: skip
+
 # --- 429: too much at once ---------------------------------------------------------------------
 RATE_LIMITED = ErrorSpec(
     429, _LIMIT, "rate_limited",
@@ -360,6 +380,14 @@ SERVICE_UNAVAILABLE = ErrorSpec(
     "a service behind the gateway, or a database, is away; nothing was done; `Retry-After`",
     variants={"database": "The service is briefly unavailable; retry shortly."},
     example={"service": "webhooks"},
+)  # fmt: skip
+PAYMENT_PROVIDER_UNAVAILABLE = ErrorSpec(
+    503, _API, "payment_provider_unavailable",
+    "The payment provider could not start a checkout just now; nothing was charged. Retry"
+    " shortly.",
+    "billing: the payment provider did not create a checkout session (unreachable, timeout,"
+    " an error answer)",
+    public=False,
 )  # fmt: skip
 OVERLOADED = ErrorSpec(
     503, _API, "overloaded", "The server is at capacity; retry after the time in Retry-After.",

@@ -1,12 +1,15 @@
 """The webhook signing rule: one copy for every side that signs a webhook or checks one.
 
-Two schemes, both HMAC-SHA256 (docs/webhooks.md teaches them to customers):
+Three schemes, all HMAC-SHA256 (docs/webhooks.md teaches the first two to customers):
 
 * Standard Webhooks: ``webhook-signature: v1,<base64>`` over ``{id}.{timestamp}.{body}``, keyed
   with the base64-decoded part of a ``whsec_`` secret. Our deliveries carry it, and so do the
   providers' webhooks the jobs service checks (the simulator signs those).
 * Ours: ``X-ClipMix-Signature: sha256=<hex>`` over the raw body, keyed with the secret string
   exactly as shown to the customer (``whsec_…``, UTF-8).
+* Stripe's: ``Stripe-Signature: t=<unix seconds>,v1=<hex>`` over ``{t}.{body}``, keyed with the
+  signing secret string as shown (``whsec_…``, UTF-8). The payment provider's checkout events
+  carry it (the simulator signs them, billing checks them: docs/billing.md, *Buying credits*).
 
 A header carries one signature per signing key, newest first (two during a rotation's overlap:
 space-separated for Standard Webhooks, ``, ``-separated for ours). A check passes when any
@@ -27,6 +30,7 @@ ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
 SIGNATURE_HEADER = "webhook-signature"
 CLIPMIX_SIGNATURE_HEADER = "X-ClipMix-Signature"
+STRIPE_SIGNATURE_HEADER = "Stripe-Signature"
 
 # Standard Webhooks' tolerance: a timestamp further than this from now, either way, is a replay.
 TOLERANCE_SECONDS = 300
@@ -103,6 +107,44 @@ def verify_clipmix(secrets: Iterable[str], header: str, body: bytes) -> bool:
     """Whether ``X-ClipMix-Signature`` signs ``body`` with one of ``secrets`` (strings as shown)."""
     offered = [v.strip() for v in header.split(",")]
     return _any_equal((clipmix_signature(s, body) for s in secrets), offered)
+
+
+def stripe_signature(secret: str, timestamp: int | str, body: bytes) -> str:
+    """The hex HMAC of ``{timestamp}.{body}``, keyed with the secret string as shown."""
+    signed = f"{timestamp}.".encode("utf-8", "surrogateescape") + body
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def sign_stripe(secrets: Sequence[str], timestamp: int, body: bytes) -> str:
+    """A ``Stripe-Signature`` value: ``t=…`` then one ``v1=…`` per secret, newest first."""
+    signatures = (f"v1={stripe_signature(s, timestamp, body)}" for s in secrets)
+    return ",".join((f"t={timestamp}", *signatures))
+
+
+def verify_stripe(
+    secrets: Iterable[str],
+    header: str,
+    body: bytes,
+    *,
+    now: float,
+    tolerance: float = TOLERANCE_SECONDS,
+) -> bool:
+    """Whether a ``Stripe-Signature`` value signs ``body`` with one of ``secrets``, its ``t``
+    within ``tolerance`` seconds of ``now``. Elements other than one ``t`` and the ``v1``s
+    (another scheme's, as Stripe's own test-mode ``v0``) are ignored, as Stripe's libraries do."""
+    stamps: list[str] = []
+    offered: list[str] = []
+    for element in header.split(","):
+        name, _, value = element.strip().partition("=")
+        if name == "t":
+            stamps.append(value)
+        elif name == "v1":
+            offered.append(value)
+    if len(stamps) != 1 or not _TIMESTAMP.fullmatch(stamps[0]) or not offered:
+        return False
+    if abs(now - int(stamps[0])) > tolerance:
+        return False
+    return _any_equal((stripe_signature(s, stamps[0], body) for s in secrets), offered)
 
 
 def _any_equal(expected: Iterable[str], offered: list[str]) -> bool:

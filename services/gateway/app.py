@@ -20,6 +20,7 @@ from services.gateway.entrypoints import (
     http,
     jobs_internal,
     keys_internal,
+    payments_forward,
     probes,
     proxy,
     request_log,
@@ -107,6 +108,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     proxy.add_routes(app)
     accounts_internal.add_routes(app)  # the dashboard's sign-up creates accounts
     dashboard_forward.install(app, settings)  # /dashboard, /api, /contact: the dashboard's pages
+    payments_forward.add_routes(app)  # the payment provider's events, to billing
     keys_internal.install(app)  # the dashboard's: an account's keys and their webhooks
     jobs_internal.add_routes(app)  # the dashboard's: an account's jobs
     request_log.install(app, settings, NAME)

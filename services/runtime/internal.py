@@ -181,11 +181,15 @@ class InternalClient:
         headers: dict[str, str] | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - a per-call deadline override
         request: web.Request | None = None,
+        data: bytes | None = None,
     ) -> Reply:
-        """``path`` starts with ``/``; ``request`` passes its Request-Id along for the logs."""
+        """``path`` starts with ``/``; ``request`` passes its Request-Id along for the logs.
+
+        ``data`` is a body sent byte for byte (its Content-Type in ``headers``): a signed
+        body relayed as it arrived; ``json`` is serialized instead."""
         sent = self._headers(headers, request)
-        data = orjson.dumps(json) if json is not None else None
-        if data is not None:
+        if json is not None:
+            data = orjson.dumps(json)
             sent["Content-Type"] = "application/json"
         try:
             async with asyncio.timeout(timeout or self._timeout):

@@ -1,5 +1,6 @@
 """The provider simulator: a Replicate-style predictions API and an ElevenLabs-style dubbing
-API, with latency, failures and small real artifacts, plus ``/__admin`` test controls.
+API, with latency, failures and small real artifacts, a Stripe-Checkout-style payment provider
+(``checkout``, ``checkout_page``), plus ``/__admin`` test controls.
 
 Failures (``failure_rate`` of creates, kind drawn from ``failure_kinds``, or forced per job by
 a ``[sim:<kind>]`` marker anywhere in the input): ``timeout`` holds the create for
@@ -34,7 +35,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.contracts import signing
 from services.runtime.http import ApiError, edge_middleware, json_response
 from services.runtime.logging import configure_logging
-from services.simulator import lengths, media
+from services.simulator import checkout, lengths, media
+from services.simulator.checkout import CheckoutSettings
 from services.simulator.state import FAILURE_KINDS, Config, State, Task
 
 log = structlog.get_logger()
@@ -62,6 +64,8 @@ class SimulatorSettings(BaseSettings):
     failure_kinds: list[str] = Field(default_factory=lambda: ["unavailable", "failed"])
     hang_seconds: float = Field(30.0, ge=0)
     url_ttl_seconds: float = Field(3600.0, gt=0)
+    # The payment provider's checkout (services/simulator/checkout.py).
+    checkout: CheckoutSettings = Field(default_factory=CheckoutSettings)
 
 
 STATE = web.AppKey("state", State)
@@ -375,6 +379,7 @@ async def forget(request: web.Request) -> web.Response:
 
 async def reset(request: web.Request) -> web.Response:
     request.app[STATE].reset()
+    request.app[checkout.CHECKOUT].state.reset()
     return json_response({"reset": True})
 
 
@@ -423,6 +428,7 @@ def create_app(settings: SimulatorSettings) -> web.Application:
     r.add_get("/__admin/stats", stats)
     r.add_post("/__admin/reset", reset)
     r.add_post("/__admin/forget/{id}", forget)
+    checkout.install(app, settings.checkout, settings.public_url)
     return app
 
 

@@ -136,3 +136,63 @@ def test_hostile_headers_are_refused_not_raised(junk: dict[str, str]) -> None:
     headers = {**signing.sign([KEY], "evt_1", NOW, BODY), **junk}
     assert not signing.verify([KEY], headers, BODY, now=NOW)
     assert not signing.verify_clipmix(["whsec_x"], junk.popitem()[1], BODY)
+
+
+# --- Stripe's scheme: the payment provider's checkout events (billing checks them) -------------
+
+STRIPE_SECRET = "whsec_test_secret"
+
+
+def test_stripe_signatures_are_the_bytes_stripe_documents() -> None:
+    # HMAC-SHA256 of "{t}.{body}" keyed with the secret string, hex: pinned from
+    # `printf '1700000000.{"id":"evt_1"}' | openssl dgst -sha256 -hmac whsec_test_secret`.
+    assert signing.sign_stripe([STRIPE_SECRET], NOW, BODY) == (
+        "t=1700000000,v1=248a374f50f943a28b0f6ab50faf9a7e7e29b710fa26df9fb1618b9bf8ea9c9a"
+    )
+    header = signing.sign_stripe([STRIPE_SECRET, "whsec_old"], NOW, BODY)
+    assert signing.verify_stripe([STRIPE_SECRET], header, BODY, now=NOW)
+    assert signing.verify_stripe(["whsec_old"], header, BODY, now=NOW)  # during a rotation
+
+
+@pytest.mark.parametrize(
+    ("header", "body", "now"),
+    [
+        ("SIGNED", BODY + b" ", NOW),  # the body changed
+        ("SIGNED", BODY, NOW + 301),  # too old: a replay
+        ("SIGNED", BODY, NOW - 301),  # from the future
+        ("t=1700000000", BODY, NOW),  # no v1
+        ("v1=248a374f50f943a28b0f6ab50faf9a7e7e29b710fa26df9fb1618b9bf8ea9c9a", BODY, NOW),
+        (
+            "t=1700000001,v1=248a374f50f943a28b0f6ab50faf9a7e7e29b710fa26df9fb1618b9bf8ea9c9a",
+            BODY,
+            NOW,
+        ),
+        (
+            "t=1700000000,t=1700000000,v1=248a374f50f943a28b0f6ab50faf9a7e7e29b710fa26df9fb1618b9bf8ea9c9a",
+            BODY,
+            NOW,
+        ),
+        ("t=²,v1=x", BODY, NOW),
+        ("t=" + "9" * 5000 + ",v1=x", BODY, NOW),
+        ("t=1700000000,v1=\udcff", BODY, NOW),
+        (
+            "t=1700000000,v0=248a374f50f943a28b0f6ab50faf9a7e7e29b710fa26df9fb1618b9bf8ea9c9a",
+            BODY,
+            NOW,
+        ),
+        ("", BODY, NOW),
+    ],
+)
+def test_a_bad_stripe_signature_is_refused_not_raised(header: str, body: bytes, now: int) -> None:
+    if header == "SIGNED":
+        header = signing.sign_stripe([STRIPE_SECRET], NOW, BODY)
+    assert not signing.verify_stripe([STRIPE_SECRET], header, body, now=now)
+
+
+def test_a_stripe_signature_from_another_secret_is_refused() -> None:
+    header = signing.sign_stripe(["whsec_other"], NOW, BODY)
+    assert not signing.verify_stripe([STRIPE_SECRET], header, BODY, now=NOW)
+    assert not signing.verify_stripe([], header, BODY, now=NOW)
+    # Elements Stripe may add (another scheme) are ignored, not fatal.
+    extra = signing.sign_stripe([STRIPE_SECRET], NOW, BODY) + ",v0=abc"
+    assert signing.verify_stripe([STRIPE_SECRET], extra, BODY, now=NOW)

@@ -39,7 +39,7 @@ MAX_LEDGER_PAGE = 100
 DEFAULT_LEDGER_PAGE = 20
 
 
-async def _body(request: web.Request, model: type[Body], *, optional: bool = False) -> Body:
+async def read_body(request: web.Request, model: type[Body], *, optional: bool = False) -> Body:
     raw = await request.read()
     if optional and not raw.strip():
         raw = b"{}"
@@ -52,7 +52,7 @@ async def _body(request: web.Request, model: type[Body], *, optional: bool = Fal
 
 
 async def create_reservation(request: web.Request) -> web.Response:
-    body = await _body(request, ReservationRequest)
+    body = await read_body(request, ReservationRequest)
     try:
         priced = quote(request.app[PRICES].book, body.service, body.input)
     except PriceUnavailable as exc:
@@ -83,7 +83,7 @@ async def create_reservation(request: web.Request) -> web.Response:
 
 
 async def release_reservation(request: web.Request) -> web.Response:
-    body = await _body(request, ReleaseRequest, optional=True)
+    body = await read_body(request, ReleaseRequest, optional=True)
     job_id = request.match_info["job_id"]
     async with request.app[POOL].acquire() as conn:
         result = await ledger.release(conn, job_id, body.reason)
@@ -141,7 +141,7 @@ async def pricing(request: web.Request) -> web.Response:
 
 
 async def create_purchase(request: web.Request) -> web.Response:
-    body = await _body(request, PurchaseRequest)
+    body = await read_body(request, PurchaseRequest)
     grant = top_up(request.app[PRICES].book, body.usd_cents)
     async with request.app[POOL].acquire() as conn:
         result = await ledger.purchase(conn, body.account_id, body.usd_cents, body.reference, grant)
