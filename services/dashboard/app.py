@@ -33,7 +33,7 @@ import structlog
 from aiohttp import web
 
 from services.dashboard import clients, mail, pages, session, templating
-from services.dashboard.config import DashboardSettings
+from services.dashboard.config import SETTINGS, DashboardSettings
 from services.dashboard.errors import html_errors
 from services.dashboard.passwords import HASHER, Hasher
 from services.runtime import admission, db, service
@@ -47,8 +47,6 @@ HERE = Path(__file__).resolve().parent
 MIGRATIONS = HERE / "migrations"
 STATIC = HERE / "static"
 STATIC_PREFIX = templating.STATIC_PREFIX
-
-SETTINGS = web.AppKey("settings", DashboardSettings)
 
 # Every page: nothing from elsewhere, no inline script or style, never framed.
 _CSP = (

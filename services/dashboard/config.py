@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from aiohttp import web
 from pydantic import Field
 
 from services.runtime.config import ServiceSettings
@@ -46,3 +47,7 @@ class DashboardSettings(ServiceSettings):
     def secure_cookies(self) -> bool:
         """Cookies carry ``Secure`` everywhere but on a developer's plain-HTTP machine."""
         return self.env != "development"
+
+
+# The settings the app was built with, for pages that need one (``request.app[SETTINGS]``).
+SETTINGS = web.AppKey("settings", DashboardSettings)

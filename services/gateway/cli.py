@@ -14,6 +14,7 @@ import asyncpg
 import orjson
 
 from services.billing import cli as billing_cli
+from services.dashboard import cli as dashboard_cli
 from services.gateway import api_keys
 from services.gateway.adapters import accounts, ratelimit
 from services.gateway.app import MIGRATIONS, NAME
@@ -164,7 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     klim.set_defaults(run=_keys_limit)
 
     # Other services' operator commands work on their own schemas: ``operate(settings, args)``.
-    for plugin in (billing_cli, webhooks_cli, status_cli):
+    for plugin in (billing_cli, webhooks_cli, status_cli, dashboard_cli):
         plugin.register(groups)
     return parser
 
