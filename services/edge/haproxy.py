@@ -31,6 +31,9 @@ class EdgeSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    # HAProxy's own Prometheus exporter (GET /metrics): its refusals are counted there, as the
+    # gateway never sees them. Off the public port, like the services' operator routes.
+    metrics_port: int = Field(8089, ge=1, le=65535)
     # Base URLs of the gateway replicas, comma-separated.
     gateway_urls: str = "http://127.0.0.1:8088"
     # Working requests one gateway replica is given at once (its CPU is the limit: more only
@@ -184,6 +187,11 @@ def render(settings: EdgeSettings) -> str:
         f" {{ be_conn_free(work) le 0 }}",
         "    use_backend held if held",
         "    default_backend work",
+        "",
+        "frontend metrics",
+        f"    bind {settings.host}:{settings.metrics_port}",
+        "    http-request use-service prometheus-exporter if { path /metrics }",
+        "    http-request return status 404 if !{ path /metrics }",
         "",
         "backend work",
         "    balance leastconn",

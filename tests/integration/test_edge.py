@@ -33,6 +33,7 @@ from tests.tools import require
 pytestmark = pytest.mark.timeout(90)
 
 SLOTS = 2
+_METRICS: dict[str, str] = {}  # edge base URL -> its Prometheus exporter's URL
 REQUEST_ID = re.compile(r"^req_[0-9a-f]{32}$")
 
 
@@ -47,6 +48,9 @@ async def gw(infra: Infra, fake: FakeServices) -> AsyncIterator[Gateway]:
 def _haproxy(settings: EdgeSettings, tmp: Path) -> Iterator[str]:
     config = tmp / "haproxy.cfg"
     config.write_text(render(settings), encoding="utf-8")
+    _METRICS[f"http://127.0.0.1:{settings.port}"] = (
+        f"http://127.0.0.1:{settings.metrics_port}/metrics"
+    )
     binary = require("haproxy")
     with (tmp / "haproxy.log").open("wb") as log:
         proc = subprocess.Popen([binary, "-db", "-f", str(config)], stdout=log, stderr=log)
@@ -71,11 +75,30 @@ async def _until(http: aiohttp.ClientSession, url: str, status: int) -> None:
 @pytest.fixture
 async def edge(gw: Gateway, http: aiohttp.ClientSession, tmp_path: Path) -> AsyncIterator[str]:
     settings = EdgeSettings(
-        port=free_port(), gateway_urls=gw.url, maxconn_per_replica=SLOTS, queue_limit=0
+        port=free_port(),
+        metrics_port=free_port(),
+        gateway_urls=gw.url,
+        maxconn_per_replica=SLOTS,
+        queue_limit=0,
     )
     with _haproxy(settings, tmp_path) as url:
         await _until(http, f"{url}/healthz", 200)
         yield url
+
+
+async def _edge_5xx(http: aiohttp.ClientSession, edge: str) -> float:
+    """5xx answers of the public frontend, from HAProxy's Prometheus exporter."""
+    async with http.get(_METRICS[edge]) as r:
+        assert r.status == 200
+        text = await r.text()
+    line = next(
+        ln
+        for ln in text.splitlines()
+        if ln.startswith("haproxy_frontend_http_responses_total{")
+        and 'proxy="public"' in ln
+        and 'code="5xx"' in ln
+    )
+    return float(line.rsplit(" ", 1)[1])
 
 
 async def _hold_slots(
@@ -98,6 +121,7 @@ async def test_past_the_gateways_slots_the_edge_refuses_in_the_api_error_shape(
     key = await new_key(gw.pool)
     busy = await _hold_slots(http, edge, fake, gw)
     seen = len(fake.seen)
+    counted = await _edge_5xx(http, edge)
     refused = await call(http, "POST", f"{edge}/api/v1/music", key, json=SONG)
     assert refused.status == 503, refused.body
     headers = {name.lower(): value for name, value in refused.headers.items()}
@@ -107,6 +131,8 @@ async def test_past_the_gateways_slots_the_edge_refuses_in_the_api_error_shape(
     assert REQUEST_ID.match(request_id)
     # Exactly the envelope the gateway itself answers, from the same catalog entry.
     assert refused.json() == error_payload(errors.OVERLOADED.error(), request_id)
+    # Counted by the edge, which is where an operator sees it (docs/runbook.md).
+    assert await _edge_5xx(http, edge) == counted + 1
     # The gateway never saw it: nothing was created or forwarded.
     assert len(fake.seen) == seen
     async with gw.pool.acquire() as conn:
