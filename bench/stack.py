@@ -40,7 +40,16 @@ from services.runtime.internal import TOKEN_HEADER
 from services.runtime.migrate import migrate_all
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES = ("gateway", "jobs", "billing", "webhooks", "status", "simulator")
+SERVICES = (
+    "gateway",
+    "jobs",
+    "billing",
+    "webhooks",
+    "status",
+    "simulator",
+    "dashboard",
+    "mailsink",
+)
 SCALABLE = ("gateway", "jobs", "billing", "webhooks")
 BASE_DATABASE_URL = os.environ.get(
     "CLIPMIX_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -202,6 +211,8 @@ class Stack:
     _owns_log_dir: bool = False
     # The public edge's base URL while ``edge()`` runs one.
     edge_url: str | None = None
+    # The mail sink's SMTP port, where the dashboard sends (its HTTP port is in ``ports``).
+    smtp_port: int = field(default_factory=free_port)
 
     # --- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -310,6 +321,9 @@ class Stack:
             "CLIPMIX_JOBS_TICK_SECONDS": "0.5",
             # The bench's webhook receivers listen on loopback.
             "CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+            # The dashboard mails through this stack's sink.
+            "CLIPMIX_SMTP_PORT": str(self.smtp_port),
+            "CLIPMIX_MAIL_DIR": str(self.log_dir / "mail"),
             INFLIGHT_ENV: LIFTED,
             KEY_CONCURRENCY_ENV: LIFTED,
             **urls,

@@ -35,6 +35,9 @@ export CLIPMIX_GATEWAY_URL="${CLIPMIX_GATEWAY_URL:-http://127.0.0.1:$CLIPMIX_GAT
 export CLIPMIX_EDGE_PORT="${CLIPMIX_EDGE_PORT:-8080}"
 export CLIPMIX_EDGE_GATEWAY_URLS="${CLIPMIX_EDGE_GATEWAY_URLS:-$CLIPMIX_GATEWAY_URL}"
 export CLIPMIX_PUBLIC_BASE_URL="${CLIPMIX_PUBLIC_BASE_URL:-http://127.0.0.1:$CLIPMIX_EDGE_PORT}"
+# The edge adds the client's address to X-Forwarded-For before the gateway adds the edge's: the
+# dashboard believes one proxy in front of the gateway (its per-address sign-in limit).
+export CLIPMIX_DASHBOARD_TRUSTED_PROXY_HOPS="${CLIPMIX_DASHBOARD_TRUSTED_PROXY_HOPS:-1}"
 
 say() { printf 'up: %s\n' "$*"; }
 die() {
@@ -57,6 +60,8 @@ default_port() {
     billing) echo 8082 ;;
     webhooks) echo 8083 ;;
     status) echo 8084 ;;
+    dashboard) echo 8086 ;;
+    mail) echo 8026 ;; # the dev mail sink's inbox over HTTP (its SMTP port: CLIPMIX_SMTP_PORT, 8025)
     simulator) echo 8090 ;;
     *) echo "" ;;
     esac
@@ -252,6 +257,15 @@ KEY="$(tail -n 1 <<<"$KEY")"
 [[ -n "$KEY" ]] || die "scripts/demo_key.py printed no key"
 
 GATEWAY="http://$BASE_HOST:$(port_of edge)"
+
+# --- demo dashboard login -----------------------------------------------------------
+# A person who owns the demo key's account (created once; its password set on every start).
+DEMO_EMAIL="demo@clipmix.test"
+DEMO_PASSWORD="clipmix-demo"
+DEMO_ACCOUNT="$("$VENV_BIN/python" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("account_id", ""))' .run/demo.json 2>/dev/null || true)"
+"$VENV_BIN/clipmix-admin" dashboard demo-login --email "$DEMO_EMAIL" --password "$DEMO_PASSWORD" \
+    ${DEMO_ACCOUNT:+--account "$DEMO_ACCOUNT"} >/dev/null 2>"$RUN_DIR/demo-login.err" ||
+    { cat "$RUN_DIR/demo-login.err" >&2; die "could not prepare the demo dashboard login (clipmix-admin dashboard demo-login failed; see above)"; }
 IDEM="demo-$(cat /proc/sys/kernel/random/uuid 2>/dev/null || date +%s%N)"
 
 cat <<EOF
@@ -260,6 +274,8 @@ cat <<EOF
   public     $GATEWAY   (API: $GATEWAY/api/v1, through the edge; gateway behind it on :$(port_of gateway))
   services   $(for t in "${TARGETS[@]}"; do printf '%s :%s, ' "${t%%=*}" "${t##*:}"; done | sed 's/, $//')
   demo key   $KEY   (sandbox: never charges, answers completed jobs; kept in .run/demo.json)
+  dashboard  $GATEWAY/dashboard   sign in as $DEMO_EMAIL / $DEMO_PASSWORD (or sign up)
+  mail       what the suite mails lands in .run/mail/ (newest: .venv/bin/python -m services.mailsink latest)
 
   Try it:
     curl -s -X POST $GATEWAY/api/v1/music \\

@@ -24,7 +24,7 @@ import orjson
 import structlog
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from services.mailsink.store import Inbox
 from services.runtime import service
@@ -40,7 +40,10 @@ _MAX_MESSAGE_BYTES = 1024 * 1024
 
 
 class MailSinkSettings(ServiceSettings):
-    port: int = Field(8026, validation_alias="CLIPMIX_MAIL_PORT")
+    # The Procfile calls it `mail`; the test stacks name processes after their module.
+    port: int = Field(
+        8026, validation_alias=AliasChoices("CLIPMIX_MAIL_PORT", "CLIPMIX_MAILSINK_PORT")
+    )
     smtp_port: int = Field(8025, validation_alias="CLIPMIX_SMTP_PORT")
     mail_dir: Path = Field(Path(".run/mail"), validation_alias="CLIPMIX_MAIL_DIR")
 

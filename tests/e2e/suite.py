@@ -27,7 +27,16 @@ from tests.infra import Infra, free_port
 # token): the gateway's public port answers those two only to the internal token.
 OPERATOR = {TOKEN_HEADER: str(ServiceSettings.model_fields["internal_token"].default)}
 
-SERVICES = ("gateway", "jobs", "billing", "webhooks", "status", "simulator")
+SERVICES = (
+    "gateway",
+    "jobs",
+    "billing",
+    "webhooks",
+    "status",
+    "simulator",
+    "dashboard",
+    "mailsink",
+)
 _ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -90,6 +99,8 @@ class Suite:
     infra: Infra
     log_dir: Path
     processes: dict[str, Process] = field(default_factory=dict)
+    # The mail sink's SMTP port: the dashboard sends there (the sink's HTTP port is its own).
+    smtp_port: int = field(default_factory=free_port)
 
     @property
     def gateway(self) -> str:
@@ -103,10 +114,29 @@ class Suite:
             CLIPMIX_DB_POOL_MAX="5",
             # Tests receive webhooks on 127.0.0.1, as `make up` allows for local development.
             CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
+            **self.dashboard_env(),
             **self.jobs_env(),
             **ports,
             **urls,
         )
+
+    def dashboard_env(self) -> dict[str, str]:
+        """The dashboard mails through this suite's sink; every browser of the run comes from
+        127.0.0.1, so the per-address sign-in limit is lifted (the per-email one stays)."""
+        return {
+            "CLIPMIX_SMTP_PORT": str(self.smtp_port),
+            "CLIPMIX_MAIL_DIR": str(self.log_dir / "mail"),
+            "CLIPMIX_DASHBOARD_SIGNIN_ADDRESS_LIMIT": "100000",
+        }
+
+    @property
+    def dashboard(self) -> str:
+        """The dashboard as people reach it: through the gateway's public host."""
+        return self.gateway + "/dashboard"
+
+    @property
+    def mailsink(self) -> str:
+        return self.processes["mailsink"].url
 
     def jobs_env(self) -> dict[str, str]:
         """Live jobs against the simulator, with every wall-clock schedule shrunk for tests."""

@@ -95,7 +95,9 @@ def _headers(request: web.Request, token: str) -> CIMultiDict[str]:
         if name in request.headers:
             sent[name] = request.headers[name]
     peer = request.remote or "unknown"
-    before = request.headers.get("X-Forwarded-For")
+    # Every X-Forwarded-For line, in order: a proxy in front (the edge) may add its own line
+    # after one the client wrote.
+    before = ", ".join(request.headers.getall("X-Forwarded-For", ()))
     sent["X-Forwarded-For"] = f"{before}, {peer}" if before else peer
     sent["X-Forwarded-Proto"] = request.headers.get("X-Forwarded-Proto", request.scheme)
     sent["X-Forwarded-Host"] = request.host
