@@ -7,10 +7,11 @@ in the same run (see docs/performance.md).
   through the outbox).
 
 Throughput and latency at a fixed concurrency come from wrk (closed loop); the p99 against
-offered load of the sandbox create from the open-loop asyncio generator. The jobs service is
-stopped while these run (its commands wait in the durable queue, purged afterwards): on two
-cores, the jobs/billing/webhooks/status work a create triggers would otherwise compete with
-the gateway for the CPU, and the figure would measure the downstream, not the edge.
+offered load of the sandbox create from the open-loop generator (bench/openloop.c). The jobs
+service is stopped while these run (its commands wait in the durable queue, purged
+afterwards): on two cores, the jobs/billing/webhooks/status work a create triggers would
+otherwise compete with the gateway for the CPU, and the figure would measure the downstream,
+not the edge.
 """
 
 # ruff: noqa: S603, ASYNC220, ASYNC240 - a benchmark driving local processes
@@ -625,7 +626,7 @@ def _figures(
         if name == "sandbox_create":
             if curves.get("sandbox_create"):
                 figure["load_curve"] = curves["sandbox_create"]
-                figure["load_curve_generator"] = "open-loop asyncio (bench/loadgen.py)"
+                figure["load_curve_generator"] = "open-loop C (bench/openloop.c)"
             if curves.get("bare"):
                 figure["baseline"]["load_curve"] = curves["bare"]
             if profile:

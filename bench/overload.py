@@ -3,7 +3,7 @@ can slow another (issue 22; admission control in services/runtime/admission.py).
 
 * ``overload``: the sandbox create's closed-loop peak (wrk, 32 connections, as
   ``sandbox_create``) measured first in the same run, then open-loop offered load
-  (bench/loadgen.py) at 1x, 2x and 4x the peak. Each point's run is paired with a closed-loop
+  (bench/openloop.c) at 1x, 2x and 4x the peak. Each point's run is paired with a closed-loop
   peak measured seconds before it (``_paired_peak``): it offers the multiple of that peak and
   its goodput is compared with it, as the rate a shared machine lets the gateway reach drifts
   by 2x within minutes; the gateway's CPU (on a core, and waiting for one) is measured over
@@ -294,7 +294,7 @@ async def _overload(
         },
         "targets": targets,
         "limits": {**limits, "peak measured with": f"{INFLIGHT_ENV}={stack.env[INFLIGHT_ENV]}"},
-        "loadgen": "open-loop asyncio (bench/loadgen.py); peak: wrk 2 threads, 32 connections",
+        "loadgen": "open-loop C (bench/openloop.c); peak: wrk 2 threads, 32 connections",
         "loadgen_cpu_seconds": round(
             sum(p["loadgen_cpu_seconds"] for p in points)
             + sum(r["loadgen_cpu_seconds"] for r in unloaded)
@@ -582,7 +582,7 @@ async def _fairness(
             # Held to the end of each run (the webhooks service may cap a key's held reads too).
             "held_at_once": held_cap + HELD_EXTRA - round(sum(held.values()) / budget.runs),
         },
-        "loadgen": "open-loop asyncio (bench/loadgen.py), one generator per key",
+        "loadgen": "open-loop C (bench/openloop.c), one generator per key",
         "loadgen_cpu_seconds": round(
             sum(r["loadgen_cpu_seconds"] for r in alone + together + noisy_runs), 3
         ),
