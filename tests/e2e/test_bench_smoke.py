@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.timeout(240)
 def test_quick_bench_writes_a_report_with_figure_baseline_and_plots(tmp_path: Path) -> None:
     tools.require("wrk")  # installed by make test; missing under CI: a failure, not a skip
+    tools.require("haproxy")  # the edge the overload and fairness points go through
     run = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--only", "sandbox_create,overload,fairness",
          "--out", str(tmp_path)],
