@@ -312,7 +312,7 @@ def entry(key: Key, arrived: datetime, n: int) -> Entry:
         latency_ms=1.5,
         idempotency_key=None,
         replayed=False,
-        job_id=None,
+        answer_head=None,
     )
 
 

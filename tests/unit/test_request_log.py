@@ -56,13 +56,23 @@ def test_take_is_oldest_first_and_put_back_goes_ahead_of_newer_rows() -> None:
         ("POST", "/api/v1/music", 201, b'{"error":{"type":"x"}}', None),
         ("POST", "/api/v1/webhook/test", 201, b'{"id":"job_short"}', None),
         ("GET", "/api/v1/jobs/job_none", 404, None, None),
-        ("GET", "/api/v1/jobs", 200, b'{"id":"job_' + JOB[4:].encode() + b'"}', None),
+        ("GET", "/api/v1/jobs", 200, f'{{"id":"{JOB}"}}'.encode(), None),
     ],
 )
 def test_the_job_a_request_named_or_created(
     method: str, path: str, status: int, body: bytes | None, expected: str | None
 ) -> None:
-    assert job_of(method, path, status, answer_head(body)) == expected
+    head = answer_head(method, status, body)
+    assert job_of(method, path, status, head) == expected
+    entry = Entry("a", "k", True, 1.0, "r", method, path, status, 1.0, None, False, head)
+    assert entry.job_id == expected
+
+
+def test_only_a_successful_posts_answer_head_is_kept() -> None:
+    body = f'{{"id":"{JOB}","object":"job","input":{{"prompt":"private words"}}}}'.encode()
+    assert answer_head("POST", 201, body) == f'{{"id":"{JOB}'.encode()
+    assert answer_head("GET", 200, body) is None
+    assert answer_head("POST", 400, body) is None
 
 
 def test_only_an_acceptable_idempotency_key_is_kept() -> None:

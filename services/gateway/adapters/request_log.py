@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +11,15 @@ import asyncpg
 
 from services.gateway.domain.request_log import Cursor, Entry
 from services.runtime.logging import redact
+
+# What every secret ``redact`` removes starts with: text without any of these is kept as is
+# (one quick search instead of redact's two substitutions per value).
+_MAY_HOLD_SECRET = re.compile(r"sk_|whsec_|opk_|://")
+
+
+def _scrub(text: str) -> str:
+    return redact(text) if _MAY_HOLD_SECRET.search(text) else text
+
 
 # One statement per batch: every column as an array, unnested into rows.
 _WRITE = """
@@ -33,10 +43,10 @@ async def write(pool: asyncpg.Pool, batch: Sequence[Entry]) -> None:
         [e.arrived for e in batch],
         [e.request_id for e in batch],
         [e.method for e in batch],
-        [redact(e.path) for e in batch],
+        [_scrub(e.path) for e in batch],
         [e.status for e in batch],
         [e.latency_ms for e in batch],
-        [None if e.idempotency_key is None else redact(e.idempotency_key) for e in batch],
+        [None if e.idempotency_key is None else _scrub(e.idempotency_key) for e in batch],
         [e.replayed for e in batch],
         [e.job_id for e in batch],
     )

@@ -1,7 +1,7 @@
 """The per-key request log, without I/O: one answered API request as an entry, the bounded
 buffer entries wait in until a background flush writes them, and the page cursor.
 
-``Buffer.add`` is a deque append: logging costs a request about a microsecond and never waits.
+``Buffer.add`` is a deque append: logging costs a request a few microseconds and never waits.
 A full buffer refuses the entry (the caller counts it) instead of blocking or growing, so a
 database that is away or slow costs log rows, never requests or memory.
 """
@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 # Longest path and method kept: anything longer is cut (a path is at most a few ids long).
 MAX_PATH = 512
@@ -26,11 +27,11 @@ _JOB_IN_PATH = re.compile(r"/api/v1/[a-z-]+/(job_[0-9a-z]{26})(?:/cancel)?")
 _JOB_ANSWER_HEAD = b'{"id":"job_'
 _JOB_ID_LENGTH = len("job_") + 26
 _JOB_ID = re.compile(r"job_[0-9a-z]{26}")
+_HEAD_BYTES = len(_JOB_ANSWER_HEAD) - len("job_") + _JOB_ID_LENGTH
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One answered request, as the log keeps it."""
+class Entry(NamedTuple):
+    """One answered request, as the log keeps it (a tuple: the cheapest object to build)."""
 
     account_id: str
     api_key_id: str
@@ -43,7 +44,12 @@ class Entry:
     latency_ms: float
     idempotency_key: str | None
     replayed: bool
-    job_id: str | None
+    # The first bytes of a successful POST's answer (see ``job_of``), else ``None``.
+    answer_head: bytes | None
+
+    @property
+    def job_id(self) -> str | None:
+        return job_of(self.method, self.path, self.status, self.answer_head)
 
 
 class Buffer:
@@ -110,10 +116,11 @@ def job_of(method: str, path: str, status: int, answer_head: bytes | None) -> st
     return found if _JOB_ID.fullmatch(found) else None
 
 
-def answer_head(body: object) -> bytes | None:
-    """The first bytes of an answer's body, enough to name the job a create answered with."""
-    if isinstance(body, bytes):
-        return body[: len(_JOB_ANSWER_HEAD) + 26 + 1]
+def answer_head(method: str, status: int, body: object) -> bytes | None:
+    """The first bytes of a successful POST's answer: enough to name the job a create answered
+    with (``job_of``), and nothing of any other answer."""
+    if method == "POST" and 200 <= status < 300 and isinstance(body, bytes):
+        return body[:_HEAD_BYTES]
     return None
 
 

@@ -160,25 +160,24 @@ async def _record(request: web.Request, response: web.StreamResponse) -> None:
     if caller is None:  # not an authenticated API request (probes, pages, refused keys)
         return
     now = time.time()
-    elapsed = time.perf_counter() - request.get(STARTED, time.perf_counter())
-    path = request.path[: domain.MAX_PATH]
+    started = request.get(STARTED)
+    elapsed = 0.0 if started is None else time.perf_counter() - started
     method = request.method[: domain.MAX_METHOD]
     status = response.status
-    head = domain.answer_head(getattr(response, "body", None))
     request.app[LOG].record(
         Entry(
-            account_id=caller.account_id,
-            api_key_id=caller.key_id,
-            test=caller.test,
-            arrived=now - elapsed,
-            request_id=request.get(REQUEST_ID, ""),
-            method=method,
-            path=path,
-            status=status,
-            latency_ms=elapsed * 1000,
-            idempotency_key=domain.clean_key(request.headers.get("Idempotency-Key")),
-            replayed=response.headers.get("Idempotent-Replayed") == "true",
-            job_id=domain.job_of(method, path, status, head),
+            caller.account_id,
+            caller.key_id,
+            caller.test,
+            now - elapsed,
+            request.get(REQUEST_ID, ""),
+            method,
+            request.path[: domain.MAX_PATH],
+            status,
+            elapsed * 1000,
+            domain.clean_key(request.headers.get("Idempotency-Key")),
+            response.headers.get("Idempotent-Replayed") == "true",
+            domain.answer_head(method, status, getattr(response, "body", None)),
         )
     )
 
