@@ -64,7 +64,8 @@ _SECURITY_HEADERS = {
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.update(_SECURITY_HEADERS)
+    for name, value in _SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)  # a page may be stricter (no-referrer)
     if not request.path.startswith(STATIC_PREFIX):
         # Pages show a person's data: never kept by a shared cache or the back button's store.
         response.headers.setdefault("Cache-Control", "no-store")

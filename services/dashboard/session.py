@@ -20,6 +20,7 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import quote
 
@@ -91,24 +92,30 @@ def set_cookie(request: web.Request, name: str, value: str | None, max_age: floa
 
 
 async def write_cookies(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: every cookie is HttpOnly, SameSite=Lax, Path=/."""
+    """``on_response_prepare``: every cookie is HttpOnly, SameSite=Lax, Path=/.
+
+    Written as headers: aiohttp has already turned ``response.set_cookie`` into headers by
+    the time this signal runs.
+    """
     pending = request.get(_PENDING)
     if pending is None:
         return
     secure = request.app[CONFIG].secure
     for name, (value, max_age) in pending.cookies.items():
+        jar: SimpleCookie = SimpleCookie()
+        jar[name] = value or ""
+        morsel = jar[name]
+        morsel["path"] = "/"
+        morsel["httponly"] = True
+        morsel["samesite"] = "Lax"
+        if secure:
+            morsel["secure"] = True
         if value is None:
-            response.del_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")
-        else:
-            response.set_cookie(
-                name,
-                value,
-                path="/",
-                max_age=int(max_age) if max_age is not None else None,
-                secure=secure,
-                httponly=True,
-                samesite="Lax",
-            )
+            morsel["max-age"] = "0"
+            morsel["expires"] = "Thu, 01 Jan 1970 00:00:00 GMT"
+        elif max_age is not None:
+            morsel["max-age"] = str(int(max_age))
+        response.headers.add("Set-Cookie", morsel.OutputString())
 
 
 # --- sessions ---------------------------------------------------------------------------

@@ -47,6 +47,7 @@ _REQUEST_HEADERS = (
     "If-None-Match",
     "Origin",
     "User-Agent",
+    "X-CSRF-Token",
 )
 _ANSWER_HEADERS = (
     "Allow",
