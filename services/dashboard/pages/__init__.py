@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from services.dashboard.pages import auth, public
+from services.dashboard.pages import auth, jobs, keys, public, webhooks
 
 MODULES: tuple[ModuleType, ...] = (
     auth,
     public,
+    keys,
+    webhooks,
+    jobs,
 )

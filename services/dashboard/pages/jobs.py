@@ -1,0 +1,108 @@
+"""``/dashboard/jobs``: the account's recent jobs (mode, status and service filters, newest first,
+in pages) and a job's page (input, output links, error, cost) with a Cancel button.
+
+The list and the job are the gateway's read model, as ``GET /api/v1/jobs`` answers them; Cancel
+is the public cancel's own code. Another account's job answers 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from services.contracts.jobs import JobStatus, Service
+from services.dashboard import session
+from services.dashboard.clients_keys import Refused, cancel_job, checked_id, get_job, list_jobs
+from services.dashboard.pages import formats
+from services.dashboard.templating import render
+
+PATH = "/dashboard/jobs"
+PAGE_SIZE = 25
+MODES = ("test", "live")
+SERVICE_LABELS = {
+    Service.MUSIC.value: "AI music",
+    Service.TRANSLATIONS.value: "Video translation",
+    Service.FAMILY_VIDEOS.value: "Family video",
+    Service.AVATARS.value: "Faceswap & avatars",
+}
+STATUSES = tuple(status.value for status in JobStatus)
+_SETTLED = frozenset({"completed", "failed", "canceled"})
+
+
+def _filters(request: web.Request) -> dict[str, str]:
+    """The list's filters from the query; a value that is not one of the choices is dropped."""
+    query = request.query
+    mode = query.get("mode", "")
+    chosen = {"mode": mode if mode in MODES else "test"}
+    if query.get("status") in STATUSES:
+        chosen["status"] = query["status"]
+    if query.get("service") in SERVICE_LABELS:
+        chosen["service"] = query["service"]
+    return chosen
+
+
+@session.require_user
+async def jobs_page(request: web.Request) -> web.StreamResponse:
+    account = session.current_user(request).account_id
+    filters = _filters(request)
+    query = {**filters, "limit": str(PAGE_SIZE)}
+    after = request.query.get("after")
+    if after:
+        query["starting_after"] = checked_id(after)
+    page = await list_jobs(request, account, query)
+    next_query = None
+    if page["has_more"] and page["data"]:
+        next_query = {**filters, "after": page["data"][-1]["id"]}
+    context: dict[str, Any] = {
+        "jobs": page["data"],
+        "filters": filters,
+        "paged": bool(after),
+        "next_query": next_query,
+        "statuses": STATUSES,
+        "services": SERVICE_LABELS,
+    }
+    return render(request, "jobs/list.html", context)
+
+
+def _outputs(job: dict[str, Any]) -> list[dict[str, Any]]:
+    output = job.get("output") or {}
+    files = list(output.get("artifacts") or [])
+    files += [
+        {**dub, "label": f"Dub · {dub.get('language', '')}"} for dub in output.get("dubs") or []
+    ]
+    return files
+
+
+@session.require_user
+async def job_page(request: web.Request) -> web.StreamResponse:
+    account = session.current_user(request).account_id
+    job = await get_job(request, account, checked_id(request.match_info["job_id"]))
+    context = {
+        "job": job,
+        "files": _outputs(job),
+        "cancelable": job["status"] not in _SETTLED,
+        "services": SERVICE_LABELS,
+    }
+    return render(request, "jobs/detail.html", context)
+
+
+@session.require_user
+async def cancel(request: web.Request) -> web.StreamResponse:
+    account = session.current_user(request).account_id
+    job_id = checked_id(request.match_info["job_id"])
+    try:
+        canceled = await cancel_job(request, account, job_id)
+    except Refused as refused:
+        session.flash(request, refused.message, "error")
+    else:
+        charge = "" if canceled["test"] else " Its reserved credits are released."
+        session.flash(request, f"Job canceled.{charge}")
+    return session.redirect(f"{PATH}/{job_id}")
+
+
+def add_routes(app: web.Application) -> None:
+    formats.install(app)
+    app.router.add_get(PATH, jobs_page)
+    app.router.add_get(PATH + "/{job_id}", job_page)
+    app.router.add_post(PATH + "/{job_id}/cancel", cancel)
