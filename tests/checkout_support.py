@@ -22,6 +22,8 @@ from aiohttp import web
 from services.billing.app import DEV_PAYMENTS_WEBHOOK_SECRET, BillingSettings
 from services.billing.app import create_app as billing_app
 from services.contracts import signing
+from services.dashboard.app import create_app as create_dashboard
+from services.dashboard.config import DashboardSettings
 from services.runtime import db
 from services.runtime.internal import TOKEN_HEADER
 from services.simulator.app import SimulatorSettings
@@ -41,8 +43,9 @@ _FORM_ACTION = re.compile(r'<form method="post" action="([^"]+)"')
 class Stack:
     simulator: str
     billing: str
-    gateway: str
+    gateway: str  # the public host: /webhooks/payments, and /dashboard when it runs
     pool: asyncpg.Pool  # the billing schema, for assertions
+    dashboard: str | None = None
 
     async def internal(
         self, http: aiohttp.ClientSession, method: str, path: str, body: Any = None
@@ -134,11 +137,41 @@ def paid_session(checkout: dict[str, Any], **changes: Any) -> dict[str, Any]:
     }
 
 
+def _dashboard(
+    infra: Infra, port: int, gateway_url: str, billing: str, sim: str
+) -> web.Application:
+    settings = DashboardSettings(
+        **{
+            "database_url": infra.database_url,
+            "amqp_url": infra.amqp_url,
+            "env": "test",
+            "internal_token": TOKEN,
+            "CLIPMIX_DASHBOARD_PORT": port,
+            "gateway_url": gateway_url,
+            "billing_url": billing,
+            "simulator_url": sim,
+            "public_base_url": gateway_url,
+            "db_pool_min": 1,
+            "db_pool_max": 5,
+            "dashboard_argon2_memory_kib": 8 * 1024,
+            "dashboard_argon2_time_cost": 1,
+        }
+    )
+    return create_dashboard(settings)
+
+
 @contextlib.asynccontextmanager
-async def stack(infra: Infra, **billing_overrides: Any) -> AsyncIterator[Stack]:
-    sim_port, billing_port = free_port(), free_port()
+async def stack(
+    infra: Infra, *, with_dashboard: bool = False, **billing_overrides: Any
+) -> AsyncIterator[Stack]:
+    """The provider simulator, billing and the gateway (and, ``with_dashboard``, the dashboard
+    behind the gateway's public host), in-process, each on its own port."""
+    sim_port, billing_port, dash_port = free_port(), free_port(), free_port()
     sim_url, billing_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{billing_port}"
-    async with gateway(infra, billing_url=billing_url, internal_token=TOKEN) as gw:
+    dash_url = f"http://127.0.0.1:{dash_port}"
+    async with gateway(
+        infra, billing_url=billing_url, internal_token=TOKEN, dashboard_url=dash_url
+    ) as gw:
         sim_settings = SimulatorSettings(
             port=sim_port,
             checkout=CheckoutSettings(
@@ -158,18 +191,18 @@ async def stack(infra: Infra, **billing_overrides: Any) -> AsyncIterator[Stack]:
             "db_pool_max": 5,
         }
         settings = BillingSettings(**{**values, **billing_overrides})
+        apps = [(simulator_app(sim_settings), sim_port), (billing_app(settings), billing_port)]
+        if with_dashboard:
+            apps.append((_dashboard(infra, dash_port, gw.url, billing_url, sim_url), dash_port))
         runners = []
-        for app, port in (
-            (simulator_app(sim_settings), sim_port),
-            (billing_app(settings), billing_port),
-        ):
+        for app, port in apps:
             runner = web.AppRunner(app)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", port).start()
             runners.append(runner)
         pool = await db.create_pool(infra.database_url, "billing", min_size=1, max_size=3)
         try:
-            yield Stack(sim_url, billing_url, gw.url, pool)
+            yield Stack(sim_url, billing_url, gw.url, pool, dash_url if with_dashboard else None)
         finally:
             await pool.close()
             for runner in reversed(runners):

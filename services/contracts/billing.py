@@ -224,3 +224,8 @@ class Checkout(_Answer):
     purchase_id: str | None = None
     created_at: str
     completed_at: str | None = None
+    payment_status: Literal["paid", "unpaid", "unknown"] | None = Field(
+        None,
+        description="Read back: what the provider says now about an open checkout (paid: its"
+        " credits arrive with the provider's event). Shown, never credited.",
+    )

@@ -44,9 +44,12 @@ class CheckoutSettings(BaseSettings):
 
     secret_key: str = DEV_SECRET_KEY
     webhook_secret: str = DEV_WEBHOOK_SECRET
-    # Where events go; unset: the gateway's public /webhooks/payments (CLIPMIX_GATEWAY_URL).
+    # Where events go; unset: the platform's public host (the edge, as a real provider reaches
+    # it), /webhooks/payments, which the gateway relays to billing.
     webhook_url: str | None = None
-    gateway_url: str = Field("http://127.0.0.1:8080", validation_alias="CLIPMIX_GATEWAY_URL")
+    public_base_url: str = Field(
+        "http://127.0.0.1:8080", validation_alias="CLIPMIX_PUBLIC_BASE_URL"
+    )
     webhook_tries: int = Field(5, ge=1)
     webhook_backoff_seconds: float = Field(1.0, ge=0)
     webhook_timeout_seconds: float = Field(10.0, gt=0)
@@ -54,7 +57,7 @@ class CheckoutSettings(BaseSettings):
 
     @property
     def events_url(self) -> str:
-        return self.webhook_url or f"{self.gateway_url.rstrip('/')}/webhooks/payments"
+        return self.webhook_url or f"{self.public_base_url.rstrip('/')}/webhooks/payments"
 
 
 class Checkout:

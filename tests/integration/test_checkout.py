@@ -87,6 +87,7 @@ async def test_a_purchase_on_the_hosted_page_credits_exactly_once(
         http, "GET", f"/internal/v1/accounts/{account}/checkouts/{checkout['id']}"
     )
     assert status == 200 and done["state"] == "completed" and done["purchase_id"]
+    assert done["payment_status"] == "paid"
     sent = [e for e in await shop.events(http) if e["session"] == checkout["id"]]
     assert [(e["type"], e["delivered"], e["attempts"]) for e in sent] == [
         ("checkout.session.completed", True, 1)
@@ -204,7 +205,7 @@ async def test_the_browsers_return_alone_credits_nothing(
     status, seen = await shop.internal(
         http, "GET", f"/internal/v1/accounts/{account}/checkouts/{checkout['id']}"
     )
-    assert (status, seen["state"]) == (200, "open")
+    assert (status, seen["state"], seen["payment_status"]) == (200, "open", "unpaid")
     await asyncio.sleep(0.5)
     assert (await shop.balance(http, account))["available"] == 0
     assert [e for e in await shop.events(http) if e["session"] == checkout["id"]] == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -121,6 +122,22 @@ class CheckoutProvider:
         except (orjson.JSONDecodeError, KeyError, TypeError):
             log.warning("payments_bad_answer", status=status)
             raise ProviderUnavailable("unreadable answer") from None
+
+    async def payment_status(self, session_id: str) -> str:
+        """``paid`` or ``unpaid`` as the provider says now (``unknown`` when it cannot say): for
+        showing, never for crediting (that is the signed event's alone)."""
+        url = f"{self._base}/v1/checkout/sessions/{quote(session_id, safe='')}"
+        headers = {"Authorization": f"Bearer {self._secret_key}"}
+        try:
+            async with asyncio.timeout(self._timeout):
+                async with self._http.get(url, headers=headers) as answer:
+                    if answer.status != 200:
+                        return "unknown"
+                    found = orjson.loads(await answer.read())
+        except (TimeoutError, aiohttp.ClientError, OSError, orjson.JSONDecodeError):
+            return "unknown"
+        status = found.get("payment_status") if isinstance(found, dict) else None
+        return status if status in ("paid", "unpaid") else "unknown"
 
 
 def verified(secret: str, header: str, body: bytes, *, now: float, tolerance: float) -> bool:

@@ -3,7 +3,8 @@
 For the dashboard (internal token): ``GET /internal/v1/top-up-quote?usd_cents=N`` (the credits
 and bonus, shown before paying), ``POST /internal/v1/accounts/{id}/checkouts`` (start one:
 the provider's hosted page URL) and ``GET /internal/v1/accounts/{id}/checkouts/{session_id}``
-(open or completed: what the return page shows). For the provider, forwarded by the gateway's
+(open or completed, and for an open one whether the provider says it is paid: what the return
+page shows; never a credit). For the provider, forwarded by the gateway's
 public ``POST /webhooks/payments`` with the body untouched: ``POST /internal/v1/payments/webhook``.
 """
 
@@ -97,6 +98,11 @@ async def get_checkout(request: web.Request) -> web.Response:
         raise errors.RESOURCE_MISSING.error(
             what="checkout", value=session_id[:64], param="session_id"
         )
+    if found.state == "open":
+        status = await request.app[PAYMENTS].provider.payment_status(found.id)
+        found = found.model_copy(update={"payment_status": status})
+    else:
+        found = found.model_copy(update={"payment_status": "paid"})
     return json_response(found.model_dump())
 
 

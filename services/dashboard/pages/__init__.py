@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from services.dashboard.pages import auth, jobs, keys, public, webhooks
+from services.dashboard.pages import auth, credits, jobs, keys, public, webhooks
 
 MODULES: tuple[ModuleType, ...] = (
     auth,
@@ -17,4 +17,5 @@ MODULES: tuple[ModuleType, ...] = (
     keys,
     webhooks,
     jobs,
+    credits,
 )

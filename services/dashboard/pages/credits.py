@@ -1,0 +1,207 @@
+"""``/dashboard/credits``: the wallet (available, reserved), its ledger in pages, the price list,
+and **Buy credits**.
+
+Buying: choose an amount (``GET /dashboard/credits/buy?amount=…``: the review page shows
+billing's quote, the volume bonus included, before anything is paid) → ``POST`` it → billing
+starts a checkout at the payment provider → the browser goes to the provider's hosted page →
+the provider sends it back to ``/dashboard/credits/return?session_id=…``, which only *shows*
+the checkout and the balance. Credits arrive with the provider's signed event to billing
+(``POST /webhooks/payments``), never because a browser came back.
+
+The review page's Content-Security-Policy also allows the provider's origin in
+``form-action``: Chromium checks the redirect that follows a form's POST against the policy
+of the page the form was on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import structlog
+from aiohttp import web
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.dashboard import clients, clients_billing, forms, session
+from services.dashboard.config import SETTINGS
+from services.dashboard.pages.public import _price_groups as price_groups
+from services.dashboard.templating import render
+from services.runtime.params import ID_PATTERN
+
+log = structlog.get_logger()
+
+PATH = "/dashboard/credits"
+# The amounts offered at once; any whole-cent amount from $1 to $10,000 is allowed.
+PRESETS_USD = (10, 50, 200, 1000)
+MIN_CENTS, MAX_CENTS = 100, 1_000_000
+_NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_CHECKOUT_FORM = web.RequestKey("credits_checkout_form", bool)
+
+
+class CheckoutPageSettings(BaseSettings):
+    """``CLIPMIX_DASHBOARD_CHECKOUT_ORIGIN``: the payment provider's hosted-page origin (e.g.
+    ``https://checkout.stripe.com``); unset, the simulator's (``CLIPMIX_SIMULATOR_URL``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CLIPMIX_DASHBOARD_", extra="ignore")
+
+    checkout_origin: str | None = None
+
+
+CHECKOUT_ORIGIN = web.AppKey("credits_checkout_origin", str)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _base_url(request: web.Request) -> str:
+    return request.app[SETTINGS].public_base_url.rstrip("/")
+
+
+def parse_amount(form: Any) -> tuple[int | None, dict[str, str], dict[str, str]]:
+    """The chosen amount in cents, the values to show again, and an error per field."""
+    choice = forms.text(form, "amount")
+    other = forms.text(form, "other_amount").strip()
+    values = {"amount": choice, "other_amount": other[:20]}
+    if choice in {str(p) for p in PRESETS_USD}:
+        return int(choice) * 100, values, {}
+    if choice != "other":
+        return None, values, {"amount": "Choose an amount."}
+    unreadable = {"other_amount": "Enter an amount in dollars, like 75 or 75.50."}
+    try:
+        cents = Decimal(other.removeprefix("$").replace(",", "")[:20]) * 100
+    except InvalidOperation:
+        return None, values, unreadable
+    if not cents.is_finite() or cents != cents.to_integral_value():
+        return None, values, unreadable
+    if not MIN_CENTS <= cents <= MAX_CENTS:
+        return None, values, {"other_amount": "Enter an amount from $1 to $10,000."}
+    return int(cents), values, {}
+
+
+async def _overview(
+    request: web.Request,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> web.Response:
+    account = session.current_user(request).account_id
+    after = request.query.get("after") or None
+    if after is not None and not ID_PATTERN.fullmatch(after):
+        raise web.HTTPNotFound()
+    wallet, page, book = await asyncio.gather(
+        clients_billing.balance(request, account),
+        clients_billing.ledger(request, account, after),
+        clients_billing.pricing(request),
+    )
+    entries = page["data"]
+    context = {
+        "wallet": wallet,
+        "entries": entries,
+        "after": after,
+        "older": entries[-1]["id"] if page["has_more"] and entries else None,
+        "groups": price_groups(book),
+        "book": book,
+        "presets": PRESETS_USD,
+        "values": values or {"amount": "10"},
+        "errors": errors or {},
+        "canceled": request.query.get("checkout") == "canceled",
+    }
+    return render(request, "credits/index.html", context, status=status)
+
+
+@session.require_user
+async def credits_page(request: web.Request) -> web.StreamResponse:
+    # "Change amount" on the review page comes back with the amount chosen.
+    chosen = {k: request.query[k][:20] for k in ("amount", "other_amount") if k in request.query}
+    return await _overview(request, values=chosen or None)
+
+
+@session.require_user
+async def review(request: web.Request) -> web.StreamResponse:
+    """The quote before paying: credits, the volume bonus, and a button to the provider."""
+    cents, values, errors = parse_amount(request.query)
+    if cents is None:
+        return await _overview(request, values=values, errors=errors, status=400)
+    quoted = await clients_billing.quote(request, cents)
+    request[_CHECKOUT_FORM] = True
+    context = {
+        "quote": quoted,
+        "nonce": secrets.token_urlsafe(16),
+        "change_url": f"{PATH}?{urlencode(values)}#buy",
+    }
+    return render(request, "credits/review.html", context)
+
+
+@session.require_user
+async def buy(request: web.Request) -> web.StreamResponse:
+    """Start the checkout and send the browser to the provider's hosted page (303)."""
+    form = await request.post()
+    account = session.current_user(request).account_id
+    raw, nonce = forms.text(form, "usd_cents"), forms.text(form, "nonce")
+    if (
+        not raw.isdigit()
+        or not MIN_CENTS <= int(raw[:9]) <= MAX_CENTS
+        or not _NONCE.fullmatch(nonce)
+    ):
+        raise web.HTTPBadRequest()
+    base = _base_url(request)
+    try:
+        made = await clients_billing.start_checkout(
+            request,
+            account,
+            int(raw),
+            success_url=f"{base}{PATH}/return?session_id={{CHECKOUT_SESSION_ID}}",
+            cancel_url=f"{base}{PATH}?checkout=canceled",
+            # The same review page submitted twice (a double click) opens one checkout.
+            idempotency_key=f"dashboard:{account}:{nonce}",
+        )
+    except clients_billing.Refused as refused:
+        session.flash(request, f"The purchase could not be started: {refused.message}", "error")
+        return session.redirect(PATH)
+    if _origin(made["url"]) != request.app[CHECKOUT_ORIGIN]:
+        # The review page's CSP allows only the configured origin: the browser would stop here.
+        log.error("checkout_origin_unexpected", expected=request.app[CHECKOUT_ORIGIN])
+        raise clients.ServiceDown("payments")
+    return web.Response(status=303, headers={"Location": made["url"]})
+
+
+@session.require_user
+async def returned(request: web.Request) -> web.StreamResponse:
+    """Where the provider sends the browser back: shows the checkout, credits nothing."""
+    account = session.current_user(request).account_id
+    session_id = request.query.get("session_id", "")
+    found, wallet = await asyncio.gather(
+        clients_billing.checkout(request, account, session_id),
+        clients_billing.balance(request, account),
+    )
+    pending = found["state"] == "open" and found["payment_status"] in ("paid", "unknown")
+    context = {"checkout": found, "wallet": wallet, "pending": pending}
+    return render(request, "credits/return.html", context)
+
+
+async def _checkout_form_action(request: web.Request, response: web.StreamResponse) -> None:
+    """The review page may post to the provider's origin (after the dashboard's own 303)."""
+    policy = response.headers.get("Content-Security-Policy")
+    if request.get(_CHECKOUT_FORM) and policy:
+        origin = request.app[CHECKOUT_ORIGIN]
+        response.headers["Content-Security-Policy"] = policy.replace(
+            "form-action 'self'", f"form-action 'self' {origin}"
+        )
+
+
+def add_routes(app: web.Application) -> None:
+    configured = CheckoutPageSettings().checkout_origin
+    app[CHECKOUT_ORIGIN] = _origin(configured or app[SETTINGS].simulator_url)
+    # Appended after the app's own security headers: this one adjusts what they set.
+    app.on_response_prepare.append(_checkout_form_action)
+    app.router.add_get(PATH, credits_page)
+    app.router.add_get(f"{PATH}/buy", review)
+    app.router.add_post(f"{PATH}/buy", buy)
+    app.router.add_get(f"{PATH}/return", returned)
