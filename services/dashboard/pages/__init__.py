@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from services.dashboard.pages import auth, credits, jobs, keys, public, webhooks
+from services.dashboard.pages import auth, credits, jobs, keys, public, requests, webhooks
 
 MODULES: tuple[ModuleType, ...] = (
     auth,
@@ -18,4 +18,5 @@ MODULES: tuple[ModuleType, ...] = (
     webhooks,
     jobs,
     credits,
+    requests,
 )
