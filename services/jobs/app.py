@@ -15,6 +15,7 @@ from services.jobs.adapters.artifacts import LocalArtifactStore
 from services.jobs.adapters.dubbing import ElevenLabsDubbing
 from services.jobs.adapters.provider_http import ProviderHttp
 from services.jobs.adapters.replicate import ReplicatePredictions
+from services.jobs.adapters.repository import WORK_CHANNEL
 from services.jobs.config import (
     DEV_ARTIFACT_SECRET,
     DEV_PROVIDER_KEY,
@@ -23,9 +24,8 @@ from services.jobs.config import (
 )
 from services.jobs.domain.providers import Provider
 from services.jobs.entrypoints import http
-from services.jobs.handlers import HANDLERS
-from services.jobs.repository import WORK_CHANNEL
-from services.jobs.runner import Runner, RunnerConfig
+from services.jobs.entrypoints.events import HANDLERS
+from services.jobs.service_layer.runner import Runner, RunnerConfig
 from services.runtime import service
 
 __all__ = ["MIGRATIONS", "NAME", "JobsSettings", "create_app", "main"]

@@ -21,12 +21,12 @@ from aiohttp.test_utils import TestServer
 
 from services.contracts.jobs import CreateJob, JobStatus, Service
 from services.jobs import app as jobs_app
-from services.jobs import repository
+from services.jobs.adapters import repository
 from services.jobs.adapters.dubbing import ElevenLabsDubbing
 from services.jobs.adapters.provider_http import ProviderHttp
 from services.jobs.adapters.replicate import ReplicatePredictions
 from services.jobs.domain.providers import Provider, TaskStatus
-from services.jobs.handlers import create_job
+from services.jobs.entrypoints.events import create_job
 from services.media import length
 from services.messaging.envelope import Envelope
 from services.simulator.app import STATE, SimulatorSettings

@@ -12,8 +12,8 @@ import pytest
 
 from services.contracts.jobs import CreateJob, JobStatus, SandboxOutcome, Service
 from services.jobs import app as jobs_app
-from services.jobs import repository
-from services.jobs.handlers import create_job
+from services.jobs.adapters import repository
+from services.jobs.entrypoints.events import create_job
 from services.messaging.envelope import Envelope
 from tests.infra import Infra
 from tests.integration.conftest import schema_pool

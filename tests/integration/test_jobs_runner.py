@@ -16,13 +16,13 @@ from aiohttp.test_utils import TestServer
 
 from services.contracts.jobs import CreateJob, JobStatus, Service
 from services.jobs import app as jobs_app
-from services.jobs import repository
+from services.jobs.adapters import repository
 from services.jobs.adapters.artifacts import LocalArtifactStore
 from services.jobs.adapters.provider_http import ProviderHttp
 from services.jobs.adapters.replicate import ReplicatePredictions
 from services.jobs.domain.providers import Provider, TaskState
-from services.jobs.handlers import create_job
-from services.jobs.runner import Runner, RunnerConfig
+from services.jobs.entrypoints.events import create_job
+from services.jobs.service_layer.runner import Runner, RunnerConfig
 from services.messaging.envelope import Envelope
 from services.simulator.app import STATE, SimulatorSettings
 from services.simulator.app import create_app as create_simulator

@@ -13,7 +13,7 @@ from services.gateway import app as gateway_app
 from services.gateway.adapters import idempotency, jobs_view
 from services.gateway.entrypoints.events import job_changed
 from services.jobs import app as jobs_app
-from services.jobs.handlers import create_job
+from services.jobs.entrypoints.events import create_job
 from services.messaging.envelope import Envelope
 from tests.infra import Infra
 from tests.integration.conftest import schema_pool

@@ -10,11 +10,11 @@ from aiohttp import web
 
 from services.contracts import errors, signing
 from services.contracts.jobs import Service
-from services.jobs import repository
+from services.jobs.adapters import repository
 from services.jobs.adapters.artifacts import CONTENT_TYPES, LocalArtifactStore
-from services.jobs.cancel import NotCancelable, NotFound, cancel_job
 from services.jobs.domain.providers import Provider
-from services.jobs.runner import Runner
+from services.jobs.service_layer.cancel import NotCancelable, NotFound, cancel_job
+from services.jobs.service_layer.runner import Runner
 from services.runtime.http import ApiError, json_response
 from services.runtime.internal import ACCOUNT_HEADER
 from services.runtime.service import POOL, wake_relay

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from services.contracts.jobs import EVENT_FOR_STATUS, TERMINAL, JobStatus
-from services.jobs import repository
+from services.jobs.adapters import repository
 from services.jobs.domain.lifecycle import Job
 from services.jobs.metrics import JOB_QUEUE_DURATION, JOB_RUN_DURATION, JOB_TRANSITIONS
 from services.messaging import outbox
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 PROCESS = "jobs"
 
 
-async def announce(
+async def record_transition(
     conn: Connection,
     job: Job,
     *,

@@ -14,10 +14,10 @@ import asyncpg
 import structlog
 
 from services.contracts.jobs import TERMINAL, JobSnapshot, JobStatus, Service
-from services.jobs import repository
-from services.jobs.announce import announce
+from services.jobs.adapters import repository
+from services.jobs.adapters.repository import ProviderCancel
 from services.jobs.domain.providers import Provider, ProviderFailure
-from services.jobs.repository import ProviderCancel
+from services.jobs.service_layer.transitions import record_transition
 
 log = structlog.get_logger()
 
@@ -66,7 +66,7 @@ async def cancel_job(
         if run.job.status in TERMINAL:
             raise NotCancelable(run.job.status)
         canceled = run.job.transition(JobStatus.CANCELED, now)
-        await announce(conn, canceled, correlation_id=run.correlation_id)
+        await record_transition(conn, canceled, correlation_id=run.correlation_id)
         task_id = None if run.job.test else run.provider_task_id
         if task_id is not None:
             await repository.want_provider_cancel(conn, job_id, task_id, now + _UNCONFIRMED)

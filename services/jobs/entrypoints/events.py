@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import structlog
 
 from services.contracts.jobs import CreateJob, JobStatus
-from services.jobs import repository
-from services.jobs.announce import announce, observe
+from services.jobs.adapters import repository
 from services.jobs.domain.lifecycle import Job
+from services.jobs.service_layer.transitions import observe, record_transition
 from services.messaging.consumer import Handler
 from services.messaging.envelope import Envelope
 
@@ -58,11 +58,11 @@ async def create_job(conn: Connection, env: Envelope) -> None:
         # ... and, when the scenario asks for it, stays processing until a runner settles it
         # at its due time (durable: the due time is a column, not a timer in this process).
         due = cmd.created_at + timedelta(seconds=sandbox.delay_seconds)
-        await announce(conn, job, cause=env, next_check_at=due)
+        await record_transition(conn, job, cause=env, next_check_at=due)
         return
-    await announce(conn, job, cause=env)
+    await record_transition(conn, job, cause=env)
     job = job.transition(sandbox.status, cmd.created_at, output=sandbox.output, error=sandbox.error)
-    await announce(conn, job, cause=env)
+    await record_transition(conn, job, cause=env)
 
 
 HANDLERS: dict[str, Handler] = {

@@ -21,10 +21,9 @@ import asyncpg
 import structlog
 
 from services.contracts.jobs import TERMINAL, JobStatus, Service
-from services.jobs import repository
+from services.jobs.adapters import repository
 from services.jobs.adapters.artifacts import LocalArtifactStore
-from services.jobs.announce import PROCESS, announce
-from services.jobs.cancel import retry_delay, stop_at_provider
+from services.jobs.adapters.repository import ProviderCancel, Run, StaleJob
 from services.jobs.domain import paid
 from services.jobs.domain.providers import (
     ErrorCode,
@@ -36,7 +35,8 @@ from services.jobs.domain.providers import (
     TaskStatus,
 )
 from services.jobs.metrics import JOBS_IN_FLIGHT
-from services.jobs.repository import ProviderCancel, Run, StaleJob
+from services.jobs.service_layer.cancel import retry_delay, stop_at_provider
+from services.jobs.service_layer.transitions import PROCESS, record_transition
 
 log = structlog.get_logger()
 
@@ -263,7 +263,7 @@ class Runner:
         deadline = now + timedelta(seconds=self._config.deadlines.get(job.service.value, 3600.0))
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                await announce(
+                await record_transition(
                     conn,
                     started,
                     correlation_id=run.correlation_id,
@@ -386,7 +386,7 @@ class Runner:
     ) -> None:
         settled = run.job.transition(status, _now(), output=output, error=error)
         async with self._pool.acquire() as conn, conn.transaction():
-            await announce(conn, settled, correlation_id=run.correlation_id)
+            await record_transition(conn, settled, correlation_id=run.correlation_id)
         self._after_commit()
         log.info("job_settled", status=status.value, error=(error or {}).get("code"))
 
