@@ -3,6 +3,10 @@
 #   promtool  (Debian's `prometheus`)  checks deploy/prometheus' config, alert rules and their
 #             rule tests (tests/unit/test_deploy_files.py)
 #   wrk       (Debian's `wrk`)         drives the bench smoke test (tests/e2e/test_bench_smoke.py)
+#   chromium  (Debian's `chromium`, with fonts-dejavu-core so pages have glyphs) the headless
+#             browser of tests/browser (Playwright drives it; it never downloads a browser)
+# and, with npm, tests/browser's pinned axe-core (package.json + package-lock.json, `npm ci`
+# into tests/browser/node_modules): the accessibility check the browser tests inject.
 #   haproxy   (Debian's `haproxy`)     the public edge in front of the gateway (services/edge,
 #             tests/integration/test_edge.py); policy-rc.d keeps its packaged daemon stopped
 # Install what is missing when we are root with apt-get, every apt call bounded in time; say
@@ -24,16 +28,30 @@ missing() {
     done | sort
 }
 
+# tests/browser's axe-core, exactly as its lock file says (fast when already there).
+BROWSER_TOOLS="$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/browser" && pwd)"
+if [[ ! -f "$BROWSER_TOOLS/node_modules/axe-core/axe.min.js" ]]; then
+    if command -v npm >/dev/null 2>&1; then
+        echo "test-tools: installing tests/browser's axe-core (npm ci)"
+        (cd "$BROWSER_TOOLS" && timeout "$APT_TIMEOUT" npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+            echo "test-tools: npm ci in tests/browser failed: the browser tests' accessibility check will fail" >&2
+    else
+        echo "test-tools: npm is missing: tests/browser's axe-core cannot be installed" >&2
+    fi
+fi
+
 mapfile -t need < <(missing)
 if ((${#need[@]} == 0)); then
     exit 0
 fi
 packages=()
-for tool in "${need[@]}"; do packages+=("${PACKAGE[$tool]}"); done
+# shellcheck disable=SC2206 # a tool may need several packages (chromium and its fonts)
+for tool in "${need[@]}"; do packages+=(${PACKAGE[$tool]}); done
 
 if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
     echo "test-tools: installing ${packages[*]} (Debian packages, bounded to ${APT_TIMEOUT}s per call)"
-    # --no-install-recommends: promtool only, not the exporters and web assets Prometheus suggests.
+    # --no-install-recommends: promtool only, not the exporters and web assets Prometheus suggests
+    # (and chromium without the desktop's extras).
     # policy-rc.d 101: a package's daemon is not started (we need its binary, not a server).
     policy="${CLIPMIX_POLICY_RC_D:-/usr/sbin/policy-rc.d}"
     own_policy=0
