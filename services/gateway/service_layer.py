@@ -9,7 +9,6 @@ id), then writes the job, its command and its answer in one short transaction.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -105,18 +104,6 @@ class Gateway:
     # The public error of a refusal kept under an Idempotency-Key (entrypoints/refusals.py).
     as_error: Callable[[Refusal], ApiError]
     idempotency_lease: timedelta = CREATE_LEASE
-
-
-def fingerprint(method: str, path: str, payload: Any, scenario: str | None = None) -> bytes:
-    """Same method, path and JSON value (whatever the key order or spacing) → same print.
-
-    A sandbox scenario changes what the request does, so it is part of the print when given.
-    """
-    canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-    extra = b"" if scenario is None else b"\nscenario:" + scenario.encode()
-    return hashlib.sha256(
-        method.encode() + b" " + path.encode() + b"\n" + canonical + extra
-    ).digest()
 
 
 def _sandbox_job(

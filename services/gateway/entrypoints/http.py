@@ -38,7 +38,6 @@ from services.gateway.service_layer import (
     CreateRequest,
     Gateway,
     create_job,
-    fingerprint,
 )
 from services.runtime import admission
 from services.runtime.config import ServiceSettings
@@ -126,7 +125,7 @@ async def _create_now(
             # Only a request with an Idempotency-Key is ever compared with another.
             fingerprint=b""
             if key is None
-            else fingerprint(request.method, request.path, payload, scenario_header),
+            else inputs.fingerprint(request.method, request.path, payload, scenario_header),
             correlation_id=request[REQUEST_ID],
             scenario=scenario,
         ),

@@ -18,7 +18,7 @@ from services.gateway.adapters import idempotency
 from services.gateway.domain.refusals import KeyInUse, KeyReused
 from services.gateway.entrypoints import inputs
 from services.gateway.entrypoints.http import CALLER, IDEMPOTENCY_LEASE, IDEMPOTENCY_TTL
-from services.gateway.service_layer import fingerprint
+from services.gateway.entrypoints.inputs import fingerprint
 from services.runtime.http import REQUEST_ID, ApiError, error_response
 from services.runtime.service import POOL
 

@@ -1,5 +1,7 @@
 """Everything the gateway reads from a request, parsed in one place by ``runtime.params``' rules.
 
+The fingerprint an ``Idempotency-Key`` is kept with is made here too, from what was parsed.
+
 Headers (``Idempotency-Key``, ``Prefer``, ``ClipMix-Sandbox-Scenario``), the JSON body and the
 query string of every route, its own and the forwarded ones: a value a rule refuses answers
 ``400`` naming it before any handler, database or other service sees it. A forwarded route
@@ -8,6 +10,7 @@ passes on only the query parameters listed for it here.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -142,3 +145,15 @@ ARTIFACT: dict[str, params.Rule] = {
 }
 # The webhook routes that read a query; every other one takes none.
 WEBHOOK: dict[str, dict[str, params.Rule]] = {"/deliveries": PAGE}
+
+
+def fingerprint(method: str, path: str, payload: Any, scenario: str | None = None) -> bytes:
+    """Same method, path and JSON value (whatever the key order or spacing) → same print.
+
+    A sandbox scenario changes what the request does, so it is part of the print when given.
+    """
+    canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    extra = b"" if scenario is None else b"\nscenario:" + scenario.encode()
+    return hashlib.sha256(
+        method.encode() + b" " + path.encode() + b"\n" + canonical + extra
+    ).digest()
