@@ -28,7 +28,6 @@ from services.runtime import db
 from services.runtime.internal import TOKEN_HEADER
 from services.simulator.app import SimulatorSettings
 from services.simulator.app import create_app as simulator_app
-from services.simulator.checkout import CheckoutSettings
 from tests.infra import Infra, free_port
 from tests.integration.gateway_harness import gateway
 
@@ -174,11 +173,9 @@ async def stack(
     ) as gw:
         sim_settings = SimulatorSettings(
             port=sim_port,
-            checkout=CheckoutSettings(
-                webhook_url=gw.url + "/webhooks/payments",
-                webhook_backoff_seconds=0.1,
-                webhook_timeout_seconds=5,
-            ),
+            checkout_webhook_url=gw.url + "/webhooks/payments",
+            checkout_webhook_backoff_seconds=0.1,
+            checkout_webhook_timeout_seconds=5,
         )
         values: dict[str, Any] = {
             "database_url": infra.database_url,

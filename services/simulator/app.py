@@ -64,8 +64,29 @@ class SimulatorSettings(BaseSettings):
     failure_kinds: list[str] = Field(default_factory=lambda: ["unavailable", "failed"])
     hang_seconds: float = Field(30.0, ge=0)
     url_ttl_seconds: float = Field(3600.0, gt=0)
-    # The payment provider's checkout (services/simulator/checkout.py).
-    checkout: CheckoutSettings = Field(default_factory=CheckoutSettings)
+    # The payment provider's checkout (services/simulator/checkout.py): billing's secret key
+    # and signing secret (the same development defaults), where its events go (unset: the
+    # platform's public host, CLIPMIX_PUBLIC_BASE_URL, /webhooks/payments), their tries.
+    checkout_secret_key: str = checkout.DEV_SECRET_KEY
+    checkout_webhook_secret: str = checkout.DEV_WEBHOOK_SECRET
+    checkout_webhook_url: str | None = None
+    public_base_url: str = Field(
+        "http://127.0.0.1:8080", validation_alias="CLIPMIX_PUBLIC_BASE_URL"
+    )
+    checkout_webhook_tries: int = Field(5, ge=1)
+    checkout_webhook_backoff_seconds: float = Field(1.0, ge=0)
+    checkout_webhook_timeout_seconds: float = Field(10.0, gt=0)
+
+    def checkout(self) -> CheckoutSettings:
+        return CheckoutSettings(
+            secret_key=self.checkout_secret_key,
+            webhook_secret=self.checkout_webhook_secret,
+            events_url=self.checkout_webhook_url
+            or f"{self.public_base_url.rstrip('/')}/webhooks/payments",
+            webhook_tries=self.checkout_webhook_tries,
+            webhook_backoff_seconds=self.checkout_webhook_backoff_seconds,
+            webhook_timeout_seconds=self.checkout_webhook_timeout_seconds,
+        )
 
 
 STATE = web.AppKey("state", State)
@@ -428,7 +449,7 @@ def create_app(settings: SimulatorSettings) -> web.Application:
     r.add_get("/__admin/stats", stats)
     r.add_post("/__admin/reset", reset)
     r.add_post("/__admin/forget/{id}", forget)
-    checkout.install(app, settings.checkout, settings.public_url)
+    checkout.install(app, settings.checkout(), settings.public_url)
     return app
 
 

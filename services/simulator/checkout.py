@@ -14,13 +14,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import structlog
 from aiohttp import web
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.contracts import signing
 from services.runtime.http import ApiError, json_response
@@ -35,29 +34,19 @@ DEV_SECRET_KEY = "sk_test_clipmix_simulator_checkout_key"  # noqa: S105 - dev de
 DEV_WEBHOOK_SECRET = "whsec_clipmix_simulator_checkout_signing_secret"  # noqa: S105 - dev default
 
 
-class CheckoutSettings(BaseSettings):
-    """``CLIPMIX_SIMULATOR_CHECKOUT_*``."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="CLIPMIX_SIMULATOR_CHECKOUT_", extra="ignore", frozen=True
-    )
+@dataclass(frozen=True)
+class CheckoutSettings:
+    """The checkout's part of the simulator's settings (``CLIPMIX_SIMULATOR_CHECKOUT_*``)."""
 
     secret_key: str = DEV_SECRET_KEY
     webhook_secret: str = DEV_WEBHOOK_SECRET
-    # Where events go; unset: the platform's public host (the edge, as a real provider reaches
-    # it), /webhooks/payments, which the gateway relays to billing.
-    webhook_url: str | None = None
-    public_base_url: str = Field(
-        "http://127.0.0.1:8080", validation_alias="CLIPMIX_PUBLIC_BASE_URL"
-    )
-    webhook_tries: int = Field(5, ge=1)
-    webhook_backoff_seconds: float = Field(1.0, ge=0)
-    webhook_timeout_seconds: float = Field(10.0, gt=0)
+    # Where events go: the platform's public host (the edge, as a real provider reaches it)
+    # /webhooks/payments, which the gateway relays to billing.
+    events_url: str = "http://127.0.0.1:8080/webhooks/payments"
+    webhook_tries: int = 5
+    webhook_backoff_seconds: float = 1.0
+    webhook_timeout_seconds: float = 10.0
     business_name: str = "ClipMix"
-
-    @property
-    def events_url(self) -> str:
-        return self.webhook_url or f"{self.public_base_url.rstrip('/')}/webhooks/payments"
 
 
 class Checkout:

@@ -12,7 +12,7 @@ from services.billing.domain import checkout
 from services.contracts.billing import PriceBook, TopUpBonus
 from services.runtime.config import InsecureSettings
 from services.simulator import checkout_state
-from services.simulator.checkout import CheckoutSettings
+from services.simulator.app import SimulatorSettings
 from services.simulator.checkout_state import Refused
 
 BOOK = PriceBook(
@@ -154,7 +154,7 @@ def test_a_paid_session_must_be_the_one_billing_recorded() -> None:
 def test_the_dev_payment_secrets_of_billing_and_simulator_match_and_production_refuses_them() -> (
     None
 ):
-    billing, simulator = BillingSettings(), CheckoutSettings()
+    billing, simulator = BillingSettings(), SimulatorSettings().checkout()
     assert billing.payments_secret_key == simulator.secret_key
     assert billing.payments_webhook_secret == simulator.webhook_secret
     strong = {"env": "production", "internal_token": "t" * 40}

@@ -1032,6 +1032,9 @@ def test_simulator_overlay_adds_the_simulator_and_points_jobs_at_it(
     assert refs == {
         "CLIPMIX_SIMULATOR_API_KEY": "CLIPMIX_JOBS_REPLICATE_TOKEN",
         "CLIPMIX_SIMULATOR_WEBHOOK_SECRET": "CLIPMIX_JOBS_PROVIDER_WEBHOOK_SECRET",
+        # Its checkout: billing's key and signing secret.
+        "CLIPMIX_SIMULATOR_CHECKOUT_SECRET_KEY": "CLIPMIX_BILLING_PAYMENTS_SECRET_KEY",
+        "CLIPMIX_SIMULATOR_CHECKOUT_WEBHOOK_SECRET": "CLIPMIX_BILLING_PAYMENTS_WEBHOOK_SECRET",
     }
     simulator = load_settings(SimulatorSettings, {**base, **patch})
     assert (simulator.host, simulator.port) == (CONTAINER_HOST, SIMULATOR_PORT)
@@ -1391,6 +1394,8 @@ def test_settings_env_names_follow_prefixes_and_aliases() -> None:
     assert secret_env_names("simulator") == {
         "CLIPMIX_SIMULATOR_API_KEY",
         "CLIPMIX_SIMULATOR_WEBHOOK_SECRET",
+        "CLIPMIX_SIMULATOR_CHECKOUT_SECRET_KEY",
+        "CLIPMIX_SIMULATOR_CHECKOUT_WEBHOOK_SECRET",
     }
 
 
@@ -1424,7 +1429,16 @@ def test_production_check_rejects_development_secrets() -> None:
     # An empty credential is refused too (an empty internal token would open /internal/).
     empty = production_refusals("billing", {**token, "CLIPMIX_INTERNAL_TOKEN": ""})
     assert empty == ["billing: CLIPMIX_INTERNAL_TOKEN must not be empty in production"]
-    assert production_refusals("billing", token) == []
+    # Billing also needs the payment provider's key and signing secret (card top-ups).
+    assert production_refusals("billing", token) == [
+        "billing: CLIPMIX_BILLING_PAYMENTS_SECRET_KEY must be set in production"
+        " (not its development value)"
+    ]
+    payments = {
+        "CLIPMIX_BILLING_PAYMENTS_SECRET_KEY": "k",
+        "CLIPMIX_BILLING_PAYMENTS_WEBHOOK_SECRET": "w",
+    }
+    assert production_refusals("billing", {**token, **payments}) == []
     assert production_refusals("billing", {"CLIPMIX_INTERNAL_TOKEN": "t"}) == [
         "billing: CLIPMIX_ENV is 'development', not production"
     ]
