@@ -165,6 +165,15 @@ async def get_job(request: web.Request, account_id: str, job_id: str) -> dict[st
 
 
 async def cancel_job(request: web.Request, account_id: str, job_id: str) -> dict[str, Any]:
+    """Cancel; a job the jobs service has not taken from the queue yet (the gateway shows it,
+    the jobs service does not know it for a moment) is a refusal to retry, not a 404."""
     path = f"{_account(account_id)}/jobs/{checked_id(job_id)}/cancel"
-    result: dict[str, Any] = await _gateway(request, "POST", path)
+    reply = await clients.call(
+        request.app[clients.CLIENTS].gateway, "gateway", "POST", path, request=request
+    )
+    if reply.status == 404 and reply.json().get("error", {}).get("code") == "job_not_found":
+        raise Refused(
+            409, "job_not_found", None, "The job is just starting; cancel it again in a moment."
+        )
+    result: dict[str, Any] = _answer(reply)
     return result

@@ -13,7 +13,15 @@ from aiohttp import web
 
 from services.contracts.jobs import JobStatus, Service
 from services.dashboard import session
-from services.dashboard.clients_keys import Refused, cancel_job, checked_id, get_job, list_jobs
+from services.dashboard.clients_keys import (
+    NotYours,
+    Refused,
+    cancel_job,
+    checked_id,
+    get_job,
+    get_key,
+    list_jobs,
+)
 from services.dashboard.pages import formats
 from services.dashboard.templating import render
 
@@ -42,6 +50,21 @@ def _filters(request: web.Request) -> dict[str, str]:
     return chosen
 
 
+def summary(job: dict[str, Any]) -> str:
+    """A line that tells one job from another in the list: what it was asked to make."""
+    given = job.get("input") or {}
+    if job["service"] == Service.MUSIC.value:
+        return str(given.get("prompt", ""))
+    if job["service"] == Service.TRANSLATIONS.value:
+        return "Dub into " + ", ".join(given.get("target_languages") or [])
+    if job["service"] == Service.FAMILY_VIDEOS.value:
+        photos = len(given.get("photo_urls") or [])
+        mode = str(given.get("mode", "")).capitalize()
+        return f"{mode} · {photos} photo{'s' if photos != 1 else ''}"
+    kind = str(given.get("kind", "")).replace("_", " ")
+    return f"{kind.capitalize()}: {given['script']}" if given.get("script") else kind.capitalize()
+
+
 @session.require_user
 async def jobs_page(request: web.Request) -> web.StreamResponse:
     account = session.current_user(request).account_id
@@ -55,7 +78,7 @@ async def jobs_page(request: web.Request) -> web.StreamResponse:
     if page["has_more"] and page["data"]:
         next_query = {**filters, "after": page["data"][-1]["id"]}
     context: dict[str, Any] = {
-        "jobs": page["data"],
+        "jobs": [{**job, "summary": summary(job)} for job in page["data"]],
         "filters": filters,
         "paged": bool(after),
         "next_query": next_query,
@@ -78,8 +101,13 @@ def _outputs(job: dict[str, Any]) -> list[dict[str, Any]]:
 async def job_page(request: web.Request) -> web.StreamResponse:
     account = session.current_user(request).account_id
     job = await get_job(request, account, checked_id(request.match_info["job_id"]))
+    try:
+        key = await get_key(request, account, job["api_key_id"])
+    except NotYours:  # the job's key is the account's own; shown by its id if it cannot be read
+        key = None
     context = {
         "job": job,
+        "key": key,
         "files": _outputs(job),
         "cancelable": job["status"] not in _SETTLED,
         "services": SERVICE_LABELS,

@@ -22,6 +22,7 @@ from services.dashboard.clients_keys import (
     revoke_key,
     roll_key,
 )
+from services.dashboard.config import SETTINGS
 from services.dashboard.pages import formats
 from services.dashboard.templating import render
 
@@ -172,8 +173,6 @@ async def roll(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
-    from services.dashboard.app import SETTINGS  # the app module imports this one
-
     app[API_BASE] = app[SETTINGS].public_base_url.rstrip("/")
     formats.install(app)
     app.router.add_get(PATH, keys_page)
