@@ -54,7 +54,7 @@ def email() -> str:
 
 
 async def test_sign_up_creates_the_gateway_account_and_signs_in(
-    dash: Dashboard, visitor: Visitor
+    dash: Dashboard, visitor: Visitor, infra: Infra
 ) -> None:
     address = email()
     page = await visitor.sign_up(address.upper())  # emails are kept lower-cased
@@ -69,6 +69,15 @@ async def test_sign_up_creates_the_gateway_account_and_signs_in(
         "SELECT name, email FROM accounts WHERE id = $1", row["account_id"]
     )
     assert dict(account) == {"name": "Acme", "email": address}
+    listed = await asyncio.to_thread(
+        subprocess.run,
+        [str(Path(sys.executable).with_name("clipmix-admin")), "accounts", "list"],
+        env=infra.env(),
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    assert row["account_id"] in {a["id"] for a in json.loads(listed.stdout)}
 
 
 async def test_an_email_signs_up_once(dash: Dashboard, visitor: Visitor) -> None:
