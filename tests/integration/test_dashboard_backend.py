@@ -4,11 +4,15 @@ the account's jobs (list, one, cancel). Every id of another account answers 404.
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from standardwebhooks import Webhook
 
@@ -490,3 +494,37 @@ async def test_another_accounts_job_answers_404(http, real) -> None:
     assert listed.json()["data"] == []
     theirs_job = await internal(http, real, "GET", f"/accounts/{theirs}/jobs/{job_id}")
     assert theirs_job.json()["status"] == "processing"
+
+
+# --- the operator's CLI shares the create -------------------------------------------------------
+
+
+def admin(env: dict[str, str], *args: str) -> tuple[int, Any]:
+    """``clipmix-admin`` as operators run it; its JSON answer (or error) parsed."""
+    done = subprocess.run(
+        [sys.executable, "-c", "from services.gateway.cli import main; main()", *args],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode, orjson.loads(done.stdout if done.returncode == 0 else done.stderr)
+
+
+async def test_cli_create_with_a_webhook_shares_the_create(real, infra) -> None:
+    """``clipmix-admin keys create --webhook-url``: the same create as the dashboard's; a
+    refused URL leaves no key behind, an accepted one prints both secrets once."""
+    account = await new_account(real)
+    args = ("keys", "create", "--account", account, "--mode", "test")
+    url = ("--webhook-url", "http://127.0.0.1:9/hooks")
+    code, refused = await asyncio.to_thread(admin, infra.env(), *args, *url)
+    assert code == 1 and "webhook URL refused" in refused["error"]
+    count = "SELECT count(*) FROM api_keys WHERE account_id = $1"
+    assert await real.pool.fetchval(count, account) == 0
+    local = infra.env(CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS="true")
+    code, created = await asyncio.to_thread(admin, local, *args, *url)
+    assert code == 0, created
+    assert created["secret"].startswith("sk_test_")
+    assert created["webhook"]["secret"].startswith("whsec_")
+    assert created["webhook"]["api_key_id"] == created["id"]
+    assert await real.pool.fetchval(count, account) == 1
