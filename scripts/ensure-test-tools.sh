@@ -19,7 +19,7 @@ APT_TIMEOUT="${CLIPMIX_APT_TIMEOUT:-600}" # seconds, per apt-get call
 export DEBIAN_FRONTEND=noninteractive
 
 # tool -> Debian package
-declare -A PACKAGE=([promtool]=prometheus [wrk]=wrk [haproxy]=haproxy)
+declare -A PACKAGE=([promtool]=prometheus [wrk]=wrk [haproxy]=haproxy [chromium]="chromium fonts-dejavu-core")
 
 missing() {
     local tool
@@ -29,7 +29,7 @@ missing() {
 }
 
 # tests/browser's axe-core, exactly as its lock file says (fast when already there).
-BROWSER_TOOLS="$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/browser" && pwd)"
+BROWSER_TOOLS="$(cd "${BASH_SOURCE[0]%/*}/../tests/browser" && pwd)"
 if [[ ! -f "$BROWSER_TOOLS/node_modules/axe-core/axe.min.js" ]]; then
     if command -v npm >/dev/null 2>&1; then
         echo "test-tools: installing tests/browser's axe-core (npm ci)"

@@ -13,7 +13,7 @@ import shutil
 import pytest
 
 # tool -> the Debian package that provides it (what scripts/ensure-test-tools.sh installs)
-PACKAGES = {"promtool": "prometheus", "wrk": "wrk", "haproxy": "haproxy"}
+PACKAGES = {"promtool": "prometheus", "wrk": "wrk", "haproxy": "haproxy", "chromium": "chromium"}
 
 
 def require(tool: str) -> str:

@@ -25,6 +25,8 @@ if [[ "$1" == install ]]; then
         case "$arg" in
         prometheus) tool=promtool ;;
         wrk) tool=wrk ;;
+        haproxy) tool=haproxy ;;
+        chromium) tool=chromium ;;
         *) continue ;;
         esac
         printf '#!/bin/sh\\necho %s\\n' "$tool" > "{bin}/$tool"
@@ -49,7 +51,7 @@ def _machine_without_the_tools(tmp_path: Path) -> tuple[Path, Path]:
     return bin_dir, log
 
 
-def test_make_test_installs_promtool_and_wrk_where_they_are_missing(tmp_path: Path) -> None:
+def test_make_test_installs_its_tools_where_they_are_missing(tmp_path: Path) -> None:
     assert "bash scripts/ensure-test-tools.sh" in (ROOT / "Makefile").read_text()
     bin_dir, log = _machine_without_the_tools(tmp_path)
     policy = tmp_path / "policy-rc.d"
@@ -59,9 +61,10 @@ def test_make_test_installs_promtool_and_wrk_where_they_are_missing(tmp_path: Pa
     )
     assert done.returncode == 0, done.stderr
     installs = [line.split() for line in log.read_text().splitlines() if "install" in line]
-    assert installs and {"prometheus", "wrk"} <= set(installs[-1])
+    assert installs and {"prometheus", "wrk", "haproxy", "chromium"} <= set(installs[-1])
     assert "--no-install-recommends" in installs[-1]
-    assert (bin_dir / "promtool").exists() and (bin_dir / "wrk").exists()
+    for tool in ("promtool", "wrk", "haproxy", "chromium"):
+        assert (bin_dir / tool).exists(), tool
     assert not policy.exists()  # no daemon was started, and the guard is gone again
     # Run again, everything present: nothing to install.
     log.unlink()
@@ -81,6 +84,7 @@ def test_without_apt_the_script_says_what_to_install(tmp_path: Path) -> None:
     assert done.returncode == 0  # the tests themselves fail; make test still runs them all
     assert "apt-get install prometheus" in done.stderr
     assert "apt-get install wrk" in done.stderr
+    assert "apt-get install haproxy" in done.stderr
     assert "FAIL" in done.stderr
 
 
