@@ -22,8 +22,8 @@ from services.gateway.entrypoints import (
     keys_internal,
     payments_forward,
     probes,
-    proxy,
     request_log,
+    routes,
 )
 from services.gateway.entrypoints.held import HELD, HeldRequests
 from services.runtime import service
@@ -104,8 +104,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app[http.IDEMPOTENCY_LEASE] = timedelta(seconds=settings.idempotency_lease_seconds)
     app[http.PUBLIC_BASE_URL] = settings.public_base_url.rstrip("/")
     app[http.IDEMPOTENCY_TTL] = timedelta(hours=settings.idempotency_ttl_hours)
-    http.add_routes(app, settings)
-    proxy.add_routes(app)
+    http.install(app, settings)
+    routes.add_routes(app)  # the route table: router and OpenAPI document from one list
     accounts_internal.add_routes(app)  # the dashboard's sign-up creates accounts
     dashboard_forward.install(app, settings)  # /dashboard, /api, /contact: the dashboard's pages
     payments_forward.add_routes(app)  # the payment provider's events, to billing

@@ -30,7 +30,7 @@ from services.gateway.domain.requests import (
     ListJobsQuery,
     dump,
 )
-from services.gateway.entrypoints import inputs, openapi, refusals
+from services.gateway.entrypoints import inputs, refusals
 from services.gateway.entrypoints.downstream import DOWNSTREAM
 from services.gateway.entrypoints.held import HELD
 from services.gateway.service_layer import (
@@ -59,13 +59,6 @@ GATEWAY = web.AppKey("gateway", Gateway)
 WAITER = web.AppKey("settled_waiter", SettledWaiter)
 
 _JOB_ID = re.compile(JOB_ID_PATTERN)
-# Paths of the create and read routes, per service.
-SERVICE_PATHS: dict[Service, str] = {
-    Service.MUSIC: "/api/v1/music",
-    Service.TRANSLATIONS: "/api/v1/translations",
-    Service.FAMILY_VIDEOS: "/api/v1/family-videos",
-    Service.AVATARS: "/api/v1/avatars",
-}
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -205,7 +198,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     )
 
 
-def _create_handler(service: Service) -> Callable[[web.Request], Awaitable[web.Response]]:
+def create_handler(service: Service) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         return await _create(request, service)
 
@@ -213,7 +206,7 @@ def _create_handler(service: Service) -> Callable[[web.Request], Awaitable[web.R
     return handler
 
 
-def _get_handler(service: Service | None) -> Callable[[web.Request], Awaitable[web.Response]]:
+def get_handler(service: Service | None) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         return await _get(request, service)
 
@@ -263,18 +256,11 @@ def _wiring(settings: ServiceSettings) -> Callable[[web.Application], AsyncItera
     return ctx
 
 
-def add_routes(app: web.Application, settings: ServiceSettings) -> None:
+def install(app: web.Application, settings: ServiceSettings) -> None:
+    """The create path's wiring (the routes are the table's: entrypoints/routes.py)."""
     # The service layer's refusals become public errors here, inside the key check.
     app.middlewares.append(refusals.middleware)
     app[SANDBOX_FILES] = sandbox.Artifacts.build()
     app[WAITER] = SettledWaiter()
     app.cleanup_ctx.append(_wiring(settings))
     app.cleanup_ctx.append(waiter_context(app[WAITER], settings.database_url, "gateway"))
-    for service, path in SERVICE_PATHS.items():
-        app.router.add_post(path, _create_handler(service))
-        app.router.add_get(path + "/{id}", _get_handler(service))
-    app.router.add_get("/api/v1/jobs", list_jobs)
-    app.router.add_get("/api/v1/jobs/{id}", _get_handler(None))
-    app.router.add_get(sandbox.MUSIC_PATH, sandbox_music)
-    app.router.add_get(sandbox.VIDEO_PATH, sandbox_video)
-    openapi.add_routes(app)

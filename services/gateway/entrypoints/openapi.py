@@ -1,6 +1,8 @@
 """``GET /api/openapi.json``: the OpenAPI 3.1 document, generated from the models that validate
 requests (``domain.requests``) and the public answer models of the services behind the gateway
-(``contracts.billing``, ``contracts.webhooks``, ``contracts.status``). One source of truth."""
+(``contracts.billing``, ``contracts.webhooks``, ``contracts.status``). One source of truth: the
+operations come from the route table (entrypoints/routes.py), which also feeds the router;
+this module adds the shared components, names the operations and serves the result."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ from pydantic.json_schema import models_json_schema
 
 from services.contracts import errors as catalog
 from services.contracts.billing import Balance, LedgerPage, PriceBook
-from services.contracts.jobs import Service
 from services.contracts.status import StatusSnapshot
 from services.contracts.webhooks import (
     WebhookDeliveryPage,
@@ -28,9 +29,8 @@ from services.contracts.webhooks import (
 from services.gateway.domain import examples as ex
 from services.gateway.domain import sandbox
 from services.gateway.domain.jobs import ErrorBody, Job, JobList
-from services.gateway.domain.requests import CREATE_MODELS, ListJobsQuery
-from services.gateway.entrypoints import docs_page, openapi_forwarded
-from services.gateway.entrypoints.openapi_builders import REF, errors, ok, op, schema_ref
+from services.gateway.domain.requests import CREATE_MODELS
+from services.gateway.entrypoints.openapi_builders import REF, schema_ref
 from services.runtime.http import json_response
 
 DOCUMENT = web.AppKey("openapi_document", dict)
@@ -162,117 +162,6 @@ def _components() -> dict[str, Any]:
     }
 
 
-_CREATE_HEADERS = [
-    {"$ref": "#/components/parameters/IdempotencyKey"},
-    {"$ref": "#/components/parameters/Prefer"},
-    {"$ref": "#/components/parameters/SandboxScenario"},
-]
-_JOB_ID = [{"$ref": "#/components/parameters/JobId"}]
-_LABELS = {
-    Service.MUSIC: ("music", "Create a song", "/api/v1/music"),
-    Service.TRANSLATIONS: ("translations", "Dub a video", "/api/v1/translations"),
-    Service.FAMILY_VIDEOS: ("family videos", "Make a family video", "/api/v1/family-videos"),
-    Service.AVATARS: ("avatars", "Make a faceswap or talking head", "/api/v1/avatars"),
-}
-
-
-def _job_paths() -> dict[str, Any]:
-    paths: dict[str, Any] = {}
-    job = schema_ref(Job)
-    for service, (tag, summary, path) in _LABELS.items():
-        model = CREATE_MODELS[service]
-        example = (model.model_json_schema().get("examples") or [{}])[0]
-        statuses: tuple[int, ...] = (400, 401, 402, 403, 409, 413, 415, 422, 429, 503)
-        if service is Service.FAMILY_VIDEOS:
-            statuses = (*statuses, 404)
-        paths[path] = {
-            "post": op(
-                tag,
-                summary,
-                (model.__doc__ or "").strip()
-                + " Test keys answer a synthetic job at once (completed unless a sandbox"
-                " scenario says otherwise); live keys reserve the price and answer `queued`.",
-                {
-                    **ok(
-                        201,
-                        "The job, as accepted (or as it stands after `Prefer: wait`).",
-                        job,
-                        ex.job(service, example),
-                        extra_headers=("Idempotent-Replayed", "Preference-Applied"),
-                    ),
-                    **errors(*sorted(statuses)),
-                },
-                parameters=_CREATE_HEADERS,
-                body=(model, example),
-            )
-        }
-        paths[path + "/{id}"] = {
-            "get": op(
-                tag,
-                f"Retrieve a {tag} job",
-                "A job of this service, account and mode; any other id answers 404.",
-                {**ok(200, "The job.", job, ex.job(service, example)), **errors(404, 401, 429)},
-                parameters=_JOB_ID,
-            )
-        }
-    return paths
-
-
-def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
-    schema = model.model_json_schema(ref_template=REF)
-    params = []
-    for name, prop in schema["properties"].items():
-        prop = dict(prop)
-        description = prop.pop("description", "")
-        prop.pop("title", None)
-        params.append({"name": name, "in": "query", "description": description, "schema": prop})
-    return params
-
-
-def _list_paths() -> dict[str, Any]:
-    return {
-        "/api/v1/jobs": {
-            "get": op(
-                "jobs",
-                "List jobs",
-                "Jobs of the calling key's account and mode, newest first. Page on with"
-                " `starting_after=<last id of the page>` while `has_more` is true. Filters:"
-                " `service`, `status`, `created[gte]` and `created[lte]` (RFC 3339 with a zone,"
-                " both ends inclusive).",
-                {
-                    **ok(200, "A page of jobs.", schema_ref(JobList), ex.job_list()),
-                    **errors(400, 401, 429),
-                },
-                parameters=_query_parameters(ListJobsQuery),
-            )
-        },
-        "/api/v1/jobs/{id}": {
-            "get": op(
-                "jobs",
-                "Retrieve a job",
-                "Any service's job, by id.",
-                {
-                    **ok(200, "The job.", schema_ref(Job), ex.job(Service.MUSIC)),
-                    **errors(404, 401, 429),
-                },
-                parameters=_JOB_ID,
-            )
-        },
-        "/api/v1/jobs/{id}/cancel": {
-            "post": op(
-                "jobs",
-                "Cancel a job",
-                "Stops a job that has not settled; its reserved credits are released.",
-                {
-                    **ok(200, "The job, canceled.", schema_ref(Job), ex.canceled_job()),
-                    **errors(400, 404, 409, 401, 422, 429, 503),
-                },
-                parameters=[*_JOB_ID, {"$ref": "#/components/parameters/IdempotencyKey"}],
-            )
-        },
-    }
-
-
 # Names the rule below would give twice: the HTML page and the JSON of the status are both
 # ``get_status`` by their words, and code generators drop one of two equal operationIds.
 _OPERATION_IDS = {("/status", "get"): "get_status_page"}
@@ -306,16 +195,10 @@ _TAGS = (
 )
 
 
-def build() -> dict[str, Any]:
-    """The whole document (built once per process)."""
-    paths = {
-        **_job_paths(),
-        **_list_paths(),
-        **openapi_forwarded.wallet_paths(),
-        **openapi_forwarded.webhook_paths(),
-        **openapi_forwarded.event_paths(),
-        **openapi_forwarded.public_paths(),
-    }
+def build(operations: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The whole document around the route table's documented operations (path -> method ->
+    OpenAPI operation object; entrypoints/routes.py), built once per process."""
+    paths = {path: dict(methods) for path, methods in operations.items()}
     _name_operations(paths)
     return {
         "openapi": "3.1.0",
@@ -342,11 +225,3 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 async def docs(request: web.Request) -> web.Response:
     return web.Response(body=request.app[DOCS_HTML], content_type="text/html", charset="utf-8")
-
-
-def add_routes(app: web.Application) -> None:
-    document = build()
-    app[DOCUMENT] = document
-    app[DOCS_HTML] = docs_page.render(document).encode()
-    app.router.add_get("/api/openapi.json", openapi_json)
-    app.router.add_get("/api/docs", docs)

@@ -1,10 +1,34 @@
-"""Small builders of OpenAPI operation objects, shared by the gateway's document modules."""
+"""Builders of the gateway's route table entries: an operation is its handler and its OpenAPI
+object, written in one place (entrypoints/routes.py puts them in the router and the document)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
 from pydantic import BaseModel
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One method on one path: what serves it and, unless it is internal, how it is documented."""
+
+    handler: Handler
+    document: dict[str, Any] | None
+
+
+# Route template -> method ("get", "post", ...) -> its operation.
+Paths = dict[str, dict[str, Operation]]
+
+
+def internal(handler: Handler) -> Operation:
+    """A route the gateway serves but does not document (operator and service-to-service)."""
+    return Operation(handler, None)
+
 
 REF = "#/components/schemas/{model}"
 HTML = {"type": "string"}
@@ -40,6 +64,7 @@ def errors(*statuses: int) -> dict[str, Any]:
 
 
 def op(
+    handler: Handler,
     tag: str,
     summary: str,
     description: str,
@@ -48,7 +73,9 @@ def op(
     parameters: list[dict[str, Any]] | None = None,
     body: tuple[type[BaseModel], Any] | None = None,
     public: bool = False,
-) -> dict[str, Any]:
+) -> Operation:
+    """``handler`` documented as one OpenAPI operation (its operationId is given later, from
+    its path: entrypoints/openapi.py)."""
     op: dict[str, Any] = {
         "tags": [tag],
         "summary": summary,
@@ -66,4 +93,4 @@ def op(
         }
     if public:
         op["security"] = []
-    return op
+    return Operation(handler, op)

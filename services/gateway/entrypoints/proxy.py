@@ -365,17 +365,3 @@ async def _stream(request: web.Request, answer: aiohttp.ClientResponse) -> web.S
         return out
     await out.write_eof()
     return out
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_route("*", "/api/v1/webhook{tail:.*}", webhook)
-    app.router.add_get("/api/v1/events", events)
-    app.router.add_get("/api/v1/events/{id}", events)
-    app.router.add_get("/api/v1/balance", balance)
-    app.router.add_get("/api/v1/ledger", ledger)
-    app.router.add_get("/api/v1/pricing", pricing)
-    app.router.add_post("/api/v1/jobs/{id}/cancel", cancel_job)
-    app.router.add_get("/api/status", status_page)
-    app.router.add_get("/status", status_page)
-    app.router.add_get("/artifacts/{job_id}/{name}", artifact)
-    app.router.add_get("/internal/v1/accepted-jobs/{job_id}", accepted_job)

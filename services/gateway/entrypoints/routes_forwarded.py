@@ -1,5 +1,6 @@
-"""The forwarded routes of the OpenAPI document: wallet (billing), webhooks, status, and the
-gateway's own public files. Answer shapes come from the owning services' contract models."""
+"""The route table's forwarded operations, each its handler and its OpenAPI object: wallet
+(billing), webhooks, events, status, and the gateway's own public files. Answer shapes come
+from the owning services' contract models."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from services.contracts.webhooks import (
 )
 from services.gateway.domain import examples as ex
 from services.gateway.domain import sandbox
-from services.gateway.entrypoints.openapi_builders import HTML, errors, ok, op, schema_ref
+from services.gateway.entrypoints import http, openapi, proxy
+from services.gateway.entrypoints.openapi_builders import HTML, Paths, errors, ok, op, schema_ref
 from services.runtime.params import ID_PATTERN
 
 # Ids of this API, with the very pattern runtime/params.py checks them against.
@@ -40,11 +42,12 @@ def page_params(what: str) -> list[dict[str, Any]]:
     ]
 
 
-def wallet_paths() -> dict[str, Any]:
+def wallet_paths() -> Paths:
     ledger_params = page_params("entry")
     return {
         "/api/v1/balance": {
             "get": op(
+                proxy.balance,
                 "wallet",
                 "Get the balance",
                 "The account's credits: available, reserved by running jobs, bought.",
@@ -56,6 +59,7 @@ def wallet_paths() -> dict[str, Any]:
         },
         "/api/v1/ledger": {
             "get": op(
+                proxy.ledger,
                 "wallet",
                 "List ledger entries",
                 "Every transfer that touched the wallet, newest first.",
@@ -68,6 +72,7 @@ def wallet_paths() -> dict[str, Any]:
         },
         "/api/v1/pricing": {
             "get": op(
+                proxy.pricing,
                 "wallet",
                 "Get the price book",
                 "Prices in credits ($1 = 100 credits) and top-up bonuses; versioned.",
@@ -80,19 +85,21 @@ def wallet_paths() -> dict[str, Any]:
     }
 
 
-def webhook_paths() -> dict[str, Any]:
+def webhook_paths() -> Paths:
     endpoint = schema_ref(WebhookEndpoint)
     idem = [{"$ref": "#/components/parameters/IdempotencyKey"}]
     common = (401, 429, 503)
     return {
         "/api/v1/webhook": {
             "get": op(
+                proxy.webhook,
                 "webhooks",
                 "Get the webhook endpoint",
                 "The calling key's endpoint (never its secret).",
                 {**ok(200, "The endpoint.", endpoint, ex.ENDPOINT), **errors(404, *common)},
             ),
             "put": op(
+                proxy.webhook,
                 "webhooks",
                 "Set the webhook endpoint",
                 "Creates (201, with the `whsec_` secret shown once) or updates (200) the"
@@ -110,6 +117,7 @@ def webhook_paths() -> dict[str, Any]:
                 body=(WebhookEndpointUpdate, {"url": "https://example.com/hooks/clipmix"}),
             ),
             "delete": op(
+                proxy.webhook,
                 "webhooks",
                 "Delete the webhook endpoint",
                 "Stops deliveries to the calling key's endpoint.",
@@ -121,6 +129,7 @@ def webhook_paths() -> dict[str, Any]:
         },
         "/api/v1/webhook/rotate-secret": {
             "post": op(
+                proxy.webhook,
                 "webhooks",
                 "Rotate the signing secret",
                 "A new `whsec_` secret (shown once); the old one signs too for 24 h.",
@@ -138,6 +147,7 @@ def webhook_paths() -> dict[str, Any]:
         },
         "/api/v1/webhook/test": {
             "post": op(
+                proxy.webhook,
                 "webhooks",
                 "Send a test event",
                 "Delivers a `webhook.test` event now and answers the attempt's outcome.",
@@ -150,6 +160,7 @@ def webhook_paths() -> dict[str, Any]:
         },
         "/api/v1/webhook/deliveries": {
             "get": op(
+                proxy.webhook,
                 "webhooks",
                 "List deliveries",
                 "The last 100 delivery attempts of the calling key, newest first.",
@@ -162,6 +173,7 @@ def webhook_paths() -> dict[str, Any]:
         },
         "/api/v1/webhook/deliveries/{delivery_id}/redeliver": {
             "post": op(
+                proxy.webhook,
                 "webhooks",
                 "Redeliver an event",
                 "Queues the delivery's event again, with the same event id.",
@@ -184,11 +196,12 @@ def webhook_paths() -> dict[str, Any]:
     }
 
 
-def event_paths() -> dict[str, Any]:
+def event_paths() -> Paths:
     types = {"type": "string", "enum": ["job.completed", "job.failed", "job.canceled"]}
     return {
         "/api/v1/events": {
             "get": op(
+                proxy.events,
                 "webhooks",
                 "List or follow events",
                 "The calling key's job events, each exactly as its webhook delivery is POSTed."
@@ -220,6 +233,7 @@ def event_paths() -> dict[str, Any]:
         },
         "/api/v1/events/{id}": {
             "get": op(
+                proxy.events,
                 "webhooks",
                 "Get an event",
                 "One of the calling key's events, as its webhook delivery is POSTed.",
@@ -241,11 +255,12 @@ def event_paths() -> dict[str, Any]:
     }
 
 
-def public_paths() -> dict[str, Any]:
+def public_paths() -> Paths:
     binary = {"type": "string", "contentMediaType": "application/octet-stream"}
     return {
         "/api/status": {
             "get": op(
+                proxy.status_page,
                 "status",
                 "Service status (JSON)",
                 "Per-service health from the last 5 minutes of real traffic. No key needed.",
@@ -258,6 +273,7 @@ def public_paths() -> dict[str, Any]:
         },
         "/status": {
             "get": op(
+                proxy.status_page,
                 "status",
                 "Service status (page for people)",
                 "The same status as an HTML page. No key needed.",
@@ -272,6 +288,7 @@ def public_paths() -> dict[str, Any]:
         },
         "/api/openapi.json": {
             "get": op(
+                openapi.openapi_json,
                 "reference",
                 "This document",
                 "The OpenAPI 3.1 document of the API.",
@@ -281,6 +298,7 @@ def public_paths() -> dict[str, Any]:
         },
         "/api/docs": {
             "get": op(
+                openapi.docs,
                 "reference",
                 "API reference (HTML)",
                 "This document rendered for people.",
@@ -290,6 +308,7 @@ def public_paths() -> dict[str, Any]:
         },
         "/artifacts/{job_id}/{name}": {
             "get": op(
+                proxy.artifact,
                 "jobs",
                 "Download a result",
                 "A job's result behind the signed, expiring link found in its `output`. No key is"
@@ -336,6 +355,7 @@ def public_paths() -> dict[str, Any]:
         },
         sandbox.MUSIC_PATH: {
             "get": op(
+                http.sandbox_music,
                 "sandbox",
                 "Sandbox song",
                 "The static file sandbox music jobs point at.",
@@ -345,6 +365,7 @@ def public_paths() -> dict[str, Any]:
         },
         sandbox.VIDEO_PATH: {
             "get": op(
+                http.sandbox_video,
                 "sandbox",
                 "Sandbox video",
                 "The static file sandbox video jobs point at.",
