@@ -46,7 +46,7 @@ from bench.http_figures import JOBS_COMMANDS_QUEUE, PATH, SANDBOX_BODY
 from bench.measure import repeated
 from bench.stack import INFLIGHT_ENV, KEY_CONCURRENCY_ENV, LIFTED, Stack
 from bench.stats import summary
-from services.gateway.app import GatewaySettings
+from services.gateway.config import GatewaySettings
 
 FIGURES = ("overload", "fairness")
 MULTIPLES = (1.0, 2.0, 4.0)

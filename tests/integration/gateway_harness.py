@@ -21,7 +21,8 @@ from aiohttp import web
 from services.contracts.ids import new_id
 from services.contracts.jobs import JobSnapshot, JobStatus, Service
 from services.gateway.adapters import accounts, jobs_view
-from services.gateway.app import GatewaySettings, create_app
+from services.gateway.app import create_app
+from services.gateway.config import GatewaySettings
 from services.gateway.domain.keys import Mode
 from services.runtime import db
 from tests.infra import Infra, free_port

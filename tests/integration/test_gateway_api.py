@@ -21,7 +21,8 @@ from services.billing.app import BillingSettings
 from services.billing.app import create_app as create_billing
 from services.contracts.jobs import JOB_COMPLETED, JobSnapshot, JobStatus, Service
 from services.gateway.adapters import accounts
-from services.gateway.app import GatewaySettings, create_app
+from services.gateway.app import create_app
+from services.gateway.config import GatewaySettings
 from services.gateway.domain import media
 from services.gateway.domain.keys import Mode
 from services.messaging.envelope import Envelope

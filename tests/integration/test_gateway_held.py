@@ -21,8 +21,8 @@ import pytest
 from services.contracts.ids import new_id
 from services.contracts.jobs import JobSnapshot, JobStatus, Service
 from services.gateway.adapters import jobs_view
+from services.gateway.app_keys import WAITER
 from services.gateway.domain.keys import Mode
-from services.gateway.entrypoints.http import WAITER
 from services.runtime.traffic import TRAFFIC
 from services.status.domain.health import p95_seconds
 from tests.infra import Infra

@@ -17,8 +17,10 @@ import aiohttp
 import pytest
 
 from services.gateway.adapters import request_log as store
+from services.gateway.app_keys import REQUEST_LOG
+from services.gateway.config import RequestLogSettings
 from services.gateway.domain.request_log import Entry
-from services.gateway.entrypoints.request_log import LOG, RequestLog, RequestLogSettings
+from services.gateway.entrypoints.request_log import RequestLog
 from services.runtime.internal import TOKEN_HEADER
 from tests.infra import Infra
 from tests.integration.conftest import eventually, metric
@@ -273,7 +275,7 @@ async def test_a_full_buffer_drops_rows_instead_of_blocking_and_shutdown_flushes
         assert [a.status for a in answers] == [200] * 10
         assert time.monotonic() - started < 5
         assert small.app is not None
-        assert len(small.app[LOG].buffer) == 3
+        assert len(small.app[REQUEST_LOG].buffer) == 3
         written = await small.pool.fetchval(
             "SELECT count(*) FROM request_log WHERE account_id = $1", key.account_id
         )
@@ -362,4 +364,4 @@ async def test_the_writer_notes_the_accounts_it_wrote_for_the_cap(http, gw) -> N
     answer = await call(http, "GET", f"{gw.url}/api/v1/jobs", key)
     await logged(http, gw, key, answer.headers["Request-Id"])
     assert gw.app is not None
-    assert key.account_id in gw.app[LOG].touched
+    assert key.account_id in gw.app[REQUEST_LOG].touched

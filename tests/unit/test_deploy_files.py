@@ -23,7 +23,7 @@ from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
 from services.billing.app import BillingSettings
-from services.gateway.app import GatewaySettings
+from services.gateway.config import GatewaySettings
 from services.jobs.app import _refuse_dev_secrets
 from services.jobs.config import JobsSettings
 from services.runtime.config import InsecureSettings, ServiceSettings

@@ -8,7 +8,8 @@ import jsonschema_rs
 import pytest
 
 from services.contracts.jobs import Service
-from services.gateway.app import GatewaySettings, create_app
+from services.gateway.app import create_app
+from services.gateway.config import GatewaySettings
 from services.gateway.domain import media, sandbox
 from services.gateway.domain.requests import CREATE_MODELS, LANGUAGES, FieldError
 from services.gateway.entrypoints import dashboard_forward, docs_page, payments_forward, routes

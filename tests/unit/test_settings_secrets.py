@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from services.gateway.app import GatewaySettings
+from services.gateway.config import GatewaySettings
 from services.jobs.config import JobsSettings
 from services.runtime.config import InsecureSettings, ServiceSettings
 from services.runtime.internal import TOKEN_HEADER

@@ -21,6 +21,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from services.gateway.app_keys import DASHBOARD_TARGET
 from services.runtime.config import ServiceSettings
 from services.runtime.http import REQUEST_ID
 from services.runtime.internal import TOKEN_HEADER, new_session
@@ -78,9 +79,6 @@ class Target:
         self.token = token
 
 
-TARGET = web.AppKey("dashboard_target", Target)
-
-
 def _plain_tail(raw_path: str) -> bool:
     """``/dashboard`` followed by plain segments (an empty last one: a trailing slash)."""
     segments = raw_path.split("/")[2:]  # "", "dashboard", then the tail
@@ -133,7 +131,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
     raw_path = request.rel_url.raw_path
     if raw_path.startswith("/dashboard/") and not _plain_tail(raw_path):
         raise web.HTTPNotFound()
-    target = request.app[TARGET]
+    target = request.app[DASHBOARD_TARGET]
     url = target.base.with_path(raw_path, encoded=True).with_query(request.rel_url.query)
     body = await _body(request)
     try:
@@ -162,7 +160,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
 def context(settings: ServiceSettings) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async with new_session(CONNECTIONS) as session:
-            app[TARGET] = Target(session, settings.dashboard_url, settings.internal_token)
+            app[DASHBOARD_TARGET] = Target(session, settings.dashboard_url, settings.internal_token)
             yield
 
     return ctx

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
+from services.gateway.app_keys import DOWNSTREAM
 from services.runtime.config import ServiceSettings
 from services.runtime.internal import InternalClient, new_session
 
@@ -27,9 +28,6 @@ class Downstream:
     webhooks: InternalClient  # the webhook endpoint routes, event reads without wait
     events: InternalClient  # held event reads (events?wait=N)
     status: InternalClient  # the public status page
-
-
-DOWNSTREAM = web.AppKey("downstream", Downstream)
 
 
 def context(

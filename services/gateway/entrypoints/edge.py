@@ -14,6 +14,7 @@ from services.contracts import errors
 from services.contracts.errors import ErrorSpec
 from services.gateway.adapters import accounts, ratelimit
 from services.gateway.adapters.accounts import KeyRefused
+from services.gateway.app_keys import RATE_LIMIT
 from services.gateway.domain import keys
 from services.gateway.entrypoints.http import CALLER
 from services.runtime.http import ApiError, Handler
@@ -22,8 +23,6 @@ from services.runtime.traffic import exempt_latency
 
 API_PREFIX = "/api/v1/"
 
-# Absent when the deployment turns rate limiting off (then the key check is a plain SELECT).
-RATE_LIMIT = web.AppKey("rate_limit", ratelimit.Limit)
 BUCKET = web.RequestKey("rate_bucket", ratelimit.Bucket)
 
 

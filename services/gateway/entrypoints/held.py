@@ -15,8 +15,6 @@ import contextlib
 from collections import Counter
 from collections.abc import Iterator
 
-from aiohttp import web
-
 from services.contracts import errors
 
 RETRY_AFTER_SECONDS = 1
@@ -52,6 +50,3 @@ class HeldRequests:
             self._by_key[key_id] -= 1
             if not self._by_key[key_id]:
                 del self._by_key[key_id]
-
-
-HELD = web.AppKey("held_requests", HeldRequests)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
 from typing import Any, TypeVar
 
 import structlog
@@ -19,6 +18,16 @@ from services.gateway.adapters.accounts import Caller
 from services.gateway.adapters.billing import HttpBilling
 from services.gateway.adapters.waiter import SettledWaiter
 from services.gateway.adapters.waiter import context as waiter_context
+from services.gateway.app_keys import (
+    DOWNSTREAM,
+    GATEWAY,
+    HELD,
+    IDEMPOTENCY_LEASE,
+    IDEMPOTENCY_TTL,
+    PUBLIC_BASE_URL,
+    SANDBOX_FILES,
+    WAITER,
+)
 from services.gateway.domain import media, sandbox
 from services.gateway.domain.jobs import public
 from services.gateway.domain.refusals import VideoTooLong, VideoUnmeasurable, VideoUnreachable
@@ -31,8 +40,6 @@ from services.gateway.domain.requests import (
     dump,
 )
 from services.gateway.entrypoints import inputs, refusals
-from services.gateway.entrypoints.downstream import DOWNSTREAM
-from services.gateway.entrypoints.held import HELD
 from services.gateway.service_layer import (
     Answer,
     CreateRequest,
@@ -49,14 +56,6 @@ from services.runtime.traffic import exempt_latency
 log = structlog.get_logger()
 
 CALLER = web.RequestKey("caller", Caller)
-PUBLIC_BASE_URL = web.AppKey("public_base_url", str)
-IDEMPOTENCY_TTL = web.AppKey("idempotency_ttl", timedelta)
-# How long a POST holds its Idempotency-Key while it calls another service (live creates and
-# forwarded POSTs alike): well above the internal call deadline.
-IDEMPOTENCY_LEASE = web.AppKey("idempotency_lease", timedelta)
-SANDBOX_FILES = web.AppKey("sandbox_files", sandbox.Artifacts)
-GATEWAY = web.AppKey("gateway", Gateway)
-WAITER = web.AppKey("settled_waiter", SettledWaiter)
 
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 

@@ -15,9 +15,10 @@ from typing import Any
 from aiohttp import web
 
 from services.gateway.adapters import idempotency
+from services.gateway.app_keys import IDEMPOTENCY_LEASE, IDEMPOTENCY_TTL
 from services.gateway.domain.refusals import KeyInUse, KeyReused
 from services.gateway.entrypoints import inputs
-from services.gateway.entrypoints.http import CALLER, IDEMPOTENCY_LEASE, IDEMPOTENCY_TTL
+from services.gateway.entrypoints.http import CALLER
 from services.gateway.entrypoints.inputs import fingerprint
 from services.runtime.http import REQUEST_ID, ApiError, error_response
 from services.runtime.service import POOL

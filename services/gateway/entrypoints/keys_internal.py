@@ -18,10 +18,10 @@ from services.contracts.webhooks import EventType
 from services.gateway import api_keys
 from services.gateway.adapters import accounts
 from services.gateway.adapters.webhooks import HttpKeyWebhooks
+from services.gateway.app_keys import DOWNSTREAM
 from services.gateway.domain.keys import ROLL_OVERLAPS, Mode
 from services.gateway.domain.refusals import AccountMissing, KeyMissing
 from services.gateway.entrypoints import inputs, proxy
-from services.gateway.entrypoints.downstream import DOWNSTREAM
 from services.gateway.entrypoints.http import validate
 from services.runtime import params, service
 from services.runtime.http import json_response

@@ -26,15 +26,13 @@ from services.contracts.webhooks import (
     WebhookRedelivery,
     WebhookTestResult,
 )
+from services.gateway.app_keys import DOCS_HTML, OPENAPI_DOCUMENT
 from services.gateway.domain import examples as ex
 from services.gateway.domain import sandbox
 from services.gateway.domain.jobs import ErrorBody, Job, JobList
 from services.gateway.domain.requests import CREATE_MODELS
 from services.gateway.entrypoints.openapi_builders import REF, schema_ref
 from services.runtime.http import json_response
-
-DOCUMENT = web.AppKey("openapi_document", dict)
-DOCS_HTML = web.AppKey("docs_html", bytes)
 
 _ANSWERS: tuple[type[BaseModel], ...] = (
     Job,
@@ -220,7 +218,7 @@ def build(operations: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
 
 
 async def openapi_json(request: web.Request) -> web.Response:
-    return json_response(request.app[DOCUMENT])
+    return json_response(request.app[OPENAPI_DOCUMENT])
 
 
 async def docs(request: web.Request) -> web.Response:

@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 
 from services.contracts import errors, signing
-from services.gateway.entrypoints.downstream import DOWNSTREAM
+from services.gateway.app_keys import DOWNSTREAM
 from services.runtime.http import REQUEST_ID, json_response
 from services.runtime.internal import Unavailable
 

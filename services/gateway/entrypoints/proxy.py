@@ -23,9 +23,8 @@ from pydantic import ValidationError
 from services.contracts import errors
 from services.contracts.jobs import TERMINAL, JobSnapshot, job_object
 from services.gateway.adapters import jobs_view
+from services.gateway.app_keys import DOWNSTREAM, HELD
 from services.gateway.entrypoints import idempotent, inputs
-from services.gateway.entrypoints.downstream import DOWNSTREAM
-from services.gateway.entrypoints.held import HELD
 from services.gateway.entrypoints.http import CALLER
 from services.runtime import params
 from services.runtime.http import REQUEST_ID, ApiError, json_response

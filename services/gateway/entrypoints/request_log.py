@@ -22,18 +22,18 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import structlog
 from aiohttp import web
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.contracts import errors
 from services.gateway import metrics
 from services.gateway.adapters import request_log as store
+from services.gateway.app_keys import REQUEST_LOG
+from services.gateway.config import RequestLogSettings
 from services.gateway.domain import request_log as domain
 from services.gateway.domain.request_log import Buffer, Cursor, Entry
 from services.gateway.entrypoints.http import CALLER
@@ -51,35 +51,6 @@ _DEFAULT_PAGE = 50
 _AGE_BATCHES_PER_ROUND = 20
 # On shutdown, how long the last write may take.
 _FINAL_FLUSH_SECONDS = 3.0
-
-
-class RequestLogSettings(BaseSettings):
-    """``CLIPMIX_REQUEST_LOG_*``."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="CLIPMIX_REQUEST_LOG_", extra="ignore", frozen=True
-    )
-
-    # Off switch (an incident, or measuring what logging costs): nothing recorded or written.
-    enabled: bool = True
-    # The writer's tick; a customer sees a request in the dashboard at most this much later.
-    flush_seconds: float = Field(1.0, gt=0)
-    # Rows per INSERT; this many waiting wakes the writer before its tick.
-    batch_rows: int = Field(500, ge=1)
-    # The buffer's bound: ~10 s of a busy replica's traffic, a few MB. Past it, rows are dropped.
-    buffer_rows: int = Field(10_000, ge=1)
-    # Longest one batch's write may take before it is put back for the next try.
-    write_timeout_seconds: float = Field(5.0, gt=0)
-    retention_days: float = Field(7.0, gt=0)
-    # The newest rows kept per account ("at most a few thousand rows per account").
-    account_rows: int = Field(5_000, ge=1)
-    purge_seconds: float = Field(60.0, gt=0)
-    # Rows one purge statement deletes at most (a short transaction, a bounded lock footprint).
-    purge_batch_rows: int = Field(5_000, ge=1)
-
-    @property
-    def retention(self) -> timedelta:
-        return timedelta(days=self.retention_days)
 
 
 class RequestLog:
@@ -149,9 +120,6 @@ class RequestLog:
         return {"aged": aged, "capped": sum(capped.values()), "accounts": len(accounts)}
 
 
-LOG = web.AppKey("request_log", RequestLog)
-
-
 # --- recording (the response hook: no I/O) -----------------------------------------------------
 
 
@@ -164,7 +132,7 @@ async def _record(request: web.Request, response: web.StreamResponse) -> None:
     elapsed = 0.0 if started is None else time.perf_counter() - started
     method = request.method[: domain.MAX_METHOD]
     status = response.status
-    request.app[LOG].record(
+    request.app[REQUEST_LOG].record(
         Entry(
             caller.account_id,
             caller.key_id,
@@ -191,7 +159,7 @@ def _writer(
     """A connection of its own, so a write never takes one a request is waiting for."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        request_log = app[LOG]
+        request_log = app[REQUEST_LOG]
         request_log.pool = await db.create_pool(
             settings.database_url,
             schema,
@@ -223,7 +191,7 @@ def _writer(
 
 
 async def _purge(app: web.Application) -> dict[str, int]:
-    request_log = app[LOG]
+    request_log = app[REQUEST_LOG]
     # The writer's connection when it runs; with logging off, old rows still age out.
     return await request_log.purge(request_log.pool or app[POOL])
 
@@ -295,7 +263,7 @@ async def read(request: web.Request) -> web.Response:
         pool,
         store.Query(
             account_id=account_id,
-            retention_seconds=request.app[LOG].settings.retention.total_seconds(),
+            retention_seconds=request.app[REQUEST_LOG].settings.retention.total_seconds(),
             limit=int(query.get("limit", _DEFAULT_PAGE)),
             api_key_id=key_id,
             status=domain.status_range(status) if status else None,
@@ -320,7 +288,7 @@ async def read(request: web.Request) -> web.Response:
 def install(app: web.Application, settings: ServiceSettings, schema: str) -> None:
     """The request log of this gateway: the hook, the writer, the purge and the read route."""
     logged = RequestLogSettings()
-    app[LOG] = RequestLog(logged)
+    app[REQUEST_LOG] = RequestLog(logged)
     app.router.add_get(ROUTE, read)
     if logged.enabled:
         app.on_response_prepare.append(_record)

@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from services.contracts.jobs import Service
+from services.gateway.app_keys import DOCS_HTML, OPENAPI_DOCUMENT
 from services.gateway.domain import examples as ex
 from services.gateway.domain.jobs import Job, JobList
 from services.gateway.domain.requests import CREATE_MODELS, ListJobsQuery
@@ -192,8 +193,8 @@ def add_routes(app: web.Application) -> None:
         for method, operation in methods.items():
             app.router.add_route(method.upper(), path, operation.handler)
     doc = openapi.build(documented(paths))
-    app[openapi.DOCUMENT] = doc
-    app[openapi.DOCS_HTML] = docs_page.render(doc).encode()
+    app[OPENAPI_DOCUMENT] = doc
+    app[DOCS_HTML] = docs_page.render(doc).encode()
 
 
 __all__ = ["Operation", "add_routes", "document", "table"]
