@@ -19,8 +19,8 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from services.billing.app import DEV_PAYMENTS_WEBHOOK_SECRET, BillingSettings
 from services.billing.app import create_app as billing_app
+from services.billing.config import DEV_PAYMENTS_WEBHOOK_SECRET, BillingSettings
 from services.contracts import signing
 from services.dashboard.app import create_app as create_dashboard
 from services.dashboard.config import DashboardSettings

@@ -6,64 +6,23 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
-from pydantic import Field
 
 from services.billing import reconciler
 from services.billing.adapters import prices
 from services.billing.adapters.jobs import HttpJobDirectory
 from services.billing.adapters.payments import CheckoutProvider
+from services.billing.app_keys import PAYMENTS, PRICES
+from services.billing.config import BillingSettings
 from services.billing.entrypoints import payments
 from services.billing.entrypoints.events import HANDLERS
 from services.billing.entrypoints.http import add_routes
-from services.billing.state import PRICES, PriceCache
+from services.billing.state import PriceCache
 from services.contracts.routing import BILLING_JOB_EVENTS, QUEUES
 from services.runtime import service
-from services.runtime.config import ServiceSettings
 from services.runtime.internal import HTTP_SESSION, InternalClient
 
 NAME = "billing"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-
-# Development defaults, the same as the simulator's checkout (services/simulator/checkout.py):
-# `make up` buys credits with no configuration. Production refuses both (ServiceSettings).
-DEV_PAYMENTS_SECRET_KEY = "sk_test_clipmix_simulator_checkout_key"  # noqa: S105 - dev default
-DEV_PAYMENTS_WEBHOOK_SECRET = "whsec_clipmix_simulator_checkout_signing_secret"  # noqa: S105
-
-
-class BillingSettings(ServiceSettings):
-    port: int = Field(8082, validation_alias="CLIPMIX_BILLING_PORT")
-    # Reconciler: how often it runs, how old an unconfirmed reservation must be before the
-    # jobs service is asked about it (longer than a create takes end to end, with room for a
-    # backlog of create commands), and how many it looks at per round.
-    reconcile_every_seconds: float = Field(
-        30.0, gt=0, validation_alias="CLIPMIX_BILLING_RECONCILE_EVERY_SECONDS"
-    )
-    reconcile_after_seconds: float = Field(
-        600.0, ge=0, validation_alias="CLIPMIX_BILLING_RECONCILE_AFTER_SECONDS"
-    )
-    reconcile_batch: int = Field(200, ge=1, validation_alias="CLIPMIX_BILLING_RECONCILE_BATCH")
-    # How soon a new price book version (a migration) is picked up by a running process.
-    price_refresh_seconds: float = Field(
-        60.0, gt=0, validation_alias="CLIPMIX_BILLING_PRICE_REFRESH_SECONDS"
-    )
-    # The payment provider (Stripe Checkout's API; unset URL: the local simulator), the secret
-    # key sessions are created with, and the secret its events are signed with. Both secrets
-    # are refused in production while they hold these development values, and never logged.
-    payments_url: str | None = Field(None, validation_alias="CLIPMIX_BILLING_PAYMENTS_URL")
-    payments_secret_key: str = Field(
-        DEV_PAYMENTS_SECRET_KEY, validation_alias="CLIPMIX_BILLING_PAYMENTS_SECRET_KEY"
-    )
-    payments_webhook_secret: str = Field(
-        DEV_PAYMENTS_WEBHOOK_SECRET, validation_alias="CLIPMIX_BILLING_PAYMENTS_WEBHOOK_SECRET"
-    )
-    # Deadline of one call to the provider (a session create).
-    payments_timeout_seconds: float = Field(
-        10.0, gt=0, validation_alias="CLIPMIX_BILLING_PAYMENTS_TIMEOUT_SECONDS"
-    )
-    # An event whose signed timestamp is further than this from now is refused (a replay).
-    payments_webhook_tolerance_seconds: float = Field(
-        300.0, gt=0, validation_alias="CLIPMIX_BILLING_PAYMENTS_WEBHOOK_TOLERANCE_SECONDS"
-    )
 
 
 def _price_book() -> service.Context:
@@ -89,7 +48,7 @@ def _payments(settings: BillingSettings) -> service.Context:
             settings.payments_secret_key,
             settings.payments_timeout_seconds,
         )
-        app[payments.PAYMENTS] = payments.Payments(
+        app[PAYMENTS] = payments.Payments(
             provider, settings.payments_webhook_secret, settings.payments_webhook_tolerance_seconds
         )
         yield

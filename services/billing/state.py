@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiohttp import web
-
 from services.contracts.billing import PriceBook
 
 
@@ -18,6 +16,3 @@ class PriceCache:
     """
 
     book: PriceBook
-
-
-PRICES = web.AppKey("prices", PriceCache)

@@ -17,7 +17,8 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from services.billing.app import BillingSettings, create_app
+from services.billing.app import create_app
+from services.billing.config import BillingSettings
 from services.contracts.jobs import JobSnapshot, JobStatus, Service
 from services.messaging.envelope import Envelope
 from services.messaging.topology import EVENTS

@@ -39,8 +39,8 @@ TOKEN = {"X-ClipMix-Internal-Token": INTERNAL_TOKEN}
 async def real(infra: Infra) -> AsyncIterator[Gateway]:
     """A gateway whose webhooks, jobs and billing are the real services, in-process; local
     webhook receivers allowed, retries a few hundred milliseconds apart."""
-    from services.billing.app import BillingSettings
     from services.billing.app import create_app as billing_app
+    from services.billing.config import BillingSettings
     from services.jobs.app import create_app as jobs_app
     from services.jobs.config import JobsSettings
     from services.webhooks.app import create_app as webhooks_app

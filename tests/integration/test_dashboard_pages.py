@@ -47,8 +47,8 @@ class NoMail:
 
 @pytest.fixture(scope="module")
 async def stack(infra: Infra) -> AsyncIterator[Stack]:
-    from services.billing.app import BillingSettings
     from services.billing.app import create_app as billing_app
+    from services.billing.config import BillingSettings
     from services.jobs.app import create_app as jobs_app
     from services.jobs.config import JobsSettings
     from services.webhooks.app import create_app as webhooks_app

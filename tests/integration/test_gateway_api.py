@@ -17,8 +17,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from services.billing.app import BillingSettings
 from services.billing.app import create_app as create_billing
+from services.billing.config import BillingSettings
 from services.contracts.jobs import JOB_COMPLETED, JobSnapshot, JobStatus, Service
 from services.gateway.adapters import accounts
 from services.gateway.app import create_app

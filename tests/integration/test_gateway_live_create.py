@@ -19,8 +19,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from services.billing.app import BillingSettings
 from services.billing.app import create_app as billing_app
+from services.billing.config import BillingSettings
 from services.contracts.jobs import Service
 from services.gateway import service_layer
 from services.gateway.adapters import accounts

@@ -225,8 +225,8 @@ async def test_a_held_downstream_call_does_not_block_other_keys(http, gw, fake, 
 @pytest.fixture(scope="module")
 async def real(infra: Infra) -> AsyncIterator[Gateway]:
     """A gateway whose billing, webhooks and status are the real services, in-process."""
-    from services.billing.app import BillingSettings
     from services.billing.app import create_app as billing_app
+    from services.billing.config import BillingSettings
     from services.jobs.app import create_app as jobs_app
     from services.jobs.config import JobsSettings
     from services.status.app import StatusSettings

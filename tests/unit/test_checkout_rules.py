@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from services.billing.app import BillingSettings
+from services.billing.config import BillingSettings
 from services.billing.domain import checkout
 from services.contracts.billing import PriceBook, TopUpBonus
 from services.runtime.config import InsecureSettings

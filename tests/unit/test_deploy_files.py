@@ -22,7 +22,7 @@ import yaml
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
-from services.billing.app import BillingSettings
+from services.billing.config import BillingSettings
 from services.gateway.config import GatewaySettings
 from services.jobs.app import _refuse_dev_secrets
 from services.jobs.config import JobsSettings

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ValidationError
 
 from services.billing import metrics
 from services.billing.adapters import ledger
+from services.billing.app_keys import PRICES
 from services.billing.domain.pricing import PriceUnavailable, quote, top_up
-from services.billing.state import PRICES
 from services.contracts import errors
 from services.contracts.billing import (
     LedgerPage,

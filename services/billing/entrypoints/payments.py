@@ -19,9 +19,9 @@ from aiohttp import web
 from services.billing import checkout, metrics
 from services.billing.adapters import checkouts, payments
 from services.billing.adapters.payments import CheckoutProvider, ProviderUnavailable
+from services.billing.app_keys import PAYMENTS, PRICES
 from services.billing.domain.checkout import quote
 from services.billing.entrypoints.http import read_body
-from services.billing.state import PRICES
 from services.contracts import errors, signing
 from services.contracts.billing import MAX_CHECKOUT_CENTS, MIN_CHECKOUT_CENTS, CheckoutRequest
 from services.runtime import params
@@ -37,8 +37,6 @@ class Payments:
     webhook_secret: str
     tolerance_seconds: float
 
-
-PAYMENTS = web.AppKey("payments", Payments)
 
 # What the provider is told for each outcome of a verified event (2xx: do not send it again).
 _ANSWERS = {"fulfilled": 200, "repeat": 200, "unpaid": 200, "unknown": 200}

@@ -1,0 +1,18 @@
+"""Typed application keys of the billing service: what ``create_app`` puts in the app.
+
+``Payments`` is typed by annotation only: its module uses its key (a cycle at run time).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from services.billing.state import PriceCache
+
+if TYPE_CHECKING:
+    from services.billing.entrypoints.payments import Payments
+
+PRICES = web.AppKey("prices", PriceCache)
+PAYMENTS: web.AppKey[Payments] = web.AppKey("payments")
