@@ -229,8 +229,8 @@ async def real(infra: Infra) -> AsyncIterator[Gateway]:
     from services.billing.config import BillingSettings
     from services.jobs.app import create_app as jobs_app
     from services.jobs.config import JobsSettings
-    from services.status.app import StatusSettings
     from services.status.app import create_app as status_app
+    from services.status.config import StatusSettings
     from services.webhooks.app import create_app as webhooks_app
     from services.webhooks.settings import WebhooksSettings
 

@@ -29,7 +29,7 @@ from services.jobs.config import JobsSettings
 from services.runtime.config import InsecureSettings, ServiceSettings
 from services.runtime.traffic import TrafficSettings
 from services.simulator.app import SimulatorSettings
-from services.status.app import StatusSettings
+from services.status.config import StatusSettings
 from services.webhooks.settings import WebhooksSettings
 from tests import tools
 

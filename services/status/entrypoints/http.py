@@ -9,6 +9,7 @@ from aiohttp import web
 
 from services.runtime.http import json_response
 from services.runtime.service import POOL
+from services.status.app_keys import VIEW
 from services.status.entrypoints import page
 from services.status.service_layer.snapshot import history, snapshot
 
@@ -19,8 +20,6 @@ class View:
     recent_incident_days: int
     history_days: int
 
-
-VIEW = web.AppKey("status_view", View)
 
 # Answers may be cached briefly by a CDN or the gateway; the health changes once a minute.
 _CACHE = {"Cache-Control": "public, max-age=10"}
