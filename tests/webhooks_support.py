@@ -30,7 +30,7 @@ from services.contracts.jobs import Service as JobService
 from services.contracts.routing import WEBHOOKS_JOB_EVENTS
 from services.messaging.envelope import Envelope
 from services.webhooks.app import create_app
-from services.webhooks.settings import WebhooksSettings
+from services.webhooks.config import WebhooksSettings
 from tests.infra import Infra, free_port
 
 # Given the 1-based number of the request, answer it (a status, optional headers).

@@ -17,11 +17,11 @@ from services.webhooks.adapters import deliveries, endpoints
 from services.webhooks.adapters.deliveries import CHANNEL
 from services.webhooks.adapters.sender import Sender
 from services.webhooks.app_keys import DISPATCHER, EVENTS_WAKER, WEBHOOKS
+from services.webhooks.config import WebhooksSettings
 from services.webhooks.dispatcher import AttemptHook, Dispatcher, Policy
 from services.webhooks.entrypoints.events import HANDLERS
 from services.webhooks.entrypoints.http import add_routes
 from services.webhooks.service_layer import Webhooks
-from services.webhooks.settings import WebhooksSettings
 from services.webhooks.waker import EVENTS_CHANNEL, EventWaker
 
 NAME = "webhooks"

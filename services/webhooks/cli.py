@@ -16,8 +16,8 @@ from services.runtime.migrations import migrate_schema, operator_connection
 from services.webhooks.adapters import deliveries
 from services.webhooks.adapters.sender import system_resolver
 from services.webhooks.app import MIGRATIONS, NAME
+from services.webhooks.config import WebhooksSettings
 from services.webhooks.service_layer import Webhooks
-from services.webhooks.settings import WebhooksSettings
 
 if TYPE_CHECKING:
     pass

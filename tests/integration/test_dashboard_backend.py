@@ -44,7 +44,7 @@ async def real(infra: Infra) -> AsyncIterator[Gateway]:
     from services.jobs.app import create_app as jobs_app
     from services.jobs.config import JobsSettings
     from services.webhooks.app import create_app as webhooks_app
-    from services.webhooks.settings import WebhooksSettings
+    from services.webhooks.config import WebhooksSettings
 
     ports = {name: free_port() for name in ("billing", "webhooks", "jobs")}
     common = {

@@ -232,7 +232,7 @@ async def real(infra: Infra) -> AsyncIterator[Gateway]:
     from services.status.app import create_app as status_app
     from services.status.config import StatusSettings
     from services.webhooks.app import create_app as webhooks_app
-    from services.webhooks.settings import WebhooksSettings
+    from services.webhooks.config import WebhooksSettings
 
     ports = {name: free_port() for name in ("billing", "webhooks", "status", "jobs")}
     common = {

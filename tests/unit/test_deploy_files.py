@@ -30,7 +30,7 @@ from services.runtime.config import InsecureSettings, ServiceSettings
 from services.runtime.traffic import TrafficSettings
 from services.simulator.app import SimulatorSettings
 from services.status.config import StatusSettings
-from services.webhooks.settings import WebhooksSettings
+from services.webhooks.config import WebhooksSettings
 from tests import tools
 
 REPO = Path(__file__).resolve().parents[2]
