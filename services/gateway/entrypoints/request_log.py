@@ -7,7 +7,7 @@ the job it created or named. Never a secret, a header other than the Idempotency
 Off the request path: a response hook (``on_response_prepare``, once the edge has the final
 status) appends an entry to an in-process bounded buffer — no I/O, no await. A background
 writer flushes the buffer every ``flush_seconds``, or as soon as ``batch_rows`` wait, with one
-INSERT … unnest statement per batch over a connection of its own; a full buffer drops entries
+COPY per batch over a connection of its own; a full buffer drops entries
 (counted in ``clipmix_gateway_request_log_rows_total{outcome="dropped_full"}``) rather than
 block or grow. What is buffered at shutdown is written before the pool closes. A periodic purge
 deletes rows past the retention and trims the accounts written to since its last round to their
