@@ -58,7 +58,7 @@ class RequestLogSettings(BaseSettings):
     enabled: bool = True
     # The writer's tick; a customer sees a request in the dashboard at most this much later.
     flush_seconds: float = Field(1.0, gt=0)
-    # Rows per INSERT; this many waiting wakes the writer before its tick.
+    # Rows per COPY; this many waiting wakes the writer before its tick.
     batch_rows: int = Field(500, ge=1)
     # The buffer's bound: ~10 s of a busy replica's traffic, a few MB. Past it, rows are dropped.
     buffer_rows: int = Field(10_000, ge=1)
