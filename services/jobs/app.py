@@ -16,6 +16,7 @@ from services.jobs.adapters.dubbing import ElevenLabsDubbing
 from services.jobs.adapters.provider_http import ProviderHttp
 from services.jobs.adapters.replicate import ReplicatePredictions
 from services.jobs.adapters.repository import WORK_CHANNEL
+from services.jobs.app_keys import PROVIDERS, RUNNER, STORE, WEBHOOK_SECRET
 from services.jobs.config import (
     DEV_ARTIFACT_SECRET,
     DEV_PROVIDER_KEY,
@@ -28,7 +29,7 @@ from services.jobs.entrypoints.events import HANDLERS
 from services.jobs.service_layer.runner import Runner, RunnerConfig
 from services.runtime import service
 
-__all__ = ["MIGRATIONS", "NAME", "JobsSettings", "create_app", "main"]
+__all__ = ["MIGRATIONS", "NAME", "create_app", "main"]
 
 NAME = "jobs"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -79,7 +80,7 @@ def runner_ctx(settings: JobsSettings) -> service.Context:
             runner = Runner(
                 app[service.POOL],
                 providers,
-                app[http.STORE],
+                app[STORE],
                 RunnerConfig(
                     account_limit=settings.account_concurrency,
                     lane_limit=settings.provider_concurrency,
@@ -97,8 +98,8 @@ def runner_ctx(settings: JobsSettings) -> service.Context:
                 ),
                 after_commit=service.wake_relay(app),
             )
-            app[http.PROVIDERS] = providers
-            app[http.RUNNER] = runner
+            app[PROVIDERS] = providers
+            app[RUNNER] = runner
             async with service.listening_worker(
                 settings, NAME, WORK_CHANNEL, runner, "jobs-runner"
             ):
@@ -131,13 +132,13 @@ def create_app(settings: JobsSettings) -> web.Application:
         relay=True,
         chores=(runner_ctx(settings),),
     )
-    app[http.STORE] = LocalArtifactStore(
+    app[STORE] = LocalArtifactStore(
         settings.artifact_dir,
         settings.artifact_base,
         settings.artifact_secret,
         settings.artifact_ttl_seconds,
     )
-    app[http.WEBHOOK_SECRET] = http.webhook_key(settings.provider_webhook_secret)
+    app[WEBHOOK_SECRET] = http.webhook_key(settings.provider_webhook_secret)
     http.add_routes(app)
     return app
 

@@ -9,20 +9,13 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from services.contracts import errors, signing
-from services.contracts.jobs import Service
 from services.jobs.adapters import repository
-from services.jobs.adapters.artifacts import CONTENT_TYPES, LocalArtifactStore
-from services.jobs.domain.providers import Provider
+from services.jobs.adapters.artifacts import CONTENT_TYPES
+from services.jobs.app_keys import PROVIDERS, RUNNER, STORE, WEBHOOK_SECRET
 from services.jobs.service_layer.cancel import NotCancelable, NotFound, cancel_job
-from services.jobs.service_layer.runner import Runner
 from services.runtime.http import ApiError, json_response
 from services.runtime.internal import ACCOUNT_HEADER
 from services.runtime.service import POOL, wake_relay
-
-PROVIDERS = web.AppKey("providers", Mapping[Service, Provider])
-STORE = web.AppKey("artifact_store", LocalArtifactStore)
-RUNNER = web.AppKey("runner", Runner)
-WEBHOOK_SECRET = web.AppKey("provider_webhook_secret", bytes)
 
 
 def _not_found() -> ApiError:
