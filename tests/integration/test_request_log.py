@@ -289,6 +289,26 @@ async def test_a_full_buffer_drops_rows_instead_of_blocking_and_shutdown_flushes
     assert kept == 3
 
 
+async def test_a_failed_write_keeps_its_rows_for_the_next_try(gw, pool) -> None:
+    """``pool`` is a schema without the table: the write fails, the batch goes back to the
+    buffer (nothing lost, nothing raised), and the next flush on a good pool writes it."""
+    key = await new_key(gw.pool)
+    writer = RequestLog(RequestLogSettings(batch_rows=2))
+    now = datetime.now(UTC)
+    for n in range(5):
+        writer.record(entry(key, now, 200 + n))
+    failures = metric("clipmix_gateway_request_log_write_failures_total")
+    writer.pool = pool
+    assert await writer.flush() == 0
+    assert len(writer.buffer) == 5
+    assert metric("clipmix_gateway_request_log_write_failures_total") == failures + 1
+    writer.pool = gw.pool
+    assert await writer.flush() == 5
+    assert len(writer.buffer) == 0
+    assert sorted(await account_rows(gw, key)) == [f"req_retention{200 + n:04d}" for n in range(5)]
+    assert writer.touched == {key.account_id}
+
+
 async def test_with_the_log_off_nothing_is_recorded(http, infra, fake) -> None:
     async with logging_gateway(infra, fake, enabled="false", flush_seconds="0.05") as off:
         key = await new_key(off.pool)
