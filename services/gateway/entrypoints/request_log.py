@@ -78,10 +78,12 @@ class RequestLog:
                 with metrics.REQUEST_LOG_WRITE_DURATION.time():
                     async with asyncio.timeout(self.settings.write_timeout_seconds):
                         await store.write(self.pool, batch)
-            except Exception as exc:
+            except BaseException as exc:
                 dropped = self.buffer.put_back(batch)
-                metrics.REQUEST_LOG_WRITE_FAILURES.inc()
                 metrics.REQUEST_LOG_ROWS.labels("dropped_unwritten").inc(dropped)
+                if not isinstance(exc, Exception):
+                    raise  # cancelled (shutdown): the batch waits for the final flush
+                metrics.REQUEST_LOG_WRITE_FAILURES.inc()
                 log.warning(
                     "request_log_write_failed", rows=len(batch), dropped=dropped, error=repr(exc)
                 )
