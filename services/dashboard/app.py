@@ -15,7 +15,7 @@ How a page module plugs in
    ``{{ csrf_input() }}`` in every ``<form method="post">`` (the CSRF middleware answers 403
    to a POST without it). After a successful POST, ``session.flash(request, "Done.")`` and
    ``return session.redirect("/dashboard/...")``.
-4. Other services are asked over internal HTTP only: ``request.app[clients.CLIENTS]`` has a
+4. Other services are asked over internal HTTP only: ``request.app[CLIENTS]`` has a
    client per service with the internal token and a deadline; ``clients.call(...)`` turns an
    unreachable service into a 503 page.
 5. No inline ``<script>``/``style=``: the Content-Security-Policy refuses them. Put CSS in
@@ -33,9 +33,10 @@ import structlog
 from aiohttp import web
 
 from services.dashboard import clients, mail, pages, session, templating
-from services.dashboard.config import SETTINGS, DashboardSettings
+from services.dashboard.app_keys import HASHER, MAILER, SESSION_CONFIG, SETTINGS
+from services.dashboard.config import DashboardSettings
 from services.dashboard.errors import html_errors
-from services.dashboard.passwords import HASHER, Hasher
+from services.dashboard.passwords import Hasher
 from services.runtime import admission, db, service
 from services.runtime.http import edge_middleware, json_response
 from services.runtime.migrations import load, migrate
@@ -140,14 +141,14 @@ def create_app(
         client_max_size=settings.dashboard_max_form_bytes,
     )
     app[SETTINGS] = settings
-    app[session.CONFIG] = session.Config(
+    app[SESSION_CONFIG] = session.Config(
         secret=settings.dashboard_secret.encode(),
         secure=settings.secure_cookies,
         session_seconds=settings.dashboard_session_hours * 3600,
         internal_token=settings.internal_token,
         trusted_proxy_hops=settings.dashboard_trusted_proxy_hops,
     )
-    app[mail.MAILER] = mailer or mail.SmtpMailer.from_settings(settings)
+    app[MAILER] = mailer or mail.SmtpMailer.from_settings(settings)
     app[HASHER] = hasher or Hasher.from_settings(settings)
     app.on_response_prepare.append(session.write_cookies)
     app.on_response_prepare.append(_security_headers)

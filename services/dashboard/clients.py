@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from services.dashboard.app_keys import CLIENTS
 from services.dashboard.config import DashboardSettings
 from services.runtime.internal import InternalClient, Reply, Unavailable, new_session
 
@@ -30,9 +31,6 @@ class Clients:
     billing: InternalClient
     webhooks: InternalClient
     jobs: InternalClient
-
-
-CLIENTS = web.AppKey("clients", Clients)
 
 
 class ServiceDown(web.HTTPServiceUnavailable):

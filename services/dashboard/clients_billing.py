@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from services.dashboard import clients
+from services.dashboard.app_keys import CLIENTS
 
 # A provider's checkout session id (Stripe's run to 66 characters: ``cs_test_…``, ``cs_live_…``).
 _SESSION_ID = re.compile(r"cs_[A-Za-z0-9_]{1,252}")
@@ -28,7 +29,7 @@ class Refused(Exception):
 
 async def _get(request: web.Request, path: str, query: dict[str, str] | None = None) -> Any:
     reply = await clients.call(
-        request.app[clients.CLIENTS].billing, "billing", "GET", path, request=request, params=query
+        request.app[CLIENTS].billing, "billing", "GET", path, request=request, params=query
     )
     if reply.status == 404:
         raise web.HTTPNotFound()
@@ -66,7 +67,7 @@ async def start_checkout(
 ) -> dict[str, Any]:
     """A checkout at the payment provider: its hosted page's ``url`` and the quote it keeps."""
     reply = await clients.call(
-        request.app[clients.CLIENTS].billing,
+        request.app[CLIENTS].billing,
         "billing",
         "POST",
         f"/internal/v1/accounts/{account_id}/checkouts",

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from services.dashboard import clients
+from services.dashboard.app_keys import CLIENTS
 from services.runtime.internal import Reply
 
 # Ids of this API (key_…, job_…, whd_…): anything else in a URL is not found without asking.
@@ -64,7 +65,7 @@ async def _gateway(
     params: dict[str, str] | None = None,
 ) -> Any:
     reply = await clients.call(
-        request.app[clients.CLIENTS].gateway,
+        request.app[CLIENTS].gateway,
         "gateway",
         method,
         path,
@@ -137,7 +138,7 @@ async def endpoint_or_none(
     """The key's endpoint, or None when it has none (the key itself must exist: checked first)."""
     path = f"{_account(account_id)}/keys/{checked_id(key_id)}/webhook"
     reply = await clients.call(
-        request.app[clients.CLIENTS].gateway, "gateway", "GET", path, request=request
+        request.app[CLIENTS].gateway, "gateway", "GET", path, request=request
     )
     if (
         reply.status == 404
@@ -169,7 +170,7 @@ async def cancel_job(request: web.Request, account_id: str, job_id: str) -> dict
     the jobs service does not know it for a moment) is a refusal to retry, not a 404."""
     path = f"{_account(account_id)}/jobs/{checked_id(job_id)}/cancel"
     reply = await clients.call(
-        request.app[clients.CLIENTS].gateway, "gateway", "POST", path, request=request
+        request.app[CLIENTS].gateway, "gateway", "POST", path, request=request
     )
     if reply.status == 404 and reply.json().get("error", {}).get("code") == "job_not_found":
         raise Refused(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-from aiohttp import web
 from pydantic import Field
 
 from services.runtime.config import ServiceSettings
@@ -34,6 +33,9 @@ class DashboardSettings(ServiceSettings):
     dashboard_argon2_time_cost: int = Field(3, ge=1)
     dashboard_argon2_memory_kib: int = Field(64 * 1024, ge=8)
     dashboard_argon2_parallelism: int = Field(4, ge=1)
+    # The payment provider's hosted-page origin (e.g. ``https://checkout.stripe.com``): the
+    # credits page's review form may post there. Unset: the simulator's (CLIPMIX_SIMULATOR_URL).
+    dashboard_checkout_origin: str | None = None
     # Outgoing mail (password reset links). `make up` points these at the local sink.
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(8025, ge=1, le=65535)
@@ -47,7 +49,3 @@ class DashboardSettings(ServiceSettings):
     def secure_cookies(self) -> bool:
         """Cookies carry ``Secure`` everywhere but on a developer's plain-HTTP machine."""
         return self.env != "development"
-
-
-# The settings the app was built with, for pages that need one (``request.app[SETTINGS]``).
-SETTINGS = web.AppKey("settings", DashboardSettings)

@@ -23,6 +23,7 @@ import aiosmtplib
 import structlog
 from aiohttp import web
 
+from services.dashboard.app_keys import MAILER, MAILS_SENDING
 from services.dashboard.config import DashboardSettings
 
 log = structlog.get_logger()
@@ -92,17 +93,11 @@ class SmtpMailer:
             )
 
 
-MAILER = web.AppKey("mailer", Mailer)
-
-
-class _Sending:
+class Sending:
     """The mails being sent in the background (held so they are not garbage-collected)."""
 
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task[None]] = set()
-
-
-_SENDING = web.AppKey("mails_sending", _Sending)
 
 
 async def _send(mailer: Mailer, to: str, subject: str, text: str, purpose: str) -> None:
@@ -115,7 +110,7 @@ async def _send(mailer: Mailer, to: str, subject: str, text: str, purpose: str) 
 
 def send_later(app: web.Application, to: str, subject: str, text: str, purpose: str) -> None:
     """Send in the background; failures are logged (never the message: it holds a link)."""
-    sending = app[_SENDING].tasks
+    sending = app[MAILS_SENDING].tasks
     task = asyncio.create_task(_send(app[MAILER], to, subject, text, purpose))
     sending.add(task)
     task.add_done_callback(sending.discard)
@@ -123,9 +118,9 @@ def send_later(app: web.Application, to: str, subject: str, text: str, purpose: 
 
 async def background_sends(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: mails in flight at shutdown get a few seconds to go out."""
-    app[_SENDING] = _Sending()
+    app[MAILS_SENDING] = Sending()
     yield
-    pending = list(app[_SENDING].tasks)
+    pending = list(app[MAILS_SENDING].tasks)
     if pending:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_DRAIN_SECONDS):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 
 import argon2
-from aiohttp import web
 
 from services.dashboard.config import DashboardSettings
 
@@ -51,6 +50,3 @@ class Hasher:
 
     def needs_rehash(self, stored: str) -> bool:
         return self._hasher.check_needs_rehash(stored)
-
-
-HASHER = web.AppKey("password_hasher", Hasher)

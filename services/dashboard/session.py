@@ -28,6 +28,7 @@ import orjson
 from aiohttp import web
 from markupsafe import Markup
 
+from services.dashboard.app_keys import SESSION_CONFIG
 from services.runtime.http import Handler
 from services.runtime.internal import TOKEN_HEADER
 from services.runtime.service import POOL
@@ -68,7 +69,6 @@ class _Pending:
     cookies: dict[str, tuple[str | None, float | None]] = field(default_factory=dict)
 
 
-CONFIG = web.AppKey("session_config", Config)
 USER = web.RequestKey("user", User)
 _SESSION_ID = web.RequestKey("session_id", str)
 _ANON_ID = web.RequestKey("anon_id", str)
@@ -100,7 +100,7 @@ async def write_cookies(request: web.Request, response: web.StreamResponse) -> N
     pending = request.get(_PENDING)
     if pending is None:
         return
-    secure = request.app[CONFIG].secure
+    secure = request.app[SESSION_CONFIG].secure
     for name, (value, max_age) in pending.cookies.items():
         jar: SimpleCookie = SimpleCookie()
         jar[name] = value or ""
@@ -142,7 +142,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 async def start_session(request: web.Request, user_id: str) -> None:
     """Sign ``user_id`` in with a new session id (the old session, if any, is revoked)."""
-    config = request.app[CONFIG]
+    config = request.app[SESSION_CONFIG]
     raw = secrets.token_urlsafe(32)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         old = request.cookies.get(SESSION_COOKIE)
@@ -205,7 +205,7 @@ def redirect(location: str) -> web.Response:
 def client_address(request: web.Request) -> str:
     """The client's address: X-Forwarded-For only on a request the gateway forwarded (it
     carries the internal token), counting ``trusted_proxy_hops`` proxies before the gateway."""
-    config = request.app[CONFIG]
+    config = request.app[SESSION_CONFIG]
     given = request.headers.get(TOKEN_HEADER, "").encode()
     forwarded = request.headers.get("X-Forwarded-For")
     if (
@@ -244,7 +244,7 @@ def csrf_token(request: web.Request) -> str:
     """This visitor's token (a signed-out visitor gets the ``cm_anon`` cookie it binds to)."""
     binding = _binding(request, create=True)
     assert binding is not None
-    return _sign(request.app[CONFIG].secret, binding)
+    return _sign(request.app[SESSION_CONFIG].secret, binding)
 
 
 def csrf_field(request: web.Request) -> Markup:
@@ -258,7 +258,7 @@ def csrf_valid(request: web.Request, given: str) -> bool:
     binding = _binding(request, create=False)
     if binding is None or not given:
         return False
-    expected = _sign(request.app[CONFIG].secret, binding)
+    expected = _sign(request.app[SESSION_CONFIG].secret, binding)
     return hmac.compare_digest(expected.encode(), given.encode())
 
 
@@ -284,7 +284,9 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
 def flash(request: web.Request, message: str, level: str = "success") -> None:
     """A one-time message shown on the next page this visitor sees (after a redirect)."""
     payload = base64.urlsafe_b64encode(orjson.dumps([level, message])).decode()
-    set_cookie(request, FLASH_COOKIE, f"{payload}.{_sign(request.app[CONFIG].secret, payload)}", 60)
+    set_cookie(
+        request, FLASH_COOKIE, f"{payload}.{_sign(request.app[SESSION_CONFIG].secret, payload)}", 60
+    )
 
 
 def take_flashes(request: web.Request) -> list[dict[str, str]]:
@@ -294,7 +296,9 @@ def take_flashes(request: web.Request) -> list[dict[str, str]]:
     if FLASH_COOKIE not in _pending(request).cookies:
         set_cookie(request, FLASH_COOKIE, None, None)  # shown once
     payload, _, mac = raw.partition(".")
-    if not hmac.compare_digest(mac.encode(), _sign(request.app[CONFIG].secret, payload).encode()):
+    if not hmac.compare_digest(
+        mac.encode(), _sign(request.app[SESSION_CONFIG].secret, payload).encode()
+    ):
         return []
     try:
         level, message = orjson.loads(base64.urlsafe_b64decode(payload))

@@ -7,6 +7,7 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from services.dashboard import forms, session
+from services.dashboard.app_keys import SESSION_CONFIG
 from services.runtime.internal import TOKEN_HEADER
 
 
@@ -72,7 +73,7 @@ def test_only_dashboard_paths_are_followed_after_sign_in(wanted: str, lands: str
 
 def _request(headers: dict[str, str], hops: int = 0) -> web.Request:
     app = web.Application()
-    app[session.CONFIG] = session.Config(
+    app[SESSION_CONFIG] = session.Config(
         secret=b"s", secure=True, session_seconds=60, internal_token="tok", trusted_proxy_hops=hops
     )
     return make_mocked_request("GET", "/dashboard", headers=headers, app=app)

@@ -21,8 +21,8 @@ from aiohttp import web
 
 from services.contracts.ids import new_id
 from services.dashboard import clients, forms, mail, people, session
-from services.dashboard.config import SETTINGS, DashboardSettings
-from services.dashboard.passwords import HASHER
+from services.dashboard.app_keys import CLIENTS, HASHER, SETTINGS
+from services.dashboard.config import DashboardSettings
 from services.dashboard.templating import render
 from services.runtime.service import POOL
 
@@ -67,7 +67,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
     balance = None
     try:
         reply = await clients.call(
-            request.app[clients.CLIENTS].billing,
+            request.app[CLIENTS].billing,
             "billing",
             "GET",
             f"/internal/v1/accounts/{user.account_id}/balance",
@@ -120,7 +120,7 @@ async def sign_up(request: web.Request) -> web.StreamResponse:
         )
     try:
         reply = await clients.call(
-            request.app[clients.CLIENTS].gateway,
+            request.app[CLIENTS].gateway,
             "gateway",
             "POST",
             "/internal/v1/accounts",

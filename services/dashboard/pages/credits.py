@@ -24,10 +24,9 @@ from urllib.parse import urlencode, urlsplit
 
 import structlog
 from aiohttp import web
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.dashboard import clients, clients_billing, forms, session
-from services.dashboard.config import SETTINGS
+from services.dashboard.app_keys import CHECKOUT_ORIGIN, SETTINGS
 from services.dashboard.pages.public import _price_groups as price_groups
 from services.dashboard.templating import render
 from services.runtime.params import ID_PATTERN
@@ -40,18 +39,6 @@ PRESETS_USD = (10, 50, 200, 1000)
 MIN_CENTS, MAX_CENTS = 100, 1_000_000
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _CHECKOUT_FORM = web.RequestKey("credits_checkout_form", bool)
-
-
-class CheckoutPageSettings(BaseSettings):
-    """``CLIPMIX_DASHBOARD_CHECKOUT_ORIGIN``: the payment provider's hosted-page origin (e.g.
-    ``https://checkout.stripe.com``); unset, the simulator's (``CLIPMIX_SIMULATOR_URL``)."""
-
-    model_config = SettingsConfigDict(env_prefix="CLIPMIX_DASHBOARD_", extra="ignore")
-
-    checkout_origin: str | None = None
-
-
-CHECKOUT_ORIGIN = web.AppKey("credits_checkout_origin", str)
 
 
 def _origin(url: str) -> str:
@@ -197,7 +184,7 @@ async def _checkout_form_action(request: web.Request, response: web.StreamRespon
 
 
 def add_routes(app: web.Application) -> None:
-    configured = CheckoutPageSettings().checkout_origin
+    configured = app[SETTINGS].dashboard_checkout_origin
     app[CHECKOUT_ORIGIN] = _origin(configured or app[SETTINGS].simulator_url)
     # Appended after the app's own security headers: this one adjusts what they set.
     app.on_response_prepare.append(_checkout_form_action)

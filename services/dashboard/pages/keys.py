@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from services.dashboard import forms, session
+from services.dashboard.app_keys import API_BASE, SETTINGS
 from services.dashboard.clients_keys import (
     Refused,
     checked_id,
@@ -22,13 +23,10 @@ from services.dashboard.clients_keys import (
     revoke_key,
     roll_key,
 )
-from services.dashboard.config import SETTINGS
 from services.dashboard.pages import formats
 from services.dashboard.templating import render
 
 PATH = "/dashboard/api-keys"
-# Where customers call the API (the gateway's public host): for the page's first curl.
-API_BASE = web.AppKey("keys_api_base", str)
 NAME_MAX_LENGTH = 100
 URL_MAX_LENGTH = 2000
 # The roll page's choices, as the gateway names them; "now" first is what a leak needs.

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from services.contracts.ids import new_id
 from services.dashboard import clients, forms, people, session
-from services.dashboard.config import SETTINGS
+from services.dashboard.app_keys import CLIENTS, SETTINGS
 from services.dashboard.templating import render
 from services.runtime.service import POOL
 
@@ -71,7 +71,7 @@ async def product(request: web.Request) -> web.StreamResponse:
     book = None
     try:
         reply = await clients.call(
-            request.app[clients.CLIENTS].billing,
+            request.app[CLIENTS].billing,
             "billing",
             "GET",
             "/internal/v1/pricing",

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from services.dashboard import clients, session
+from services.dashboard.app_keys import CLIENTS
 from services.dashboard.templating import render
 from services.runtime.internal import Reply
 
@@ -45,7 +46,7 @@ def _account_path(account_id: str, tail: str) -> str:
 
 async def _gateway(request: web.Request, path: str, params: dict[str, str]) -> Reply:
     return await clients.call(
-        request.app[clients.CLIENTS].gateway, "gateway", "GET", path, request=request, params=params
+        request.app[CLIENTS].gateway, "gateway", "GET", path, request=request, params=params
     )
 
 
