@@ -484,7 +484,8 @@ async def _fairness(
         stack.admin, "keys", "create", "--account", account["id"], "--mode", "test"
     )  # the platform's default rate limit
     limit = float(
-        stack.env.get("CLIPMIX_RATE_LIMIT_PER_SECOND") or _setting("rate_limit_per_second", 50.0)
+        stack.env.get("CLIPMIX_GATEWAY_RATE_LIMIT_PER_SECOND")
+        or _setting("rate_limit_per_second", 50.0)
     )
     held_cap = int(_setting("max_held_requests", 10))
     quiet_rate = max(5.0, round(float(peak["rps"]["median"]) * QUIET_FRACTION))
@@ -606,6 +607,6 @@ FAIRNESS_NOTES = (
     " at its limit: the excess answers 429 rate_limited), and holds as many events?wait=30 as"
     " one key may (a few more are tried: 429 too_many_held_requests). The quiet key's"
     " requests are sandbox creates at a tenth of the closed-loop peak. A key past its share"
-    " of the process's working slots (CLIPMIX_MAX_KEY_CONCURRENCY) answers 429"
+    " of the process's working slots (CLIPMIX_GATEWAY_MAX_KEY_CONCURRENCY) answers 429"
     " too_many_concurrent_requests before any SQL, and held requests take no working slot."
 )

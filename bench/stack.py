@@ -63,7 +63,7 @@ BENCH_BURST = "2000000000"
 # clients (as its rate limit says). The overload and fairness figures (bench/overload.py) run
 # the gateway with its production limits.
 INFLIGHT_ENV = "CLIPMIX_MAX_INFLIGHT_REQUESTS"
-KEY_CONCURRENCY_ENV = "CLIPMIX_MAX_KEY_CONCURRENCY"
+KEY_CONCURRENCY_ENV = "CLIPMIX_GATEWAY_MAX_KEY_CONCURRENCY"
 LIFTED = "1000000"
 # Per service overrides: status is never under test; a small pool leaves Postgres
 # connections (max_connections) to the services that are.
@@ -320,9 +320,10 @@ class Stack:
             "CLIPMIX_JOBS_POLL_SECONDS": "1",
             "CLIPMIX_JOBS_TICK_SECONDS": "0.5",
             # The bench's webhook receivers listen on loopback.
-            "CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+            "CLIPMIX_WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true",
             # The dashboard mails through this stack's sink.
-            "CLIPMIX_SMTP_PORT": str(self.smtp_port),
+            "CLIPMIX_MAIL_SMTP_PORT": str(self.smtp_port),
+            "CLIPMIX_DASHBOARD_SMTP_PORT": str(self.smtp_port),
             "CLIPMIX_MAIL_DIR": str(self.log_dir / "mail"),
             INFLIGHT_ENV: LIFTED,
             KEY_CONCURRENCY_ENV: LIFTED,

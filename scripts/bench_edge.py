@@ -68,9 +68,9 @@ end
 
 VARIANTS = {
     "bare aiohttp": None,
-    "gateway, no limit, no Idempotency-Key": {"CLIPMIX_RATE_LIMIT_ENABLED": "false"},
-    "gateway + rate limit": {"CLIPMIX_RATE_LIMIT_ENABLED": "true"},
-    "gateway + rate limit + Idempotency-Key": {"CLIPMIX_RATE_LIMIT_ENABLED": "true", "idem": "1"},
+    "gateway, no limit, no Idempotency-Key": {"CLIPMIX_GATEWAY_RATE_LIMIT_ENABLED": "false"},
+    "gateway + rate limit": {"CLIPMIX_GATEWAY_RATE_LIMIT_ENABLED": "true"},
+    "gateway + rate limit + Idempotency-Key": {"CLIPMIX_GATEWAY_RATE_LIMIT_ENABLED": "true", "idem": "1"},
 }
 
 

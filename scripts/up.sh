@@ -25,7 +25,7 @@ T0_NS="${MAKE_T0_NS:-$(date +%s%N)}"
 export PATH="$VENV_BIN:$PATH"
 export CLIPMIX_ENV="${CLIPMIX_ENV:-development}"
 # Development only: lets a developer point a webhook endpoint at a local server (production: off).
-export CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS="${CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS:-true}"
+export CLIPMIX_WEBHOOKS_ALLOW_PRIVATE_TARGETS="${CLIPMIX_WEBHOOKS_ALLOW_PRIVATE_TARGETS:-true}"
 export PYTHONUNBUFFERED=1
 # The public edge (HAProxy, services/edge) listens on the public port and refuses past the
 # gateway's working slots; the gateway listens behind it. Other services call the gateway
@@ -61,7 +61,7 @@ default_port() {
     webhooks) echo 8083 ;;
     status) echo 8084 ;;
     dashboard) echo 8086 ;;
-    mail) echo 8026 ;; # the dev mail sink's inbox over HTTP (its SMTP port: CLIPMIX_SMTP_PORT, 8025)
+    mail) echo 8026 ;; # the dev mail sink's inbox over HTTP (its SMTP port: CLIPMIX_MAIL_SMTP_PORT, 8025)
     simulator) echo 8090 ;;
     *) echo "" ;;
     esac

@@ -28,7 +28,7 @@ BASE_AMQP_URL = os.environ.get("CLIPMIX_TEST_AMQP_URL", "amqp://guest:guest@127.
 # their services admit them all. tests/integration/test_admission.py sets small limits itself.
 ROOMY_ADMISSION = {
     "CLIPMIX_MAX_INFLIGHT_REQUESTS": "100000",
-    "CLIPMIX_MAX_KEY_CONCURRENCY": "100000",
+    "CLIPMIX_GATEWAY_MAX_KEY_CONCURRENCY": "100000",
 }
 
 

@@ -1,4 +1,9 @@
-"""Settings of the dashboard (``CLIPMIX_DASHBOARD_*``, ``CLIPMIX_SMTP_*``)."""
+"""Settings of the dashboard: ``CLIPMIX_DASHBOARD_*`` plus the shared ``CLIPMIX_*`` ones.
+
+People reach the dashboard on the platform's public host (``CLIPMIX_PUBLIC_BASE_URL``, shared):
+links in mails point there. ``CLIPMIX_SMTP_*`` and ``CLIPMIX_MAIL_FROM``, the names of before the
+naming rule, are read until the next release.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from services.runtime.config import ServiceSettings
+from services.runtime.config import Renamed, ServiceSettings
 
 
 class DashboardSettings(ServiceSettings):
     port: int = Field(8086, validation_alias="CLIPMIX_DASHBOARD_PORT")
-    # Where people reach the dashboard (the gateway's public host): links in mails point here.
-    public_base_url: str = "http://127.0.0.1:8080"
     # Keys the CSRF tokens and flash cookies (HMAC); the development value is refused elsewhere.
     dashboard_secret: str = "clipmix-dev-dashboard-secret"  # noqa: S105 - dev default
     # A session lasts this long from sign-in (then the person signs in again).
@@ -37,13 +40,35 @@ class DashboardSettings(ServiceSettings):
     # credits page's review form may post there. Unset: the simulator's (CLIPMIX_SIMULATOR_URL).
     dashboard_checkout_origin: str | None = None
     # Outgoing mail (password reset links). `make up` points these at the local sink.
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = Field(8025, ge=1, le=65535)
-    smtp_tls: Literal["none", "starttls", "tls"] = "none"
-    smtp_username: str | None = None
-    smtp_password: str | None = None
-    smtp_timeout_seconds: float = Field(10.0, gt=0)
-    mail_from: str = "ClipMix <no-reply@clipmix.test>"
+    smtp_host: str = Field(
+        "127.0.0.1", validation_alias=Renamed("CLIPMIX_DASHBOARD_SMTP_HOST", "CLIPMIX_SMTP_HOST")
+    )
+    smtp_port: int = Field(
+        8025,
+        ge=1,
+        le=65535,
+        validation_alias=Renamed("CLIPMIX_DASHBOARD_SMTP_PORT", "CLIPMIX_SMTP_PORT"),
+    )
+    smtp_tls: Literal["none", "starttls", "tls"] = Field(
+        "none", validation_alias=Renamed("CLIPMIX_DASHBOARD_SMTP_TLS", "CLIPMIX_SMTP_TLS")
+    )
+    smtp_username: str | None = Field(
+        None, validation_alias=Renamed("CLIPMIX_DASHBOARD_SMTP_USERNAME", "CLIPMIX_SMTP_USERNAME")
+    )
+    smtp_password: str | None = Field(
+        None, validation_alias=Renamed("CLIPMIX_DASHBOARD_SMTP_PASSWORD", "CLIPMIX_SMTP_PASSWORD")
+    )
+    smtp_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        validation_alias=Renamed(
+            "CLIPMIX_DASHBOARD_SMTP_TIMEOUT_SECONDS", "CLIPMIX_SMTP_TIMEOUT_SECONDS"
+        ),
+    )
+    mail_from: str = Field(
+        "ClipMix <no-reply@clipmix.test>",
+        validation_alias=Renamed("CLIPMIX_DASHBOARD_MAIL_FROM", "CLIPMIX_MAIL_FROM"),
+    )
 
     @property
     def secure_cookies(self) -> bool:

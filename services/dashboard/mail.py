@@ -1,8 +1,8 @@
 """Outgoing mail: an SMTP adapter (aiosmtplib) behind the small ``Mailer`` port.
 
-Settings: ``CLIPMIX_SMTP_HOST``/``_PORT``/``_TLS`` (none, starttls, tls)/``_USERNAME``/
-``_PASSWORD``/``_TIMEOUT_SECONDS`` and ``CLIPMIX_MAIL_FROM``. `make up` points them at the
-local sink (``services.mailsink``), which keeps every message in ``.run/mail/``.
+Settings: ``CLIPMIX_DASHBOARD_SMTP_HOST``/``_PORT``/``_TLS`` (none, starttls, tls)/
+``_USERNAME``/``_PASSWORD``/``_TIMEOUT_SECONDS`` and ``CLIPMIX_DASHBOARD_MAIL_FROM``. Their
+defaults are the local sink's (``services.mailsink``), which keeps every message in ``.run/mail/``.
 
 Mails a visitor triggers (a reset link) are sent in the background with :func:`send_later`:
 the page answers at once and as fast whether or not a mail went out (no account enumeration

@@ -16,7 +16,7 @@ from services.gateway.app_keys import (
     IDEMPOTENCY_TTL,
     PUBLIC_BASE_URL,
 )
-from services.gateway.config import GatewaySettings
+from services.gateway.config import GatewaySettings, RequestLogSettings
 from services.gateway.entrypoints import (
     accounts_internal,
     dashboard_forward,
@@ -85,4 +85,10 @@ def create_app(settings: GatewaySettings) -> web.Application:
 
 def main() -> None:
     settings = GatewaySettings()
-    service.serve(NAME, settings, settings.port, lambda: create_app(settings))
+    service.serve(
+        NAME,
+        settings,
+        settings.port,
+        lambda: create_app(settings),
+        also_reads=(RequestLogSettings,),
+    )

@@ -149,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     kc.add_argument("--name")
     kc.add_argument("--expires-at", type=datetime.fromisoformat, help="ISO 8601 time with zone")
     kc.add_argument("--expires-in-days", type=_positive_float, help="expire this many days on")
-    _limit_options(kc)  # default: the deployment's CLIPMIX_RATE_LIMIT_* settings
+    _limit_options(kc)  # default: the deployment's CLIPMIX_GATEWAY_RATE_LIMIT_*
     kc.add_argument("--webhook-url", help="set the key's webhook endpoint (secret printed once)")
     kc.set_defaults(run=_keys_create)
     kr = key.add_parser("revoke", help="revoke a key at once")

@@ -1,4 +1,10 @@
-"""Settings of the gateway: ``CLIPMIX_GATEWAY_*`` plus the shared ``CLIPMIX_*`` ones."""
+"""Settings of the gateway: ``CLIPMIX_GATEWAY_*`` plus the shared ``CLIPMIX_*`` ones.
+
+The names of before the naming rule (``CLIPMIX_RATE_LIMIT_*``, ``CLIPMIX_REQUEST_LOG_*``, …)
+are read until the next release (``Renamed``). Creates measure a translation's ``video_url``
+allowing private addresses everywhere but in production (``CLIPMIX_ENV``): the webhooks
+service's CLIPMIX_WEBHOOKS_ALLOW_PRIVATE_TARGETS is not read here (decisions: issue 17).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from datetime import timedelta
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.runtime.config import ServiceSettings
+from services.runtime.config import Renamed, ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
@@ -15,28 +21,80 @@ class GatewaySettings(ServiceSettings):
     # A port of its own for /healthz, /readyz and /metrics without a token (probes, Prometheus);
     # never publish it. Unset: on the public port those two answer only the internal token.
     admin_port: int | None = Field(None, validation_alias="CLIPMIX_GATEWAY_ADMIN_PORT")
-    public_base_url: str = "http://127.0.0.1:8080"
-    idempotency_ttl_hours: float = Field(24.0, gt=0)
+    idempotency_ttl_hours: float = Field(
+        24.0,
+        gt=0,
+        validation_alias=Renamed(
+            "CLIPMIX_GATEWAY_IDEMPOTENCY_TTL_HOURS", "CLIPMIX_IDEMPOTENCY_TTL_HOURS"
+        ),
+    )
     # Largest accepted request body; larger ones answer 413.
-    max_body_bytes: int = Field(256 * 1024, ge=1024)
-    idempotency_purge_seconds: float = Field(600.0, gt=0)
+    max_body_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        validation_alias=Renamed("CLIPMIX_GATEWAY_MAX_BODY_BYTES", "CLIPMIX_MAX_BODY_BYTES"),
+    )
+    idempotency_purge_seconds: float = Field(
+        600.0,
+        gt=0,
+        validation_alias=Renamed(
+            "CLIPMIX_GATEWAY_IDEMPOTENCY_PURGE_SECONDS", "CLIPMIX_IDEMPOTENCY_PURGE_SECONDS"
+        ),
+    )
     # How long a forwarded POST holds its Idempotency-Key before it frees itself (the gateway
     # died mid-call); well above the internal call deadline.
-    idempotency_lease_seconds: float = Field(30.0, gt=0)
+    idempotency_lease_seconds: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=Renamed(
+            "CLIPMIX_GATEWAY_IDEMPOTENCY_LEASE_SECONDS", "CLIPMIX_IDEMPOTENCY_LEASE_SECONDS"
+        ),
+    )
     # Per-key token bucket shared by all replicas: ``rate_limit_burst`` requests at once, refilled
     # at ``rate_limit_per_second``. Keys may override both (``clipmix-admin keys limit``).
-    rate_limit_enabled: bool = True
-    rate_limit_per_second: float = Field(50.0, gt=0)
-    rate_limit_burst: int = Field(100, ge=1)
+    rate_limit_enabled: bool = Field(
+        True,
+        validation_alias=Renamed(
+            "CLIPMIX_GATEWAY_RATE_LIMIT_ENABLED", "CLIPMIX_RATE_LIMIT_ENABLED"
+        ),
+    )
+    rate_limit_per_second: float = Field(
+        50.0,
+        gt=0,
+        validation_alias=Renamed(
+            "CLIPMIX_GATEWAY_RATE_LIMIT_PER_SECOND", "CLIPMIX_RATE_LIMIT_PER_SECOND"
+        ),
+    )
+    rate_limit_burst: int = Field(
+        100,
+        ge=1,
+        validation_alias=Renamed("CLIPMIX_GATEWAY_RATE_LIMIT_BURST", "CLIPMIX_RATE_LIMIT_BURST"),
+    )
     # Connections the gateway may open to each service behind it (a pool per service), so a
     # flood of one kind of call cannot take the connections another needs (creates' reserves).
-    downstream_connections: int = Field(64, ge=1)
+    downstream_connections: int = Field(
+        64,
+        ge=1,
+        validation_alias=Renamed(
+            "CLIPMIX_GATEWAY_DOWNSTREAM_CONNECTIONS", "CLIPMIX_DOWNSTREAM_CONNECTIONS"
+        ),
+    )
     # Held event reads (GET /api/v1/events?wait=N) have their own pool of this many; past it,
     # one more answers 503 at once instead of queueing for a connection.
-    held_event_connections: int = Field(64, ge=1)
+    held_event_connections: int = Field(
+        64,
+        ge=1,
+        validation_alias=Renamed(
+            "CLIPMIX_GATEWAY_HELD_EVENT_CONNECTIONS", "CLIPMIX_HELD_EVENT_CONNECTIONS"
+        ),
+    )
     # Held requests (Prefer: wait and events?wait) one API key may have open at once, per
     # replica; one more answers 429 too_many_held_requests.
-    max_held_requests: int = Field(10, ge=1)
+    max_held_requests: int = Field(
+        10,
+        ge=1,
+        validation_alias=Renamed("CLIPMIX_GATEWAY_MAX_HELD_REQUESTS", "CLIPMIX_MAX_HELD_REQUESTS"),
+    )
     # Admission control (runtime/admission.py), sized on the 2-core bench machine: 16 in flight
     # keep the peak rate (a pool of 10 plus what is parsing or answering) while the admitted
     # requests' p99 stays low; 32 queued as much again inside the process (docs/performance.md,
@@ -44,32 +102,90 @@ class GatewaySettings(ServiceSettings):
     # too_many_concurrent_requests.
     max_inflight_requests: int = Field(16, ge=1)
     max_queued_requests: int = Field(16, ge=0)
-    max_key_concurrency: int = Field(8, ge=1)
+    max_key_concurrency: int = Field(
+        8,
+        ge=1,
+        validation_alias=Renamed(
+            "CLIPMIX_GATEWAY_MAX_KEY_CONCURRENCY", "CLIPMIX_MAX_KEY_CONCURRENCY"
+        ),
+    )
 
 
 class RequestLogSettings(BaseSettings):
-    """``CLIPMIX_REQUEST_LOG_*``."""
+    """``CLIPMIX_GATEWAY_REQUEST_LOG_*`` (``CLIPMIX_REQUEST_LOG_*`` until the next release)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="CLIPMIX_REQUEST_LOG_", extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     # Off switch (an incident, or measuring what logging costs): nothing recorded or written.
-    enabled: bool = True
+    enabled: bool = Field(
+        True,
+        validation_alias=Renamed(
+            "CLIPMIX_GATEWAY_REQUEST_LOG_ENABLED", "CLIPMIX_REQUEST_LOG_ENABLED"
+        ),
+    )
     # The writer's tick; a customer sees a request in the dashboard at most this much later.
-    flush_seconds: float = Field(1.0, gt=0)
+    flush_seconds: float = Field(
+        1.0,
+        gt=0,
+        validation_alias=Renamed(
+            "CLIPMIX_GATEWAY_REQUEST_LOG_FLUSH_SECONDS", "CLIPMIX_REQUEST_LOG_FLUSH_SECONDS"
+        ),
+    )
     # Rows per COPY; this many waiting wakes the writer before its tick.
-    batch_rows: int = Field(500, ge=1)
+    batch_rows: int = Field(
+        500,
+        ge=1,
+        validation_alias=Renamed(
+            "CLIPMIX_GATEWAY_REQUEST_LOG_BATCH_ROWS", "CLIPMIX_REQUEST_LOG_BATCH_ROWS"
+        ),
+    )
     # The buffer's bound: ~10 s of a busy replica's traffic, a few MB. Past it, rows are dropped.
-    buffer_rows: int = Field(10_000, ge=1)
+    buffer_rows: int = Field(
+        10_000,
+        ge=1,
+        validation_alias=Renamed(
+            "CLIPMIX_GATEWAY_REQUEST_LOG_BUFFER_ROWS", "CLIPMIX_REQUEST_LOG_BUFFER_ROWS"
+        ),
+    )
     # Longest one batch's write may take before it is put back for the next try.
-    write_timeout_seconds: float = Field(5.0, gt=0)
-    retention_days: float = Field(7.0, gt=0)
+    write_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        validation_alias=Renamed(
+            "CLIPMIX_GATEWAY_REQUEST_LOG_WRITE_TIMEOUT_SECONDS",
+            "CLIPMIX_REQUEST_LOG_WRITE_TIMEOUT_SECONDS",
+        ),
+    )
+    retention_days: float = Field(
+        7.0,
+        gt=0,
+        validation_alias=Renamed(
+            "CLIPMIX_GATEWAY_REQUEST_LOG_RETENTION_DAYS", "CLIPMIX_REQUEST_LOG_RETENTION_DAYS"
+        ),
+    )
     # The newest rows kept per account ("at most a few thousand rows per account").
-    account_rows: int = Field(5_000, ge=1)
-    purge_seconds: float = Field(60.0, gt=0)
+    account_rows: int = Field(
+        5_000,
+        ge=1,
+        validation_alias=Renamed(
+            "CLIPMIX_GATEWAY_REQUEST_LOG_ACCOUNT_ROWS", "CLIPMIX_REQUEST_LOG_ACCOUNT_ROWS"
+        ),
+    )
+    purge_seconds: float = Field(
+        60.0,
+        gt=0,
+        validation_alias=Renamed(
+            "CLIPMIX_GATEWAY_REQUEST_LOG_PURGE_SECONDS", "CLIPMIX_REQUEST_LOG_PURGE_SECONDS"
+        ),
+    )
     # Rows one purge statement deletes at most (a short transaction, a bounded lock footprint).
-    purge_batch_rows: int = Field(5_000, ge=1)
+    purge_batch_rows: int = Field(
+        5_000,
+        ge=1,
+        validation_alias=Renamed(
+            "CLIPMIX_GATEWAY_REQUEST_LOG_PURGE_BATCH_ROWS", "CLIPMIX_REQUEST_LOG_PURGE_BATCH_ROWS"
+        ),
+    )
 
     @property
     def retention(self) -> timedelta:

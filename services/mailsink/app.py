@@ -1,8 +1,9 @@
 """``python -m services.mailsink``: a real SMTP server (aiosmtpd) that keeps what it receives.
 
-`make up` runs it as the Procfile's ``mail`` process; the dashboard's SMTP adapter sends to
-it (``CLIPMIX_SMTP_HOST``/``CLIPMIX_SMTP_PORT``, 8025). Each message is one ``.eml`` file in
-``CLIPMIX_MAIL_DIR`` (``.run/mail/``). Read them:
+`make up` runs it as the Procfile's ``mail`` process (its settings: ``CLIPMIX_MAIL_*``); it
+listens for SMTP on ``CLIPMIX_MAIL_SMTP_PORT`` (8025), where the dashboard's SMTP adapter sends
+(``CLIPMIX_DASHBOARD_SMTP_HOST``/``CLIPMIX_DASHBOARD_SMTP_PORT``). Each message is one ``.eml``
+file in ``CLIPMIX_MAIL_DIR`` (``.run/mail/``). Read them:
 
 - ``python -m services.mailsink latest [--to EMAIL]``: the newest message, as text;
 - ``GET http://127.0.0.1:8026/messages[?to=EMAIL]``: the newest 50 as JSON (``text`` included);
@@ -28,7 +29,7 @@ from pydantic import AliasChoices, Field
 
 from services.mailsink.store import Inbox
 from services.runtime import service
-from services.runtime.config import ServiceSettings
+from services.runtime.config import Renamed, ServiceSettings, warn_renamed
 from services.runtime.http import edge_middleware, json_response
 from services.runtime.logging import configure_logging
 
@@ -44,7 +45,9 @@ class MailSinkSettings(ServiceSettings):
     port: int = Field(
         8026, validation_alias=AliasChoices("CLIPMIX_MAIL_PORT", "CLIPMIX_MAILSINK_PORT")
     )
-    smtp_port: int = Field(8025, validation_alias="CLIPMIX_SMTP_PORT")
+    smtp_port: int = Field(
+        8025, validation_alias=Renamed("CLIPMIX_MAIL_SMTP_PORT", "CLIPMIX_SMTP_PORT")
+    )
     mail_dir: Path = Field(Path(".run/mail"), validation_alias="CLIPMIX_MAIL_DIR")
 
 
@@ -137,6 +140,7 @@ def main() -> None:
         print(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())
         return
     configure_logging(NAME, settings.log_level)
+    warn_renamed(MailSinkSettings)
     # aiosmtpd logs every SMTP line at info: the received file is what matters.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     service.run(create_app(settings), settings, settings.port)

@@ -1,11 +1,23 @@
-"""Settings shared by every service, read from ``CLIPMIX_*`` environment variables."""
+"""Settings shared by every service, read from ``CLIPMIX_*`` environment variables.
+
+One naming rule: a setting every service reads (``ServiceSettings``) is ``CLIPMIX_<NAME>``; a
+setting of one service is ``CLIPMIX_<SERVICE>_<NAME>`` and lives in that service's
+``config.py``. A variable renamed to follow the rule is read under its old name too for one
+release (``Renamed``): the new name wins when both are set, and start-up logs one warning per
+old name still set (``warn_renamed``), naming both variables and never the value.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
-from pydantic import Field, model_validator
+import structlog
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = structlog.get_logger()
 
 # Settings holding a credential, by the end of their name (in every service's settings).
 _SECRET_SUFFIXES = ("_secret", "_token", "_key")
@@ -16,6 +28,55 @@ class InsecureSettings(RuntimeError):
 
     Not a ValueError on purpose: pydantic would wrap that with the input, secrets included.
     """
+
+
+class Renamed(AliasChoices):
+    """A setting's environment variable: its ``new`` name, and its ``old`` one for one release.
+
+    Use as ``Field(..., validation_alias=Renamed(new, old))``; the first choice is read first,
+    so the new name wins when both are set.
+    """
+
+    def __init__(self, new: str, old: str) -> None:
+        super().__init__(new, old)
+
+    @property
+    def new(self) -> str:
+        return str(self.choices[0])
+
+    @property
+    def old(self) -> str:
+        return str(self.choices[1])
+
+
+def env_name(cls: type[BaseSettings], field_name: str) -> str:
+    """The environment variable a field is read from (its current name, when renamed)."""
+    alias = cls.model_fields[field_name].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    if isinstance(alias, str):
+        return alias
+    return f"{cls.model_config.get('env_prefix') or ''}{field_name}".upper()
+
+
+def renamed_in_use(
+    classes: Iterable[type[BaseSettings]], environ: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """``(old, new)`` for each renamed setting whose old variable is set in ``environ``."""
+    present = {name.upper() for name in environ}
+    found: dict[str, str] = {}
+    for cls in classes:
+        for field in cls.model_fields.values():
+            alias = field.validation_alias
+            if isinstance(alias, Renamed) and alias.old.upper() in present:
+                found.setdefault(alias.old, alias.new)
+    return list(found.items())
+
+
+def warn_renamed(*classes: type[BaseSettings], environ: Mapping[str, str] | None = None) -> None:
+    """At start-up: one warning per old variable name still set (its value is never logged)."""
+    for old, new in renamed_in_use(classes, os.environ if environ is None else environ):
+        log.warning("setting_renamed", old=old, new=new, read_until="the next release")
 
 
 class ServiceSettings(BaseSettings):
@@ -68,6 +129,9 @@ class ServiceSettings(BaseSettings):
     status_url: str = "http://127.0.0.1:8084"
     simulator_url: str = "http://127.0.0.1:8090"
     dashboard_url: str = "http://127.0.0.1:8086"
+    # Where customers reach the platform (the edge, or the gateway): the links the gateway puts
+    # in answers, the dashboard in its mails and pages, the simulator's checkout in its events.
+    public_base_url: str = "http://127.0.0.1:8080"
     # Shared secret of /internal/ routes; the development default is refused in production.
     internal_token: str = "clipmix-dev-internal-token"  # noqa: S105 - dev default, refused in prod
     internal_timeout_seconds: float = Field(2.0, gt=0)
@@ -85,11 +149,11 @@ class ServiceSettings(BaseSettings):
             value = getattr(self, name)
             if not name.endswith(_SECRET_SUFFIXES) or not isinstance(value, str):
                 continue
-            env_name = field.validation_alias or f"CLIPMIX_{name.upper()}"
+            variable = env_name(type(self), name)
             if not value.strip():
-                raise InsecureSettings(f"{env_name} must not be empty in {self.env}")
+                raise InsecureSettings(f"{variable} must not be empty in {self.env}")
             if field.default and value == field.default:
                 raise InsecureSettings(
-                    f"{env_name} must be set in {self.env} (not its development value)"
+                    f"{variable} must be set in {self.env} (not its development value)"
                 )
         return self

@@ -21,13 +21,14 @@ import structlog
 import uvloop
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
+from pydantic_settings import BaseSettings
 
 from services.messaging import inbox, topology
 from services.messaging.consumer import Consumer, Handler
 from services.messaging.outbox import OutboxRelay
 from services.messaging.publisher import Publisher
 from services.runtime import admission, db, internal, metrics
-from services.runtime.config import ServiceSettings
+from services.runtime.config import ServiceSettings, warn_renamed
 from services.runtime.http import edge_middleware, json_response
 from services.runtime.logging import configure_logging
 from services.runtime.migrations import load, migrate
@@ -428,10 +429,20 @@ def build_app(
 
 
 def serve(
-    name: str, settings: ServiceSettings, port: int, create_app: Callable[[], web.Application]
+    name: str,
+    settings: ServiceSettings,
+    port: int,
+    create_app: Callable[[], web.Application],
+    *,
+    also_reads: tuple[type[BaseSettings], ...] = (),
 ) -> None:
-    """The body of every ``python -m services.<name>``."""
+    """The body of every ``python -m services.<name>``.
+
+    ``also_reads``: the other settings classes the process reads (for the renamed-variable
+    warnings; ``TrafficSettings`` is always among them).
+    """
     configure_logging(name, settings.log_level)
+    warn_renamed(type(settings), TrafficSettings, *also_reads)
     run(create_app(), settings, port)
 
 

@@ -26,7 +26,7 @@ from services.runtime.migrations import operator_connection
 from tests.e2e.suite import Process, Suite
 
 _CHUNK = 64 * 1024
-LOCAL_WEBHOOKS = {"CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}
+LOCAL_WEBHOOKS = {"CLIPMIX_WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true"}
 
 
 @dataclass

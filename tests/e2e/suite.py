@@ -113,7 +113,7 @@ class Suite:
             CLIPMIX_PUBLIC_BASE_URL=self.gateway,
             CLIPMIX_DB_POOL_MAX="5",
             # Tests receive webhooks on 127.0.0.1, as `make up` allows for local development.
-            CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
+            CLIPMIX_WEBHOOKS_ALLOW_PRIVATE_TARGETS="true",
             **self.dashboard_env(),
             **self.jobs_env(),
             **ports,
@@ -124,7 +124,8 @@ class Suite:
         """The dashboard mails through this suite's sink; every browser of the run comes from
         127.0.0.1, so the per-address sign-in limit is lifted (the per-email one stays)."""
         return {
-            "CLIPMIX_SMTP_PORT": str(self.smtp_port),
+            "CLIPMIX_MAIL_SMTP_PORT": str(self.smtp_port),  # where the sink listens
+            "CLIPMIX_DASHBOARD_SMTP_PORT": str(self.smtp_port),  # where the dashboard sends
             "CLIPMIX_MAIL_DIR": str(self.log_dir / "mail"),
             "CLIPMIX_DASHBOARD_SIGNIN_ADDRESS_LIMIT": "100000",
         }

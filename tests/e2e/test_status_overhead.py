@@ -77,7 +77,7 @@ async def test_gateway_throughput_with_traffic_reporting_on_and_off(
                 **suite.env(),
                 "CLIPMIX_GATEWAY_PORT": str(port),
                 "CLIPMIX_TRAFFIC_ENABLED": enabled,
-                "CLIPMIX_RATE_LIMIT_ENABLED": "false",
+                "CLIPMIX_GATEWAY_RATE_LIMIT_ENABLED": "false",
                 "CLIPMIX_LOG_LEVEL": "warning",
             },
         )

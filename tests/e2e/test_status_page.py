@@ -58,7 +58,7 @@ async def _restart(suite: Suite, names: tuple[str, ...], extra: dict[str, str]) 
 # one status window passes so the errors already reported age out, and incidents left open by
 # earlier modules are resolved.
 RESTARTED = ("gateway", "status", "webhooks")
-NO_LOCAL_TARGETS = {"CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS": "false"}
+NO_LOCAL_TARGETS = {"CLIPMIX_WEBHOOKS_ALLOW_PRIVATE_TARGETS": "false"}
 
 
 async def _resolve_leftover_incidents(suite: Suite) -> None:

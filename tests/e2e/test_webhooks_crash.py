@@ -23,10 +23,10 @@ pytestmark = pytest.mark.e2e
 
 # Pending long enough to kill the process in the middle of the schedule; local receivers on.
 FAST = {
-    "CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
-    "CLIPMIX_WEBHOOK_RETRY_SCHEDULE": "0,1,1.5,2",
-    "CLIPMIX_WEBHOOK_POLL_SECONDS": "0.05",
-    "CLIPMIX_WEBHOOK_TIMEOUT_SECONDS": "1",
+    "CLIPMIX_WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true",
+    "CLIPMIX_WEBHOOKS_RETRY_SCHEDULE": "0,1,1.5,2",
+    "CLIPMIX_WEBHOOKS_POLL_SECONDS": "0.05",
+    "CLIPMIX_WEBHOOKS_TIMEOUT_SECONDS": "1",
 }
 EVENTS = 20
 

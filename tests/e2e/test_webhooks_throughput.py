@@ -1,7 +1,7 @@
 """Deliveries per second of ONE webhooks process (real process, uvloop) to local receivers.
 
 Not part of the normal run: ``CLIPMIX_WEBHOOK_BENCH=1 .venv/bin/pytest -q -s
-tests/e2e/test_webhooks_throughput.py`` (add e.g. ``CLIPMIX_WEBHOOK_ENDPOINT_CONCURRENCY=64`` to
+tests/e2e/test_webhooks_throughput.py`` (add e.g. ``CLIPMIX_WEBHOOKS_ENDPOINT_CONCURRENCY=64`` to
 lift the per-endpoint bound). Job events are published to the webhooks queue and the
 clock runs from the first to the last delivery received, so the figure includes consuming the
 event, queueing the delivery, claiming, signing, POSTing and logging it.
@@ -33,12 +33,12 @@ pytestmark = [
 @pytest.fixture
 async def webhooks_process(infra: Infra, tmp_path: Path) -> AsyncIterator[Process]:
     port = free_port()
-    # CLIPMIX_WEBHOOK_* from the caller's environment pass through (e.g. to raise the
+    # CLIPMIX_WEBHOOKS_* from the caller's environment pass through (e.g. to raise the
     # per-endpoint bound and see what one process does for a single busy receiver).
-    tuning = {k: v for k, v in os.environ.items() if k.startswith("CLIPMIX_WEBHOOK_")}
+    tuning = {k: v for k, v in os.environ.items() if k.startswith("CLIPMIX_WEBHOOKS_")}
     env = infra.env(
         CLIPMIX_WEBHOOKS_PORT=str(port),
-        CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
+        CLIPMIX_WEBHOOKS_ALLOW_PRIVATE_TARGETS="true",
         CLIPMIX_LOG_LEVEL="warning",
         **tuning,
     )

@@ -64,7 +64,9 @@ async def dashboard(infra: Infra, mail_dir: Path, **overrides: Any) -> AsyncIter
     sink = await _serve(
         create_sink(
             MailSinkSettings(
-                CLIPMIX_MAIL_PORT=sink_port, CLIPMIX_SMTP_PORT=smtp_port, CLIPMIX_MAIL_DIR=mail_dir
+                CLIPMIX_MAIL_PORT=sink_port,
+                CLIPMIX_MAIL_SMTP_PORT=smtp_port,
+                CLIPMIX_MAIL_DIR=mail_dir,
             )
         ),
         sink_port,

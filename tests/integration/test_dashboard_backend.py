@@ -521,7 +521,7 @@ async def test_cli_create_with_a_webhook_shares_the_create(real, infra) -> None:
     assert code == 1 and "webhook URL refused" in refused["error"]
     count = "SELECT count(*) FROM api_keys WHERE account_id = $1"
     assert await real.pool.fetchval(count, account) == 0
-    local = infra.env(CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS="true")
+    local = infra.env(CLIPMIX_WEBHOOKS_ALLOW_PRIVATE_TARGETS="true")
     code, created = await asyncio.to_thread(admin, local, *args, *url)
     assert code == 0, created
     assert created["secret"].startswith("sk_test_")

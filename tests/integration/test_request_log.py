@@ -44,10 +44,10 @@ FLUSH_SECONDS = 1.0  # the default: a request shows within it
 
 @contextlib.contextmanager
 def log_settings(**values: str) -> Iterator[None]:
-    """``CLIPMIX_REQUEST_LOG_*`` while a gateway is built (the settings are read then)."""
+    """``CLIPMIX_GATEWAY_REQUEST_LOG_*`` while a gateway is built (the settings are read then)."""
     with pytest.MonkeyPatch.context() as mp:
         for name, value in values.items():
-            mp.setenv(f"CLIPMIX_REQUEST_LOG_{name.upper()}", value)
+            mp.setenv(f"CLIPMIX_GATEWAY_REQUEST_LOG_{name.upper()}", value)
         yield
 
 

@@ -23,10 +23,10 @@ from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
 from services.billing.config import BillingSettings
-from services.gateway.config import GatewaySettings
+from services.gateway.config import GatewaySettings, RequestLogSettings
 from services.jobs.app import _refuse_dev_secrets
 from services.jobs.config import JobsSettings
-from services.runtime.config import InsecureSettings, ServiceSettings
+from services.runtime.config import InsecureSettings, Renamed, ServiceSettings
 from services.runtime.traffic import TrafficSettings
 from services.simulator.app import SimulatorSettings
 from services.status.config import StatusSettings
@@ -61,7 +61,7 @@ OPERATOR_PORTS: dict[str, int] = {**SERVICES, "gateway": 9180}
 # The settings classes each process reads (build_app also reads TrafficSettings where a
 # service reports traffic). The reference for every CLIPMIX_* name in the deploy files.
 PROCESS_SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
-    "gateway": (GatewaySettings, TrafficSettings),
+    "gateway": (GatewaySettings, RequestLogSettings, TrafficSettings),
     "jobs": (JobsSettings,),
     "billing": (BillingSettings,),
     "webhooks": (WebhooksSettings, TrafficSettings),
@@ -373,13 +373,16 @@ def module_exists(module: str) -> bool:
 
 def settings_env_fields(cls: type[BaseSettings]) -> dict[str, str]:
     """Env variable -> field name, as pydantic-settings reads them: the validation_alias
-    (or each of its choices) when there is one, else env_prefix + field name."""
+    (or each of its choices) when there is one, else env_prefix + field name. A renamed
+    setting counts under its new name only: the files must not use the old one."""
     prefix = str(cls.model_config.get("env_prefix") or "")
     names: dict[str, str] = {}
     for field_name, field in cls.model_fields.items():
         alias = field.validation_alias
         if isinstance(alias, str):
             names[alias.upper()] = field_name
+        elif isinstance(alias, Renamed):
+            names[alias.new.upper()] = field_name
         elif isinstance(alias, AliasChoices):
             names.update({c.upper(): field_name for c in alias.choices if isinstance(c, str)})
         else:
@@ -752,8 +755,8 @@ def test_compose_allows_private_webhook_targets_only_when_asked(compose: dict[st
         return bool(load_settings(WebhooksSettings, env).webhook_allow_private_targets)
 
     assert allowed({}) is False
-    assert allowed({"CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}) is True
-    assert "CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS" not in compose["x-clipmix-env"]
+    assert allowed({"CLIPMIX_WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true"}) is True
+    assert "CLIPMIX_WEBHOOKS_ALLOW_PRIVATE_TARGETS" not in compose["x-clipmix-env"]
 
 
 def test_compose_publishes_only_the_gateway_api_port(compose: dict[str, Any]) -> None:
@@ -1043,7 +1046,7 @@ def test_simulator_overlay_adds_the_simulator_and_points_jobs_at_it(
 def test_no_deploy_file_allows_private_webhook_targets_in_kubernetes() -> None:
     for objects in (k8s_objects(), overlay_objects()):
         for config in by_kind("ConfigMap", objects).values():
-            assert "CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS" not in config["data"]
+            assert "CLIPMIX_WEBHOOKS_ALLOW_PRIVATE_TARGETS" not in config["data"]
 
 
 KUBECTL = shutil.which("kubectl")
@@ -1403,6 +1406,14 @@ def test_env_name_check_rejects_a_setting_that_does_not_exist() -> None:
     names = ["CLIPMIX_HOST", "CLIPMIX_JOBS_ARTIFACTS_DIR", "POSTGRES_PASSWORD"]
     assert unknown_env_problems("x", names, known_env_names()) == [
         "x: CLIPMIX_JOBS_ARTIFACTS_DIR is not a setting of any ClipMix process"
+    ]
+
+
+def test_env_name_check_rejects_the_old_name_of_a_renamed_setting() -> None:
+    """Old names are still read (for one release), but the deploy files use the new ones."""
+    names = ["CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS", "CLIPMIX_WEBHOOKS_ALLOW_PRIVATE_TARGETS"]
+    assert unknown_env_problems("x", names, known_env_names()) == [
+        "x: CLIPMIX_WEBHOOK_ALLOW_PRIVATE_TARGETS is not a setting of any ClipMix process"
     ]
 
 
