@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from services.contracts.jobs import Service
+from services.contracts.providers import PROVIDER_OF, ProviderApi
 from services.contracts.routing import JOBS_COMMANDS, QUEUES
 from services.jobs.adapters.artifacts import LocalArtifactStore
 from services.jobs.adapters.dubbing import ElevenLabsDubbing
@@ -36,6 +37,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def _providers(session: aiohttp.ClientSession, settings: JobsSettings) -> dict[Service, Provider]:
+    """An adapter per provider API, and each service kind's (the provider map: one place,
+    contracts/providers.py)."""
     common = {
         "timeout": settings.provider_timeout_seconds,
         "tries": settings.provider_tries,
@@ -44,7 +47,7 @@ def _providers(session: aiohttp.ClientSession, settings: JobsSettings) -> dict[S
     replicate = ReplicatePredictions(
         ProviderHttp(
             session,
-            name="replicate",
+            name=ProviderApi.REPLICATE.value,
             base_url=settings.replicate_url or settings.simulator_url,
             headers={"Authorization": f"Bearer {settings.replicate_token}"},
             **common,  # type: ignore[arg-type]
@@ -53,18 +56,17 @@ def _providers(session: aiohttp.ClientSession, settings: JobsSettings) -> dict[S
     dubbing = ElevenLabsDubbing(
         ProviderHttp(
             session,
-            name="dubbing",
+            name=ProviderApi.DUBBING.value,
             base_url=settings.dubbing_url or settings.simulator_url,
             headers={"xi-api-key": settings.dubbing_key},
             **common,  # type: ignore[arg-type]
         )
     )
-    return {
-        Service.MUSIC: replicate,
-        Service.AVATARS: replicate,
-        Service.FAMILY_VIDEOS: replicate,
-        Service.TRANSLATIONS: dubbing,
+    adapters: dict[ProviderApi, Provider] = {
+        ProviderApi.REPLICATE: replicate,
+        ProviderApi.DUBBING: dubbing,
     }
+    return {service: adapters[route.api] for service, route in PROVIDER_OF.items()}
 
 
 def runner_ctx(settings: JobsSettings) -> service.Context:

@@ -33,6 +33,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.contracts import signing
+from services.contracts.providers import PROVIDER_OF, SERVICE_OF_MODEL
 from services.runtime.http import ApiError, edge_middleware, json_response
 from services.runtime.logging import configure_logging
 from services.simulator import checkout, lengths, media
@@ -144,11 +145,17 @@ async def _forced_or_rolled(request: web.Request, input: dict[str, Any]) -> str 
 # --- Replicate-style predictions --------------------------------------------------------------
 
 
+def _makes(model: str) -> str:
+    """What a model makes (the provider map: contracts/providers.py); an unknown one, video."""
+    service = SERVICE_OF_MODEL.get(model)
+    return PROVIDER_OF[service].content_type if service is not None else "video/mp4"
+
+
 def _prediction(request: web.Request, task: Task) -> dict[str, Any]:
     status = task.status(time.monotonic())
     output: Any = None
     if status == "succeeded":
-        name = "output.wav" if "music" in task.model else "output.mp4"
+        name = "output.wav" if _makes(task.model) == "audio/wav" else "output.mp4"
         output = _file_link(request, task, name)
     base = _base(request)
     return {

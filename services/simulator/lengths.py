@@ -16,6 +16,8 @@ from typing import Any
 
 import aiohttp
 
+from services.contracts.jobs import Service
+from services.contracts.providers import SERVICE_OF_MODEL
 from services.media import length, mp4
 
 _SAMPLE = re.compile(r"sample-(\d+(?:\.\d+)?)s\.mp4")
@@ -67,14 +69,15 @@ async def _natural(session: aiohttp.ClientSession, api: str, model: str, input: 
     asked = _number(input.get("duration_seconds"))
     if api == "dubbing":
         return await source_seconds(session, input.get("source_url")) or DEFAULT_SECONDS
-    if "avatar" in model:
+    service = SERVICE_OF_MODEL.get(model)
+    if service is Service.AVATARS:
         for name in ("audio_url", "target_video_url"):
             if input.get(name):
                 measured = await source_seconds(session, input[name])
                 if measured:
                     return measured
         return asked or DEFAULT_SECONDS
-    if "memory-video" in model:
+    if service is Service.FAMILY_VIDEOS:
         photos = input.get("photo_urls")
         made = SECONDS_PER_PHOTO * (len(photos) if isinstance(photos, list) else 1)
         soundtrack = await source_seconds(session, input.get("music_url")) or 0.0

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.contracts.jobs import Service
+from services.contracts.providers import PROVIDER_OF
 from services.jobs.adapters.provider_http import ProviderHttp
 from services.jobs.domain.paid import paid_seconds
 from services.jobs.domain.providers import (
@@ -27,6 +28,8 @@ from services.jobs.domain.providers import (
     failed_task,
 )
 
+# What a dubbing makes (the provider map, contracts/providers.py).
+_CONTENT_TYPE = PROVIDER_OF[Service.TRANSLATIONS].content_type
 _STATUS = {
     "dubbing": TaskStatus.RUNNING,
     "dubbed": TaskStatus.SUCCEEDED,
@@ -84,8 +87,8 @@ class ElevenLabsDubbing:
                 RemoteArtifact(
                     url=f"{self._http.base_url}/v1/dubbing/{task_id}/audio/{lang}",
                     name=f"dub-{lang}.mp4",
-                    content_type="video/mp4",
-                    kind="video",
+                    content_type=_CONTENT_TYPE,
+                    kind=_CONTENT_TYPE.split("/")[0],
                     language=str(lang),
                 )
                 for lang in body.get("target_languages", [])

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.contracts.jobs import Service
+from services.contracts.providers import MODELS, PROVIDER_OF, SERVICE_OF_MODEL
 from services.jobs.adapters.provider_http import ProviderHttp
 from services.jobs.domain.paid import paid_seconds
 from services.jobs.domain.providers import (
@@ -27,16 +28,12 @@ from services.jobs.domain.providers import (
     failed_task,
 )
 
-# Which model runs each service, and what its output is.
-MODELS: dict[Service, str] = {
-    Service.MUSIC: "clipmix/music-gen",
-    Service.AVATARS: "clipmix/avatar",
-    Service.FAMILY_VIDEOS: "clipmix/memory-video",
-}
-_OUTPUT: dict[Service, tuple[str, str, str]] = {
-    Service.MUSIC: ("music.wav", "audio/wav", "audio"),
-    Service.AVATARS: ("avatar.mp4", "video/mp4", "video"),
-    Service.FAMILY_VIDEOS: ("video.mp4", "video/mp4", "video"),
+# The file each service's output is stored under (the model and what it makes: the provider
+# map, contracts/providers.py).
+_FILE_NAME: dict[Service, str] = {
+    Service.MUSIC: "music.wav",
+    Service.AVATARS: "avatar.mp4",
+    Service.FAMILY_VIDEOS: "video.mp4",
 }
 _STATUS = {
     "starting": TaskStatus.RUNNING,
@@ -51,8 +48,6 @@ class ReplicatePredictions:
     def __init__(self, http: ProviderHttp) -> None:
         self._http = http
         self.name = http.name
-        # The model a prediction runs tells us the shape of its output on later reads.
-        self._service_of_model = {model: service for service, model in MODELS.items()}
 
     async def submit(
         self, job_id: str, service: Service, input: dict[str, Any], callback_url: str
@@ -107,8 +102,10 @@ class ReplicatePredictions:
         if status is TaskStatus.SUCCEEDED:
             output = body.get("output")
             urls = output if isinstance(output, list) else [output]
-            service = self._service_of_model.get(str(body.get("version")), Service.MUSIC)
-            name, content_type, kind = _OUTPUT[service]
+            # The model a prediction runs tells us the shape of its output.
+            service = SERVICE_OF_MODEL.get(str(body.get("version")), Service.MUSIC)
+            name, content_type = _FILE_NAME[service], PROVIDER_OF[service].content_type
+            kind = content_type.split("/")[0]
             if not urls or not all(isinstance(u, str) for u in urls):
                 raise ProviderFailure(ErrorCode.PROVIDER_ERROR, "succeeded without output")
             artifacts = tuple(

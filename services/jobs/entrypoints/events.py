@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from services.contracts.jobs import CreateJob, JobStatus
+from services.contracts.providers import PROVIDER_OF
 from services.jobs.adapters import repository
 from services.jobs.domain.lifecycle import Job
 from services.jobs.service_layer.transitions import observe, record_transition
@@ -24,14 +25,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 
-# Which provider API runs each service kind (the adapters are in adapters/).
-PROVIDER_OF = {
-    "music": "replicate",
-    "avatars": "replicate",
-    "family_videos": "replicate",
-    "translations": "dubbing",
-}
-
 
 async def create_job(conn: Connection, env: Envelope) -> None:
     cmd = CreateJob.model_validate(env.data)
@@ -41,7 +34,7 @@ async def create_job(conn: Connection, env: Envelope) -> None:
     recorded = await repository.insert(
         conn,
         job,
-        provider=None if sandbox is not None else PROVIDER_OF[job.service.value],
+        provider=None if sandbox is not None else PROVIDER_OF[job.service].api.value,
         sandbox=sandbox if delayed else None,
         correlation_id=env.correlation_id,
     )
