@@ -3,7 +3,7 @@
 The names of before the naming rule (``CLIPMIX_RATE_LIMIT_*``, ``CLIPMIX_REQUEST_LOG_*``, …)
 are read until the next release (``Renamed``). Creates measure a translation's ``video_url``
 allowing private addresses everywhere but in production (``CLIPMIX_ENV``): the webhooks
-service's CLIPMIX_WEBHOOKS_ALLOW_PRIVATE_TARGETS is not read here (decisions: issue 17).
+service's CLIPMIX_WEBHOOKS_ALLOW_PRIVATE_TARGETS is not read here (docs/runbook.md, Settings).
 """
 
 from __future__ import annotations
