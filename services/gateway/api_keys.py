@@ -49,9 +49,10 @@ class NewKey:
     rate_limit_burst: int | None = None
     webhook_url: str | None = None
     webhook_events: list[str] | None = None
-    # The customer's own rule (the dashboard): a live key only after a first credit purchase.
-    # Operators may make one earlier (it is refused at use until then, as always).
-    live_needs_purchase: bool = False
+    # The customer's own rule (the dashboard): a live key only after a first credit purchase,
+    # as billing answered it (``adapters.billing.live_enabled``). None: not checked (operators
+    # may make one earlier; it is refused at use until then, as always).
+    live_enabled: bool | None = None
 
 
 async def create_key(db: Db, new: NewKey, attach: Attach | None) -> dict[str, Any]:
@@ -60,7 +61,7 @@ async def create_key(db: Db, new: NewKey, attach: Attach | None) -> dict[str, An
     account = await accounts.get_account(db, new.account_id)
     if account is None:
         raise AccountMissing(new.account_id)
-    if new.mode is Mode.LIVE and new.live_needs_purchase and not account["live_enabled"]:
+    if new.mode is Mode.LIVE and new.live_enabled is False:
         raise LiveKeysLocked()
     key_id = new_id("key")
     webhook = None

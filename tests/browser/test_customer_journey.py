@@ -32,16 +32,6 @@ NEW_PASSWORD = "a brand new passphrase"
 # The journey takes about 20 s; the slack is for a slow machine, never a sleep.
 pytestmark = pytest.mark.timeout(150)
 
-# Known product fault, found by this test: the dashboard's live-key gate reads
-# gateway.accounts.live_enabled, which nothing ever sets (billing's wallet is the truth), so a
-# customer who bought credits still cannot create a live key. Strict: once the gate is fixed
-# this test passes, turns into a failure (XPASS), and this mark must go.
-LIVE_GATE_NEVER_OPENS = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="live keys stay locked after a purchase: gateway.accounts.live_enabled is never set",
-)
-
 
 async def _create_key(page: Page, name: str, mode: str = "test") -> str:
     """A key made on /dashboard/api-keys; its secret, read from the page that shows it once."""
@@ -159,7 +149,6 @@ async def _ledger_moved_by(page: Page, job_id: str, price: int, before: int) -> 
     await check_a11y(page)
 
 
-@LIVE_GATE_NEVER_OPENS
 async def test_a_new_customer_from_sign_up_to_a_live_job(page: Page, suite: Suite) -> None:
     # --- sign up ------------------------------------------------------------------------
     await page.goto("/dashboard/sign-up")

@@ -134,6 +134,20 @@ async def call(
         return Answer(r.status, dict(r.headers), await r.read())
 
 
+async def buy_credits(gw: Gateway, account_id: str, usd_cents: int = 1000) -> None:
+    """A credit purchase recorded by the real billing service behind ``gw`` (its operator
+    route): what unlocks an account's live keys (billing alone decides, ADR-046)."""
+    from services.gateway.app_keys import DOWNSTREAM
+
+    assert gw.app is not None
+    reply = await gw.app[DOWNSTREAM].billing.call(
+        "POST",
+        "/internal/v1/purchases",
+        json={"account_id": account_id, "usd_cents": usd_cents, "reference": f"t-{account_id}"},
+    )
+    assert reply.status in (200, 201), reply.body
+
+
 def idem(key: str) -> dict[str, str]:
     return {"Idempotency-Key": key}
 

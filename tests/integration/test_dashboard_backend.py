@@ -26,6 +26,7 @@ from tests.integration.gateway_harness import (
     FakeServices,
     Gateway,
     Key,
+    buy_credits,
     call,
     gateway,
     serving,
@@ -87,10 +88,8 @@ async def internal(
 async def new_account(gw: Gateway, *, live: bool = False) -> str:
     async with gw.pool.acquire() as conn:
         account = await accounts.create_account(conn, "dashboard test", None)
-        if live:
-            await conn.execute(
-                "UPDATE accounts SET live_enabled = true WHERE id = $1", account["id"]
-            )
+    if live:
+        await buy_credits(gw, account["id"])
     return str(account["id"])
 
 
@@ -174,7 +173,11 @@ async def test_live_keys_wait_for_the_first_purchase(http, real) -> None:
     assert refused.status == 403
     assert (refused.error["code"], refused.error["param"]) == ("live_mode_not_enabled", "mode")
     assert "first credit purchase" in refused.error["message"]
-    await real.pool.execute("UPDATE accounts SET live_enabled = true WHERE id = $1", account)
+    listed = await internal(http, real, "GET", f"/accounts/{account}/keys")
+    assert listed.json()["live_enabled"] is False
+    await buy_credits(real, account)  # billing's wallet is the live switch
+    listed = await internal(http, real, "GET", f"/accounts/{account}/keys")
+    assert listed.json()["live_enabled"] is True
     live = await create(http, real, account, mode="live")
     assert live["secret"].startswith("sk_live_") and live["mode"] == "live"
 
@@ -502,7 +505,7 @@ async def test_another_accounts_job_answers_404(http, real) -> None:
 def admin(env: dict[str, str], *args: str) -> tuple[int, Any]:
     """``clipmix-admin`` as operators run it; its JSON answer (or error) parsed."""
     done = subprocess.run(
-        [sys.executable, "-c", "from services.gateway.cli import main; main()", *args],
+        [sys.executable, "-c", "from services.admin.cli import main; main()", *args],
         env=env,
         capture_output=True,
         timeout=60,

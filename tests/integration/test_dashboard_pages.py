@@ -25,6 +25,7 @@ from tests.integration.gateway_harness import (
     SONG,
     Gateway,
     Key,
+    buy_credits,
     call,
     gateway,
     serving,
@@ -187,9 +188,7 @@ async def test_a_live_key_waits_for_a_purchase(stack, browsers) -> None:
     await person.get("/dashboard/api-keys")
     status, page = await person.post("/dashboard/api-keys", {"mode": "live"})
     assert status == 403 and "unlock after your first credit purchase" in page
-    await stack.gateway.pool.execute(
-        "UPDATE accounts SET live_enabled = true WHERE id = $1", person.account_id
-    )
+    await buy_credits(stack.gateway, person.account_id)  # billing's wallet is the live switch
     status, page = await person.post("/dashboard/api-keys", {"mode": "live"})
     assert status == 201 and secret_in(page, "sk_live_")
 

@@ -49,6 +49,27 @@ def relayed(reply: Reply) -> ApiError:
     return errors.relayed(reply.status, reply.json()["error"])
 
 
+async def live_enabled(client: InternalClient, account_id: str) -> bool:
+    """Whether the account may use live keys: billing alone decides (a wallet exists from the
+    first credit purchase, ADR-046). Unanswered: ``503 billing_unavailable``, never a guess."""
+    headers = {ACCOUNT_HEADER: account_id, TEST_HEADER: "false"}
+    try:
+        reply = await client.call(
+            "GET", f"/internal/v1/accounts/{account_id}/balance", headers=headers
+        )
+    except Unavailable as exc:
+        log.warning("billing_balance_unavailable", account_id=account_id, error=str(exc))
+        raise billing_unavailable() from None
+    if reply.status != 200:
+        log.warning("billing_balance_refused", account_id=account_id, status=reply.status)
+        raise billing_unavailable()
+    try:
+        return bool(reply.json()["live_enabled"])
+    except (ValueError, KeyError, TypeError):
+        log.warning("billing_balance_unreadable", account_id=account_id)
+        raise billing_unavailable() from None
+
+
 class HttpBilling:
     """Reserve and release over ``/internal/v1/reservations`` with the client's deadline."""
 

@@ -17,6 +17,7 @@ from services.contracts.jobs import iso
 from services.contracts.webhooks import EventType
 from services.gateway import api_keys
 from services.gateway.adapters import accounts
+from services.gateway.adapters.billing import live_enabled
 from services.gateway.adapters.webhooks import HttpKeyWebhooks
 from services.gateway.app_keys import DOWNSTREAM
 from services.gateway.domain.keys import ROLL_OVERLAPS, Mode
@@ -24,7 +25,7 @@ from services.gateway.domain.refusals import AccountMissing, KeyMissing
 from services.gateway.entrypoints import inputs, proxy
 from services.gateway.entrypoints.http import validate
 from services.runtime import params, service
-from services.runtime.http import json_response
+from services.runtime.http import ApiError, json_response
 from services.runtime.internal import ACCOUNT_HEADER, KEY_HEADER, TEST_HEADER
 from services.runtime.service import POOL
 
@@ -111,11 +112,17 @@ async def list_keys(request: web.Request) -> web.Response:
     if account is None:
         raise AccountMissing(account_id)
     rows = await accounts.list_keys(pool, account_id)
+    # Billing away: the keys are still listed, the live gate shown as unknown (null).
+    live: bool | None
+    try:
+        live = await live_enabled(request.app[DOWNSTREAM].billing, account_id)
+    except ApiError:
+        live = None
     return json_response(
         {
             "object": "list",
             "data": [key_object(r) for r in reversed(rows)],  # newest first
-            "live_enabled": account["live_enabled"],
+            "live_enabled": live,
         }
     )
 
@@ -129,7 +136,11 @@ async def create_key(request: web.Request) -> web.Response:
         name=body.name,
         webhook_url=str(body.webhook_url) if body.webhook_url else None,
         webhook_events=list(body.webhook_events) if body.webhook_events else None,
-        live_needs_purchase=True,
+        live_enabled=(
+            await live_enabled(request.app[DOWNSTREAM].billing, account_id)
+            if body.mode == Mode.LIVE.value
+            else None
+        ),
     )
     created = await api_keys.create_key(request.app[POOL], new, _webhooks(request).attach)
     return json_response(key_object(created), status=201)
