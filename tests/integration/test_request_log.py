@@ -20,6 +20,7 @@ from services.gateway.adapters import request_log as store
 from services.gateway.app_keys import REQUEST_LOG
 from services.gateway.config import RequestLogSettings
 from services.gateway.domain.request_log import Entry
+from services.gateway.entrypoints import request_log as request_log_entrypoint
 from services.gateway.entrypoints.request_log import RequestLog
 from services.runtime.internal import TOKEN_HEADER
 from tests.infra import Infra
@@ -370,13 +371,26 @@ async def test_the_per_account_cap_keeps_the_newest_rows_of_accounts_written_to(
     )
     purge = RequestLog(RequestLogSettings(account_rows=4, purge_batch_rows=2))
     purge.touched = {key.account_id}  # what the writer notes for each batch it writes
+    result = await purge.purge(gw.pool)
+    assert result["capped"] == 5  # in batches of 2 within the round
+    assert not purge.touched
+    assert await account_rows(gw, key) == [f"req_retention{n:04d}" for n in range(4)]
+    assert len(await account_rows(gw, untouched)) == 9  # not written to: not looked at
+
+
+async def test_an_account_still_over_its_cap_is_trimmed_again_next_round(gw, monkeypatch) -> None:
+    monkeypatch.setattr(request_log_entrypoint, "_CAP_BATCHES_PER_ROUND", 1)
+    key = await new_key(gw.pool)
+    now = datetime.now(UTC)
+    await store.write(gw.pool, [entry(key, now - timedelta(minutes=n), n) for n in range(9)])
+    purge = RequestLog(RequestLogSettings(account_rows=4, purge_batch_rows=2))
+    purge.touched = {key.account_id}
     rounds = 0
     while purge.touched:
         await purge.purge(gw.pool)
         rounds += 1
-    assert rounds == 3  # 5 over the cap, at most 2 per round: the last round finds none left
+    assert rounds == 3  # 5 over the cap, 2 per round: the last round finds one left
     assert await account_rows(gw, key) == [f"req_retention{n:04d}" for n in range(4)]
-    assert len(await account_rows(gw, untouched)) == 9  # not written to: not looked at
 
 
 async def test_the_writer_notes_the_accounts_it_wrote_for_the_cap(http, gw) -> None:
