@@ -970,7 +970,7 @@ async def test_a_create_failing_after_its_reservation_releases_it(http, gateway,
         as_error=refusals.as_error,
     )
     request = CreateRequest(
-        caller=Caller(live.id, live.account_id, Mode.LIVE, True),
+        caller=Caller(live.id, live.account_id, Mode.LIVE),
         service=Service.MUSIC,
         input={
             "prompt": "x",

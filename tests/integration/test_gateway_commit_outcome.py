@@ -110,7 +110,7 @@ async def test_credits_go_back_only_for_a_job_that_was_not_accepted(
         as_error=refusals.as_error,
     )
     request = service_layer.CreateRequest(
-        caller=Caller(unique("key"), unique("acct"), keys.Mode.LIVE, True),
+        caller=Caller(unique("key"), unique("acct"), keys.Mode.LIVE),
         service=Service.MUSIC,
         input={"prompt": "a song", "duration_seconds": 60},
         idempotency_key=unique("idem"),

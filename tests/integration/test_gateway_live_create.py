@@ -378,7 +378,7 @@ async def test_a_create_that_outlives_its_lease_makes_no_second_job(stubbed) -> 
         as_error=refusals.as_error,
     )
     request = service_layer.CreateRequest(
-        caller=Caller(live.id, live.account_id, Mode.LIVE, True),
+        caller=Caller(live.id, live.account_id, Mode.LIVE),
         service=Service.MUSIC,
         input={"prompt": "a song", "duration_seconds": 30},
         idempotency_key="slow",

@@ -22,7 +22,6 @@ class Caller:
     key_id: str
     account_id: str
     mode: keys.Mode
-    live_enabled: bool
 
     @property
     def test(self) -> bool:
@@ -38,9 +37,9 @@ class KeyRefused(Exception):
 async def authenticate(conn: Connection | asyncpg.Pool, secret: str) -> Caller:
     """The caller for a key that exists, is not revoked and has not expired."""
     row = await conn.fetchrow(
-        "SELECT k.id, k.account_id, k.mode, a.live_enabled, k.revoked_at IS NOT NULL AS revoked,"
+        "SELECT k.id, k.account_id, k.mode, k.revoked_at IS NOT NULL AS revoked,"
         " k.expires_at IS NOT NULL AND k.expires_at <= now() AS expired"
-        " FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.secret_hash = $1",
+        " FROM api_keys k WHERE k.secret_hash = $1",
         keys.digest(secret),
     )
     if row is None:
@@ -49,13 +48,13 @@ async def authenticate(conn: Connection | asyncpg.Pool, secret: str) -> Caller:
         raise KeyRefused("api_key_revoked")
     if row["expired"]:
         raise KeyRefused("api_key_expired")
-    return Caller(row["id"], row["account_id"], keys.Mode(row["mode"]), row["live_enabled"])
+    return Caller(row["id"], row["account_id"], keys.Mode(row["mode"]))
 
 
 async def create_account(conn: Connection, name: str, email: str | None) -> dict[str, Any]:
     row = await conn.fetchrow(
         "INSERT INTO accounts (id, name, email) VALUES ($1, $2, $3)"
-        " RETURNING id, name, email, live_enabled, created_at",
+        " RETURNING id, name, email, created_at",
         new_id("acct"),
         name,
         email,
@@ -157,7 +156,7 @@ async def account_exists(conn: Connection, account_id: str) -> bool:
 
 async def get_account(conn: Connection | asyncpg.Pool, account_id: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(
-        "SELECT id, name, email, live_enabled, created_at FROM accounts WHERE id = $1", account_id
+        "SELECT id, name, email, created_at FROM accounts WHERE id = $1", account_id
     )
     return dict(row) if row else None
 
@@ -203,7 +202,7 @@ async def flush_last_used(conn: Connection | asyncpg.Pool) -> int:
 async def list_accounts(conn: Connection, limit: int) -> list[dict[str, Any]]:
     """The newest accounts first, with how many of their keys still work."""
     rows = await conn.fetch(
-        "SELECT a.id, a.name, a.email, a.live_enabled, a.created_at,"
+        "SELECT a.id, a.name, a.email, a.created_at,"
         " count(k.id) FILTER (WHERE k.revoked_at IS NULL"
         " AND (k.expires_at IS NULL OR k.expires_at > now())) AS active_keys"
         " FROM accounts a LEFT JOIN api_keys k ON k.account_id = a.id"

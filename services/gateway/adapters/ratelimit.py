@@ -69,12 +69,12 @@ _LEVEL = (
 
 _AUTHENTICATE_AND_TAKE = f"""
 WITH k AS (
-    SELECT k.id, k.account_id, k.mode, a.live_enabled,
+    SELECT k.id, k.account_id, k.mode,
            k.revoked_at IS NOT NULL AS revoked,
            k.expires_at IS NOT NULL AND k.expires_at <= now() AS expired,
            coalesce(k.rate_limit_per_second, $2) AS rate,
            coalesce(k.rate_limit_burst, $3)::float8 AS burst
-    FROM api_keys k JOIN accounts a ON a.id = k.account_id
+    FROM api_keys k
     WHERE k.secret_hash = $1
 ), taken AS (
     INSERT INTO rate_buckets AS b (api_key_id, tokens, granted, rate, burst, refilled_at)
@@ -88,7 +88,7 @@ WITH k AS (
         refilled_at = greatest(b.refilled_at, EXCLUDED.refilled_at)
     RETURNING granted, tokens, rate, burst
 )
-SELECT k.id, k.account_id, k.mode, k.live_enabled, k.revoked, k.expired,
+SELECT k.id, k.account_id, k.mode, k.revoked, k.expired,
        taken.granted, taken.tokens, taken.rate, taken.burst
 FROM k LEFT JOIN taken ON true
 """
@@ -110,7 +110,7 @@ async def authenticate_and_take(
         raise KeyRefused("api_key_revoked")
     if row["expired"]:
         raise KeyRefused("api_key_expired")
-    caller = Caller(row["id"], row["account_id"], keys.Mode(row["mode"]), row["live_enabled"])
+    caller = Caller(row["id"], row["account_id"], keys.Mode(row["mode"]))
     return caller, Bucket(row["granted"], row["tokens"], row["rate"], row["burst"])
 
 

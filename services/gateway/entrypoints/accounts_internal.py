@@ -44,7 +44,6 @@ async def create_account(request: web.Request) -> web.Response:
             "id": created["id"],
             "name": created["name"],
             "email": created["email"],
-            "live_enabled": created["live_enabled"],
             "created_at": created["created_at"].isoformat(),
         },
         status=201,
