@@ -451,7 +451,7 @@ class Stack:
         command = (
             [str(tool)]
             if tool.exists()
-            else [sys.executable, "-c", "from services.gateway.cli import main; main()"]
+            else [sys.executable, "-c", "from services.admin.cli import main; main()"]
         )
         out = subprocess.run(
             [*command, *args], env=self.env, capture_output=True, timeout=60, cwd=ROOT

@@ -1,4 +1,4 @@
-"""The billing service's part of ``clipmix-admin``: registered by ``services.gateway.cli``.
+"""The billing service's part of ``clipmix-admin``: registered by ``services.admin.cli``.
 
 ``clipmix-admin credits purchase --account ID --usd N --reference R`` records a top-up through
 the same ledger function as ``POST /internal/v1/purchases`` (idempotent on the reference).

@@ -1,4 +1,4 @@
-"""The dashboard's part of ``clipmix-admin``: registered by ``services.gateway.cli``.
+"""The dashboard's part of ``clipmix-admin``: registered by ``services.admin.cli``.
 
 - ``clipmix-admin contact list [--topic T] [--limit N]``: the public contact form's requests,
   newest first (for the sales team).

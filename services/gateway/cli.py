@@ -1,20 +1,15 @@
-"""``clipmix-admin``: the operator's command line. Prints JSON; exits non-zero on failure."""
+"""The gateway's part of ``clipmix-admin`` (registered by ``services.admin.cli``): accounts and
+API keys, in the gateway's schema."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
-import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
-import orjson
-
-from services.billing import cli as billing_cli
-from services.dashboard import cli as dashboard_cli
+from services.admin.commands import Operate, Refused
 from services.gateway import api_keys
 from services.gateway.adapters import accounts, ratelimit
 from services.gateway.app import MIGRATIONS, NAME
@@ -22,17 +17,13 @@ from services.gateway.domain.keys import Mode
 from services.gateway.domain.refusals import AccountMissing
 from services.runtime.config import ServiceSettings
 from services.runtime.migrations import operator_connection
-from services.status import cli as status_cli
 from services.webhooks import cli as webhooks_cli
 
 if TYPE_CHECKING:
+    from services.admin.commands import Groups
     from services.runtime.db import Connection
 
 Command = Callable[["Connection", argparse.Namespace], Awaitable[Any]]
-
-
-class Refused(Exception):
-    pass
 
 
 async def _accounts_create(conn: Connection, args: argparse.Namespace) -> Any:
@@ -129,18 +120,29 @@ def _limit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--burst", type=_positive_int, help="requests allowed at once")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clipmix-admin", description="ClipMix operator tool.")
-    groups = parser.add_subparsers(dest="group", required=True)
+def _in_gateway(command: Command) -> Operate:
+    """The command in one transaction on the gateway's schema (migrated first)."""
 
+    async def operate(settings: ServiceSettings, args: argparse.Namespace) -> Any:
+        async with (
+            operator_connection(settings.database_url, NAME, MIGRATIONS) as conn,
+            conn.transaction(),
+        ):
+            return await command(conn, args)
+
+    return operate
+
+
+def register(groups: Groups) -> None:
+    """Add the ``accounts`` and ``keys`` groups."""
     acc = groups.add_parser("accounts").add_subparsers(dest="action", required=True)
     create = acc.add_parser("create", help="create an account")
     create.add_argument("--name", required=True)
     create.add_argument("--email")
-    create.set_defaults(run=_accounts_create)
+    create.set_defaults(operate=_in_gateway(_accounts_create))
     al = acc.add_parser("list", help="list accounts, newest first")
     al.add_argument("--limit", type=_positive_int, default=100)
-    al.set_defaults(run=_accounts_list)
+    al.set_defaults(operate=_in_gateway(_accounts_list))
 
     key = groups.add_parser("keys").add_subparsers(dest="action", required=True)
     kc = key.add_parser("create", help="create an API key; its secret is printed once")
@@ -151,45 +153,15 @@ def _parser() -> argparse.ArgumentParser:
     kc.add_argument("--expires-in-days", type=_positive_float, help="expire this many days on")
     _limit_options(kc)  # default: the deployment's CLIPMIX_GATEWAY_RATE_LIMIT_*
     kc.add_argument("--webhook-url", help="set the key's webhook endpoint (secret printed once)")
-    kc.set_defaults(run=_keys_create)
+    kc.set_defaults(operate=_in_gateway(_keys_create))
     kr = key.add_parser("revoke", help="revoke a key at once")
     kr.add_argument("key_id")
-    kr.set_defaults(run=_keys_revoke)
+    kr.set_defaults(operate=_in_gateway(_keys_revoke))
     kl = key.add_parser("list", help="list an account's keys (never their secrets)")
     kl.add_argument("--account", required=True)
-    kl.set_defaults(run=_keys_list)
+    kl.set_defaults(operate=_in_gateway(_keys_list))
     klim = key.add_parser("limit", help="override a key's rate limit, or return it to the default")
     klim.add_argument("key_id")
     _limit_options(klim)
     klim.add_argument("--default", action="store_true", help="use the deployment's default")
-    klim.set_defaults(run=_keys_limit)
-
-    # Other services' operator commands work on their own schemas: ``operate(settings, args)``.
-    for plugin in (billing_cli, webhooks_cli, status_cli, dashboard_cli):
-        plugin.register(groups)
-    return parser
-
-
-async def _run(args: argparse.Namespace) -> Any:
-    settings = ServiceSettings()
-    operate = getattr(args, "operate", None)
-    if operate is not None:
-        return await operate(settings, args)
-    async with (
-        operator_connection(settings.database_url, NAME, MIGRATIONS) as conn,
-        conn.transaction(),
-    ):
-        return await args.run(conn, args)
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
-    try:
-        result = asyncio.run(_run(args))
-    except Refused as exc:
-        print(orjson.dumps({"error": str(exc)}).decode(), file=sys.stderr)
-        raise SystemExit(1) from None
-    except (OSError, asyncpg.PostgresError) as exc:
-        print(orjson.dumps({"error": f"database unavailable: {exc}"}).decode(), file=sys.stderr)
-        raise SystemExit(2) from None
-    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    klim.set_defaults(operate=_in_gateway(_keys_limit))

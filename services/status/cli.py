@@ -1,4 +1,4 @@
-"""The status service's part of ``clipmix-admin``: registered by ``services.gateway.cli``.
+"""The status service's part of ``clipmix-admin``: registered by ``services.admin.cli``.
 
     clipmix-admin status override --component music --state major_outage \\
         --reason "provider down, confirmed by vendor" --for 30m

@@ -1,4 +1,4 @@
-"""The webhooks service's part of ``clipmix-admin``: registered by ``services.gateway.cli``."""
+"""The webhooks service's part of ``clipmix-admin``: registered by ``services.admin.cli``."""
 
 from __future__ import annotations
 

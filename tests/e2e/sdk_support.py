@@ -19,10 +19,8 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from services.gateway import app as gateway_app
-from services.gateway import cli as gateway_cli
+from services.admin import cli as admin_cli
 from services.runtime.config import ServiceSettings
-from services.runtime.migrations import operator_connection
 from tests.e2e.suite import Process, Suite
 
 _CHUNK = 64 * 1024
@@ -160,24 +158,15 @@ async def admin(suite: Suite, *args: str) -> Any:
     """A ``clipmix-admin`` command run in this process against the suite's database: the
     operator tool's own parser and commands, without paying for a new interpreter per call
     (a second or more each on the shared machine)."""
-    parsed = gateway_cli._parser().parse_args(list(args))
+    parsed = admin_cli.parser().parse_args(list(args))
     settings = ServiceSettings(
         database_url=suite.infra.database_url, amqp_url=suite.infra.amqp_url, env="test"
     )
-    operate = getattr(parsed, "operate", None)
     # The machine's Postgres is shared with other test runs: when it is out of connections
     # for a moment, the command is tried again (bounded); it had not started then.
     for attempt in range(5):
         try:
-            if operate is not None:
-                return await operate(settings, parsed)
-            async with (
-                operator_connection(
-                    settings.database_url, gateway_app.NAME, gateway_app.MIGRATIONS
-                ) as conn,
-                conn.transaction(),
-            ):
-                return await parsed.run(conn, parsed)
+            return await parsed.operate(settings, parsed)
         except asyncpg.TooManyConnectionsError:
             if attempt == 4:
                 raise

@@ -36,7 +36,7 @@ NODE_TIMEOUT = 150
 # Python of its own). Printed as one JSON object: CLIPMIX_E2E_<NAME> -> key secret.
 _KEYS_SCRIPT = r"""
 import contextlib, io, json
-from services.gateway.cli import main
+from services.admin.cli import main
 
 def admin(*args):
     out = io.StringIO()

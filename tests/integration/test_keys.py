@@ -104,7 +104,7 @@ async def test_keys_of_one_account_only_see_its_jobs(http, gw) -> None:
 def admin(infra: Infra, *args: str) -> tuple[int, Any]:
     """Run the operator CLI as operators do; its JSON answer (or error) parsed."""
     done = subprocess.run(
-        [sys.executable, "-c", "from services.gateway.cli import main; main()", *args],
+        [sys.executable, "-c", "from services.admin.cli import main; main()", *args],
         env=infra.env(),
         capture_output=True,
         timeout=60,
