@@ -76,7 +76,8 @@ test: install infra ## run the whole test suite (services and both SDKs) against
 
 lint: install ## ruff and mypy (strict) on the services, the tests, the bench and the Python SDK
 	$(VENV_PY) scripts/unasync_sdk.py --check  # the SDK's _sync.py is generated from _async.py
-	$(VENV)/bin/ruff check services tests bench scripts/unasync_sdk.py
+	$(VENV_PY) scripts/check_openapi.py  # the gateway's OpenAPI document (from its route table) validates
+	$(VENV)/bin/ruff check services tests bench scripts/unasync_sdk.py scripts/check_openapi.py
 	$(VENV)/bin/mypy
 	cd sdk/python && ../../$(VENV)/bin/ruff check . && ../../$(VENV)/bin/mypy
 
