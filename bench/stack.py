@@ -38,18 +38,10 @@ from services.edge.haproxy import EdgeSettings, render
 from services.runtime.config import ServiceSettings
 from services.runtime.internal import TOKEN_HEADER
 from services.runtime.migrate import migrate_all
+from services.runtime.processes import SUITE
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES = (
-    "gateway",
-    "jobs",
-    "billing",
-    "webhooks",
-    "status",
-    "simulator",
-    "dashboard",
-    "mailsink",
-)
+SERVICES = SUITE
 SCALABLE = ("gateway", "jobs", "billing", "webhooks")
 BASE_DATABASE_URL = os.environ.get(
     "CLIPMIX_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

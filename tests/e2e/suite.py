@@ -21,22 +21,14 @@ from services.messaging.envelope import Envelope
 from services.messaging.topology import COMMANDS
 from services.runtime.config import ServiceSettings
 from services.runtime.internal import TOKEN_HEADER
+from services.runtime.processes import SUITE
 from tests.infra import Infra, free_port
 
 # What an operator's tool sends to /readyz and /metrics (the suite runs with the development
 # token): the gateway's public port answers those two only to the internal token.
 OPERATOR = {TOKEN_HEADER: str(ServiceSettings.model_fields["internal_token"].default)}
 
-SERVICES = (
-    "gateway",
-    "jobs",
-    "billing",
-    "webhooks",
-    "status",
-    "simulator",
-    "dashboard",
-    "mailsink",
-)
+SERVICES = SUITE
 _ROOT = Path(__file__).resolve().parents[2]
 
 

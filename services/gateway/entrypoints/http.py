@@ -181,10 +181,18 @@ async def _get(request: web.Request, service: Service | None) -> web.Response:
 async def list_jobs(request: web.Request) -> web.Response:
     caller = request[CALLER]
     query = validate(ListJobsQuery, inputs.raw_query(request, inputs.LIST_JOBS))
+    return await jobs_page(request, caller.account_id, caller.test, query)
+
+
+async def jobs_page(
+    request: web.Request, account_id: str, test: bool, query: ListJobsQuery
+) -> web.Response:
+    """One page of an account's jobs in one mode, newest first: the public list and the
+    dashboard's (entrypoints/jobs_internal.py) alike."""
     rows, has_more = await jobs_view.page(
         request.app[POOL],
-        caller.account_id,
-        caller.test,
+        account_id,
+        test,
         limit=query.limit,
         starting_after=query.starting_after,
         service=query.service.value if query.service else None,

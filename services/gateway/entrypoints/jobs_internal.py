@@ -14,7 +14,7 @@ from services.gateway.adapters import jobs_view
 from services.gateway.domain.jobs import public
 from services.gateway.domain.requests import ListJobsQuery
 from services.gateway.entrypoints import inputs, proxy
-from services.gateway.entrypoints.http import validate
+from services.gateway.entrypoints.http import jobs_page, validate
 from services.runtime import params
 from services.runtime.http import ApiError, json_response
 from services.runtime.internal import ACCOUNT_HEADER
@@ -42,20 +42,7 @@ async def list_jobs(request: web.Request) -> web.Response:
         raise errors.PARAMETER_MISSING.error(param="mode", detail="Missing mode: test or live.")
     params.one_of(mode, param="mode", choices=MODES)
     query = validate(ListJobsQuery, raw)
-    rows, has_more = await jobs_view.page(
-        request.app[POOL],
-        account_id,
-        mode == "test",
-        limit=query.limit,
-        starting_after=query.starting_after,
-        service=query.service.value if query.service else None,
-        status=query.status.value if query.status else None,
-        created_gte=query.created_gte,
-        created_lte=query.created_lte,
-    )
-    return json_response(
-        {"object": "list", "data": [public(r) for r in rows], "has_more": has_more}
-    )
+    return await jobs_page(request, account_id, mode == "test", query)
 
 
 async def get_job(request: web.Request) -> web.Response:
