@@ -37,9 +37,10 @@ class EdgeSettings(BaseSettings):
     # Base URLs of the gateway replicas, comma-separated.
     gateway_urls: str = "http://127.0.0.1:8088"
     # Working requests one gateway replica is given at once (its CPU is the limit: more only
-    # queues inside Python, where a refusal costs as much as a small request). Measured in
-    # bench/overload.py; see docs/performance.md.
-    maxconn_per_replica: int = Field(12, ge=1)
+    # queues inside Python, where a refusal costs as much as a small request). Measured with
+    # bench/overload.py on 2 cores (docs/performance.md): 12 left goodput at 0.89 of the peak
+    # at 2x, 16 put the admitted p99 at 4.8x the unloaded one, 14 met both with margin.
+    maxconn_per_replica: int = Field(14, ge=1)
     # Requests that may wait at the edge for a working slot when all are taken, and how long.
     queue_limit: int = Field(0, ge=0)
     queue_timeout_ms: int = Field(10, ge=1)
