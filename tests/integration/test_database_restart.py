@@ -73,7 +73,9 @@ async def test_a_consumer_holds_its_messages_through_a_database_restart(
 
     async def slow_effect(conn: asyncpg.Connection, env: Envelope) -> None:
         await conn.execute("INSERT INTO effects (message_id) VALUES ($1)", env.message_id)
-        await asyncio.sleep(0.02)  # keeps messages in flight when the database goes
+        # Keeps messages in flight when the database goes: 300 of them at 8 connections take
+        # ~4 s, so the restart always lands mid-stream (at 20 ms they could all be done first).
+        await asyncio.sleep(0.1)
 
     sent = [Envelope(type=q.routing_key, correlation_id="c", data={"n": n}) for n in range(300)]
     consumer = Consumer(
