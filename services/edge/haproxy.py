@@ -21,7 +21,12 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.contracts import errors
-from services.runtime.admission import WAITING_PARAMS, WAITING_PREFIXES, WAITING_SUFFIX
+from services.runtime.admission import (
+    EXEMPT_PATHS,
+    WAITING_PARAMS,
+    WAITING_PREFIXES,
+    WAITING_SUFFIX,
+)
 
 
 class EdgeSettings(BaseSettings):
@@ -126,6 +131,10 @@ def held_acls() -> list[str]:
         *(f"acl held_param urlp({p}) -m found" for p in WAITING_PARAMS),
         "http-request set-var(txn.held) bool(true) if is_get held_prefix",
         "http-request set-var(txn.held) bool(true) if is_get held_stream held_param",
+        # Probes and scrapes answer whatever the load (the gateway's own exemption): they go
+        # with the held requests, past the working slots.
+        f"acl probe path {' '.join(sorted(EXEMPT_PATHS))}",
+        "http-request set-var(txn.held) bool(true) if probe",
         "acl held var(txn.held) -m bool",
     ]
 

@@ -155,6 +155,9 @@ async def test_held_reads_pass_while_every_working_slot_is_taken(
     # Served by the gateway (whatever the stand-in answered), not refused by the edge.
     assert not (held.status == 503 and held.error["code"] == "overloaded"), held.body
     assert fake.count("GET", f"/internal/v1/accounts/{key.account_id}/events") >= 0
+    # Probes answer whatever the load, as the gateway's own gate lets them.
+    probe = await call(http, "GET", f"{edge}/healthz")
+    assert probe.status == 200, probe.body
     # A `wait` on a route that does not hold is work like any other: refused.
     listed = await call(http, "GET", f"{edge}/api/v1/jobs?wait=1", key)
     assert listed.status == 503 and listed.error["code"] == "overloaded", listed.body
