@@ -25,10 +25,8 @@ How a page module plugs in
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import structlog
 from aiohttp import web
 
@@ -37,9 +35,8 @@ from services.dashboard.app_keys import HASHER, MAILER, SESSION_CONFIG, SETTINGS
 from services.dashboard.config import DashboardSettings
 from services.dashboard.errors import html_errors
 from services.dashboard.passwords import Hasher
-from services.runtime import admission, db, service
+from services.runtime import admission, service
 from services.runtime.http import edge_middleware, json_response
-from services.runtime.migrations import load, migrate
 
 log = structlog.get_logger()
 
@@ -70,27 +67,6 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     if not request.path.startswith(STATIC_PREFIX):
         # Pages show a person's data: never kept by a shared cache or the back button's store.
         response.headers.setdefault("Cache-Control", "no-store")
-
-
-def _postgres(settings: DashboardSettings) -> service.Context:
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            await migrate(conn, NAME, load(MIGRATIONS))
-        finally:
-            await conn.close()
-        pool = await db.create_pool(
-            settings.database_url,
-            NAME,
-            min_size=settings.db_pool_min,
-            max_size=settings.db_pool_max,
-            acquire_timeout=settings.db_acquire_timeout_seconds,
-        )
-        app[service.POOL] = pool
-        yield
-        await pool.close()
-
-    return ctx
 
 
 async def _healthz(_: web.Request) -> web.Response:
@@ -157,7 +133,7 @@ def create_app(
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", service._metrics)
     app.router.add_static(STATIC_PREFIX, STATIC, append_version=False)
-    app.cleanup_ctx.append(_postgres(settings))
+    app.cleanup_ctx.append(service.postgres(settings, NAME, MIGRATIONS))
     app.cleanup_ctx.append(clients.context(settings))
     app.cleanup_ctx.append(mail.background_sends)
     for module in pages.MODULES:

@@ -89,8 +89,25 @@ async def sign_up_form(request: web.Request) -> web.StreamResponse:
     return render(request, "auth/sign_up.html", {"values": {}, "errors": {}})
 
 
-async def sign_up(request: web.Request) -> web.StreamResponse:
+async def _per_address(
+    request: web.Request, template: str, values: dict[str, str]
+) -> web.StreamResponse | None:
+    """Sign-ups and reset requests share one allowance per client address: past it, the form
+    again with when to retry (429); within it, this request is counted."""
     settings = _settings(request)
+    pool = request.app[POOL]
+    address = session.client_address(request)
+    window = settings.dashboard_signin_window_seconds
+    wait = await people.retry_after(
+        pool, _ACTIONS, address, settings.dashboard_signin_address_limit, window
+    )
+    if wait:
+        return _too_many(request, template, values, wait)
+    await people.count(pool, _ACTIONS, address, window)
+    return None
+
+
+async def sign_up(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     checked = forms.Checked()
     email = forms.email(checked, form)
@@ -101,14 +118,8 @@ async def sign_up(request: web.Request) -> web.StreamResponse:
             request, "auth/sign_up.html", {"values": checked.values, "errors": checked.errors}, 400
         )
     pool = request.app[POOL]
-    address = session.client_address(request)
-    window = settings.dashboard_signin_window_seconds
-    wait = await people.retry_after(
-        pool, _ACTIONS, address, settings.dashboard_signin_address_limit, window
-    )
-    if wait:
-        return _too_many(request, "auth/sign_up.html", checked.values, wait)
-    await people.count(pool, _ACTIONS, address, window)
+    if refused := await _per_address(request, "auth/sign_up.html", checked.values):
+        return refused
     hasher = request.app[HASHER]
     user_id = new_id("user")
     if not await people.reserve(pool, user_id, email, await hasher.hash(password)):
@@ -213,14 +224,8 @@ async def forgot(request: web.Request) -> web.StreamResponse:
             request, "auth/forgot.html", {"values": checked.values, "errors": checked.errors}, 400
         )
     pool = request.app[POOL]
-    address = session.client_address(request)
-    window = settings.dashboard_signin_window_seconds
-    wait = await people.retry_after(
-        pool, _ACTIONS, address, settings.dashboard_signin_address_limit, window
-    )
-    if wait:
-        return _too_many(request, "auth/forgot.html", checked.values, wait)
-    await people.count(pool, _ACTIONS, address, window)
+    if refused := await _per_address(request, "auth/forgot.html", checked.values):
+        return refused
     person = await people.by_email(pool, email)
     if person is not None and person.account_id is not None:
         token = secrets.token_urlsafe(32)
