@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.contracts.jobs import ALL_JOB_EVENTS, SETTLED_EVENTS, CreateJob
+from services.contracts.notices import NOTICE_TYPES, KeyExpiring
 from services.contracts.status import TrafficReported
 from services.messaging.topology import COMMANDS, EVENTS, QueueSpec
 
@@ -12,6 +13,10 @@ BILLING_JOB_EVENTS = "billing.job-events"
 WEBHOOKS_JOB_EVENTS = "webhooks.job-events"
 STATUS_JOB_EVENTS = "status.job-events"
 STATUS_TRAFFIC = "status.traffic"
+# Account notices (contracts/notices.py): the dashboard mails them and shows a banner; the
+# webhooks service makes key notices raised elsewhere into events of the key.
+DASHBOARD_NOTICES = "dashboard.notices"
+WEBHOOKS_NOTICES = "webhooks.notices"
 
 
 def _events(*types: str) -> tuple[tuple[str, str], ...]:
@@ -28,4 +33,6 @@ QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec(WEBHOOKS_JOB_EVENTS, _events(*SETTLED_EVENTS)),
     QueueSpec(STATUS_JOB_EVENTS, _events(*ALL_JOB_EVENTS)),
     QueueSpec(STATUS_TRAFFIC, _events(TrafficReported.TYPE)),
+    QueueSpec(DASHBOARD_NOTICES, _events(*NOTICE_TYPES)),
+    QueueSpec(WEBHOOKS_NOTICES, _events(KeyExpiring.TYPE)),
 )
