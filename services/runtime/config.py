@@ -96,6 +96,10 @@ class ServiceSettings(BaseSettings):
     db_pool_max: int = Field(10, ge=1)
     # Longest wait for a pool connection; past it a request answers 503 with Retry-After.
     db_acquire_timeout_seconds: float = Field(5.0, gt=0)
+    # The server ends a statement running longer, and a session idle inside an open transaction
+    # longer (it would hold back every customer's events stream: runtime/db.py).
+    db_statement_timeout_seconds: float = Field(30.0, gt=0)
+    db_idle_in_transaction_seconds: float = Field(60.0, gt=0)
     # Admission control (runtime/admission.py): requests one process works on at once; the
     # excess answers 503 overloaded + Retry-After at once. Internal services sit behind the
     # gateway's own bound, so theirs is roomier; the gateway sets its measured value.

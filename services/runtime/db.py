@@ -35,11 +35,22 @@ async def _init(conn: asyncpg.Connection) -> None:
 # How long a caller may wait for a pool connection unless the service sets its own
 # (CLIPMIX_DB_ACQUIRE_TIMEOUT_SECONDS): past it the caller answers 503 instead of queueing on.
 DEFAULT_ACQUIRE_TIMEOUT_SECONDS = 5.0
+# Server-side guards on every pool connection (CLIPMIX_DB_STATEMENT_TIMEOUT_SECONDS,
+# CLIPMIX_DB_IDLE_IN_TRANSACTION_SECONDS). A transaction left open holds back the cluster-wide
+# oldest snapshot (pg_snapshot_xmin), which the events stream waits for (ADR-020): one stuck
+# transaction anywhere would stall every customer's stream and keep vacuum from cleaning. The
+# server ends such a session, and a statement running longer than the client would wait.
+DEFAULT_STATEMENT_TIMEOUT_SECONDS = 30.0
+DEFAULT_IDLE_IN_TRANSACTION_SECONDS = 60.0
 
 
 class PoolTimeout(TimeoutError):
     """No pool connection within the acquire timeout: every connection busy, or none could be
     opened in time (the database is away or overloaded)."""
+
+
+def _ms(seconds: float) -> str:
+    return str(max(1, round(seconds * 1000)))
 
 
 class Pool(asyncpg.Pool):
@@ -69,9 +80,13 @@ async def create_pool(
     min_size: int = 2,
     max_size: int = 10,
     acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT_SECONDS,
+    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT_SECONDS,
+    idle_in_transaction_timeout: float = DEFAULT_IDLE_IN_TRANSACTION_SECONDS,
 ) -> asyncpg.Pool:
     """A pool whose connections see ``schema`` first and speak JSON natively; waiting for a
-    connection is bounded by ``acquire_timeout`` seconds (then :class:`PoolTimeout`)."""
+    connection is bounded by ``acquire_timeout`` seconds (then :class:`PoolTimeout`), a
+    statement by ``statement_timeout`` and an idle open transaction by
+    ``idle_in_transaction_timeout`` (the server ends that session)."""
     pool = Pool(
         dsn,
         acquire_timeout=acquire_timeout,
@@ -82,10 +97,15 @@ async def create_pool(
         loop=None,
         connection_class=asyncpg.Connection,
         record_class=asyncpg.Record,
-        server_settings={"search_path": schema, "application_name": f"clipmix-{schema}"},
+        server_settings={
+            "search_path": schema,
+            "application_name": f"clipmix-{schema}",
+            "statement_timeout": _ms(statement_timeout),
+            "idle_in_transaction_session_timeout": _ms(idle_in_transaction_timeout),
+        },
         init=_init,
         reset=_reset,
-        command_timeout=30,
+        command_timeout=statement_timeout,
     )
     await pool  # opens min_size connections, as asyncpg.create_pool does
     return pool

@@ -136,6 +136,8 @@ def postgres(settings: ServiceSettings, schema: str, migrations: Path) -> Contex
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
             acquire_timeout=settings.db_acquire_timeout_seconds,
+            statement_timeout=settings.db_statement_timeout_seconds,
+            idle_in_transaction_timeout=settings.db_idle_in_transaction_seconds,
         )
         app[POOL] = pool
         yield
