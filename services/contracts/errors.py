@@ -223,6 +223,12 @@ LINK_EXPIRED = ErrorSpec(
     403, _BAD, "link_expired", "This link is invalid or has expired.",
     "an artifact link whose signature is wrong or whose `expires` has passed",
 )  # fmt: skip
+PERMISSION_DENIED = ErrorSpec(
+    403, "permission_error", "permission_denied", "This key lacks the {permission} permission.",
+    "a restricted key (`rk_…`) without the permission the route needs (`jobs`, `webhook` or"
+    " `wallet`, `read` or `write`); carries `permission`",
+    example={"permission": "jobs:write"}, carried=("permission",),
+)  # fmt: skip
 
 # --- 404, 405, 409: what is asked for ----------------------------------------------------------
 RESOURCE_MISSING = ErrorSpec(
