@@ -34,6 +34,9 @@ class Outcome:
     latency_ms: float
     response_head: str | None
     retry_after: str | None
+    # The headers as they went out (what the client added too), for the delivery log; None
+    # when nothing was sent.
+    request_headers: dict[str, str] | None = None
 
 
 async def check_target(
@@ -79,7 +82,9 @@ class Sender:
 
         def failed(error: str, status: int | None = None, head: str | None = None) -> Outcome:
             latency = (time.perf_counter() - started) * 1000
-            return Outcome(False, status, error, ip, latency, head, None)
+            # Once an address was tried, the request may have reached the receiver.
+            sent = None if ip is None else self._headers(headers, egress.pin(url, ip).host)
+            return Outcome(False, status, error, ip, latency, head, None, sent)
 
         deadline = timeout or self._timeout
         try:
@@ -110,16 +115,20 @@ class Sender:
         except aiohttp.ClientError:
             return failed("invalid_response")
 
+    @staticmethod
+    def _headers(headers: dict[str, str], host: str) -> dict[str, str]:
+        return {
+            **headers,
+            "Host": host,
+            "User-Agent": USER_AGENT,
+            "Content-Type": "application/json",
+        }
+
     async def _send(
         self, url: str, ip: str, headers: dict[str, str], body: bytes, started: float
     ) -> Outcome:
         pinned = egress.pin(url, ip)
-        sent = {
-            **headers,
-            "Host": pinned.host,
-            "User-Agent": USER_AGENT,
-            "Content-Type": "application/json",
-        }
+        sent = self._headers(headers, pinned.host)
         async with self._session.post(
             pinned.url,
             data=body,
@@ -143,4 +152,6 @@ class Sender:
                 response_head=head[:256].decode("utf-8", "replace").replace("\x00", "\ufffd")
                 or None,
                 retry_after=resp.headers.get("Retry-After"),
+                # What the client wrote, its own headers (Content-Length, Accept…) included.
+                request_headers={str(k): v for k, v in resp.request_info.headers.items()},
             )
