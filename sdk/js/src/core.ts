@@ -35,7 +35,8 @@ export interface RetryInfo {
 }
 
 export interface ClipMixOptions {
-  /** `sk_test_…` or `sk_live_…`; defaults to the `CLIPMIX_API_KEY` environment variable. */
+  /** `sk_test_…`/`sk_live_…`, or a restricted `rk_test_…`/`rk_live_…`; defaults to the
+   * `CLIPMIX_API_KEY` environment variable. */
   apiKey?: string | undefined;
   /** Defaults to `CLIPMIX_BASE_URL`, then `https://api.clipmix.example`. */
   baseUrl?: string | undefined;

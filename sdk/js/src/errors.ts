@@ -73,8 +73,20 @@ export class InsufficientCreditsError extends ClipMixError {
   }
 }
 
-/** 403: the key may not do this (e.g. `live_mode_not_enabled` before the first purchase). */
-export class PermissionDeniedError extends ClipMixError {}
+/**
+ * 403: the key may not do this. `code` `permission_denied`: a restricted key (`rk_live_…`,
+ * `rk_test_…`) lacks the permission named in `permission` (e.g. `"jobs:write"`); other codes,
+ * e.g. `live_mode_not_enabled` before the first purchase, leave `permission` undefined.
+ */
+export class PermissionDeniedError extends ClipMixError {
+  readonly permission: string | undefined;
+
+  constructor(init: ClipMixErrorInit) {
+    super(init);
+    const permission = init.body?.["permission"];
+    this.permission = typeof permission === "string" ? permission : undefined;
+  }
+}
 
 /** 404: no such job, endpoint or route for this key (another account's ids are 404 too). */
 export class NotFoundError extends ClipMixError {}

@@ -2,7 +2,7 @@ import type { RequestOptions, Transport } from "./core.js";
 import { pollUntilTerminal, type WaitOptions } from "./jobs.js";
 import type { Job } from "./types.js";
 
-/** How a sandbox (sk_test_) job should behave; see "Sandbox scenarios" in the API docs. */
+/** How a sandbox (sk_test_ or rk_test_) job should behave; see "Sandbox scenarios" in the API docs. */
 export type SandboxScenario =
   | string
   | {

@@ -47,7 +47,7 @@ export interface Job {
   object: "job";
   service: ServiceName;
   status: JobStatus;
-  /** True for sandbox (sk_test_) jobs. */
+  /** True for sandbox jobs (made with a test key: sk_test_ or rk_test_). */
   test: boolean;
   created_at: string;
   started_at: string | null;

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from asyncio import sleep
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Callable, Generic, Protocol, TypeVar
 
@@ -19,14 +19,17 @@ from clipmix.types import (
     Balance,
     Delivery,
     Event,
+    EventType,
     Job,
     LedgerEntry,
     Page,
     Pricing,
     Redelivery,
     ResponseInfo,
+    WebhookDiagnosis,
     WebhookEndpoint,
     WebhookEndpointDeleted,
+    WebhookRecovery,
     WebhookTestResult,
 )
 
@@ -582,6 +585,84 @@ class WebhookEndpointResource(_Resource):
         path = f"{specs.WEBHOOK}/deliveries/{path_id(delivery_id)}/redeliver"
         data, info = await self._client.request(specs.post(path, idempotency_key, timeout))
         return Redelivery.from_dict(data, info)
+
+    async def pause(
+        self, *, idempotency_key: str | None = None, timeout: float | None = None
+    ) -> WebhookEndpoint:
+        """Stop deliveries; events keep queuing (``held_events``) until :meth:`resume`.
+        Pausing a paused endpoint is no error."""
+        spec = specs.post(f"{specs.WEBHOOK}/pause", idempotency_key, timeout)
+        data, info = await self._client.request(spec)
+        return WebhookEndpoint.from_dict(data, info)
+
+    async def resume(
+        self,
+        *,
+        deliver_held: bool = True,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> WebhookEndpoint:
+        """Enable a paused or disabled endpoint. The deliveries held meanwhile go out in event
+        order (their count in ``released``); with ``deliver_held=False`` they are marked failed
+        instead, for :meth:`recover` to send later."""
+        spec = specs.resume(deliver_held, idempotency_key, timeout)
+        data, info = await self._client.request(spec)
+        return WebhookEndpoint.from_dict(data, info)
+
+    async def recover(
+        self,
+        since: specs.Moment,
+        until: specs.Moment | None = None,
+        *,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> WebhookRecovery:
+        """Send every failed delivery since ``since`` (up to ``until``) again, in order, once
+        each, with the original event ids. ``since``/``until``: RFC 3339 strings, datetimes
+        (naive ones are UTC) or Unix seconds. Repeating the call with the same
+        ``idempotency_key`` answers the same recovery."""
+        spec = specs.recover(since, until, idempotency_key, timeout)
+        data, info = await self._client.request(spec)
+        return WebhookRecovery.from_dict(data, info)
+
+    async def get_delivery(self, delivery_id: str, *, timeout: float | None = None) -> Delivery:
+        """One delivery attempt with the exact headers sent (``request_headers``) and the
+        exact body signed (``request_body``)."""
+        spec = specs.get(f"{specs.WEBHOOK}/deliveries", delivery_id, timeout)
+        data, info = await self._client.request(spec)
+        return Delivery.from_dict(data, info)
+
+    async def diagnose(
+        self,
+        delivery_id: str,
+        *,
+        body: str | bytes | bytearray | memoryview | None = None,
+        headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+        signature: str | None = None,
+        received_at: specs.Moment | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> WebhookDiagnosis:
+        """Ask the signature doctor why a delivery does not verify on your side: ``body`` as
+        your server received it, the ``headers`` it saw, the ``signature`` your code computed
+        and ``received_at`` by your clock. Answers the failing check and the likely cause."""
+        spec = specs.diagnose(
+            delivery_id,
+            body=body,
+            headers=headers,
+            signature=signature,
+            received_at=received_at,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+        )
+        data, info = await self._client.request(spec)
+        return WebhookDiagnosis.from_dict(data, info)
+
+    async def event_types(self, *, timeout: float | None = None) -> Page[EventType]:
+        """The event catalog: every event type with the JSON Schema of its body."""
+        spec = RequestSpec("GET", specs.EVENT_TYPES, timeout=timeout)
+        data, info = await self._client.request(spec)
+        return Page.from_dict(data, EventType.from_dict, info)
 
 
 class Events(_Resource):

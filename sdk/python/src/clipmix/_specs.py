@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, Union
 
 from clipmix._base import RequestSpec, compact, path_id
 
 JOBS = "/api/v1/jobs"
+EVENT_TYPES = "/api/v1/event-types"
 EVENTS = "/api/v1/events"
 WEBHOOK = "/api/v1/webhook"
 SERVICE_PATHS = {
@@ -206,8 +208,95 @@ def set_webhook(
     return RequestSpec("PUT", WEBHOOK, json=body, idempotency_key=idempotency_key, timeout=timeout)
 
 
-def post(path: str, idempotency_key: str | None, timeout: float | None) -> RequestSpec:
-    return RequestSpec("POST", path, idempotency_key=idempotency_key, timeout=timeout)
+def post(
+    path: str, idempotency_key: str | None, timeout: float | None, body: Any = None
+) -> RequestSpec:
+    return RequestSpec("POST", path, json=body, idempotency_key=idempotency_key, timeout=timeout)
+
+
+# A moment: an RFC 3339 string as given, a datetime (naive ones are UTC), or Unix seconds.
+Moment = Union[str, datetime, int, float]
+
+
+def rfc3339(value: Moment, name: str) -> str:
+    """``value`` as the RFC 3339 UTC string the API takes; ``ValueError`` naming ``name``."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an RFC 3339 string, a datetime or Unix seconds")
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError(f"{name} must not be empty")
+        return value
+    if isinstance(value, (int, float)):
+        value = datetime.fromtimestamp(value, timezone.utc)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    raise TypeError(f"{name} must be an RFC 3339 string, a datetime or Unix seconds")
+
+
+def resume(deliver_held: bool, idempotency_key: str | None, timeout: float | None) -> RequestSpec:
+    if not isinstance(deliver_held, bool):
+        raise TypeError("deliver_held must be True or False")
+    body = {"deliver_held": deliver_held}
+    return post(f"{WEBHOOK}/resume", idempotency_key, timeout, body)
+
+
+def recover(
+    since: Moment, until: Moment | None, idempotency_key: str | None, timeout: float | None
+) -> RequestSpec:
+    body = {"since": rfc3339(since, "since")}
+    if until is not None:
+        body["until"] = rfc3339(until, "until")
+    return post(f"{WEBHOOK}/recover", idempotency_key, timeout, body)
+
+
+def _text(value: str | bytes | bytearray | memoryview, name: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        try:
+            return raw.decode()
+        except UnicodeDecodeError:
+            # The API takes the body as text; bytes that are not UTF-8 cannot be what ClipMix
+            # signed, and the replacement character keeps the first difference where it is.
+            return raw.decode(errors="replace")
+    raise TypeError(f"{name} must be text or bytes")
+
+
+def diagnose(
+    delivery_id: str,
+    *,
+    body: str | bytes | bytearray | memoryview | None,
+    headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | None,
+    signature: str | None,
+    received_at: Moment | None,
+    idempotency_key: str | None,
+    timeout: float | None,
+) -> RequestSpec:
+    if body is None and signature is None:
+        raise ValueError("give body (as your server received it), signature, or both")
+    payload: dict[str, Any] = {}
+    if body is not None:
+        payload["body"] = _text(body, "body")
+    if headers is not None:
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        # Names as the doctor knows them (lower case); a repeated header joined as HTTP folds it.
+        found: dict[str, str] = {}
+        for name, value in items:
+            key = str(name).lower()
+            found[key] = f"{found[key]}, {value}" if key in found else str(value)
+        payload["headers"] = found
+    if signature is not None:
+        payload["signature"] = signature
+    if received_at is not None:
+        if isinstance(received_at, (int, float)) and not isinstance(received_at, bool):
+            payload["received_at"] = received_at
+        else:
+            payload["received_at"] = rfc3339(received_at, "received_at")
+    path = f"{WEBHOOK}/deliveries/{path_id(delivery_id)}/diagnose"
+    return post(path, idempotency_key, timeout, payload)
 
 
 def poll_delays(first: float, cap: float) -> Iterator[float]:

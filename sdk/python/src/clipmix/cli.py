@@ -1,17 +1,20 @@
 """``clipmix``: the ClipMix API from the command line.
 
-Exit status: 0 done; 1 the API or the network refused (the error is on stderr); 2 bad usage;
-3 a waited-for job ended ``failed`` or ``canceled``; 4 ``--wait`` gave up before the job ended.
+Exit status: 0 done; 1 the API or the network refused (the error is on stderr), a test fire
+failed, or ``webhooks diagnose`` found the delivery does not verify; 2 bad usage; 3 a
+waited-for job ended ``failed`` or ``canceled``; 4 ``--wait`` gave up before the job ended.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Callable, TextIO
 from urllib.parse import urlsplit
 
@@ -21,12 +24,32 @@ from clipmix import webhooks
 from clipmix._sync import Client
 from clipmix._version import __version__
 from clipmix.errors import APIError, ClipMixError, JobWaitTimeout
-from clipmix.types import Balance, Delivery, Event, Job, LedgerEntry, Page, Pricing
+from clipmix.types import (
+    Balance,
+    Delivery,
+    Event,
+    EventType,
+    Job,
+    LedgerEntry,
+    Page,
+    Pricing,
+    WebhookDiagnosis,
+)
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_JOB_FAILED, EXIT_WAIT_TIMEOUT = 0, 1, 2, 3, 4
 SERVICES = ("music", "translations", "family_videos", "avatars")
 JOB_STATUSES = ("queued", "processing", "completed", "failed", "canceled")
-EVENT_TYPES = ("job.completed", "job.failed", "job.canceled")
+EVENT_TYPES = (
+    "job.completed",
+    "job.failed",
+    "job.canceled",
+    "webhook.test",
+    "endpoint.disabled",
+    "keys.expiring",
+)
+# --since 2h: that long ago (s, m, h or d).
+_AGO = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 Runner = Callable[[Client, argparse.Namespace], int]
 
@@ -274,16 +297,35 @@ def _ledger(client: Client, args: argparse.Namespace) -> int:
 # --- webhooks ----------------------------------------------------------------------------------
 
 
+_ENDPOINT_FIELDS = (
+    "url",
+    "events",
+    "status",
+    "disabled_reason",
+    "disabled_at",
+    "failing_since",
+    "held_events",
+    "released",
+    "previous_secret_expires_at",
+)
+
+
 def _endpoint_out(args: argparse.Namespace, data: dict[str, Any]) -> int:
     if args.json:
         _print_json(data)
         return EXIT_OK
-    for name in ("url", "events", "previous_secret_expires_at"):
+    width = max(len(name) for name in _ENDPOINT_FIELDS)
+    for name in _ENDPOINT_FIELDS:
         if data.get(name) is not None:
             value = data[name]
-            print(f"{name:<10} {', '.join(value) if isinstance(value, list) else value}")
+            print(f"{name:<{width}} {', '.join(value) if isinstance(value, list) else value}")
     if data.get("secret"):
-        print(f"secret     {data['secret']}   (shown once: store it now)")
+        print(f"{'secret':<{width}} {data['secret']}   (shown once: store it now)")
+    if data.get("status") == "disabled":
+        print(
+            "(disabled: events keep queuing; `clipmix webhooks resume` enables it and"
+            " delivers them)"
+        )
     return EXIT_OK
 
 
@@ -341,6 +383,115 @@ def _webhooks_redeliver(client: Client, args: argparse.Namespace) -> int:
         _print_json(queued.raw)
     else:
         print(f"{queued.event_id} ({queued.event_type}) queued again")
+    return EXIT_OK
+
+
+def _webhooks_pause(client: Client, args: argparse.Namespace) -> int:
+    return _endpoint_out(args, client.webhook_endpoint.pause().raw)
+
+
+def _webhooks_resume(client: Client, args: argparse.Namespace) -> int:
+    endpoint = client.webhook_endpoint.resume(deliver_held=args.deliver_held)
+    return _endpoint_out(args, endpoint.raw)
+
+
+def moment(value: str) -> str | int:
+    """A ``--since``/``--until``/``--received-at`` value: RFC 3339 (sent as given), Unix
+    seconds, or a span ago such as ``90s``, ``30m``, ``2h``, ``3d``."""
+    text = value.strip()
+    if re.fullmatch(r"\d{9,11}", text):
+        return int(text)
+    ago = _AGO.match(text)
+    if ago:
+        then = datetime.now(timezone.utc) - timedelta(seconds=int(ago[1]) * _UNITS[ago[2]])
+        return then.isoformat(timespec="seconds").replace("+00:00", "Z")
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a time: give RFC 3339 (2026-12-06T21:00:00Z), Unix seconds or a"
+            " span ago (30m, 2h, 3d)"
+        ) from None
+    return text
+
+
+def _webhooks_recover(client: Client, args: argparse.Namespace) -> int:
+    recovery = client.webhook_endpoint.recover(
+        args.since, args.until, idempotency_key=args.idempotency_key
+    )
+    if args.json:
+        _print_json(recovery.raw)
+        return EXIT_OK
+    span = f"since {recovery.since}" + (f" until {recovery.until}" if recovery.until else "")
+    print(f"{recovery.id}  {recovery.status}  {recovery.queued} failed deliveries {span}")
+    if recovery.queued:
+        print("(sent again in event order, with their original event ids)")
+    return EXIT_OK
+
+
+def header(value: str) -> tuple[str, str]:
+    """``--header 'Name: value'``."""
+    name, colon, rest = value.partition(":")
+    if not colon or not name.strip() or any(c.isspace() for c in name.strip()):
+        raise argparse.ArgumentTypeError(f"{value!r} is not 'Name: value'")
+    return name.strip(), rest.strip()
+
+
+def _read_body(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    return Path(path).read_bytes()
+
+
+def _show_diagnosis(diagnosis: WebhookDiagnosis) -> None:
+    verdict = "verifies" if diagnosis.verified else f"does NOT verify: {diagnosis.cause or '?'}"
+    print(f"{diagnosis.delivery_id}  {verdict}")
+    if diagnosis.message:
+        print(f"  {diagnosis.message}")
+    for check in diagnosis.checks:
+        print(f"  [{'ok' if check.ok else 'FAIL'}] {check.name:<9} {check.detail}")
+    difference = diagnosis.first_difference
+    if difference is not None:
+        print(f"  first difference at byte {difference.offset}:")
+        print(f"    signed   {difference.expected!r}")
+        print(f"    received {difference.received!r}")
+
+
+def _webhooks_diagnose(client: Client, args: argparse.Namespace) -> int:
+    try:
+        body = _read_body(args.body_file) if args.body_file is not None else None
+    except OSError as exc:
+        print(f"error: --body-file: {exc.strerror or exc}: {args.body_file}", file=sys.stderr)
+        return EXIT_USAGE
+    if body is None and args.signature is None:
+        print(
+            "error: give --body-file (the body as received), --signature, or both", file=sys.stderr
+        )
+        return EXIT_USAGE
+    diagnosis = client.webhook_endpoint.diagnose(
+        args.delivery_id,
+        body=body,
+        headers=args.header or None,
+        signature=args.signature,
+        received_at=args.received_at,
+    )
+    if args.json:
+        _print_json(diagnosis.raw)
+    else:
+        _show_diagnosis(diagnosis)
+    return EXIT_OK if diagnosis.verified else EXIT_ERROR
+
+
+def _webhooks_event_types(client: Client, args: argparse.Namespace) -> int:
+    catalog: Page[EventType] = client.webhook_endpoint.event_types()
+    if args.json:
+        _print_json(catalog.raw)
+        return EXIT_OK
+    width = max((len(t.type) for t in catalog.data), default=0)
+    for event_type in catalog.data:
+        print(f"{event_type.type:<{width}}  {event_type.description}")
+    if not catalog.data:
+        print("no event types")
     return EXIT_OK
 
 
@@ -600,6 +751,45 @@ def build_parser() -> argparse.ArgumentParser:
     d = leaf(wh, "deliveries", _webhooks_deliveries, "the delivery log, newest first")
     d.add_argument("--limit", type=_positive, default=20)
     leaf(wh, "redeliver", _webhooks_redeliver, "send a logged delivery again").add_argument("id")
+    leaf(wh, "pause", _webhooks_pause, "stop deliveries; events keep queuing until resume")
+    r = leaf(
+        wh, "resume", _webhooks_resume, "enable a paused or disabled endpoint (sends what queued)"
+    )
+    r.add_argument(
+        "--no-deliver-held",
+        dest="deliver_held",
+        action="store_false",
+        help="do not send the deliveries queued meanwhile (mark them failed: recover later)",
+    )
+    rc = leaf(
+        wh,
+        "recover",
+        _webhooks_recover,
+        "send every failed delivery since a time again, in order, once each",
+    )
+    rc.add_argument("--since", type=moment, required=True, help="RFC 3339, Unix seconds or 2h")
+    rc.add_argument("--until", type=moment, help="RFC 3339, Unix seconds or 30m (default: now)")
+    rc.add_argument("--idempotency-key", help="repeat-safe key (default: one per call)")
+    dg = leaf(
+        wh,
+        "diagnose",
+        _webhooks_diagnose,
+        "why a delivery does not verify on your side: the failing check and the likely cause",
+    )
+    dg.add_argument("delivery_id", help="the delivery's id (whd_…, from `webhooks deliveries`)")
+    dg.add_argument("--body-file", help="the body exactly as your server received it ('-': stdin)")
+    dg.add_argument("--signature", help="the signature your code computed")
+    dg.add_argument(
+        "--header",
+        type=header,
+        action="append",
+        metavar="'NAME: VALUE'",
+        help="a header as your server received it (repeat), e.g. 'webhook-timestamp: 1765…'",
+    )
+    dg.add_argument(
+        "--received-at", type=moment, help="when it arrived by your clock (RFC 3339 or Unix s)"
+    )
+    leaf(wh, "event-types", _webhooks_event_types, "every event type (--json: their schemas)")
     listen = leaf(
         wh,
         "listen",

@@ -27,6 +27,7 @@ __all__ = [
     "JobWaitTimeout",
     "NotFound",
     "PermissionDenied",
+    "PermissionDeniedError",
     "RateLimited",
     "ServiceUnavailable",
     "UnprocessableEntity",
@@ -112,7 +113,22 @@ class InsufficientCredits(APIError):
 
 
 class PermissionDenied(APIError):
-    """403: e.g. ``live_mode_not_enabled`` (the account never bought credits)."""
+    """403: e.g. ``live_mode_not_enabled`` (the account never bought credits), or
+    :class:`PermissionDeniedError` (a restricted key lacks a permission)."""
+
+    @property
+    def permission(self) -> str | None:
+        """The permission the key lacks, e.g. ``"jobs:write"`` (``permission_denied`` only)."""
+        for holder in (self.error, self.body if isinstance(self.body, dict) else {}):
+            value = holder.get("permission")
+            if isinstance(value, str):
+                return value
+        return None
+
+
+class PermissionDeniedError(PermissionDenied):
+    """403 ``permission_denied``: a restricted key (``rk_live_``/``rk_test_``) may not make
+    this call; ``permission`` names what it lacks, e.g. ``"jobs:write"``."""
 
 
 class NotFound(APIError):
@@ -185,6 +201,7 @@ _BY_STATUS: dict[int, type[APIError]] = {
 _BY_CODE: dict[tuple[int, str], type[APIError]] = {
     (409, "idempotency_key_in_use"): IdempotencyKeyInUse,
     (422, "idempotency_key_reuse"): IdempotencyKeyReuse,
+    (403, "permission_denied"): PermissionDeniedError,
 }
 
 

@@ -18,7 +18,10 @@ __all__ = [
     "Artifact",
     "Balance",
     "Delivery",
+    "DiagnosisCheck",
     "Event",
+    "EventType",
+    "FirstDifference",
     "Job",
     "JobError",
     "JobOutput",
@@ -29,8 +32,10 @@ __all__ = [
     "Redelivery",
     "ResponseInfo",
     "TopUpBonus",
+    "WebhookDiagnosis",
     "WebhookEndpoint",
     "WebhookEndpointDeleted",
+    "WebhookRecovery",
     "WebhookTestResult",
 ]
 
@@ -357,6 +362,13 @@ class WebhookEndpoint:
     updated_at: str = ""
     previous_secret_expires_at: str | None = None
     secret: str | None = None
+    # "enabled", "paused" (by you) or "disabled" (by ClipMix: see ``disabled_reason``).
+    status: str = "enabled"
+    disabled_reason: str | None = None  # "gone" (it answered 410) or "failing"
+    disabled_at: str | None = None
+    failing_since: str | None = None  # the first failed attempt since the last success
+    held_events: int = 0  # deliveries queued while the endpoint is not enabled
+    released: int | None = None  # resume() only: held deliveries released, in event order
     object: str = "webhook_endpoint"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     response: ResponseInfo | None = field(default=None, repr=False, compare=False)
@@ -373,14 +385,28 @@ class WebhookEndpoint:
             updated_at=_str(data, "updated_at"),
             previous_secret_expires_at=_opt_str(data, "previous_secret_expires_at"),
             secret=_opt_str(data, "secret"),
+            status=_str(data, "status", "enabled"),
+            disabled_reason=_opt_str(data, "disabled_reason"),
+            disabled_at=_opt_str(data, "disabled_at"),
+            failing_since=_opt_str(data, "failing_since"),
+            held_events=_int(data, "held_events"),
+            released=_opt_int(data, "released"),
             object=_str(data, "object", "webhook_endpoint"),
             raw=dict(data),
             response=response,
         )
 
+    @property
+    def is_enabled(self) -> bool:
+        """True while deliveries go out (not paused, not disabled)."""
+        return self.status == "enabled"
+
     def __repr__(self) -> str:  # never print the secret by accident
         shown = "whsec_…" if self.secret else None
-        return f"WebhookEndpoint(url={self.url!r}, events={self.events!r}, secret={shown!r})"
+        return (
+            f"WebhookEndpoint(url={self.url!r}, events={self.events!r}, status={self.status!r},"
+            f" held_events={self.held_events!r}, secret={shown!r})"
+        )
 
 
 @dataclass
@@ -422,11 +448,16 @@ class Delivery:
     latency_ms: float | None = None
     response_head: str | None = None
     next_attempt_at: str | None = None
+    # get_delivery() only: the exact request headers sent and body bytes signed (as UTF-8).
+    request_headers: dict[str, str] | None = None
+    request_body: str | None = None
     object: str = "webhook_delivery"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    response: ResponseInfo | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Delivery:
+    def from_dict(cls, data: Mapping[str, Any], response: ResponseInfo | None = None) -> Delivery:
+        headers = data.get("request_headers")
         return cls(
             id=_str(data, "id"),
             event_id=_str(data, "event_id"),
@@ -442,8 +473,13 @@ class Delivery:
             latency_ms=_opt_float(data, "latency_ms"),
             response_head=_opt_str(data, "response_head"),
             next_attempt_at=_opt_str(data, "next_attempt_at"),
+            request_headers=(
+                {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else None
+            ),
+            request_body=_opt_str(data, "request_body"),
             object=_str(data, "object", "webhook_delivery"),
             raw=dict(data),
+            response=response,
         )
 
 
@@ -489,6 +525,132 @@ class Redelivery:
             object=_str(data, "object", "webhook_redelivery"),
             raw=dict(data),
             response=response,
+        )
+
+
+@dataclass
+class WebhookRecovery:
+    """A recovery the key started: every failed delivery since ``since`` (up to ``until``)
+    is sent again, in order, once each, with its original event id."""
+
+    id: str
+    since: str
+    status: str
+    queued: int = 0
+    until: str | None = None
+    object: str = "webhook_recovery"
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    response: ResponseInfo | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], response: ResponseInfo | None = None
+    ) -> WebhookRecovery:
+        return cls(
+            id=_str(data, "id"),
+            since=_str(data, "since"),
+            until=_opt_str(data, "until"),
+            status=_str(data, "status"),
+            queued=_int(data, "queued"),
+            object=_str(data, "object", "webhook_recovery"),
+            raw=dict(data),
+            response=response,
+        )
+
+
+@dataclass
+class DiagnosisCheck:
+    """One check of a diagnosis: ``name`` is ``headers``, ``body``, ``secret`` or
+    ``timestamp``."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DiagnosisCheck:
+        return cls(
+            name=_str(data, "name"),
+            ok=bool(data.get("ok")),
+            detail=_str(data, "detail"),
+            raw=dict(data),
+        )
+
+
+@dataclass
+class FirstDifference:
+    """Where the body you received first differs from the bytes ClipMix signed."""
+
+    offset: int
+    expected: str
+    received: str
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FirstDifference:
+        return cls(
+            offset=_int(data, "offset"),
+            expected=_str(data, "expected"),
+            received=_str(data, "received"),
+            raw=dict(data),
+        )
+
+
+@dataclass
+class WebhookDiagnosis:
+    """The signature doctor's answer: ``verified``, or the ``cause`` (``body_reencoded``,
+    ``wrong_secret``, ``previous_secret``, ``timestamp_outside_tolerance``,
+    ``header_stripped``) and a one-sentence ``message``."""
+
+    delivery_id: str
+    verified: bool
+    message: str
+    cause: str | None = None
+    checks: list[DiagnosisCheck] = field(default_factory=list)
+    first_difference: FirstDifference | None = None
+    object: str = "webhook_diagnosis"
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    response: ResponseInfo | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], response: ResponseInfo | None = None
+    ) -> WebhookDiagnosis:
+        difference = data.get("first_difference")
+        return cls(
+            delivery_id=_str(data, "delivery_id"),
+            verified=bool(data.get("verified")),
+            cause=_opt_str(data, "cause"),
+            message=_str(data, "message"),
+            checks=[DiagnosisCheck.from_dict(c) for c in _list(data, "checks") if _is_map(c)],
+            first_difference=(
+                FirstDifference.from_dict(difference) if isinstance(difference, dict) else None
+            ),
+            object=_str(data, "object", "webhook_diagnosis"),
+            raw=dict(data),
+            response=response,
+        )
+
+
+@dataclass
+class EventType:
+    """One entry of the event catalog: an event type and the JSON Schema of its body."""
+
+    type: str
+    description: str = ""
+    schema: dict[str, Any] = field(default_factory=dict)
+    object: str = "event_type"
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EventType:
+        return cls(
+            type=_str(data, "type"),
+            description=_str(data, "description"),
+            schema=_dict(data, "schema"),
+            object=_str(data, "object", "event_type"),
+            raw=dict(data),
         )
 
 
