@@ -49,6 +49,9 @@ class NewKey:
     rate_limit_burst: int | None = None
     webhook_url: str | None = None
     webhook_events: list[str] | None = None
+    # A restricted key's access per resource, complete (domain/permissions.complete); None: a
+    # full key.
+    permissions: dict[str, str] | None = None
     # The customer's own rule (the dashboard): a live key only after a first credit purchase,
     # as billing answered it (``adapters.billing.live_enabled``). None: not checked (operators
     # may make one earlier; it is refused at use until then, as always).
@@ -78,6 +81,7 @@ async def create_key(db: Db, new: NewKey, attach: Attach | None) -> dict[str, An
         rate_limit_per_second=new.rate_limit_per_second,
         rate_limit_burst=new.rate_limit_burst,
         key_id=key_id,
+        permissions=new.permissions,
     )
     if created is None:  # the account was there a moment ago; accounts are never deleted
         raise AccountMissing(new.account_id)
@@ -106,8 +110,9 @@ def _rollable(key: dict[str, Any] | None, key_id: str) -> dict[str, Any]:
 async def roll_key(
     pool: asyncpg.Pool, account_id: str, key_id: str, overlap: str, carry_over: CarryOver
 ) -> dict[str, Any]:
-    """A new key like ``key_id`` (name, mode, rate limit, webhook endpoint and its secret) with
-    a new secret, now; the old key keeps working for ``overlap`` (a ``ROLL_OVERLAPS`` name).
+    """A new key like ``key_id`` (name, mode, rate limit, permissions, webhook endpoint and its
+    secret) with a new secret, now; the old key keeps working for ``overlap`` (a
+    ``ROLL_OVERLAPS`` name).
 
     Answers the new key (with its secret) and, under ``rolled``, the old one as it now is.
     """
@@ -125,6 +130,7 @@ async def roll_key(
             rate_limit_per_second=old["rate_limit_per_second"],
             rate_limit_burst=old["rate_limit_burst"],
             key_id=new_key_id,
+            permissions=old["permissions"],
         )
         assert created is not None  # the old key's account
         rolled = await accounts.retire_key(conn, key_id, new_key_id, ROLL_OVERLAPS[overlap])

@@ -77,7 +77,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     accounts_internal.add_routes(app)  # the dashboard's sign-up creates accounts
     dashboard_forward.install(app, settings)  # /dashboard, /api, /contact: the dashboard's pages
     payments_forward.add_routes(app)  # the payment provider's events, to billing
-    keys_internal.install(app)  # the dashboard's: an account's keys and their webhooks
+    keys_internal.install(app, settings)  # the dashboard's: an account's keys and their webhooks
     jobs_internal.add_routes(app)  # the dashboard's: an account's jobs
     request_log.install(app, settings, NAME)
     return app

@@ -36,5 +36,7 @@ DOWNSTREAM: web.AppKey[Downstream] = web.AppKey("downstream")
 HELD: web.AppKey[HeldRequests] = web.AppKey("held_requests")
 REQUEST_LOG: web.AppKey[RequestLog] = web.AppKey("request_log")
 DASHBOARD_TARGET: web.AppKey[Target] = web.AppKey("dashboard_target")
+# keys.expiring's window (CLIPMIX_GATEWAY_KEY_EXPIRY_NOTICE_SECONDS).
+KEY_EXPIRY_NOTICE = web.AppKey("key_expiry_notice", timedelta)
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", dict)
 DOCS_HTML = web.AppKey("docs_html", bytes)

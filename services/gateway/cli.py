@@ -13,6 +13,7 @@ from services.admin.commands import Operate, Refused
 from services.gateway import api_keys
 from services.gateway.adapters import accounts, ratelimit
 from services.gateway.app import MIGRATIONS, NAME
+from services.gateway.domain import permissions
 from services.gateway.domain.keys import Mode
 from services.gateway.domain.refusals import AccountMissing
 from services.runtime.config import ServiceSettings
@@ -59,6 +60,15 @@ async def _attach_webhook(
         raise Refused(str(exc)) from None
 
 
+def _restricted(args: argparse.Namespace) -> dict[str, str] | None:
+    if args.restricted is None:
+        return None
+    try:
+        return permissions.parse(args.restricted)
+    except permissions.PermissionsInvalid as exc:
+        raise Refused(f"--restricted: {exc.message}") from None
+
+
 async def _keys_create(conn: Connection, args: argparse.Namespace) -> Any:
     new = api_keys.NewKey(
         account_id=args.account,
@@ -68,6 +78,7 @@ async def _keys_create(conn: Connection, args: argparse.Namespace) -> Any:
         rate_limit_per_second=args.rate_limit,
         rate_limit_burst=args.burst,
         webhook_url=args.webhook_url or None,
+        permissions=_restricted(args),
     )
     try:
         return await api_keys.create_key(conn, new, _attach_webhook)
@@ -153,6 +164,12 @@ def register(groups: Groups) -> None:
     kc.add_argument("--expires-in-days", type=_positive_float, help="expire this many days on")
     _limit_options(kc)  # default: the deployment's CLIPMIX_GATEWAY_RATE_LIMIT_*
     kc.add_argument("--webhook-url", help="set the key's webhook endpoint (secret printed once)")
+    kc.add_argument(
+        "--restricted",
+        metavar="RESOURCE=LEVEL,…",
+        help="a restricted rk_ key: jobs, webhook, wallet each none, read or write (write implies"
+        " read; left out: none), e.g. jobs=read,webhook=write",
+    )
     kc.set_defaults(operate=_in_gateway(_keys_create))
     kr = key.add_parser("revoke", help="revoke a key at once")
     kr.add_argument("key_id")

@@ -95,6 +95,15 @@ class GatewaySettings(ServiceSettings):
         ge=1,
         validation_alias=Renamed("CLIPMIX_GATEWAY_MAX_HELD_REQUESTS", "CLIPMIX_MAX_HELD_REQUESTS"),
     )
+    # keys.expiring: a key expiring within this window is announced once (KeyExpiring notice:
+    # the dashboard mails and shows it, the webhooks service makes it the key's event); the
+    # chore looks every ``key_expiry_check_seconds``.
+    key_expiry_notice_seconds: float = Field(
+        7 * 24 * 3600.0, gt=0, validation_alias="CLIPMIX_GATEWAY_KEY_EXPIRY_NOTICE_SECONDS"
+    )
+    key_expiry_check_seconds: float = Field(
+        300.0, gt=0, validation_alias="CLIPMIX_GATEWAY_KEY_EXPIRY_CHECK_SECONDS"
+    )
     # Admission control (runtime/admission.py), sized on the 2-core bench machine: 16 in flight
     # keep the peak rate (a pool of 10 plus what is parsing or answering) while the admitted
     # requests' p99 stays low; 32 queued as much again inside the process (docs/performance.md,

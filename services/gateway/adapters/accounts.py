@@ -10,6 +10,7 @@ import asyncpg
 
 from services.contracts.ids import new_id
 from services.gateway.domain import keys
+from services.gateway.domain.permissions import Permission, Permissions, allows
 
 if TYPE_CHECKING:
     from services.runtime.db import Connection
@@ -22,10 +23,15 @@ class Caller:
     key_id: str
     account_id: str
     mode: keys.Mode
+    # A restricted key's access per resource (domain/permissions.py); None: a full key.
+    permissions: Permissions | None = None
 
     @property
     def test(self) -> bool:
         return self.mode is keys.Mode.TEST
+
+    def may(self, needed: Permission | None) -> bool:
+        return allows(self.permissions, needed)
 
 
 class KeyRefused(Exception):
@@ -37,7 +43,7 @@ class KeyRefused(Exception):
 async def authenticate(conn: Connection | asyncpg.Pool, secret: str) -> Caller:
     """The caller for a key that exists, is not revoked and has not expired."""
     row = await conn.fetchrow(
-        "SELECT k.id, k.account_id, k.mode, k.revoked_at IS NOT NULL AS revoked,"
+        "SELECT k.id, k.account_id, k.mode, k.permissions, k.revoked_at IS NOT NULL AS revoked,"
         " k.expires_at IS NOT NULL AND k.expires_at <= now() AS expired"
         " FROM api_keys k WHERE k.secret_hash = $1",
         keys.digest(secret),
@@ -48,7 +54,7 @@ async def authenticate(conn: Connection | asyncpg.Pool, secret: str) -> Caller:
         raise KeyRefused("api_key_revoked")
     if row["expired"]:
         raise KeyRefused("api_key_expired")
-    return Caller(row["id"], row["account_id"], keys.Mode(row["mode"]))
+    return Caller(row["id"], row["account_id"], keys.Mode(row["mode"]), row["permissions"])
 
 
 async def create_account(conn: Connection, name: str, email: str | None) -> dict[str, Any]:
@@ -66,7 +72,7 @@ async def create_account(conn: Connection, name: str, email: str | None) -> dict
 # What operators see of a key (never its hash), with whether it still works.
 _KEY_FIELDS = (
     "id, account_id, name, mode, display, created_at, expires_at, revoked_at,"
-    " rate_limit_per_second, rate_limit_burst, rolled_to,"
+    " rate_limit_per_second, rate_limit_burst, rolled_to, permissions,"
     " CASE WHEN revoked_at IS NOT NULL THEN 'revoked'"
     " WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'expired'"
     " ELSE 'active' END AS state"
@@ -90,16 +96,19 @@ async def create_key(
     rate_limit_per_second: float | None = None,
     rate_limit_burst: int | None = None,
     key_id: str | None = None,
+    permissions: Permissions | None = None,
 ) -> dict[str, Any] | None:
     """A new key for an existing account (None if there is no such account); the only time
     the secret is returned. The rate limit is the deployment's default unless given; ``key_id``
-    is a fresh id the caller made already (to set up the key's webhook before it exists)."""
+    is a fresh id the caller made already (to set up the key's webhook before it exists). With
+    ``permissions`` (complete: domain/permissions.py) the key is a restricted ``rk_`` key."""
     if not await conn.fetchval("SELECT 1 FROM accounts WHERE id = $1", account_id):
         return None
-    new = keys.generate(mode)
+    new = keys.generate(mode, restricted=permissions is not None)
     row = await conn.fetchrow(
         "INSERT INTO api_keys (id, account_id, name, mode, secret_hash, display, expires_at,"
-        " rate_limit_per_second, rate_limit_burst) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " rate_limit_per_second, rate_limit_burst, permissions)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         f" RETURNING {_KEY_COLUMNS}",
         key_id or new_id("key"),
         account_id,
@@ -110,6 +119,7 @@ async def create_key(
         expires_at,
         rate_limit_per_second,
         rate_limit_burst,
+        None if permissions is None else dict(permissions),
     )
     assert row is not None
     return {**dict(row), "secret": new.secret}

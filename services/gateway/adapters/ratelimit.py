@@ -69,7 +69,7 @@ _LEVEL = (
 
 _AUTHENTICATE_AND_TAKE = f"""
 WITH k AS (
-    SELECT k.id, k.account_id, k.mode,
+    SELECT k.id, k.account_id, k.mode, k.permissions,
            k.revoked_at IS NOT NULL AS revoked,
            k.expires_at IS NOT NULL AND k.expires_at <= now() AS expired,
            coalesce(k.rate_limit_per_second, $2) AS rate,
@@ -88,7 +88,7 @@ WITH k AS (
         refilled_at = greatest(b.refilled_at, EXCLUDED.refilled_at)
     RETURNING granted, tokens, rate, burst
 )
-SELECT k.id, k.account_id, k.mode, k.revoked, k.expired,
+SELECT k.id, k.account_id, k.mode, k.permissions, k.revoked, k.expired,
        taken.granted, taken.tokens, taken.rate, taken.burst
 FROM k LEFT JOIN taken ON true
 """
@@ -97,7 +97,8 @@ FROM k LEFT JOIN taken ON true
 async def authenticate_and_take(
     conn: Connection | asyncpg.Pool, secret: str, default: Limit
 ) -> tuple[Caller, Bucket]:
-    """The caller for a usable key and its bucket after taking a token; refused keys take none.
+    """The caller for a usable key (with a restricted key's permissions: checked by the caller,
+    no round trip of their own) and its bucket after taking a token; refused keys take none.
 
     Raises :class:`KeyRefused` like :func:`accounts.authenticate`.
     """
@@ -110,7 +111,7 @@ async def authenticate_and_take(
         raise KeyRefused("api_key_revoked")
     if row["expired"]:
         raise KeyRefused("api_key_expired")
-    caller = Caller(row["id"], row["account_id"], keys.Mode(row["mode"]))
+    caller = Caller(row["id"], row["account_id"], keys.Mode(row["mode"]), row["permissions"])
     return caller, Bucket(row["granted"], row["tokens"], row["rate"], row["burst"])
 
 

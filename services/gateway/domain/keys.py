@@ -29,11 +29,19 @@ class NewKey:
     mode: Mode
 
 
-def generate(mode: Mode) -> NewKey:
+# A full key may do everything; a restricted key only what its permissions say
+# (domain/permissions.py). The prefix tells them apart at a glance, as Stripe's do.
+FULL_PREFIX = "sk"
+RESTRICTED_PREFIX = "rk"
+_PREFIXES = (FULL_PREFIX, RESTRICTED_PREFIX)
+
+
+def generate(mode: Mode, *, restricted: bool = False) -> NewKey:
     body = "".join(secrets.choice(_ALPHABET) for _ in range(_SECRET_LENGTH))
-    secret = f"sk_{mode.value}_{body}"
+    kind = RESTRICTED_PREFIX if restricted else FULL_PREFIX
+    secret = f"{kind}_{mode.value}_{body}"
     return NewKey(
-        secret=secret, hash=digest(secret), display=f"sk_{mode.value}_…{body[-4:]}", mode=mode
+        secret=secret, hash=digest(secret), display=f"{kind}_{mode.value}_…{body[-4:]}", mode=mode
     )
 
 
@@ -45,11 +53,12 @@ def looks_like_key(candidate: str) -> bool:
     """Cheap shape check before any database work."""
     if len(candidate) > MAX_KEY_LENGTH:
         return False
-    for mode in Mode:
-        prefix = f"sk_{mode.value}_"
-        if candidate.startswith(prefix):
-            body = candidate[len(prefix) :]
-            return len(body) == _SECRET_LENGTH and all(c in _ALPHABET for c in body)
+    for kind in _PREFIXES:
+        for mode in Mode:
+            prefix = f"{kind}_{mode.value}_"
+            if candidate.startswith(prefix):
+                body = candidate[len(prefix) :]
+                return len(body) == _SECRET_LENGTH and all(c in _ALPHABET for c in body)
     return False
 
 

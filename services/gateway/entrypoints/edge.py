@@ -2,7 +2,8 @@
 
 Both are answered by one statement (``ratelimit.authenticate_and_take``): a request costs one
 Postgres round trip before its handler runs, not two. There is no key cache, so a revoked key
-is refused by every replica on its very next request.
+is refused by every replica on its very next request. A restricted key's permissions come back
+in that same statement; the permission a route needs is the one rule of domain/permissions.py.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from services.contracts.errors import ErrorSpec
 from services.gateway.adapters import accounts, ratelimit
 from services.gateway.adapters.accounts import KeyRefused
 from services.gateway.app_keys import RATE_LIMIT
-from services.gateway.domain import keys
+from services.gateway.domain import keys, permissions
 from services.gateway.entrypoints.http import CALLER
 from services.runtime.http import ApiError, Handler
 from services.runtime.service import POOL
@@ -54,9 +55,18 @@ def key_identity(request: web.Request) -> str | None:
     return keys.digest(secret).hex()
 
 
+def needed(request: web.Request) -> permissions.Permission | None:
+    """The permission this request's route needs (none for a route that does not exist: its
+    404 or 405 is the answer, whatever the key)."""
+    if request.match_info.http_exception is not None:
+        return None
+    return permissions.required(request.method, request.path)
+
+
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every ``/api/v1`` call needs a usable key and a token from that key's bucket."""
+    """Every ``/api/v1`` call needs a usable key, a token from that key's bucket and, for a
+    restricted key, the route's permission."""
     if not request.path.startswith(API_PREFIX):
         return await handler(request)
     secret = _secret(request)
@@ -74,6 +84,9 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     except KeyRefused as refused:
         raise _unauthorized(errors.lookup(refused.code)) from None
     request[CALLER] = caller
+    wanted = needed(request)
+    if not caller.may(wanted):
+        raise errors.PERMISSION_DENIED.error(permission=str(wanted))
     if caller.test:  # sandbox traffic is the customer's to shape: its time is not our latency
         exempt_latency(request)
     with structlog.contextvars.bound_contextvars(

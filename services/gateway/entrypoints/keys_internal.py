@@ -8,26 +8,30 @@ looked up within the account: another account's key answers 404 like an unknown 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.contracts.jobs import iso
 from services.contracts.webhooks import EventType
 from services.gateway import api_keys
-from services.gateway.adapters import accounts
+from services.gateway.adapters import accounts, key_expiry
 from services.gateway.adapters.billing import live_enabled
 from services.gateway.adapters.webhooks import HttpKeyWebhooks
-from services.gateway.app_keys import DOWNSTREAM
+from services.gateway.app_keys import DOWNSTREAM, KEY_EXPIRY_NOTICE
+from services.gateway.config import GatewaySettings
 from services.gateway.domain.keys import ROLL_OVERLAPS, Mode
+from services.gateway.domain.permissions import Access, Resource
 from services.gateway.domain.refusals import AccountMissing, KeyMissing
+from services.gateway.domain.requests import FieldError
 from services.gateway.entrypoints import inputs, proxy
 from services.gateway.entrypoints.http import validate
 from services.runtime import params, service
 from services.runtime.http import ApiError, json_response
 from services.runtime.internal import ACCOUNT_HEADER, KEY_HEADER, TEST_HEADER
-from services.runtime.service import POOL
+from services.runtime.service import OUTBOX, POOL
 
 ACCOUNT = "/internal/v1/accounts/{account_id}"
 KEYS = ACCOUNT + "/keys"
@@ -42,8 +46,32 @@ _WEBHOOK_QUERY: dict[str, dict[str, params.Rule]] = {
 }
 
 
+Level = Literal["none", "read", "write"]
+assert set(Level.__args__) == {a.value for a in Access}  # type: ignore[attr-defined]
+
+
+class KeyPermissions(BaseModel):
+    """A restricted key's access per resource; a resource left out is ``none``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    jobs: Level = "none"
+    webhook: Level = "none"
+    wallet: Level = "none"
+
+    @model_validator(mode="after")
+    def _some(self) -> KeyPermissions:
+        if all(level == Access.NONE.value for level in self.model_dump().values()):
+            raise FieldError("permissions", "a restricted key needs at least one permission")
+        return self
+
+
+assert set(KeyPermissions.model_fields) == {r.value for r in Resource}
+
+
 class KeyCreate(BaseModel):
-    """A new key: its mode, a name to tell it apart, and optionally its webhook endpoint."""
+    """A new key: its mode, a name to tell it apart, optionally its webhook endpoint and, for a
+    restricted key (``rk_``), its permissions."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -51,6 +79,7 @@ class KeyCreate(BaseModel):
     name: str | None = Field(None, max_length=NAME_MAX_LENGTH)
     webhook_url: AnyHttpUrl | None = None
     webhook_events: list[EventType] | None = Field(None, min_length=1)
+    permissions: KeyPermissions | None = None
 
     @field_validator("name")
     @classmethod
@@ -72,7 +101,16 @@ class KeyRoll(BaseModel):
 assert set(ROLL_OVERLAPS) == {"now", "1h", "24h", "7d"}  # KeyRoll names each choice
 
 
-def key_object(row: dict[str, Any]) -> dict[str, Any]:
+def expiring_soon(row: dict[str, Any], window: timedelta | None) -> bool:
+    """Whether the keys.expiring notice applies to the key now: active, not rolled, expiring
+    within ``window`` (the chore's own rule, adapters/key_expiry.py)."""
+    expires_at: datetime | None = row["expires_at"]
+    if window is None or expires_at is None or row["state"] != "active" or row["rolled_to"]:
+        return False
+    return expires_at <= datetime.now(UTC) + window
+
+
+def key_object(row: dict[str, Any], window: timedelta | None = None) -> dict[str, Any]:
     """What the dashboard shows of a key (never its hash; the secret only when just made)."""
     shown = {
         "object": "api_key",
@@ -86,6 +124,9 @@ def key_object(row: dict[str, Any]) -> dict[str, Any]:
         "expires_at": iso(row["expires_at"]),
         "revoked_at": iso(row["revoked_at"]),
         "rolled_to": row["rolled_to"],
+        "restricted": row["permissions"] is not None,
+        "permissions": row["permissions"],
+        "expiring_soon": expiring_soon(row, window),
     }
     for extra in ("secret", "webhook"):
         if extra in row:
@@ -121,7 +162,8 @@ async def list_keys(request: web.Request) -> web.Response:
     return json_response(
         {
             "object": "list",
-            "data": [key_object(r) for r in reversed(rows)],  # newest first
+            # newest first
+            "data": [key_object(r, request.app[KEY_EXPIRY_NOTICE]) for r in reversed(rows)],
             "live_enabled": live,
         }
     )
@@ -136,6 +178,7 @@ async def create_key(request: web.Request) -> web.Response:
         name=body.name,
         webhook_url=str(body.webhook_url) if body.webhook_url else None,
         webhook_events=list(body.webhook_events) if body.webhook_events else None,
+        permissions=body.permissions.model_dump() if body.permissions else None,
         live_enabled=(
             await live_enabled(request.app[DOWNSTREAM].billing, account_id)
             if body.mode == Mode.LIVE.value
@@ -151,7 +194,7 @@ async def get_key(request: web.Request) -> web.Response:
     found = await accounts.get_key(request.app[POOL], key_id, account_id)
     if found is None:
         raise KeyMissing(key_id)
-    return json_response(key_object(found))
+    return json_response(key_object(found, request.app[KEY_EXPIRY_NOTICE]))
 
 
 async def revoke_key(request: web.Request) -> web.Response:
@@ -194,8 +237,17 @@ async def _flush_last_used(app: web.Application) -> int:
     return await accounts.flush_last_used(app[POOL])
 
 
-def install(app: web.Application) -> None:
-    """The routes, and the chore that keeps "last used" durable."""
+async def _announce_expiring(app: web.Application) -> int:
+    staged = await key_expiry.announce_due(app[POOL], app[KEY_EXPIRY_NOTICE])
+    relay = app.get(OUTBOX)
+    if staged and relay is not None:
+        relay.wake()  # committed: publish now, not at the relay's next poll
+    return staged
+
+
+def install(app: web.Application, settings: GatewaySettings) -> None:
+    """The routes, the chore that keeps "last used" durable and the keys.expiring chore."""
+    app[KEY_EXPIRY_NOTICE] = timedelta(seconds=settings.key_expiry_notice_seconds)
     app.router.add_get(KEYS, list_keys)
     app.router.add_post(KEYS, create_key)
     app.router.add_get(KEY, get_key)
@@ -204,4 +256,9 @@ def install(app: web.Application) -> None:
     app.router.add_route("*", KEY + "/webhook{tail:.*}", key_webhook)
     app.cleanup_ctx.append(
         service.periodic("key_last_used_flush", LAST_USED_FLUSH_SECONDS, _flush_last_used)
+    )
+    app.cleanup_ctx.append(
+        service.periodic(
+            "key_expiry_notices", settings.key_expiry_check_seconds, _announce_expiring
+        )
     )

@@ -28,7 +28,7 @@ from services.contracts.webhooks import (
 )
 from services.gateway.app_keys import DOCS_HTML, OPENAPI_DOCUMENT
 from services.gateway.domain import examples as ex
-from services.gateway.domain import sandbox
+from services.gateway.domain import permissions, sandbox
 from services.gateway.domain.jobs import ErrorBody, Job, JobList
 from services.gateway.domain.requests import CREATE_MODELS
 from services.gateway.entrypoints.openapi_builders import REF, schema_ref
@@ -59,8 +59,9 @@ _ERRORS: dict[int, str] = {
     400: "Invalid request: `param` names the field, header or query parameter at fault.",
     401: "Missing, malformed, revoked or expired API key.",
     402: "Not enough credits: the error carries `needed` and `available`.",
-    403: "Not allowed: a live key before the account's first credit purchase, or an artifact"
-    " link that is invalid or has expired.",
+    403: "Not allowed: a restricted key (`rk_…`) without the operation's `x-permission`, a live"
+    " key before the account's first credit purchase, or an artifact link that is invalid or"
+    " has expired.",
     404: "No such resource for this account (another account's ids are 404 too).",
     405: "Method not allowed on this route.",
     409: "Conflict: the Idempotency-Key is in use (`Retry-After`), or the resource cannot change.",
@@ -154,7 +155,9 @@ def _components() -> dict[str, Any]:
             "bearer": {
                 "type": "http",
                 "scheme": "bearer",
-                "description": "`Authorization: Bearer sk_test_…` (sandbox) or `sk_live_…`.",
+                "description": "`Authorization: Bearer sk_test_…` (sandbox) or `sk_live_…`;"
+                " restricted keys `rk_test_…`/`rk_live_…` may call only the operations whose"
+                " `x-permission` they hold.",
             }
         },
     }
@@ -193,11 +196,30 @@ _TAGS = (
 )
 
 
+# ``x-permission`` of an operation any key (or no key) may call.
+NO_PERMISSION = "none"
+
+
+def _mark_permissions(paths: dict[str, Any]) -> None:
+    """``x-permission`` on every operation, from the gateway's one rule (domain/permissions.py),
+    and the 403 a restricted key may meet on each that needs one. A route under /api/v1 the
+    rule does not place stops start-up (permissions.Unplaced)."""
+    for path, methods in paths.items():
+        for method, operation in methods.items():
+            needed = permissions.required(method, path)
+            operation["x-permission"] = NO_PERMISSION if needed is None else str(needed)
+            responses = operation["responses"]
+            if needed is not None and "403" not in responses:
+                forbidden = {"$ref": "#/components/responses/403"}
+                operation["responses"] = {**responses, "403": forbidden}
+
+
 def build(operations: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
     """The whole document around the route table's documented operations (path -> method ->
     OpenAPI operation object; entrypoints/routes.py), built once per process."""
-    paths = {path: dict(methods) for path, methods in operations.items()}
+    paths = {path: {m: dict(o) for m, o in methods.items()} for path, methods in operations.items()}
     _name_operations(paths)
+    _mark_permissions(paths)
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
