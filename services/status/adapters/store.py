@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -145,22 +144,11 @@ async def health(conn: Connection) -> dict[str, HealthRow]:
 
 
 async def ongoing_incidents(conn: Connection) -> dict[str, dict[str, Any]]:
-    rows = await conn.fetch("SELECT * FROM incidents WHERE resolved_at IS NULL")
-    return {r["component"]: dict(r) for r in rows}
-
-
-async def open_incident(
-    conn: Connection, component: str, impact: ComponentState, reason: str, started_at: datetime
-) -> None:
-    await conn.execute(
-        "INSERT INTO incidents (id, component, impact, reason, started_at)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        "inc_" + secrets.token_hex(8),
-        component,
-        impact.value,
-        reason,
-        started_at,
+    """Measured incidents not yet resolved, by component (operators' ones are their own)."""
+    rows = await conn.fetch(
+        "SELECT * FROM incidents WHERE resolved_at IS NULL AND origin = 'measured'"
     )
+    return {r["component"]: dict(r) for r in rows}
 
 
 async def worsen_incident(
@@ -172,10 +160,6 @@ async def worsen_incident(
         impact.value,
         reason,
     )
-
-
-async def resolve_incident(conn: Connection, incident_id: str, at: datetime) -> None:
-    await conn.execute("UPDATE incidents SET resolved_at = $2 WHERE id = $1", incident_id, at)
 
 
 async def incidents(conn: Connection, resolved_since: datetime) -> list[dict[str, Any]]:

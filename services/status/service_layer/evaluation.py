@@ -10,7 +10,7 @@ import asyncpg
 
 from services.contracts.status import COMPONENTS, ComponentState
 from services.status import metrics
-from services.status.adapters import store
+from services.status.adapters import notices, store, subscriptions
 from services.status.domain.health import (
     SEVERITY,
     UNHEALTHY,
@@ -22,6 +22,10 @@ from services.status.domain.health import (
     step,
     worst,
 )
+from services.status.domain.notices import IncidentState
+from services.status.domain.uptime import PERIODS, column_of, hour_of, period_start
+from services.status.service_layer import notices as notify
+from services.status.service_layer.summary import Page
 
 if TYPE_CHECKING:
     from services.runtime.db import Connection
@@ -34,6 +38,10 @@ class Policy:
     recompute_seconds: float
     confirm_evaluations: int
     retention: timedelta
+    # Where people read the page: the link in status webhooks and the summary.
+    page_url: str = "http://127.0.0.1:8080/status"
+    # Status webhook events (and their settled deliveries) are kept this long.
+    event_retention: timedelta = timedelta(days=30)
 
 
 def stats_of(m: Measurement) -> dict[str, Any]:
@@ -86,22 +94,31 @@ async def _evaluate(conn: Connection, policy: Policy, now: datetime) -> None:
     tracked = await store.tracked(conn)
     ongoing = await store.ongoing_incidents(conn)
     overrides = await store.active_overrides(conn, now)
+    under = await notices.under_maintenance(conn, now)
+    page = Page(policy.page_url)
     for component in COMPONENTS:
         m = measure(counted.get(component, {}), policy.thresholds)
         before = tracked.get(component, Tracked(ComponentState.NO_DATA))
         after = step(before, m.state, now, policy.confirm_evaluations)
         await store.save_health(conn, component, after, m.state, m.reason, stats_of(m), now)
         metrics.COMPONENT_SEVERITY.labels(component).set(SEVERITY[after.state])
-        await _incident(conn, component, before, after, m, ongoing.get(component), now)
+        await _incident(conn, page, component, before, after, m, ongoing.get(component), now)
         shown = after.state
         if component in overrides:
             shown = ComponentState(overrides[component]["state"])
         await store.note_day(conn, now.date(), component, SEVERITY[shown])
+        # Uptime counts what the page showed; a maintenance window's evaluations are its own.
+        column = column_of(shown, component in under)
+        await notices.count_evaluation(conn, component, hour_of(now), column)
+    await notify.announce_maintenance(conn, page, now)
     await store.purge_traffic(conn, now - policy.retention)
+    await notices.purge_uptime(conn, period_start(now, max(PERIODS.values())))
+    await subscriptions.purge_events(conn, now - policy.event_retention)
 
 
 async def _incident(
     conn: Connection,
+    page: Page,
     component: str,
     before: Tracked,
     after: Tracked,
@@ -117,8 +134,15 @@ async def _incident(
         reason = m.reason or f"{component} is {after.state.value}"
         if ongoing is None:
             started = after.candidate_since if before.state != after.state else None
-            await store.open_incident(conn, component, after.state, reason, started or now)
+            await notify.measured_opened(
+                conn, page, now, component, after.state, reason, started or now
+            )
         elif worst(ComponentState(ongoing["impact"]), after.state) != ongoing["impact"]:
             await store.worsen_incident(conn, ongoing["id"], after.state, reason)
+            await notify.measured_changed(
+                conn, page, now, ongoing["id"], IncidentState.INVESTIGATING, f"Worse: {reason}."
+            )
     elif after.state is ComponentState.OPERATIONAL and ongoing is not None:
-        await store.resolve_incident(conn, ongoing["id"], now)
+        await notify.measured_changed(
+            conn, page, now, ongoing["id"], IncidentState.RESOLVED, "Measured operational again."
+        )
