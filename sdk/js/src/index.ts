@@ -42,7 +42,14 @@ export type {
   SandboxScenario,
   TranslationCreateParams,
 } from "./services.js";
-export type { PageParams, WebhookEndpointParams } from "./account.js";
+export type {
+  DiagnoseParams,
+  Moment,
+  PageParams,
+  RecoverParams,
+  ResumeParams,
+  WebhookEndpointParams,
+} from "./account.js";
 export type * from "./types.js";
 export { TERMINAL_STATUSES } from "./types.js";
 export type {

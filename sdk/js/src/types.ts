@@ -126,6 +126,10 @@ export interface Pricing {
 
 export type WebhookEventType = "job.completed" | "job.failed" | "job.canceled";
 
+/** `enabled`: deliveries go out; `paused`: by you (`pause()`); `disabled`: by ClipMix, see
+ * `disabled_reason`. Paused and disabled endpoints keep queuing events (`held_events`). */
+export type WebhookEndpointStatus = "enabled" | "paused" | "disabled";
+
 export interface WebhookEndpoint {
   object: "webhook_endpoint";
   url: string;
@@ -136,6 +140,16 @@ export interface WebhookEndpoint {
   previous_secret_expires_at: string | null;
   /** Only in the answer of the first `set()` and of `rotateSecret()`: store it then. */
   secret?: string;
+  status: WebhookEndpointStatus;
+  /** `gone`: the receiver answered 410; `failing`: every attempt failed for the window. */
+  disabled_reason: "gone" | "failing" | null;
+  disabled_at: string | null;
+  /** The first failed attempt since the last success. */
+  failing_since: string | null;
+  /** Deliveries queued while the endpoint is not enabled. */
+  held_events: number;
+  /** Only in the answer of `resume()`: the held deliveries released, in event order. */
+  released?: number;
   [field: string]: unknown;
 }
 
@@ -162,6 +176,10 @@ export interface Delivery {
   latency_ms: number | null;
   response_head: string | null;
   next_attempt_at: string | null;
+  /** `getDelivery()` only: the exact request headers sent. */
+  request_headers?: Record<string, string>;
+  /** `getDelivery()` only: the exact body bytes signed, as UTF-8. */
+  request_body?: string;
   [field: string]: unknown;
 }
 
@@ -177,6 +195,64 @@ export interface WebhookRedelivery {
   event_id: string;
   event_type: string;
   status: "pending";
+}
+
+/** `recover()`: every failed delivery since `since` (up to `until`) is sent again, in order,
+ * once each, with its original event id. */
+export interface WebhookRecovery {
+  object: "webhook_recovery";
+  id: string;
+  since: string;
+  until: string | null;
+  status: string;
+  /** How many failed deliveries were queued again. */
+  queued: number;
+  [field: string]: unknown;
+}
+
+export type DiagnosisCause =
+  | "body_reencoded"
+  | "wrong_secret"
+  | "previous_secret"
+  | "timestamp_outside_tolerance"
+  | "header_stripped";
+
+export interface DiagnosisCheck {
+  name: "headers" | "body" | "secret" | "timestamp";
+  ok: boolean;
+  detail: string;
+  [field: string]: unknown;
+}
+
+/** Where the body you received first differs from the bytes ClipMix signed. */
+export interface FirstDifference {
+  offset: number;
+  expected: string;
+  received: string;
+  [field: string]: unknown;
+}
+
+/** The signature doctor's answer (`diagnose()`). */
+export interface WebhookDiagnosis {
+  object: "webhook_diagnosis";
+  delivery_id: string;
+  verified: boolean;
+  /** The likely cause when it does not verify (treat unknown values as opaque). */
+  cause: DiagnosisCause | null;
+  /** One human sentence. */
+  message: string;
+  checks: DiagnosisCheck[];
+  first_difference: FirstDifference | null;
+  [field: string]: unknown;
+}
+
+/** One entry of the event catalog (`eventTypes()`): a type and the JSON Schema of its body. */
+export interface EventType {
+  object: "event_type";
+  type: string;
+  description: string;
+  schema: Record<string, unknown>;
+  [field: string]: unknown;
 }
 
 /** The JSON body of a webhook delivery. `id` is stable across retries: dedupe on it. */
