@@ -219,6 +219,11 @@ LIVE_MODE_NOT_ENABLED = ErrorSpec(
     "Live keys work after the account's first credit purchase; use a test key until then.",
     "a live key of an account that never bought credits",
 )  # fmt: skip
+LIVE_KEY_REQUIRED = ErrorSpec(
+    403, "permission_error", "live_key_required",
+    "This setting is about the live wallet: use a live key.",
+    "a test key asks to change a live-only setting (the low-balance threshold)",
+)  # fmt: skip
 LINK_EXPIRED = ErrorSpec(
     403, _BAD, "link_expired", "This link is invalid or has expired.",
     "an artifact link whose signature is wrong or whose `expires` has passed",
@@ -287,6 +292,20 @@ REDELIVERY_PENDING = ErrorSpec(
     "A redelivery of this delivery is already queued and not sent yet.",
     "a redelivery of this delivery is queued and not sent yet",
 )  # fmt: skip
+ENDPOINT_DISABLED = ErrorSpec(
+    409, _BAD, "endpoint_disabled",
+    "This webhook endpoint is {status}; resume it first (POST /api/v1/webhook/resume).",
+    "a recovery while the key's endpoint is paused or disabled: resume it (its held events are"
+    " delivered), then recover",
+    example={"status": "disabled"},
+)  # fmt: skip
+RECOVERY_IN_PROGRESS = ErrorSpec(
+    409, _BAD, "recovery_in_progress",
+    "Recovery {recovery_id} of this key is still delivering; start another when it has"
+    " finished.",
+    "a recovery while the key's previous one still has deliveries to make",
+    example={"recovery_id": "rcv_01jd5m8kq2x7c4v9b3n6t1r0af"},
+)  # fmt: skip
 RESERVATION_RELEASED = ErrorSpec(
     409, _BAD, "reservation_released",
     "This job id was released before it was reserved; create the job again.",
@@ -321,6 +340,14 @@ PRICE_UNAVAILABLE = ErrorSpec(
     422, _BAD, "price_unavailable", "{detail}",
     "no price applies to the input; `param` names the field",
     example={"detail": "target_languages must list at least one language."},
+)  # fmt: skip
+RECOVERY_WINDOW_INVALID = ErrorSpec(
+    422, _BAD, "recovery_window_invalid", "{detail}",
+    "a recovery's `since` older than the retention (30 days) or in the future, an `until` not"
+    " after it, or a window with more failed events than one recovery sends; `param` names the"
+    " field",
+    example={"detail": "since must be within the last 30 days (deliveries are kept that long):"
+             " 2026-11-06T10:00:00.000Z or later."},
 )  # fmt: skip
 
 PAYMENT_EVENT_MISMATCH = ErrorSpec(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field
 
 JOB_COMPLETED = "job.completed"
 JOB_FAILED = "job.failed"
@@ -20,7 +20,11 @@ JOB_EVENT_TYPES: tuple[str, ...] = (JOB_COMPLETED, JOB_FAILED, JOB_CANCELED)
 EventType = Literal["job.completed", "job.failed", "job.canceled"]
 
 Trigger = Literal["first", "retry", "test", "replay"]
-DeliveryState = Literal["pending", "succeeded", "failed", "replayed"]
+DeliveryState = Literal["pending", "held", "succeeded", "failed", "replayed"]
+# enabled: delivering; paused: by its customer; disabled: by us (410 Gone, or failing for the
+# window). While not enabled, deliveries are held (queued, not sent, not lost).
+EndpointStatus = Literal["enabled", "paused", "disabled"]
+DisabledReason = Literal["gone", "failing"]
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 
@@ -51,6 +55,22 @@ class WebhookEndpoint(_Public):
     updated_at: str
     # Set while a rotated-out secret still signs deliveries (24 h after a rotation).
     previous_secret_expires_at: str | None = None
+    status: EndpointStatus = Field(
+        "enabled",
+        description="enabled: delivering. paused: paused by you. disabled: by ClipMix, because"
+        " the receiver answered 410 Gone or every attempt failed for the disable window."
+        " Events keep queuing while it is not enabled (held_events).",
+    )
+    disabled_reason: DisabledReason | None = Field(
+        None, description="gone (410 Gone) or failing (every attempt failed for the window)."
+    )
+    disabled_at: str | None = None
+    failing_since: str | None = Field(
+        None, description="The first failed attempt since the last successful one."
+    )
+    held_events: int = Field(
+        0, ge=0, description="Deliveries queued while the endpoint is not enabled."
+    )
 
 
 class WebhookEndpointCreated(WebhookEndpoint):
@@ -63,6 +83,51 @@ class WebhookEndpointDeleted(_Public):
     object: Literal["webhook_endpoint"] = "webhook_endpoint"
     api_key_id: str
     deleted: Literal[True] = True
+
+
+class WebhookEndpointResumed(WebhookEndpoint):
+    """Answer of ``POST /api/v1/webhook/resume``: the endpoint, enabled, and what was held."""
+
+    released: int = Field(
+        ge=0,
+        description="Held deliveries released for delivery, in event order (0 with"
+        " deliver_held=false: they became failed deliveries, which a recovery can send later).",
+    )
+
+
+class WebhookResume(BaseModel):
+    """``POST /api/v1/webhook/resume`` body (optional)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    deliver_held: bool = Field(
+        True, description="Deliver the events held meanwhile (default), or set them aside."
+    )
+
+
+class WebhookRecoverRequest(BaseModel):
+    """``POST /api/v1/webhook/recover`` body: redeliver every failed delivery of the events
+    that happened from ``since`` (and before ``until``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime = Field(description="RFC 3339; at most the retention (30 days) ago.")
+    until: AwareDatetime | None = Field(None, description="RFC 3339; after since. Default: now.")
+
+
+class WebhookRecovery(_Public):
+    """A recovery: the failed deliveries of a time window queued again, in event order, each
+    event once, with its original event id."""
+
+    object: Literal["webhook_recovery"] = "webhook_recovery"
+    id: str
+    since: str
+    until: str | None = None
+    status: Literal["queued", "running", "completed"] = Field(
+        description="queued when answered; running while some are still being delivered."
+    )
+    queued: int = Field(ge=0, description="Events queued for delivery again.")
+    created_at: str
 
 
 class WebhookDelivery(_Public):
@@ -123,6 +188,29 @@ class WebhookEvent(_Public):
     job: dict[str, Any] | None = Field(
         None, description="The public job object (contracts.jobs.job_object); null for tests."
     )
+    data: dict[str, Any] | None = Field(
+        None,
+        description="Events not about a job (endpoint.disabled, keys.expiring): what happened."
+        " Absent from job events.",
+    )
+
+
+class EndpointDisabledData(_Public):
+    """``data`` of an ``endpoint.disabled`` event (in the key's events, never POSTed to the
+    disabled endpoint)."""
+
+    url: str
+    reason: DisabledReason
+    disabled_at: str
+    failing_since: str | None = None
+
+
+class KeyExpiringData(_Public):
+    """``data`` of a ``keys.expiring`` event: the key expires within 7 days."""
+
+    key_display: str
+    name: str | None = None
+    expires_at: str
 
 
 class WebhookEventPage(_Public):

@@ -10,10 +10,10 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from services.contracts.routing import QUEUES, WEBHOOKS_JOB_EVENTS
+from services.contracts.routing import QUEUES, WEBHOOKS_JOB_EVENTS, WEBHOOKS_NOTICES
 from services.runtime import egress, service
 from services.runtime.traffic import TRAFFIC
-from services.webhooks.adapters import deliveries, endpoints
+from services.webhooks.adapters import deliveries, endpoints, recoveries
 from services.webhooks.adapters.deliveries import CHANNEL
 from services.webhooks.adapters.sender import Sender
 from services.webhooks.app_keys import DISPATCHER, EVENTS_WAKER, WEBHOOKS
@@ -21,6 +21,7 @@ from services.webhooks.config import WebhooksSettings
 from services.webhooks.dispatcher import AttemptHook, Dispatcher, Policy
 from services.webhooks.entrypoints.events import HANDLERS
 from services.webhooks.entrypoints.http import add_routes
+from services.webhooks.notices import NOTICE_HANDLERS
 from services.webhooks.service_layer import Webhooks
 from services.webhooks.waker import EVENTS_CHANNEL, EventWaker
 
@@ -57,6 +58,7 @@ def policy(settings: WebhooksSettings) -> Policy:
         test_concurrency=settings.webhook_test_concurrency,
         late_seconds=settings.webhook_dispatch_late_seconds,
         backlog_sample_seconds=settings.webhook_backlog_sample_seconds,
+        disable_after_seconds=settings.webhook_disable_after_seconds,
     )
 
 
@@ -82,7 +84,10 @@ def dispatching(settings: WebhooksSettings) -> service.Context:
                 allow_private=settings.webhook_allow_private_targets,
                 dns_timeout=settings.webhook_dns_timeout_seconds,
             )
-            dispatcher = Dispatcher(pool, sender, rules, _attempt_hook(app))
+            # An endpoint disabled staged its notice in the outbox: publish it now.
+            dispatcher = Dispatcher(
+                pool, sender, rules, _attempt_hook(app), service.wake_relay(app)
+            )
             app[DISPATCHER] = dispatcher
             app[WEBHOOKS] = Webhooks(
                 pool,
@@ -91,6 +96,8 @@ def dispatching(settings: WebhooksSettings) -> service.Context:
                 settings.webhook_rotation_overlap_seconds,
                 settings.webhook_test_timeout_seconds,
                 settings.webhook_redeliveries_per_hour,
+                RETENTION_DAYS,
+                settings.webhook_recover_max_events,
             )
             sampler = asyncio.create_task(dispatcher.sample_forever(), name="webhooks-backlog")
             try:
@@ -110,6 +117,7 @@ def dispatching(settings: WebhooksSettings) -> service.Context:
 async def _purge(app: web.Application) -> int:
     async with app[service.POOL].acquire() as conn:
         await endpoints.purge_rotations(conn, ROTATION_KEY_HOURS)
+        await recoveries.purge(conn, RETENTION_DAYS)
         return await deliveries.purge(conn, RETENTION_DAYS)
 
 
@@ -137,8 +145,12 @@ def create_app(settings: WebhooksSettings) -> web.Application:
         settings,
         migrations=MIGRATIONS,
         queues=QUEUES,
-        consume=(service.ConsumerSpec(WEBHOOKS_JOB_EVENTS, HANDLERS),),
-        relay=False,
+        consume=(
+            service.ConsumerSpec(WEBHOOKS_JOB_EVENTS, HANDLERS),
+            service.ConsumerSpec(WEBHOOKS_NOTICES, NOTICE_HANDLERS),
+        ),
+        # Endpoint-disabled notices go out through the outbox.
+        relay=True,
         chores=(
             dispatching(settings),
             events_waking(settings),

@@ -81,11 +81,13 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     """Add command groups; each command sets ``operate``: async (settings, args) -> JSON-able."""
     hooks = groups.add_parser("webhooks").add_subparsers(dest="action", required=True)
     replay = hooks.add_parser(
-        "replay", help="deliver a key's failed (dead-lettered) deliveries again, same event ids"
+        "replay",
+        help="deliver a key's failed (dead-lettered) deliveries again, in event order, each"
+        " event once, same event ids (what POST /api/v1/webhook/recover does)",
     )
     replay.add_argument("--key", required=True, help="API key id (key_…)")
     replay.add_argument(
-        "--since", type=datetime.fromisoformat, help="only those failed at/after this ISO time"
+        "--since", type=datetime.fromisoformat, help="only events at/after this ISO time"
     )
     replay.set_defaults(operate=_replay)
     failed = hooks.add_parser("failed", help="list failed (dead-lettered) deliveries")

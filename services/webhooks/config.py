@@ -8,6 +8,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from services.runtime.config import Renamed, ServiceSettings
+from services.webhooks.domain.protection import DEFAULT_DISABLE_AFTER_SECONDS
 from services.webhooks.domain.schedule import DEFAULT_SCHEDULE, parse_schedule
 
 
@@ -159,6 +160,19 @@ class WebhooksSettings(ServiceSettings):
         validation_alias=Renamed(
             "CLIPMIX_WEBHOOKS_REDELIVERIES_PER_HOUR", "CLIPMIX_WEBHOOK_REDELIVERIES_PER_HOUR"
         ),
+    )
+
+    # Every attempt of every event failing this long (from the first failure since the last
+    # success) disables the endpoint; a 410 Gone disables it at once. Tests shrink it.
+    webhook_disable_after_seconds: float = Field(
+        DEFAULT_DISABLE_AFTER_SECONDS,
+        gt=0,
+        validation_alias="CLIPMIX_WEBHOOKS_DISABLE_AFTER_SECONDS",
+    )
+    # Events one recovery (POST /api/v1/webhook/recover) may queue; a larger window is refused
+    # (422 naming since) and can be split with until.
+    webhook_recover_max_events: int = Field(
+        10000, ge=1, validation_alias="CLIPMIX_WEBHOOKS_RECOVER_MAX_EVENTS"
     )
 
     @field_validator("webhook_retry_schedule")

@@ -27,9 +27,11 @@ import structlog
 
 from services.contracts.webhooks import WebhookDelivery
 from services.runtime import metrics
+from services.webhooks import notices
 from services.webhooks.adapters import deliveries
 from services.webhooks.adapters.deliveries import Attempt, Claimed
 from services.webhooks.adapters.sender import Outcome, Sender
+from services.webhooks.domain.protection import DEFAULT_DISABLE_AFTER_SECONDS
 from services.webhooks.domain.schedule import next_delay, parse_retry_after
 from services.webhooks.domain.signing import signature_headers
 
@@ -58,6 +60,8 @@ class Policy:
     late_seconds: float = 60.0
     # How often the age of the due backlog is sampled (a stalled dispatcher sends nothing).
     backlog_sample_seconds: float = 15.0
+    # Every attempt failing this long disables the endpoint (domain/protection.py).
+    disable_after_seconds: float = DEFAULT_DISABLE_AFTER_SECONDS
 
     @property
     def connections(self) -> int:
@@ -79,9 +83,16 @@ def dispatch_lag(due_at: datetime | None, picked_at: datetime, freed_at: datetim
 
 class Dispatcher:
     def __init__(
-        self, pool: asyncpg.Pool, sender: Sender, policy: Policy, on_attempt: AttemptHook
+        self,
+        pool: asyncpg.Pool,
+        sender: Sender,
+        policy: Policy,
+        on_attempt: AttemptHook,
+        on_disabled: Callable[[], None] | None = None,
     ) -> None:
         self._pool = pool
+        # Called after a commit that disabled an endpoint (wakes the outbox relay).
+        self._on_disabled = on_disabled or (lambda: None)
         self._sender = sender
         self._policy = policy
         self._on_attempt = on_attempt
@@ -234,9 +245,23 @@ class Dispatcher:
             succeeded=outcome.succeeded,
             latency_ms=round(outcome.latency_ms, 2),
             response_head=outcome.response_head,
+            request_headers=outcome.request_headers,
         )
-        async with self._pool.acquire() as conn:
+        disabled = False
+        async with self._pool.acquire() as conn, conn.transaction():
             logged = await deliveries.record(conn, task, attempt, next_delay=delay, url=url)
+            if logged is not None and task.trigger != "test" and task.url is not None:
+                disabled = await notices.after_attempt(
+                    conn,
+                    task.api_key_id,
+                    succeeded=outcome.succeeded,
+                    status_code=outcome.status_code,
+                    attempted_at=attempted_at,
+                    window_seconds=self._policy.disable_after_seconds,
+                )
+        if disabled:
+            log.warning("webhook_endpoint_disabled", api_key_id=task.api_key_id)
+            self._on_disabled()
         log.info(
             "webhook_attempt",
             delivery_id=task.id,

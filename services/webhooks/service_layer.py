@@ -5,19 +5,23 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
+from services.contracts.ids import new_id
+from services.contracts.jobs import iso
 from services.contracts.webhooks import (
     JOB_EVENT_TYPES,
     WEBHOOK_TEST,
     WebhookEndpoint,
     WebhookEndpointCreated,
+    WebhookEndpointResumed,
+    WebhookRecovery,
     WebhookTestResult,
 )
-from services.webhooks.adapters import deliveries, endpoints
+from services.webhooks.adapters import deliveries, endpoints, protection, recoveries
 from services.webhooks.adapters.sender import Resolver, check_target
 from services.webhooks.dispatcher import Dispatcher
 from services.webhooks.domain.events import test_event_body
@@ -47,6 +51,31 @@ class RedeliveryLimitReached(RedeliveryRefused):
         self.retry_in = retry_in
 
 
+class EndpointNotEnabled(Exception):
+    """A recovery asked while the endpoint is paused or disabled (``status``)."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class RecoveryRefused(Exception):
+    """A recovery window out of bounds: ``param`` names the field, ``detail`` says why."""
+
+    def __init__(self, param: str, detail: str) -> None:
+        super().__init__(param, detail)
+        self.param = param
+        self.detail = detail
+
+
+class RecoveryInProgress(Exception):
+    """Another recovery of the key still has deliveries to make (``recovery_id``)."""
+
+    def __init__(self, recovery_id: str) -> None:
+        super().__init__(recovery_id)
+        self.recovery_id = recovery_id
+
+
 @dataclass(frozen=True)
 class Webhooks:
     pool: asyncpg.Pool
@@ -57,9 +86,17 @@ class Webhooks:
     test_timeout_seconds: float = 1.5
     # Manual redeliveries of one delivery per rolling hour (each may be retried on schedule).
     redeliveries_per_hour: int = 5
+    # How far back a recovery may reach (what the service keeps), and events per recovery.
+    retention_days: int = 30
+    recover_max_events: int = 10000
 
     async def configure(
-        self, api_key_id: str, account_id: str, url: str, events: list[str] | None
+        self,
+        api_key_id: str,
+        account_id: str,
+        url: str,
+        events: list[str] | None,
+        test: bool | None = None,
     ) -> WebhookEndpoint | WebhookEndpointCreated:
         """Create or change the endpoint; the secret is in the answer only when created.
         Raises TargetRefused when the URL may not be delivered to."""
@@ -71,7 +108,7 @@ class Webhooks:
             if current is not None and current.account_id != account_id:
                 raise NotConfigured(api_key_id)
             endpoint, created = await endpoints.upsert(
-                conn, api_key_id, account_id, url, chosen, secret
+                conn, api_key_id, account_id, url, chosen, secret, test
             )
         if created:
             return WebhookEndpointCreated(
@@ -176,3 +213,91 @@ class Webhooks:
     async def replay(self, api_key_id: str, since: datetime | None) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn, conn.transaction():
             return await deliveries.replay_failed(conn, api_key_id, since)
+
+    async def pause(self, api_key_id: str, account_id: str) -> endpoints.Endpoint:
+        """Hold deliveries until resumed (a disabled endpoint stays disabled)."""
+        await self.get(api_key_id, account_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await protection.pause(conn, api_key_id)
+        return await self.get(api_key_id, account_id)
+
+    async def resume(
+        self, api_key_id: str, account_id: str, deliver_held: bool
+    ) -> WebhookEndpointResumed:
+        """Enable a paused or disabled endpoint; release what was held, in event order."""
+        await self.get(api_key_id, account_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            released = await protection.resume(conn, api_key_id, deliver_held)
+        if released is None:
+            raise NotConfigured(api_key_id)
+        endpoint = await self.get(api_key_id, account_id)
+        return WebhookEndpointResumed(**endpoint.public().model_dump(), released=released)
+
+    def _window(self, since: datetime, until: datetime | None) -> None:
+        now = datetime.now(UTC)
+        earliest = now - timedelta(days=self.retention_days)
+        if since < earliest:
+            raise RecoveryRefused(
+                "since",
+                f"since must be within the last {self.retention_days} days (deliveries are"
+                f" kept that long): {iso(earliest)} or later.",
+            )
+        if since > now:
+            raise RecoveryRefused("since", "since must not be in the future.")
+        if until is not None and until <= since:
+            raise RecoveryRefused("until", "until must be after since.")
+
+    async def recover(
+        self,
+        api_key_id: str,
+        account_id: str,
+        since: datetime,
+        until: datetime | None,
+        idempotency_key: str | None = None,
+    ) -> WebhookRecovery:
+        """Queue again every failed delivery of the key's events in the window, once each, in
+        event order, with their event ids (``replay_failed``, as the operator's replay)."""
+        self._window(since, until)
+        endpoint = await self.get(api_key_id, account_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            # One recovery of a key at a time: the next waits here for this one's commit.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended('recover:' || $1, 0))", api_key_id
+            )
+            if idempotency_key is not None:
+                earlier = await recoveries.by_key(conn, api_key_id, idempotency_key)
+                if earlier is not None:
+                    return earlier
+            status = await protection.status_of(conn, api_key_id)
+            if status != "enabled":
+                raise EndpointNotEnabled(status or endpoint.status)
+            running = await recoveries.running(conn, api_key_id)
+            if running is not None:
+                raise RecoveryInProgress(running)
+            recovery_id = new_id("rcv")
+            try:
+                queued = await deliveries.replay_failed(
+                    conn,
+                    api_key_id,
+                    since,
+                    until,
+                    limit=self.recover_max_events,
+                    recovery_id=recovery_id,
+                )
+            except deliveries.TooMany as many:
+                raise RecoveryRefused(
+                    "since",
+                    f"{many.found} events failed in this window, more than one recovery may"
+                    f" send ({many.limit}); choose a later since, or an until, and recover the"
+                    " rest after.",
+                ) from None
+            return await recoveries.create(
+                conn,
+                recovery_id,
+                api_key_id,
+                account_id,
+                idempotency_key,
+                since,
+                until,
+                len(queued),
+            )

@@ -61,6 +61,8 @@ class Attempt:
     succeeded: bool
     latency_ms: float | None
     response_head: str | None
+    # The headers as sent (None when nothing was): kept, with the signed body, for the doctor.
+    request_headers: dict[str, str] | None = None
 
 
 async def enqueue(
@@ -79,14 +81,23 @@ async def enqueue(
     """Queue a delivery due now; None if this event's first delivery already exists.
 
     With ``claim_token`` the task is born leased to the caller (a test fire sends it itself).
+    While the key's endpoint is paused or disabled the delivery is held instead (test fires
+    excepted): queued, not sent, until the endpoint is resumed.
     """
-    delivery_id = await conn.fetchval(
-        "INSERT INTO deliveries (id, api_key_id, account_id, event_id, event_type, body, trigger,"
-        " replay_of, next_attempt_at, claim_token, claimed_until)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9,"
+    row = await conn.fetchrow(
+        "WITH target AS ("
+        "  SELECT $7 <> 'test' AND EXISTS (SELECT 1 FROM endpoints"
+        "    WHERE api_key_id = $2 AND status <> 'enabled') AS held"
+        ")"
+        " INSERT INTO deliveries (id, api_key_id, account_id, event_id, event_type, body, trigger,"
+        " replay_of, state, next_attempt_at, claim_token, claimed_until)"
+        " SELECT $1, $2, $3, $4, $5, $6, $7, $8,"
+        " CASE WHEN held THEN 'held' ELSE 'pending' END,"
+        " CASE WHEN held THEN NULL ELSE now() END, $9,"
         " CASE WHEN $9::text IS NULL THEN NULL"
-        " ELSE now() + make_interval(secs => $10) END)"
-        " ON CONFLICT (event_id, api_key_id) WHERE trigger = 'first' DO NOTHING RETURNING id",
+        " ELSE now() + make_interval(secs => $10) END FROM target"
+        " ON CONFLICT (event_id, api_key_id) WHERE trigger = 'first' DO NOTHING"
+        " RETURNING id, state",
         new_id("whdlv"),
         api_key_id,
         account_id,
@@ -98,9 +109,11 @@ async def enqueue(
         claim_token,
         lease_seconds,
     )
-    if delivery_id is not None and claim_token is None:
+    if row is None:
+        return None
+    if claim_token is None and row["state"] == "pending":
         await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
-    return delivery_id  # type: ignore[no-any-return]
+    return row["id"]  # type: ignore[no-any-return]
 
 
 _CLAIMED = (
@@ -255,9 +268,9 @@ async def record(
         "), logged AS ("
         "  INSERT INTO attempts (id, delivery_id, api_key_id, event_id, event_type, attempt,"
         "    trigger, attempted_at, url, resolved_ip, status_code, error, succeeded, latency_ms,"
-        "    response_head, next_attempt_at)"
+        "    response_head, next_attempt_at, request_headers, request_body)"
         "  SELECT $5, $1, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
-        "    closed.next_attempt_at FROM closed RETURNING *"
+        "    closed.next_attempt_at, $20, $21 FROM closed RETURNING *"
         "), pruned AS ("
         "  DELETE FROM attempts WHERE EXISTS (SELECT 1 FROM closed) AND api_key_id = $6"
         "  AND seq <= (SELECT seq FROM attempts WHERE api_key_id = $6"
@@ -283,6 +296,9 @@ async def record(
         attempt.latency_ms,
         attempt.response_head,
         LOG_SIZE - 1,
+        attempt.request_headers,
+        # The bytes signed and sent are the task's own (the same for every attempt).
+        None if attempt.request_headers is None else task.body,
     )
     return public(row) if row is not None else None
 
@@ -377,37 +393,91 @@ async def redeliver(
     return {"event_id": row["event_id"], "event_type": row["event_type"]}
 
 
+class TooMany(Exception):
+    """A replay would queue more events than allowed (``found`` of at most ``limit``)."""
+
+    def __init__(self, found: int, limit: int) -> None:
+        super().__init__(found, limit)
+        self.found = found
+        self.limit = limit
+
+
+# The time of a delivery's event: when it happened (test fires and old rows: when queued).
+_EVENT_TIME = "coalesce(ev.occurred_at, ev.created_at, d.created_at)"
+
+
 async def replay_failed(
-    conn: Connection, api_key_id: str, since: datetime | None
+    conn: Connection,
+    api_key_id: str,
+    since: datetime | None,
+    until: datetime | None = None,
+    *,
+    limit: int | None = None,
+    recovery_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Queue every failed (dead-lettered) delivery of the key again, each once: the failed
-    task becomes ``replayed`` in the same transaction, so replaying twice sends nothing more."""
+    """Queue again, once each and in event order, every event of the key from ``since`` (and
+    before ``until``) whose delivery failed (was dead-lettered, or set aside at a resume).
+
+    The one mechanism behind ``clipmix-admin webhooks replay`` and the customer's
+    ``POST /api/v1/webhook/recover``. Run inside a transaction: the failed tasks become
+    ``replayed`` in it, so replaying twice sends nothing more, and two replays at once queue
+    each event once (the second waits on the rows, then finds them replayed). An event with
+    more than one failed task (a manual redelivery failed too) is queued once. Raises
+    ``TooMany`` (the caller's transaction then rolls back) past ``limit`` events."""
     rows = await conn.fetch(
         "UPDATE deliveries SET state = 'replayed' WHERE id IN ("
         # A failed test fire was answered to whoever fired it; it is not replayed.
-        " SELECT id FROM deliveries WHERE api_key_id = $1 AND state = 'failed'"
-        " AND trigger <> 'test'"
-        " AND ($2::timestamptz IS NULL OR finished_at >= $2) FOR UPDATE)"
-        " RETURNING id, account_id, event_id, event_type, body, finished_at",
+        "  SELECT d.id FROM deliveries d LEFT JOIN events ev ON ev.id = d.event_id"
+        "  WHERE d.api_key_id = $1 AND d.state = 'failed' AND d.trigger <> 'test'"
+        f"  AND ($2::timestamptz IS NULL OR {_EVENT_TIME} >= $2)"
+        f"  AND ($3::timestamptz IS NULL OR {_EVENT_TIME} < $3))"
+        " AND state = 'failed'"
+        " RETURNING id, event_id, created_at",
         api_key_id,
         since,
+        until,
     )
-    replayed = []
-    for r in sorted(rows, key=lambda r: r["finished_at"]):
-        await enqueue(
-            conn,
-            api_key_id=api_key_id,
-            account_id=r["account_id"],
-            event_id=r["event_id"],
-            event_type=r["event_type"],
-            body=bytes(r["body"]),
-            trigger="replay",
-            replay_of=r["id"],
-        )
-        replayed.append(
-            {"event_id": r["event_id"], "event_type": r["event_type"], "replay_of": r["id"]}
-        )
-    return replayed
+    latest: dict[str, Any] = {}
+    for r in rows:
+        if r["event_id"] not in latest or r["created_at"] > latest[r["event_id"]]["created_at"]:
+            latest[r["event_id"]] = r
+    if limit is not None and len(latest) > limit:
+        raise TooMany(len(latest), limit)
+    if not latest:
+        return []
+    ordered = await conn.fetch(
+        "SELECT d.id, d.event_id, d.event_type FROM deliveries d"
+        " LEFT JOIN events ev ON ev.id = d.event_id WHERE d.id = ANY($1::text[])"
+        f" ORDER BY {_EVENT_TIME}, ev.seq, d.created_at, d.id",
+        [r["id"] for r in latest.values()],
+    )
+    old_ids = [r["id"] for r in ordered]
+    queued = await conn.fetch(
+        "WITH target AS ("
+        "  SELECT EXISTS (SELECT 1 FROM endpoints WHERE api_key_id = $3"
+        "    AND status <> 'enabled') AS held"
+        ")"
+        " INSERT INTO deliveries (id, api_key_id, account_id, event_id, event_type, body, trigger,"
+        " replay_of, recovery_id, state, next_attempt_at)"
+        " SELECT o.new_id, d.api_key_id, d.account_id, d.event_id, d.event_type, d.body, 'replay',"
+        " d.id, $4, CASE WHEN target.held THEN 'held' ELSE 'pending' END,"
+        # Due a microsecond apart in event order: claims take them in that order.
+        " CASE WHEN target.held THEN NULL"
+        " ELSE now() + make_interval(secs => (o.n / 1e6)::float8) END"
+        " FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS o(old_id, new_id, n)"
+        " JOIN deliveries d ON d.id = o.old_id CROSS JOIN target"
+        " RETURNING state",
+        old_ids,
+        [new_id("whdlv") for _ in old_ids],
+        api_key_id,
+        recovery_id,
+    )
+    if any(r["state"] == "pending" for r in queued):
+        await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+    return [
+        {"event_id": r["event_id"], "event_type": r["event_type"], "replay_of": r["id"]}
+        for r in ordered
+    ]
 
 
 async def failed(

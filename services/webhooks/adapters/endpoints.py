@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 
 _COLUMNS = (
     "api_key_id, account_id, url, events, created_at, updated_at, previous_secret_expires_at,"
-    " secret, previous_secret"
+    " secret, previous_secret, status, disabled_reason, disabled_at, failing_since, test,"
+    " (SELECT count(*) FROM deliveries d WHERE d.api_key_id = endpoints.api_key_id"
+    "  AND d.state = 'held') AS held_events"
 )
 
 
@@ -29,6 +31,12 @@ class Endpoint:
     previous_secret_expires_at: datetime | None
     secret: bytes
     previous_secret: bytes | None
+    status: str = "enabled"
+    disabled_reason: str | None = None
+    disabled_at: datetime | None = None
+    failing_since: datetime | None = None
+    test: bool | None = None
+    held_events: int = 0
 
     def __repr__(self) -> str:  # the secrets never reach a log line through a repr
         return f"Endpoint(api_key_id={self.api_key_id!r}, url={self.url!r})"
@@ -41,6 +49,11 @@ class Endpoint:
             created_at=iso(self.created_at) or "",
             updated_at=iso(self.updated_at) or "",
             previous_secret_expires_at=iso(self.previous_secret_expires_at),
+            status=self.status,
+            disabled_reason=self.disabled_reason,
+            disabled_at=iso(self.disabled_at),
+            failing_since=iso(self.failing_since),
+            held_events=self.held_events,
         )
 
 
@@ -56,6 +69,12 @@ def _endpoint(row: object) -> Endpoint:
         r["previous_secret_expires_at"],
         bytes(r["secret"]),
         bytes(r["previous_secret"]) if r["previous_secret"] is not None else None,
+        r["status"],
+        r["disabled_reason"],
+        r["disabled_at"],
+        r["failing_since"],
+        r["test"],
+        int(r["held_events"]),
     )
 
 
@@ -71,19 +90,21 @@ async def upsert(
     url: str,
     events: list[str],
     secret: bytes,
+    test: bool | None = None,
 ) -> tuple[Endpoint, bool]:
     """Create the endpoint (with ``secret``) or change its URL and events; True if created."""
     row = await conn.fetchrow(
-        "INSERT INTO endpoints (api_key_id, account_id, url, events, secret)"
-        " VALUES ($1, $2, $3, $4, $5)"
+        "INSERT INTO endpoints (api_key_id, account_id, url, events, secret, test)"
+        " VALUES ($1, $2, $3, $4, $5, $6)"
         " ON CONFLICT (api_key_id) DO UPDATE SET url = EXCLUDED.url, events = EXCLUDED.events,"
-        " updated_at = now()"
+        " test = coalesce(EXCLUDED.test, endpoints.test), updated_at = now()"
         f" RETURNING {_COLUMNS}, (xmax = 0) AS inserted",
         api_key_id,
         account_id,
         url,
         events,
         secret,
+        test,
     )
     assert row is not None
     return _endpoint(row), bool(row["inserted"])

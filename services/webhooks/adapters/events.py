@@ -14,16 +14,27 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from services.contracts.jobs import JobSnapshot
-from services.webhooks.domain.events import job_event_body
+from services.webhooks.domain.events import job_event_body, notice_event_body
 
 if TYPE_CHECKING:
     from services.runtime.db import Connection
 
-_COLUMNS = "id, type, payload, coalesce(occurred_at, created_at) AS occurred_at"
+_COLUMNS = (
+    "id, type, payload, coalesce(occurred_at, created_at) AS occurred_at, job_id, test, api_key_id"
+)
 
 
 def body(row: Any) -> bytes:
     """The event exactly as a webhook delivery of it is POSTed."""
+    if row["job_id"] is None:  # endpoint.disabled, keys.expiring: about the key, not a job
+        return notice_event_body(
+            row["id"],
+            row["type"],
+            row["occurred_at"],
+            row["test"],
+            row["api_key_id"],
+            row["payload"],
+        )
     return job_event_body(
         row["id"], row["type"], row["occurred_at"], JobSnapshot.model_validate(row["payload"])
     )

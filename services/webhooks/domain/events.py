@@ -30,6 +30,23 @@ def test_event_body(event_id: str, created: datetime, api_key_id: str) -> bytes:
     return _dump(event)
 
 
+def notice_event_body(
+    event_id: str, type: str, created: datetime, test: bool, api_key_id: str, data: dict[str, Any]
+) -> bytes:
+    """An event about the key or its endpoint (``endpoint.disabled``, ``keys.expiring``)."""
+    event = WebhookEvent(
+        id=event_id,
+        type=type,
+        created=iso(created) or "",
+        test=test,
+        api_key_id=api_key_id,
+        data=data,
+    )
+    return _dump(event)
+
+
 def _dump(event: WebhookEvent) -> bytes:
     payload: dict[str, Any] = event.model_dump(mode="json")
+    if payload["data"] is None:  # job and test events: the body as it always was
+        del payload["data"]
     return orjson.dumps(payload)

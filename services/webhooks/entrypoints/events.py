@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from services.contracts.jobs import SETTLED_EVENTS, JobSnapshot
 from services.messaging.consumer import Handler
 from services.messaging.envelope import Envelope
-from services.webhooks.adapters import deliveries, endpoints
+from services.webhooks.adapters import deliveries, endpoints, protection
 from services.webhooks.domain.events import job_event_body
 from services.webhooks.waker import EVENTS_CHANNEL
 
@@ -43,7 +43,11 @@ async def job_settled(conn: Connection, env: Envelope) -> None:
     if stored:  # held reads of this key wake when this commits (every process's)
         await conn.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, job.api_key_id)
     endpoint = await endpoints.get(conn, job.api_key_id)
-    if endpoint is None or env.type not in endpoint.events:
+    if endpoint is None:
+        return
+    if endpoint.test is not job.test:  # the endpoint.disabled event and notice carry the mode
+        await protection.note_mode(conn, job.api_key_id, job.test)
+    if env.type not in endpoint.events:
         return
     await deliveries.enqueue(
         conn,

@@ -17,23 +17,29 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.contracts import errors
 from services.contracts.jobs import SETTLED_EVENTS
+from services.contracts.notices import ENDPOINT_DISABLED, KEYS_EXPIRING
 from services.contracts.webhooks import (
     WebhookDeliveryPage,
     WebhookEndpointCreated,
     WebhookEndpointDeleted,
     WebhookEndpointUpdate,
+    WebhookRecoverRequest,
     WebhookRedelivery,
+    WebhookResume,
 )
 from services.runtime import params
 from services.runtime.egress import TargetRefused
 from services.runtime.http import ApiError, from_validation_error, json_response
-from services.runtime.internal import ACCOUNT_HEADER
+from services.runtime.internal import ACCOUNT_HEADER, TEST_HEADER
 from services.runtime.service import POOL
 from services.webhooks.adapters import deliveries, events
 from services.webhooks.app_keys import DISPATCHER, EVENTS_WAKER, WEBHOOKS
 from services.webhooks.dispatcher import Busy
 from services.webhooks.service_layer import (
+    EndpointNotEnabled,
     NotConfigured,
+    RecoveryInProgress,
+    RecoveryRefused,
     RedeliveryLimitReached,
     RedeliveryPending,
 )
@@ -110,9 +116,14 @@ async def get_endpoint(request: web.Request) -> web.Response:
 async def put_endpoint(request: web.Request) -> web.Response:
     key_id, account = _caller(request)
     body: WebhookEndpointUpdate = await _body(request, WebhookEndpointUpdate)
+    mode = request.headers.get(TEST_HEADER)
     try:
         answer = await request.app[WEBHOOKS].configure(
-            key_id, account, str(body.url), list(body.events) if body.events else None
+            key_id,
+            account,
+            str(body.url),
+            list(body.events) if body.events else None,
+            None if mode is None else mode == "true",
         )
     except TargetRefused as refused:
         raise errors.WEBHOOK_URL_REFUSED.error(reason=refused.reason, param="url") from None
@@ -204,11 +215,15 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     return params.whole(raw, param=name, low=low, high=high)
 
 
+# The types GET /api/v1/events may be filtered by: job events and the notices' events.
+STREAM_TYPES = (*SETTLED_EVENTS, ENDPOINT_DISABLED, KEYS_EXPIRING)
+
+
 def _event_type(request: web.Request) -> str | None:
     value = request.query.get("type")
-    if value is not None and value not in SETTLED_EVENTS:
+    if value is not None and value not in STREAM_TYPES:
         raise errors.PARAMETER_INVALID.error(
-            param="type", detail="type must be one of " + ", ".join(SETTLED_EVENTS) + "."
+            param="type", detail="type must be one of " + ", ".join(STREAM_TYPES) + "."
         )
     return value
 
@@ -357,6 +372,52 @@ async def redeliver(request: web.Request) -> web.Response:
     return _dump(WebhookRedelivery(**queued))
 
 
+async def pause(request: web.Request) -> web.Response:
+    key_id, account = _caller(request)
+    try:
+        return _dump((await request.app[WEBHOOKS].pause(key_id, account)).public())
+    except NotConfigured:
+        raise _not_configured() from None
+
+
+async def resume(request: web.Request) -> web.Response:
+    key_id, account = _caller(request)
+    body: WebhookResume = await _body(request, WebhookResume)
+    try:
+        return _dump(await request.app[WEBHOOKS].resume(key_id, account, body.deliver_held))
+    except NotConfigured:
+        raise _not_configured() from None
+
+
+async def recover(request: web.Request) -> web.Response:
+    """Redeliver the failed deliveries of a window of the key's events; an Idempotency-Key
+    answers the recovery its first call made (the gateway passes the caller's through)."""
+    key_id, account = _caller(request)
+    body: WebhookRecoverRequest = await _body(request, WebhookRecoverRequest)
+    idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
+    if idempotency_key is not None:
+        params.printable_ascii(
+            idempotency_key, param=IDEMPOTENCY_HEADER, max_length=255, code="parameter_invalid"
+        )
+    try:
+        recovery = await request.app[WEBHOOKS].recover(
+            key_id, account, body.since, body.until, idempotency_key
+        )
+    except NotConfigured:
+        raise _not_configured() from None
+    except RecoveryRefused as refused:
+        raise errors.RECOVERY_WINDOW_INVALID.error(
+            param=refused.param, detail=refused.detail
+        ) from None
+    except EndpointNotEnabled as off:
+        raise errors.ENDPOINT_DISABLED.error(status=off.status) from None
+    except RecoveryInProgress as busy:
+        raise errors.RECOVERY_IN_PROGRESS.error(
+            recovery_id=busy.recovery_id, headers={"Retry-After": "5"}
+        ) from None
+    return _dump(recovery, 202)
+
+
 async def operator_replay(request: web.Request) -> web.Response:
     body: ReplayRequest = await _body(request, ReplayRequest)
     replayed = await request.app[WEBHOOKS].replay(body.key_id, body.since)
@@ -375,6 +436,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete(KEY, delete_endpoint)
     app.router.add_post(KEY + "/rotate-secret", rotate_secret)
     app.router.add_post(KEY + "/test", fire_test)
+    app.router.add_post(KEY + "/pause", pause)
+    app.router.add_post(KEY + "/resume", resume)
+    app.router.add_post(KEY + "/recover", recover)
     app.router.add_get(KEY + "/deliveries", list_deliveries)
     app.router.add_post(KEY + "/deliveries/{delivery_id}/redeliver", redeliver)
     app.router.add_post(KEY + "-copy", copy_endpoint)
