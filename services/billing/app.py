@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
 
 from services.billing import reconciler
-from services.billing.adapters import prices
+from services.billing.adapters import low_balance, prices
 from services.billing.adapters.jobs import HttpJobDirectory
 from services.billing.adapters.payments import CheckoutProvider
 from services.billing.app_keys import PAYMENTS, PRICES
@@ -74,6 +75,33 @@ def _reconcile(settings: BillingSettings) -> service.Context:
     return service.periodic("billing_reconcile", settings.reconcile_every_seconds, work)
 
 
+def _low_balance(settings: BillingSettings) -> service.Context:
+    """Evaluates the accounts that had a transfer since the last round (low_balance.py)."""
+
+    async def work(app: web.Application) -> int:
+        sent = 0
+        for _ in range(_LOW_BALANCE_MAX_BATCHES):
+            async with app[service.POOL].acquire() as conn, conn.transaction():
+                accounts, last, read = await low_balance.recent_accounts(
+                    conn, settings.low_balance_margin, settings.low_balance_batch
+                )
+                if accounts:
+                    sent += len(await low_balance.evaluate(conn, accounts, datetime.now(UTC)))
+                if last is not None:
+                    await low_balance.advance(conn, last)
+            if read < settings.low_balance_batch:
+                break
+        if sent:
+            service.wake_relay(app)()
+        return sent
+
+    return service.periodic("billing_low_balance", settings.low_balance_every_seconds, work)
+
+
+# Batches one round reads at most; the rest waits for the next round.
+_LOW_BALANCE_MAX_BATCHES = 10
+
+
 def create_app(settings: BillingSettings) -> web.Application:
     app = service.build_app(
         NAME,
@@ -81,12 +109,13 @@ def create_app(settings: BillingSettings) -> web.Application:
         migrations=MIGRATIONS,
         queues=QUEUES,
         consume=(service.ConsumerSpec(BILLING_JOB_EVENTS, HANDLERS),),
-        relay=False,
+        relay=True,  # low-balance warnings (wallet.low) go out through the outbox
         chores=(
             _price_book(),
             _payments(settings),
             service.periodic("billing_prices", settings.price_refresh_seconds, _refresh_prices),
             _reconcile(settings),
+            _low_balance(settings),
         ),
     )
     add_routes(app)

@@ -46,3 +46,15 @@ class BillingSettings(ServiceSettings):
     payments_webhook_tolerance_seconds: float = Field(
         300.0, gt=0, validation_alias="CLIPMIX_BILLING_PAYMENTS_WEBHOOK_TOLERANCE_SECONDS"
     )
+    # Low-balance warnings (adapters/low_balance.py): how often the accounts with new transfers
+    # are evaluated, how many transfers one round reads at most (it goes on next round), and how
+    # many already-read transfers each round reads again (ones that committed out of order).
+    low_balance_every_seconds: float = Field(
+        30.0, gt=0, validation_alias="CLIPMIX_BILLING_LOW_BALANCE_EVERY_SECONDS"
+    )
+    low_balance_batch: int = Field(
+        20000, ge=1, validation_alias="CLIPMIX_BILLING_LOW_BALANCE_BATCH"
+    )
+    low_balance_margin: int = Field(
+        1000, ge=0, validation_alias="CLIPMIX_BILLING_LOW_BALANCE_MARGIN"
+    )

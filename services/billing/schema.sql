@@ -326,6 +326,23 @@ CREATE TABLE billing.job_settlements (
     CONSTRAINT job_settlements_outcome_check CHECK ((outcome = ANY (ARRAY['completed'::text, 'failed'::text, 'canceled'::text])))
 );
 
+CREATE TABLE billing.low_balance (
+    account_id text NOT NULL,
+    threshold bigint,
+    low boolean DEFAULT false NOT NULL,
+    crossed_at timestamp with time zone,
+    notice_id text,
+    evaluated_at timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT low_balance_threshold_check CHECK ((threshold >= 0))
+);
+
+CREATE TABLE billing.low_balance_cursor (
+    only_row boolean DEFAULT true NOT NULL,
+    seq bigint NOT NULL,
+    CONSTRAINT low_balance_cursor_only_row_check CHECK (only_row)
+);
+
 CREATE TABLE billing.outbox (
     id bigint NOT NULL,
     message_id uuid NOT NULL,
@@ -490,6 +507,12 @@ ALTER TABLE ONLY billing.inbox
 ALTER TABLE ONLY billing.job_settlements
     ADD CONSTRAINT job_settlements_pkey PRIMARY KEY (job_id);
 
+ALTER TABLE ONLY billing.low_balance_cursor
+    ADD CONSTRAINT low_balance_cursor_pkey PRIMARY KEY (only_row);
+
+ALTER TABLE ONLY billing.low_balance
+    ADD CONSTRAINT low_balance_pkey PRIMARY KEY (account_id);
+
 ALTER TABLE ONLY billing.outbox
     ADD CONSTRAINT outbox_message_id_key UNIQUE (message_id);
 
@@ -545,6 +568,8 @@ CREATE INDEX reservations_unconfirmed ON billing.reservations USING btree (creat
 CREATE INDEX settlement_noops_by_job ON billing.settlement_noops USING btree (job_id);
 
 CREATE INDEX transfers_by_account ON billing.transfers USING btree (account_id, seq DESC);
+
+CREATE INDEX transfers_captures_by_time ON billing.transfers USING btree (account_id, created_at) WHERE (type = 'capture'::text);
 
 CREATE TRIGGER grant_draws_immutable BEFORE DELETE OR UPDATE ON billing.grant_draws FOR EACH ROW EXECUTE FUNCTION billing.forbid_change();
 

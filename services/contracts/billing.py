@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from services.contracts.jobs import Service
 
@@ -42,6 +42,40 @@ class Balance(_Answer):
     paid_remaining: int = Field(description="Paid credits not yet spent (available + reserved).")
     bonus_remaining: int = Field(description="Bonus credits not yet spent (available + reserved).")
     live_enabled: bool = Field(description="True once the account has bought credits.")
+
+
+class LowBalance(_Answer):
+    """``GET``/``PUT /api/v1/balance/low-balance``: the live wallet against its low-balance
+    threshold. Crossing below it sends ``wallet.low`` (webhook and email) once per crossing."""
+
+    object: Literal["low_balance"] = "low_balance"
+    threshold: int = Field(description="Credits; 0 means the warning is off.")
+    threshold_source: Literal["default", "custom"] = Field(
+        description="`default`: what the last 24 h consumed, spent in 2 h; `custom`: yours."
+    )
+    default_threshold: int = Field(description="What the default would be now.")
+    low: bool = Field(description="Below the threshold (the warning for this crossing is sent).")
+    available: int
+    reserved: int = Field(description="Credits held by jobs still queued or running.")
+    consumed_24h: int = Field(description="Credits captured over the last 24 h.")
+    hourly_rate: int = Field(description="Credits captured over the last hour.")
+    runway_hours: float | None = Field(
+        description="How long the available credits last at the last hour's rate; null when"
+        " nothing was spent in the last hour."
+    )
+    crossed_at: str | None = Field(description="When the balance last went below the threshold.")
+
+
+class LowBalanceUpdate(BaseModel):
+    """``PUT /api/v1/balance/low-balance`` body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: StrictInt | None = Field(
+        description="Credits (0 turns the warning off); null goes back to the default.",
+        ge=0,
+        le=1_000_000_000,
+    )
 
 
 LedgerEntryType = Literal["purchase", "reservation", "capture", "release"]

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 # Event types customers see for these notices (in GET /api/v1/events and on webhooks).
 ENDPOINT_DISABLED = "endpoint.disabled"
 KEYS_EXPIRING = "keys.expiring"
+WALLET_LOW = "wallet.low"
 
 
 class _Notice(BaseModel):
@@ -47,6 +48,26 @@ class KeyExpiring(_Notice):
     key_display: str  # e.g. sk_live_…a1b2, never the secret
     name: str | None = None
     expires_at: str  # RFC 3339 UTC
+
+
+class WalletLow(BaseModel):
+    """The account's available credits fell below its low-balance threshold: sent once per
+    crossing (it is armed again when the balance is back at or above the threshold). Billing
+    raises it; every live key of the account hears of it (event ``wallet.low``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    TYPE: ClassVar[str] = "account.wallet_low"
+
+    notice_id: str  # stable per crossing
+    account_id: str
+    threshold: int  # credits
+    threshold_source: Literal["default", "custom"]
+    available: int
+    reserved: int  # held by jobs still queued or running
+    hourly_rate: int  # credits captured over the last hour
+    runway_hours: float | None  # available / hourly_rate; None when nothing was spent
+    crossed_at: str  # RFC 3339 UTC
 
 
 NOTICE_TYPES: tuple[str, ...] = (EndpointDisabled.TYPE, KeyExpiring.TYPE)

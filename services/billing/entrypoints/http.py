@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from services.billing import metrics
-from services.billing.adapters import ledger
+from services.billing.adapters import ledger, low_balance
 from services.billing.app_keys import PRICES
 from services.billing.domain.pricing import PriceUnavailable, quote, top_up
 from services.contracts import errors
 from services.contracts.billing import (
     LedgerPage,
+    LowBalance,
+    LowBalanceUpdate,
     PurchaseRequest,
     ReleaseRequest,
     ReleaseResult,
@@ -21,9 +24,10 @@ from services.contracts.billing import (
     ReservationRequest,
     ReservationState,
 )
+from services.contracts.jobs import iso
 from services.runtime.http import from_validation_error, json_response
 from services.runtime.internal import TEST_HEADER
-from services.runtime.service import POOL
+from services.runtime.service import POOL, wake_relay
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -154,10 +158,56 @@ async def create_purchase(request: web.Request) -> web.Response:
     return json_response(first.model_dump(), 200 if result.repeat else 201)
 
 
+def _low_balance_answer(standing: low_balance.Standing | None) -> LowBalance:
+    if standing is None:  # a test key's empty wallet
+        standing = low_balance.Standing("", False, 0, 0, None, False, None, 0, 0)
+    return LowBalance(
+        threshold=standing.threshold,
+        threshold_source=standing.source,
+        default_threshold=standing.default_threshold,
+        low=standing.low,
+        available=standing.available,
+        reserved=standing.reserved,
+        consumed_24h=standing.day,
+        hourly_rate=standing.hour,
+        runway_hours=standing.runway_hours,
+        crossed_at=iso(standing.crossed_at) if standing.crossed_at else None,
+    )
+
+
+async def get_low_balance(request: web.Request) -> web.Response:
+    if _test_mode(request):
+        return json_response(_low_balance_answer(None).model_dump())
+    async with request.app[POOL].acquire() as conn:
+        found = await low_balance.standings(
+            conn, [request.match_info["account_id"]], datetime.now(UTC)
+        )
+    return json_response(_low_balance_answer(found[0]).model_dump())
+
+
+async def put_low_balance(request: web.Request) -> web.Response:
+    """Sets the threshold and evaluates the wallet against it at once: a threshold set above
+    the balance warns now (once), not at the next round of the chore."""
+    body = await read_body(request, LowBalanceUpdate)
+    if _test_mode(request):
+        raise errors.LIVE_KEY_REQUIRED.error()
+    account_id = request.match_info["account_id"]
+    now = datetime.now(UTC)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        await low_balance.set_threshold(conn, account_id, body.threshold)
+        sent = await low_balance.evaluate(conn, [account_id], now)
+        found = await low_balance.standings(conn, [account_id], now)
+    if sent:
+        wake_relay(request.app)()
+    return json_response(_low_balance_answer(found[0]).model_dump())
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/internal/v1/reservations", create_reservation)
     app.router.add_post("/internal/v1/reservations/{job_id}/release", release_reservation)
     app.router.add_get("/internal/v1/accounts/{account_id}/balance", balance)
     app.router.add_get("/internal/v1/accounts/{account_id}/ledger", ledger_entries)
+    app.router.add_get("/internal/v1/accounts/{account_id}/low-balance", get_low_balance)
+    app.router.add_put("/internal/v1/accounts/{account_id}/low-balance", put_low_balance)
     app.router.add_get("/internal/v1/pricing", pricing)
     app.router.add_post("/internal/v1/purchases", create_purchase)
