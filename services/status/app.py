@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 
 from services.contracts.routing import QUEUES, STATUS_JOB_EVENTS, STATUS_TRAFFIC
-from services.runtime import service
+from services.runtime import egress, service
+from services.status.adapters.sender import Sender
+from services.status.app_keys import DISPATCHER, SENDER
 from services.status.config import StatusSettings
 from services.status.entrypoints import http
 from services.status.entrypoints.events import handlers
+from services.status.service_layer.delivery import Dispatcher
 from services.status.service_layer.evaluation import evaluate
 
 NAME = "status"
@@ -22,7 +29,10 @@ def create_app(settings: StatusSettings) -> web.Application:
     policy = settings.policy()
 
     async def recompute(app: web.Application) -> bool:
-        return await evaluate(app[service.POOL], policy, datetime.now(UTC))
+        done = await evaluate(app[service.POOL], policy, datetime.now(UTC))
+        if done:  # it may have stored status webhook events
+            app[DISPATCHER].wake()
+        return done
 
     job_events, traffic = handlers(settings.traffic_bucket_seconds)
     app = service.build_app(
@@ -36,6 +46,7 @@ def create_app(settings: StatusSettings) -> web.Application:
         ),
         relay=False,
         chores=(
+            delivering(settings),
             service.periodic("status_evaluation", settings.status_recompute_seconds, recompute),
         ),
     )
@@ -45,9 +56,46 @@ def create_app(settings: StatusSettings) -> web.Application:
             window_seconds=max(int(settings.status_window_seconds), 1),
             recent_incident_days=settings.status_recent_incident_days,
             history_days=settings.status_history_days,
+            page=settings.page(),
+            subscriptions_per_account=settings.status_subscriptions_per_account,
+            feed_days=settings.status_feed_days,
         ),
     )
     return app
+
+
+def delivering(settings: StatusSettings) -> service.Context:
+    """Status webhooks: the egress-guarded sender and the delivery loop over the table."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        schedule = settings.schedule()
+        # Requests go to vetted IPs (never resolved by aiohttp): no DNS cache to keep.
+        connector = aiohttp.TCPConnector(
+            limit=schedule.concurrency, use_dns_cache=False, enable_cleanup_closed=True
+        )
+        lookup = egress.AsyncLookup()
+        async with aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+        ) as http:
+            sender = Sender(
+                http,
+                lookup,
+                timeout=settings.status_delivery_timeout_seconds,
+                allow_private=settings.status_allow_private_targets,
+            )
+            dispatcher = Dispatcher(app[service.POOL], sender, schedule)
+            app[SENDER] = sender
+            app[DISPATCHER] = dispatcher
+            task = asyncio.create_task(dispatcher.run(), name="status-webhooks")
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                await lookup.close()
+
+    return ctx
 
 
 def main() -> None:

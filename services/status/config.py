@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from services.runtime.config import ServiceSettings
 from services.status.domain.health import Thresholds
+from services.status.service_layer.delivery import Schedule, parse_delays
 from services.status.service_layer.evaluation import Policy
+from services.status.service_layer.summary import Page
 
 
 class StatusSettings(ServiceSettings):
@@ -31,6 +33,35 @@ class StatusSettings(ServiceSettings):
     status_retention_hours: float = Field(48.0, gt=0)
     status_recent_incident_days: int = Field(7, ge=1)
     status_history_days: int = Field(90, ge=1)
+    # Status webhooks (issue 19 item 5). Off in production: private, loopback and link-local
+    # targets are refused, as for job webhooks; a developer may allow them for a local receiver.
+    status_allow_private_targets: bool = False
+    # Delays in seconds before each try of a delivery (the count of delays bounds the tries).
+    status_delivery_schedule: str = "0,10,60,300,1800"
+    status_delivery_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    status_delivery_concurrency: int = Field(8, ge=1, le=256)
+    status_delivery_poll_seconds: float = Field(1.0, gt=0)
+    # Subscriptions one account may hold.
+    status_subscriptions_per_account: int = Field(10, ge=1)
+    # Days of incidents and maintenance in the Atom feed.
+    status_feed_days: int = Field(90, ge=1)
+
+    @field_validator("status_delivery_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        parse_delays(value)
+        return value
+
+    def schedule(self) -> Schedule:
+        return Schedule(
+            delays=parse_delays(self.status_delivery_schedule),
+            timeout=self.status_delivery_timeout_seconds,
+            concurrency=self.status_delivery_concurrency,
+            poll_seconds=self.status_delivery_poll_seconds,
+        )
+
+    def page(self) -> Page:
+        return Page(url=self.public_base_url.rstrip("/") + "/status")
 
     def policy(self) -> Policy:
         return Policy(
@@ -46,4 +77,5 @@ class StatusSettings(ServiceSettings):
             recompute_seconds=self.status_recompute_seconds,
             confirm_evaluations=self.status_confirm_evaluations,
             retention=timedelta(hours=self.status_retention_hours),
+            page_url=self.page().url,
         )

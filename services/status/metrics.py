@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 EVALUATIONS = Counter(
     "clipmix_status_evaluations_total",
@@ -22,4 +22,13 @@ JOB_OUTCOMES = Counter(
     "clipmix_status_job_outcomes_total",
     "Settled live jobs by product (kind) and outcome: ok, or error (a platform failure).",
     ["kind", "outcome"],
+)
+DELIVERIES = Counter(
+    "clipmix_status_webhook_deliveries_total",
+    "Status webhook tries, by result: delivered, retry (failed, tried again later), given_up.",
+    ["result"],
+)
+DELIVERY_SECONDS = Histogram(
+    "clipmix_status_webhook_delivery_duration_seconds",
+    "Time of one status webhook try, from resolving the name to the receiver's answer.",
 )

@@ -1,4 +1,6 @@
-"""HTTP entrypoints: ``GET /api/status`` (JSON) and ``GET /status`` (HTML), no key needed."""
+"""HTTP entrypoints, no key needed: ``GET /api/status`` (JSON), ``GET /status`` (HTML),
+``GET /api/status/summary.json`` (Statuspage's shape) and ``GET /status/feed.atom`` (Atom);
+the subscriptions' internal routes are in ``entrypoints/subscriptions.py``."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from aiohttp import web
 from services.runtime.http import json_response
 from services.runtime.service import POOL
 from services.status.app_keys import VIEW
-from services.status.entrypoints import page
+from services.status.entrypoints import feed, page, subscriptions
+from services.status.service_layer import summary
 from services.status.service_layer.snapshot import history, snapshot
 
 
@@ -19,6 +22,9 @@ class View:
     window_seconds: int
     recent_incident_days: int
     history_days: int
+    page: summary.Page
+    subscriptions_per_account: int = 10
+    feed_days: int = 90
 
 
 # Answers may be cached briefly by a CDN or the gateway; the health changes once a minute.
@@ -47,8 +53,32 @@ async def status_page(request: web.Request) -> web.Response:
             recent_days=view.recent_incident_days,
         )
         days = await history(conn, view.history_days)
+        extra = await page.extras(conn, view.page, snap.updated_at)
     return web.Response(
-        text=page.render(snap, days), content_type="text/html", charset="utf-8", headers=_CACHE
+        text=page.render(snap, days, extra),
+        content_type="text/html",
+        charset="utf-8",
+        headers=_CACHE,
+    )
+
+
+async def summary_json(request: web.Request) -> web.Response:
+    view = request.app[VIEW]
+    async with request.app[POOL].acquire() as conn:
+        body = await summary.summary(conn, view.page, datetime.now(UTC))
+    return json_response(body.model_dump(mode="json"), headers=_CACHE)
+
+
+async def feed_atom(request: web.Request) -> web.Response:
+    view = request.app[VIEW]
+    now = datetime.now(UTC)
+    async with request.app[POOL].acquire() as conn:
+        incidents, windows = await summary.feed_entries(conn, view.page, now, view.feed_days)
+    return web.Response(
+        body=feed.render(view.page, now, incidents, windows),
+        content_type=feed.CONTENT_TYPE,
+        charset="utf-8",
+        headers=_CACHE,
     )
 
 
@@ -56,3 +86,6 @@ def add_routes(app: web.Application, view: View) -> None:
     app[VIEW] = view
     app.router.add_get("/api/status", api_status)
     app.router.add_get("/status", status_page)
+    app.router.add_get("/api/status/summary.json", summary_json)
+    app.router.add_get("/status/feed.atom", feed_atom)
+    subscriptions.add_routes(app)
