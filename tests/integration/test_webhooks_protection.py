@@ -85,7 +85,7 @@ async def test_a_410_disables_at_once_and_later_events_are_held(infra: Infra) ->
         await receiver.wait_for(1)
 
         async def disabled() -> bool:
-            return (await endpoint(service, key))["status"] == "disabled"
+            return bool((await endpoint(service, key))["status"] == "disabled")
 
         await eventually(disabled)
         shown = await endpoint(service, key)
@@ -94,7 +94,9 @@ async def test_a_410_disables_at_once_and_later_events_are_held(infra: Infra) ->
         await publish_job_event(infra.amqp_url, job_snapshot(key))
 
         async def held() -> bool:
-            return (await endpoint(service, key))["held_events"] == 2  # the first one's retry too
+            return bool(
+                (await endpoint(service, key))["held_events"] == 2
+            )  # the first one's retry too
 
         await eventually(held)
         await asyncio.sleep(0.5)  # the schedule's retries would have come by now
@@ -134,7 +136,7 @@ async def test_a_receiver_failing_for_the_window_is_disabled_and_events_keep_que
         await receiver.wait_for(3)
 
         async def disabled() -> bool:
-            return (await endpoint(service, key))["status"] == "disabled"
+            return bool((await endpoint(service, key))["status"] == "disabled")
 
         await eventually(disabled)
         shown = await endpoint(service, key)
@@ -143,7 +145,7 @@ async def test_a_receiver_failing_for_the_window_is_disabled_and_events_keep_que
         await publish_job_event(infra.amqp_url, job_snapshot(key))
 
         async def three_held() -> bool:  # the second event's retry and two new events
-            return (await endpoint(service, key))["held_events"] == 3
+            return bool((await endpoint(service, key))["held_events"] == 3)
 
         await eventually(three_held)
         assert len(receiver.received) == 3
@@ -160,7 +162,7 @@ async def test_pause_holds_and_resume_delivers_in_event_order_once(infra: Infra)
         sent = [await publish_job_event(infra.amqp_url, job_snapshot(key)) for _ in range(4)]
 
         async def all_held() -> bool:
-            return (await endpoint(service, key))["held_events"] == 4
+            return bool((await endpoint(service, key))["held_events"] == 4)
 
         await eventually(all_held)
         await asyncio.sleep(0.3)
@@ -183,7 +185,7 @@ async def test_resume_without_the_held_ones_sets_them_aside(infra: Infra) -> Non
         await publish_job_event(infra.amqp_url, job_snapshot(key))
 
         async def one_held() -> bool:
-            return (await endpoint(service, key))["held_events"] == 1
+            return bool((await endpoint(service, key))["held_events"] == 1)
 
         await eventually(one_held)
         status, resumed = await service.call(
