@@ -10,7 +10,7 @@ import asyncpg
 
 from services.contracts.ids import new_id
 from services.gateway.domain import keys
-from services.gateway.domain.permissions import Permission, Permissions, allows
+from services.gateway.domain.permissions import Permission, Permissions, allows, complete
 
 if TYPE_CHECKING:
     from services.runtime.db import Connection
@@ -101,7 +101,8 @@ async def create_key(
     """A new key for an existing account (None if there is no such account); the only time
     the secret is returned. The rate limit is the deployment's default unless given; ``key_id``
     is a fresh id the caller made already (to set up the key's webhook before it exists). With
-    ``permissions`` (complete: domain/permissions.py) the key is a restricted ``rk_`` key."""
+    ``permissions`` (resources left out are ``none``; domain/permissions.complete, which raises
+    PermissionsInvalid) the key is a restricted ``rk_`` key."""
     if not await conn.fetchval("SELECT 1 FROM accounts WHERE id = $1", account_id):
         return None
     new = keys.generate(mode, restricted=permissions is not None)
@@ -119,7 +120,7 @@ async def create_key(
         expires_at,
         rate_limit_per_second,
         rate_limit_burst,
-        None if permissions is None else dict(permissions),
+        None if permissions is None else complete(permissions),
     )
     assert row is not None
     return {**dict(row), "secret": new.secret}
