@@ -398,3 +398,68 @@ def test_cli_reads_the_body_from_stdin(
     assert code == 1
     # Bytes that are not UTF-8 arrive as U+FFFD, at the same place.
     assert server.seen[0].json == {"body": "\ufffd raw"}
+
+
+# --- typed events -------------------------------------------------------------------------------
+
+
+def _event(type_: str, **more: Any) -> dict[str, Any]:
+    return {
+        "id": "evt_1",
+        "object": "event",
+        "type": type_,
+        "created": "2026-12-06T20:00:00Z",
+        "test": True,
+        "api_key_id": "key_1",
+        "job": None,
+        **more,
+    }
+
+
+def test_events_are_read_into_the_typed_object_of_their_type() -> None:
+    from scripted import job
+
+    completed = clipmix.Event.from_dict(_event("job.completed", job=job()))
+    disabled = clipmix.Event.from_dict(
+        _event(
+            "endpoint.disabled",
+            data={
+                "url": "https://hooks.example.com/x",
+                "reason": "gone",
+                "disabled_at": "2026-12-06T20:00:00Z",
+                "failing_since": None,
+            },
+        )
+    )
+    expiring = clipmix.Event.from_dict(
+        _event(
+            "keys.expiring",
+            data={"key_display": "sk_live_…a1b2", "name": None, "expires_at": "2026-12-13T00:00Z"},
+        )
+    )
+    fired = clipmix.Event.from_dict(_event("webhook.test"))
+    newer = clipmix.Event.from_dict(_event("wallet.something", data={"x": 1}))
+    assert isinstance(completed, clipmix.JobCompletedEvent) and completed.job.id == "job_1"
+    assert isinstance(disabled, clipmix.EndpointDisabledEvent) and disabled.data is not None
+    assert (disabled.data.url, disabled.data.reason) == ("https://hooks.example.com/x", "gone")
+    assert isinstance(expiring, clipmix.KeysExpiringEvent) and expiring.data is not None
+    assert expiring.data.key_display == "sk_live_…a1b2"
+    assert isinstance(fired, clipmix.WebhookTestEvent)
+    # A type newer than this SDK is a plain Event, its data kept as JSON.
+    assert type(newer) is clipmix.Event and newer.data == {"x": 1}
+    # A job event without its job is not pretended to be the typed shape.
+    assert type(clipmix.Event.from_dict(_event("job.failed"))) is clipmix.Event
+
+
+def test_construct_event_answers_the_typed_object() -> None:
+    secret = clipmix.webhooks.generate_secret()
+    body = json.dumps(
+        _event(
+            "keys.expiring",
+            data={"key_display": "rk_test_…9f", "name": "ci", "expires_at": "2026-12-13T00:00Z"},
+        )
+    )
+    headers = clipmix.webhooks.sign(body, secret, "evt_1")
+    event = clipmix.webhooks.construct_event(body, headers, secret)
+    assert isinstance(event, clipmix.KeysExpiringEvent)
+    assert event.data is not None and event.data.name == "ci"

@@ -25,11 +25,14 @@ from clipmix._sync import Client
 from clipmix._version import __version__
 from clipmix.errors import APIError, ClipMixError, JobWaitTimeout
 from clipmix.types import (
+    EVENT_CLASSES,
     Balance,
     Delivery,
+    EndpointDisabledEvent,
     Event,
     EventType,
     Job,
+    KeysExpiringEvent,
     LedgerEntry,
     Page,
     Pricing,
@@ -39,14 +42,7 @@ from clipmix.types import (
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_JOB_FAILED, EXIT_WAIT_TIMEOUT = 0, 1, 2, 3, 4
 SERVICES = ("music", "translations", "family_videos", "avatars")
 JOB_STATUSES = ("queued", "processing", "completed", "failed", "canceled")
-EVENT_TYPES = (
-    "job.completed",
-    "job.failed",
-    "job.canceled",
-    "webhook.test",
-    "endpoint.disabled",
-    "keys.expiring",
-)
+EVENT_TYPES = tuple(EVENT_CLASSES)
 # --since 2h: that long ago (s, m, h or d).
 _AGO = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -598,10 +594,21 @@ def _events_list(client: Client, args: argparse.Namespace) -> int:
         _print_json(page.raw)
         return EXIT_OK
     for e in page.data:
-        print(f"{e.id}  {e.created}  {e.type:<14} {e.job.id if e.job else '-'}")
+        print(f"{e.id}  {e.created}  {e.type:<17} {_about(e)}")
     if not page.data:
         print("no events")
     return EXIT_OK
+
+
+def _about(event: Event) -> str:
+    """What an event is about, in a few words: its job, or its data."""
+    if event.job is not None:
+        return event.job.id
+    if isinstance(event, EndpointDisabledEvent) and event.data is not None:
+        return f"{event.data.url} ({event.data.reason})"
+    if isinstance(event, KeysExpiringEvent) and event.data is not None:
+        return f"{event.data.key_display} expires {event.data.expires_at}"
+    return "-"
 
 
 def _events_get(client: Client, args: argparse.Namespace) -> int:

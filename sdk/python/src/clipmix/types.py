@@ -11,20 +11,28 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar, Union
 
 __all__ = [
+    "EVENT_CLASSES",
     "TERMINAL_STATUSES",
     "Artifact",
     "Balance",
     "Delivery",
     "DiagnosisCheck",
+    "EndpointDisabledData",
+    "EndpointDisabledEvent",
     "Event",
     "EventType",
     "FirstDifference",
     "Job",
+    "JobCanceledEvent",
+    "JobCompletedEvent",
     "JobError",
+    "JobFailedEvent",
     "JobOutput",
+    "KeyExpiringData",
+    "KeysExpiringEvent",
     "LedgerEntry",
     "Page",
     "Price",
@@ -36,6 +44,7 @@ __all__ = [
     "WebhookEndpoint",
     "WebhookEndpointDeleted",
     "WebhookRecovery",
+    "WebhookTestEvent",
     "WebhookTestResult",
 ]
 
@@ -538,6 +547,7 @@ class WebhookRecovery:
     status: str
     queued: int = 0
     until: str | None = None
+    created_at: str = ""
     object: str = "webhook_recovery"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     response: ResponseInfo | None = field(default=None, repr=False, compare=False)
@@ -552,6 +562,7 @@ class WebhookRecovery:
             until=_opt_str(data, "until"),
             status=_str(data, "status"),
             queued=_int(data, "queued"),
+            created_at=_str(data, "created_at"),
             object=_str(data, "object", "webhook_recovery"),
             raw=dict(data),
             response=response,
@@ -655,9 +666,57 @@ class EventType:
 
 
 @dataclass
+class EndpointDisabledData:
+    """``data`` of an ``endpoint.disabled`` event."""
+
+    url: str
+    reason: str  # "gone" (it answered 410 Gone) or "failing" (every attempt, for the window)
+    disabled_at: str
+    failing_since: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EndpointDisabledData:
+        return cls(
+            url=_str(data, "url"),
+            reason=_str(data, "reason"),
+            disabled_at=_str(data, "disabled_at"),
+            failing_since=_opt_str(data, "failing_since"),
+            raw=dict(data),
+        )
+
+
+@dataclass
+class KeyExpiringData:
+    """``data`` of a ``keys.expiring`` event: which key, and when it expires."""
+
+    key_display: str  # e.g. sk_live_…a1b2, never the secret
+    expires_at: str
+    name: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> KeyExpiringData:
+        return cls(
+            key_display=_str(data, "key_display"),
+            name=_opt_str(data, "name"),
+            expires_at=_str(data, "expires_at"),
+            raw=dict(data),
+        )
+
+
+# What ``data`` holds: a typed object for the event types this SDK knows, the JSON otherwise.
+EventData = Union[EndpointDisabledData, KeyExpiringData, dict[str, Any]]
+
+
+@dataclass
 class Event:
-    """What a webhook delivers (and ``/api/v1/events`` lists): ``job.completed``,
-    ``job.failed``, ``job.canceled`` or ``webhook.test``. Dedupe on ``id``."""
+    """What a webhook delivers (and ``/api/v1/events`` lists). Dedupe on ``id``.
+
+    ``from_dict`` answers the typed subclass of the event's ``type`` (:data:`EVENT_CLASSES`:
+    :class:`JobCompletedEvent`, :class:`JobFailedEvent`, :class:`JobCanceledEvent`,
+    :class:`WebhookTestEvent`, :class:`EndpointDisabledEvent`, :class:`KeysExpiringEvent`);
+    an event type newer than this SDK is a plain ``Event`` with ``data`` as JSON."""
 
     id: str
     type: str
@@ -665,24 +724,103 @@ class Event:
     test: bool
     api_key_id: str
     job: Job | None = None
+    # Events not about a job: what happened (None on job events).
+    data: EventData | None = None
     object: str = "event"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     response: ResponseInfo | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], response: ResponseInfo | None = None) -> Event:
+        typed = EVENT_CLASSES.get(_str(data, "type"), Event) if cls is Event else cls
         job = data.get("job")
-        return cls(
-            id=_str(data, "id"),
-            object=_str(data, "object", "event"),
-            type=_str(data, "type"),
-            created=_str(data, "created"),
-            test=bool(data.get("test")),
-            api_key_id=_str(data, "api_key_id"),
-            job=Job.from_dict(job) if isinstance(job, dict) else None,
-            raw=dict(data),
-            response=response,
-        )
+        body = data.get("data")
+        parse = _DATA_PARSERS.get(typed)
+        payload: EventData | None = None
+        if isinstance(body, dict):
+            payload = parse(body) if parse is not None else dict(body)
+        fields: dict[str, Any] = {
+            "id": _str(data, "id"),
+            "object": _str(data, "object", "event"),
+            "type": _str(data, "type"),
+            "created": _str(data, "created"),
+            "test": bool(data.get("test")),
+            "api_key_id": _str(data, "api_key_id"),
+            "job": Job.from_dict(job) if isinstance(job, dict) else None,
+            "data": payload,
+            "raw": dict(data),
+            "response": response,
+        }
+        if typed in _NEEDS_JOB and fields["job"] is None:
+            typed = Event  # a job event without its job: not the typed shape
+        if typed in _DATA_PARSERS and not isinstance(
+            payload, (EndpointDisabledData, KeyExpiringData)
+        ):
+            typed = Event
+        return typed(**fields)
+
+
+@dataclass
+class JobCompletedEvent(Event):
+    """``job.completed``: ``job`` is the completed job; its results are in ``job.output``."""
+
+    job: Job  # always set on this type
+
+
+@dataclass
+class JobFailedEvent(Event):
+    """``job.failed``: ``job.error`` says why; its reserved credits were released."""
+
+    job: Job
+
+
+@dataclass
+class JobCanceledEvent(Event):
+    """``job.canceled``: canceled before it settled; its reserved credits were released."""
+
+    job: Job
+
+
+@dataclass
+class WebhookTestEvent(Event):
+    """``webhook.test``: sent when asked for (``webhook_endpoint.test()``); no job."""
+
+    job: None = None
+
+
+@dataclass
+class EndpointDisabledEvent(Event):
+    """``endpoint.disabled``: the key's endpoint was disabled (in the events stream, never
+    POSTed to the endpoint); events keep queuing until it is resumed."""
+
+    job: None = None
+    data: EndpointDisabledData | None = None
+
+
+@dataclass
+class KeysExpiringEvent(Event):
+    """``keys.expiring``: the key expires within 7 days: roll it before then."""
+
+    job: None = None
+    data: KeyExpiringData | None = None
+
+
+# Every event type this SDK has a typed object for.
+EVENT_CLASSES: dict[str, type[Event]] = {
+    "job.completed": JobCompletedEvent,
+    "job.failed": JobFailedEvent,
+    "job.canceled": JobCanceledEvent,
+    "webhook.test": WebhookTestEvent,
+    "endpoint.disabled": EndpointDisabledEvent,
+    "keys.expiring": KeysExpiringEvent,
+}
+_NEEDS_JOB: frozenset[type[Event]] = frozenset(
+    {JobCompletedEvent, JobFailedEvent, JobCanceledEvent}
+)
+_DATA_PARSERS: dict[type[Event], Callable[[Mapping[str, Any]], EventData]] = {
+    EndpointDisabledEvent: EndpointDisabledData.from_dict,
+    KeysExpiringEvent: KeyExpiringData.from_dict,
+}
 
 
 T = TypeVar("T")
