@@ -1,13 +1,13 @@
 import type { RequestOptions, Transport } from "./core.js";
 import { PageIterator } from "./pagination.js";
-import type { EventPage, EventStreamPage, WebhookEvent, WebhookEventType } from "./types.js";
+import type { EventPage, EventStreamPage, EventTypeName, WebhookEvent } from "./types.js";
 
 export interface EventListParams {
   /** Events per page, 1–100 (the API's default is 20). */
   limit?: number | undefined;
   /** History: start after this event id (newest first). */
   startingAfter?: string | undefined;
-  type?: WebhookEventType | undefined;
+  type?: EventTypeName | undefined;
 }
 
 export interface EventPollParams {
@@ -17,7 +17,7 @@ export interface EventPollParams {
   /** Hold the request up to this many seconds (0–30; 1–30 without `after`) for an event. */
   wait?: number | undefined;
   limit?: number | undefined;
-  type?: WebhookEventType | undefined;
+  type?: EventTypeName | undefined;
 }
 
 export interface EventFollowOptions {
@@ -27,7 +27,7 @@ export interface EventFollowOptions {
   wait?: number | undefined;
   /** Events per poll (default 100). */
   limit?: number | undefined;
-  type?: WebhookEventType | undefined;
+  type?: EventTypeName | undefined;
   /** Stops following (the iteration rejects with the signal's reason). */
   signal?: AbortSignal | undefined;
   /** Called with each new cursor, e.g. to store it and resume after a restart. */

@@ -51,7 +51,7 @@ export type {
   WebhookEndpointParams,
 } from "./account.js";
 export type * from "./types.js";
-export { TERMINAL_STATUSES } from "./types.js";
+export { EVENT_TYPES, TERMINAL_STATUSES, isEventType } from "./types.js";
 export type {
   SignOptions,
   VerifyOptions,

@@ -124,6 +124,7 @@ export interface Pricing {
   [field: string]: unknown;
 }
 
+/** The job event types an endpoint may subscribe to (`keys.expiring` is always delivered). */
 export type WebhookEventType = "job.completed" | "job.failed" | "job.canceled";
 
 /** `enabled`: deliveries go out; `paused`: by you (`pause()`); `disabled`: by ClipMix, see
@@ -255,17 +256,135 @@ export interface EventType {
   [field: string]: unknown;
 }
 
-/** The JSON body of a webhook delivery. `id` is stable across retries: dedupe on it. */
+/** The JSON body of a webhook delivery (and of `GET /api/v1/events`). `id` is stable across
+ * retries: dedupe on it. Narrow it to its typed shape with `isEventType(event, "…")`. */
 export interface WebhookEvent {
   id: string;
   object: "event";
-  type: WebhookEventType | "webhook.test";
+  type: EventTypeName;
   created: string;
   test: boolean;
   api_key_id: string;
-  /** The job as `GET /api/v1/jobs/{id}` answers it; `null` for `webhook.test`. */
+  /** The job as `GET /api/v1/jobs/{id}` answers it; `null` for events not about a job. */
   job: Job | null;
+  /** Events not about a job (`endpoint.disabled`, `keys.expiring`): what happened. */
+  data?: Record<string, unknown> | null;
   [field: string]: unknown;
+}
+
+/** The fields every event has (each typed event below adds `type`, `job` and `data`). */
+interface EventFields {
+  id: string;
+  object: "event";
+  created: string;
+  /** True for events of test keys and for `webhook.test`. */
+  test: boolean;
+  api_key_id: string;
+  [field: string]: unknown;
+}
+
+/** `job.completed`: the job finished; its results are links in `job.output`. */
+export interface JobCompletedEvent extends EventFields {
+  type: "job.completed";
+  job: Job & { status: "completed" };
+}
+
+/** `job.failed`: `job.error` says why; its reserved credits were released. */
+export interface JobFailedEvent extends EventFields {
+  type: "job.failed";
+  job: Job & { status: "failed" };
+}
+
+/** `job.canceled`: canceled before it settled; its reserved credits were released. */
+export interface JobCanceledEvent extends EventFields {
+  type: "job.canceled";
+  job: Job & { status: "canceled" };
+}
+
+/** `webhook.test`: sent when asked for (`webhookEndpoint.test()`). */
+export interface WebhookTestEvent extends EventFields {
+  type: "webhook.test";
+  test: true;
+  job: null;
+}
+
+/** `data` of an `endpoint.disabled` event. */
+export interface EndpointDisabledData {
+  url: string;
+  /** `gone`: the receiver answered 410; `failing`: every attempt failed for the window. */
+  reason: "gone" | "failing";
+  disabled_at: string;
+  failing_since: string | null;
+  [field: string]: unknown;
+}
+
+/** `endpoint.disabled`: the key's endpoint was disabled (in the events stream, never POSTed to
+ * the endpoint); events keep queuing until `resume()`. */
+export interface EndpointDisabledEvent extends EventFields {
+  type: "endpoint.disabled";
+  job: null;
+  data: EndpointDisabledData;
+}
+
+/** `data` of a `keys.expiring` event. */
+export interface KeyExpiringData {
+  /** e.g. `sk_live_…a1b2`, never the secret. */
+  key_display: string;
+  name: string | null;
+  expires_at: string;
+  [field: string]: unknown;
+}
+
+/** `keys.expiring`: the key expires within 7 days: roll it before then. */
+export interface KeysExpiringEvent extends EventFields {
+  type: "keys.expiring";
+  job: null;
+  data: KeyExpiringData;
+}
+
+/** Each event type this SDK knows, and the typed shape of its body. */
+export interface EventTypeMap {
+  "job.completed": JobCompletedEvent;
+  "job.failed": JobFailedEvent;
+  "job.canceled": JobCanceledEvent;
+  "webhook.test": WebhookTestEvent;
+  "endpoint.disabled": EndpointDisabledEvent;
+  "keys.expiring": KeysExpiringEvent;
+}
+
+export type EventTypeName = keyof EventTypeMap;
+
+/** Any event this SDK has a typed shape for (a union to `switch (event.type)` on). */
+export type TypedEvent = EventTypeMap[EventTypeName];
+
+/** Every event type this SDK knows (the keys of `EventTypeMap`). */
+export const EVENT_TYPES = [
+  "job.completed",
+  "job.failed",
+  "job.canceled",
+  "webhook.test",
+  "endpoint.disabled",
+  "keys.expiring",
+] as const satisfies readonly EventTypeName[];
+
+// Compile-time: EVENT_TYPES lists every key of EventTypeMap (a key added there and not here,
+// or the other way round, fails the build).
+type _Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _everyEventType: _Same<(typeof EVENT_TYPES)[number], EventTypeName> = true;
+void _everyEventType;
+
+/**
+ * Narrows an event (from `webhooks.verify`, `client.events`, …) to the typed shape of `type`:
+ *
+ * ```ts
+ * if (isEventType(event, "endpoint.disabled")) console.log(event.data.reason);
+ * ```
+ */
+export function isEventType<T extends EventTypeName>(
+  event: { type: string },
+  type: T,
+): event is EventTypeMap[T] {
+  return event.type === type;
 }
 
 /** A page of `GET /api/v1/events`: the history (`client.events.listPage`, newest first) or a

@@ -179,3 +179,21 @@ describe("webhook tools", () => {
     assert.equal(server.requests.length, 2);
   });
 });
+
+test("isEventType narrows an event to its typed shape; EVENT_TYPES lists each type once", async () => {
+  const { EVENT_TYPES, isEventType } = await import("clipmix");
+  const event = {
+    id: "evt_1",
+    object: "event",
+    type: "endpoint.disabled",
+    created: "2026-12-06T20:00:00Z",
+    test: true,
+    api_key_id: "key_1",
+    job: null,
+    data: { url: "https://hooks.example.com/x", reason: "gone", disabled_at: "2026-12-06T20:00:00Z", failing_since: null },
+  };
+  assert.equal(isEventType(event, "endpoint.disabled"), true);
+  assert.equal(isEventType(event, "keys.expiring"), false);
+  assert.deepEqual([...new Set(EVENT_TYPES)].sort(), [...EVENT_TYPES].sort());
+  assert.ok(EVENT_TYPES.includes("keys.expiring") && EVENT_TYPES.includes("job.completed"));
+});
