@@ -45,6 +45,7 @@ _RESOURCE_OF: dict[str, Resource | None] = {
     "pricing": Resource.WALLET,
     "webhook": Resource.WEBHOOK,
     "events": Resource.WEBHOOK,  # the key's webhook events stream
+    "status": Resource.WEBHOOK,  # the account's status webhook subscriptions
     "event-types": None,
 }
 

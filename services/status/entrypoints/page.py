@@ -8,7 +8,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from services.contracts.jobs import iso
-from services.contracts.status import ComponentState, ComponentStatus, StatusSnapshot
+from services.contracts.status import ComponentState, ComponentStatus, Incident, StatusSnapshot
 from services.contracts.status_page import SummaryIncident, SummaryMaintenance
 from services.status.service_layer import summary
 from services.status.service_layer.snapshot import HistoryDay
@@ -178,6 +178,16 @@ def _incident(i: SummaryIncident) -> str:
     )
 
 
+def _measured(i: Incident) -> str:
+    """An incident as GET /api/status carries it (no timeline): when nothing more is at hand."""
+    end = f" to {iso(i.resolved_at)}" if i.resolved_at else ", ongoing"
+    return (
+        f'<div class="inc"><div class="row"><span class="name">{escape(i.component)}: '
+        f"{_LABEL[i.impact]}</span><span class=meta>{iso(i.started_at)}{end}</span></div>"
+        f'<div class="meta">{escape(i.reason)}</div></div>'
+    )
+
+
 def _maintenance(m: SummaryMaintenance) -> str:
     names = ", ".join(escape(c.name) for c in m.components)
     label = "In progress" if m.status == "in_progress" else "Scheduled"
@@ -194,6 +204,7 @@ def _maintenance(m: SummaryMaintenance) -> str:
 def render(
     s: StatusSnapshot, history: dict[str, list[HistoryDay]], extra: Extras | None = None
 ) -> str:
+    plain = extra is None
     extra = extra or Extras()
     indicator = s.status.indicator.value
     description = s.status.description
@@ -210,6 +221,9 @@ def render(
     none = '<div class="inc">None.</div>'
     ongoing = "".join(_incident(i) for i in active) or none
     recent = "".join(_incident(i) for i in done) or none
+    if plain:
+        ongoing = "".join(_measured(i) for i in s.incidents) or none
+        recent = "".join(_measured(i) for i in s.recent_incidents) or none
     windows = "".join(_maintenance(m) for m in extra.maintenances)
     maintenance = (
         f'<h2>Scheduled maintenance</h2><div class="card">{windows}</div>' if windows else ""
