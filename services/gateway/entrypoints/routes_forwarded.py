@@ -22,6 +22,7 @@ from services.contracts.webhooks import (
 from services.gateway.domain import examples as ex
 from services.gateway.domain import sandbox
 from services.gateway.entrypoints import http, openapi, proxy
+from services.gateway.entrypoints import status_forward
 from services.gateway.entrypoints.openapi_builders import HTML, Paths, errors, ok, op, schema_ref
 from services.runtime.params import ID_PATTERN
 
@@ -286,6 +287,8 @@ def public_paths() -> Paths:
                 public=True,
             )
         },
+        # Summary, feed and subscriptions (issue 19 item 5): entrypoints/status_forward.py.
+        **status_forward.paths(),
         "/api/openapi.json": {
             "get": op(
                 openapi.openapi_json,
