@@ -306,6 +306,16 @@ RECOVERY_IN_PROGRESS = ErrorSpec(
     "a recovery while the key's previous one still has deliveries to make",
     example={"recovery_id": "rcv_01jd5m8kq2x7c4v9b3n6t1r0af"},
 )  # fmt: skip
+DELIVERY_NOT_DIAGNOSABLE = ErrorSpec(
+    409, _BAD, "delivery_not_diagnosable",
+    "This attempt sent nothing to compare with ({error}); diagnose an attempt that reached"
+    " your server.",
+    "the delivery log row sent no request (its endpoint was removed, the name did not"
+    " resolve) or was logged before requests were kept",
+    variants={"not_kept": "This attempt was logged before requests were kept; diagnose a newer"
+              " one (Fire test makes one)."},
+    example={"error": "dns_error"},
+)  # fmt: skip
 RESERVATION_RELEASED = ErrorSpec(
     409, _BAD, "reservation_released",
     "This job id was released before it was reserved; create the job again.",

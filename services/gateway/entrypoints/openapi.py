@@ -13,17 +13,27 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from services.contracts import errors as catalog
-from services.contracts.billing import Balance, LedgerPage, PriceBook
+from services.contracts.billing import Balance, LedgerPage, LowBalance, LowBalanceUpdate, PriceBook
+from services.contracts.event_catalog import EventTypeList
 from services.contracts.status import StatusSnapshot
+from services.contracts.webhook_doctor import (
+    WebhookDeliveryDetail,
+    WebhookDiagnoseRequest,
+    WebhookDiagnosis,
+)
 from services.contracts.webhooks import (
     WebhookDeliveryPage,
     WebhookEndpoint,
     WebhookEndpointCreated,
     WebhookEndpointDeleted,
+    WebhookEndpointResumed,
     WebhookEndpointUpdate,
     WebhookEvent,
     WebhookEventPage,
+    WebhookRecoverRequest,
+    WebhookRecovery,
     WebhookRedelivery,
+    WebhookResume,
     WebhookTestResult,
 )
 from services.gateway.app_keys import DOCS_HTML, OPENAPI_DOCUMENT
@@ -39,6 +49,7 @@ _ANSWERS: tuple[type[BaseModel], ...] = (
     JobList,
     ErrorBody,
     Balance,
+    LowBalance,
     LedgerPage,
     PriceBook,
     StatusSnapshot,
@@ -50,8 +61,20 @@ _ANSWERS: tuple[type[BaseModel], ...] = (
     WebhookRedelivery,
     WebhookEvent,
     WebhookEventPage,
+    WebhookEndpointResumed,
+    WebhookRecovery,
+    WebhookDeliveryDetail,
+    WebhookDiagnosis,
+    EventTypeList,
 )
-_BODIES: tuple[type[BaseModel], ...] = (*CREATE_MODELS.values(), WebhookEndpointUpdate)
+_BODIES: tuple[type[BaseModel], ...] = (
+    *CREATE_MODELS.values(),
+    WebhookEndpointUpdate,
+    LowBalanceUpdate,
+    WebhookResume,
+    WebhookRecoverRequest,
+    WebhookDiagnoseRequest,
+)
 
 # What each error status means on this API (the body is always the error shape); the codes
 # each may carry are listed from the error catalog.

@@ -20,7 +20,14 @@ from services.gateway.app_keys import DOCS_HTML, OPENAPI_DOCUMENT
 from services.gateway.domain import examples as ex
 from services.gateway.domain.jobs import Job, JobList
 from services.gateway.domain.requests import CREATE_MODELS, ListJobsQuery
-from services.gateway.entrypoints import docs_page, http, openapi, proxy, routes_forwarded
+from services.gateway.entrypoints import (
+    docs_page,
+    http,
+    openapi,
+    proxy,
+    routes_forwarded,
+    routes_webhook_tools,
+)
 from services.gateway.entrypoints.openapi_builders import (
     REF,
     Operation,
@@ -165,6 +172,7 @@ def table() -> Paths:
         **_list_paths(),
         **routes_forwarded.wallet_paths(),
         **routes_forwarded.webhook_paths(),
+        **routes_webhook_tools.paths(),
         **routes_forwarded.event_paths(),
         **routes_forwarded.public_paths(),
         "/internal/v1/accepted-jobs/{job_id}": {"get": internal(proxy.accepted_job)},

@@ -35,6 +35,7 @@ from services.runtime.service import POOL
 from services.webhooks.adapters import deliveries, events
 from services.webhooks.app_keys import DISPATCHER, EVENTS_WAKER, WEBHOOKS
 from services.webhooks.dispatcher import Busy
+from services.webhooks.entrypoints import doctor
 from services.webhooks.service_layer import (
     EndpointNotEnabled,
     NotConfigured,
@@ -441,6 +442,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(KEY + "/recover", recover)
     app.router.add_get(KEY + "/deliveries", list_deliveries)
     app.router.add_post(KEY + "/deliveries/{delivery_id}/redeliver", redeliver)
+    doctor.add_routes(app)  # a delivery's request and its diagnosis (the signature doctor)
     app.router.add_post(KEY + "-copy", copy_endpoint)
     app.router.add_get(EVENTS, list_events)
     app.router.add_get(EVENTS + "/{event_id}", get_event)

@@ -1,0 +1,229 @@
+"""The event catalog: every event type a key's webhook or events stream carries, and the JSON
+Schema of its whole body, generated from the models below (one source for each event's shape).
+
+``GET /api/v1/event-types`` answers :func:`catalog`; docs/webhooks.md's *Event types* section
+is :func:`markdown` (``python -m services.contracts.event_catalog --markdown``, compared by a
+test); the SDKs' typed event objects and every event delivered in the test suite are checked
+against it. A body may gain fields later (additive, as the API's answers do): a receiver should
+ignore fields it does not know. No I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
+
+from services.contracts.jobs import JOB_CANCELED, JOB_COMPLETED, JOB_FAILED, Service
+from services.contracts.notices import ENDPOINT_DISABLED, KEYS_EXPIRING
+from services.contracts.webhooks import WEBHOOK_TEST, EndpointDisabledData, KeyExpiringData
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+_TIME: JsonDict = {"format": "date-time"}
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class JobError(_Shape):
+    """Why a job failed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(description="Machine-readable, e.g. provider_timeout.")
+    message: str
+
+
+class _JobObject(_Shape):
+    """The public job object, as `GET /api/v1/jobs/{id}` answers it (``job_object``)."""
+
+    id: str = Field(description="job_…")
+    object: Literal["job"]
+    service: Service
+    test: bool = Field(description="True for jobs of test keys (never charged).")
+    created_at: str = Field(json_schema_extra=_TIME)
+    started_at: str | None = Field(json_schema_extra=_TIME)
+    completed_at: str | None = Field(json_schema_extra=_TIME)
+    progress: float = Field(ge=0, le=1)
+    input: dict[str, Any] = Field(description="The create body, with defaults filled in.")
+    output: dict[str, Any] | None = Field(
+        description="When completed: `artifacts` or `dubs`, each with a signed, expiring `url`."
+    )
+    error: JobError | None = Field(description="When failed: why.")
+    cost_credits: int = Field(ge=0, description="Credits reserved (live) or 0 (test).")
+
+
+class CompletedJob(_JobObject):
+    status: Literal["completed"]
+
+
+class FailedJob(_JobObject):
+    status: Literal["failed"]
+
+
+class CanceledJob(_JobObject):
+    status: Literal["canceled"]
+
+
+class _Event(_Shape):
+    id: str = Field(description="evt_…; stable across retries and replays (the webhook-id).")
+    object: Literal["event"]
+    created: str = Field(json_schema_extra=_TIME, description="When it happened (RFC 3339).")
+    test: bool = Field(description="True for events of test keys and for webhook.test.")
+    api_key_id: str = Field(description="The key whose endpoint and stream carry the event.")
+
+
+class JobCompletedEvent(_Event):
+    """A job finished; its results are links in `job.output`."""
+
+    type: Literal["job.completed"]
+    job: CompletedJob
+
+
+class JobFailedEvent(_Event):
+    """A job failed; `job.error` says why, and its reserved credits were released."""
+
+    type: Literal["job.failed"]
+    job: FailedJob
+
+
+class JobCanceledEvent(_Event):
+    """A job was canceled before it settled; its reserved credits were released."""
+
+    type: Literal["job.canceled"]
+    job: CanceledJob
+
+
+class WebhookTestEvent(_Event):
+    """Sent only when asked for (`POST /api/v1/webhook/test`, the dashboard's Fire test)."""
+
+    type: Literal["webhook.test"]
+    test: Literal[True]
+    job: None
+
+
+class EndpointDisabledEvent(_Event):
+    """The key's webhook endpoint was disabled: it answered 410 Gone, or every attempt failed
+    for the disable window. In the key's events stream only (never POSTed to the endpoint);
+    events keep queuing until it is resumed."""
+
+    type: Literal["endpoint.disabled"]
+    job: None
+    data: EndpointDisabledData
+
+
+class KeysExpiringEvent(_Event):
+    """The key expires within 7 days: roll it before then. Delivered to the key's endpoint
+    whatever event types it chose."""
+
+    type: Literal["keys.expiring"]
+    job: None
+    data: KeyExpiringData
+
+
+# Every event type, in the catalog's order: the model of its body.
+EVENT_MODELS: dict[str, type[_Event]] = {
+    JOB_COMPLETED: JobCompletedEvent,
+    JOB_FAILED: JobFailedEvent,
+    JOB_CANCELED: JobCanceledEvent,
+    WEBHOOK_TEST: WebhookTestEvent,
+    ENDPOINT_DISABLED: EndpointDisabledEvent,
+    KEYS_EXPIRING: KeysExpiringEvent,
+}
+EVENT_TYPES: tuple[str, ...] = tuple(EVENT_MODELS)
+
+
+class EventTypeEntry(_Shape):
+    """One event type: its name, what it means, and the JSON Schema of its whole body."""
+
+    object: Literal["event_type"] = "event_type"
+    type: str
+    description: str
+    schema_: dict[str, Any] = Field(
+        alias="schema",
+        serialization_alias="schema",
+        description="JSON Schema (2020-12) of the whole event body.",
+    )
+
+
+class EventTypeList(_Shape):
+    """``GET /api/v1/event-types``: every event type, in a fixed order (no paging)."""
+
+    object: Literal["list"] = "list"
+    data: list[EventTypeEntry]
+
+
+def _as_sent(node: Any) -> Any:
+    """Pydantic's schema as bodies are sent: every field is always there (a default is sent
+    too, as ``null`` or its value), so every property is required and no default is named;
+    without the generated ``title`` of each property (noise for readers)."""
+    if isinstance(node, list):
+        return [_as_sent(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _as_sent(v) for k, v in node.items() if k != "default"}
+    if "properties" in node:
+        out["required"] = list(node["properties"])
+    elif isinstance(out.get("title"), str):
+        del out["title"]
+    return out
+
+
+def _description(model: type[BaseModel]) -> str:
+    return " ".join((model.__doc__ or "").split())
+
+
+def schema(event_type: str) -> dict[str, Any]:
+    """The JSON Schema (2020-12) of the whole body of an ``event_type`` event; KeyError for a
+    type not in the catalog."""
+    model = EVENT_MODELS[event_type]
+    body = _as_sent(model.model_json_schema(mode="serialization"))
+    body["title"] = event_type
+    body["description"] = _description(model)
+    return {"$schema": JSON_SCHEMA_DIALECT, **body}
+
+
+def catalog() -> list[dict[str, Any]]:
+    """``GET /api/v1/event-types``'s ``data``: each type, what it means, its body's schema."""
+    return [
+        {
+            "object": "event_type",
+            "type": name,
+            "description": _description(model),
+            "schema": schema(name),
+        }
+        for name, model in EVENT_MODELS.items()
+    ]
+
+
+def markdown() -> str:
+    """docs/webhooks.md's *Event types* section: each type, its meaning and its schema."""
+    out = [
+        "| type | when |",
+        "|---|---|",
+        *(f"| `{e['type']}` | {e['description']} |" for e in catalog()),
+        "",
+    ]
+    for entry in catalog():
+        out += [
+            "<details>",
+            f"<summary><code>{entry['type']}</code>: the JSON Schema of its body</summary>",
+            "",
+            "```json",
+            json.dumps(entry["schema"], indent=2),
+            "```",
+            "",
+            "</details>",
+            "",
+        ]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m services.contracts.event_catalog --markdown")
+    sys.stdout.write(markdown())
