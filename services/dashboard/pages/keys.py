@@ -1,5 +1,7 @@
-"""``/dashboard/api-keys``: the account's keys; create (test or live, optionally with a webhook
-URL), revoke (after a confirmation page) and roll (with the old key's expiry chosen).
+"""``/dashboard/api-keys``: the account's keys; create (test or live, full or restricted to
+chosen permissions, optionally with a webhook URL), revoke (after a confirmation page) and roll
+(with the old key's expiry chosen). The list shows each key's permissions and last use, and a
+notice for keys expiring soon (the gateway's keys.expiring window).
 
 A secret is shown once, on the page answering the POST that made it (never stored, never put
 in a cookie or a redirect); pages are ``no-store``. Everything goes through the gateway's
@@ -36,6 +38,15 @@ ROLL_CHOICES = (
     ("24h", "In 24 hours", "Time for a normal deploy everywhere the key is used."),
     ("7d", "In 7 days", "Time for slow release trains and mobile apps."),
 )
+# A restricted key's resources and levels, as the gateway names them (domain/permissions.py).
+RESOURCES = (
+    ("jobs", "Jobs", "Create, read, list and cancel jobs."),
+    ("webhook", "Webhook", "The key's webhook endpoint, its deliveries and events."),
+    ("wallet", "Wallet", "Balance, ledger and prices."),
+)
+LEVELS = (("none", "None"), ("read", "Read"), ("write", "Write"))
+# What a restricted key gets unless the person changes it: read-only, the common case.
+_DEFAULT_LEVEL = "read"
 _LIVE_LOCKED = (
     "Live keys unlock after your first credit purchase. Buy credits, then create your live key:"
     " test keys work meanwhile and are never charged."
@@ -60,7 +71,10 @@ async def _list_page(
         "keys": listed["data"],
         "live_enabled": listed["live_enabled"],
         "live_locked": _LIVE_LOCKED,
-        "values": values or {"mode": "test"},
+        "values": values or _DEFAULT_VALUES,
+        "resources": RESOURCES,
+        "levels": LEVELS,
+        "expiring": [k for k in listed["data"] if k.get("expiring_soon")],
         "errors": errors or {},
         "alert": alert,
         "api_base": request.app[API_BASE],
@@ -73,12 +87,41 @@ async def keys_page(request: web.Request) -> web.StreamResponse:
     return await _list_page(request)
 
 
+_DEFAULT_VALUES = {
+    "mode": "test",
+    "access": "full",
+    **{f"perm_{name}": _DEFAULT_LEVEL for name, _, _ in RESOURCES},
+}
+
+
+def _read_permissions(checked: forms.Checked, form: Any) -> dict[str, str] | None:
+    """A restricted key's permissions from the form (None for a full key)."""
+    access = forms.text(form, "access") or "full"
+    checked.values["access"] = access
+    if access not in ("full", "restricted"):
+        checked.errors["access"] = "Choose full access or restricted."
+        return None
+    chosen: dict[str, str] = {}
+    for name, label, _ in RESOURCES:
+        level = forms.text(form, f"perm_{name}") or "none"
+        checked.values[f"perm_{name}"] = level
+        if level not in {value for value, _ in LEVELS}:
+            checked.errors[f"perm_{name}"] = f"Choose none, read or write for {label}."
+        chosen[name] = level
+    if access == "full":
+        return None
+    if all(level == "none" for level in chosen.values()):
+        checked.errors["permissions"] = "Give a restricted key at least one permission."
+    return chosen
+
+
 def _read_create_form(form: Any) -> tuple[forms.Checked, dict[str, Any]]:
     checked = forms.Checked()
     mode = forms.text(form, "mode")
     checked.values["mode"] = mode
     if mode not in ("test", "live"):
         checked.errors["mode"] = "Choose test or live."
+    permissions = _read_permissions(checked, form)
     name = forms.plain(checked, form, "name", max_length=NAME_MAX_LENGTH, label="Name")
     url = forms.plain(checked, form, "webhook_url", max_length=URL_MAX_LENGTH, label="Webhook URL")
     if (
@@ -92,11 +135,19 @@ def _read_create_form(form: Any) -> tuple[forms.Checked, dict[str, Any]]:
         body["name"] = name
     if url:
         body["webhook_url"] = url
+    if permissions is not None:
+        body["permissions"] = permissions
     return checked, body
 
 
 # Which form field a refusal of the gateway is about.
-_FIELDS = {"mode": "mode", "name": "name", "webhook_url": "webhook_url"}
+_FIELDS = {
+    "mode": "mode",
+    "name": "name",
+    "webhook_url": "webhook_url",
+    "permissions": "permissions",
+    **{f"permissions.{name}": f"perm_{name}" for name, _, _ in RESOURCES},
+}
 
 
 @session.require_user
@@ -108,7 +159,8 @@ async def create(request: web.Request) -> web.StreamResponse:
     try:
         created = await create_key(request, user.account_id, body)
     except Refused as refused:
-        field = _FIELDS.get((refused.param or "").split(".")[0])
+        param = refused.param or ""
+        field = _FIELDS.get(param) or _FIELDS.get(param.split(".")[0])
         message = _LIVE_LOCKED if refused.code == "live_mode_not_enabled" else refused.message
         errors = {field: message} if field else {}
         return await _list_page(
@@ -118,14 +170,19 @@ async def create(request: web.Request) -> web.StreamResponse:
             alert=None if field else message,
             status=refused.status if refused.status < 500 else 400,
         )
-    return render(request, "keys/created.html", {"key": created, "rolled": None}, status=201)
+    return render(
+        request,
+        "keys/created.html",
+        {"key": created, "rolled": None, "resources": RESOURCES},
+        status=201,
+    )
 
 
 @session.require_user
 async def revoke_form(request: web.Request) -> web.StreamResponse:
     user = session.current_user(request)
     key = await get_key(request, user.account_id, _key_id(request))
-    return render(request, "keys/revoke.html", {"key": key})
+    return render(request, "keys/revoke.html", {"key": key, "resources": RESOURCES})
 
 
 @session.require_user
@@ -166,7 +223,10 @@ async def roll(request: web.Request) -> web.StreamResponse:
         session.flash(request, refused.message, "error")
         return session.redirect(PATH)
     return render(
-        request, "keys/created.html", {"key": rolled, "rolled": rolled["rolled"]}, status=201
+        request,
+        "keys/created.html",
+        {"key": rolled, "rolled": rolled["rolled"], "resources": RESOURCES},
+        status=201,
     )
 
 
