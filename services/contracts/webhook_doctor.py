@@ -6,9 +6,11 @@ with them; the gateway's OpenAPI document imports them by name."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic.config import JsonDict
 
 from services.contracts.webhooks import WebhookDelivery
 
@@ -21,6 +23,13 @@ MAX_SIGNATURE = 1024
 MAX_UNIX_SECONDS = 10**11
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_RECEIVED_AT: JsonDict = {
+    "anyOf": [
+        {"type": "string", "format": "date-time"},
+        {"type": "integer", "minimum": 0, "maximum": MAX_UNIX_SECONDS},
+        {"type": "null"},
+    ]
+}
 
 Cause = Literal[
     "body_reencoded", "wrong_secret", "previous_secret", "timestamp_outside_tolerance",
@@ -64,10 +73,27 @@ class WebhookDiagnoseRequest(BaseModel):
         description="The signature your code computed: `v1,<base64>` (Standard Webhooks) or"
         " `sha256=<hex>` (X-ClipMix-Signature), prefix optional.",
     )
-    received_at: AwareDatetime | Annotated[int, Field(ge=0, le=MAX_UNIX_SECONDS)] | None = Field(
-        None,
-        description="Your server's clock when it verified: RFC 3339 or unix seconds.",
+    received_at: Annotated[float | None, WithJsonSchema(_RECEIVED_AT)] = Field(
+        None, description="Your server's clock when it verified: RFC 3339 or unix seconds."
     )
+
+    @field_validator("received_at", mode="before")
+    @classmethod
+    def _moment(cls, value: Any) -> float | None:
+        """RFC 3339 with a zone, or whole unix seconds: as unix seconds."""
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            if 0 <= value <= MAX_UNIX_SECONDS:
+                return float(value)
+        elif isinstance(value, str) and len(value) <= 64:
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                moment = None
+            if moment is not None and moment.tzinfo is not None:
+                return moment.timestamp()
+        raise ValueError("received_at must be an RFC 3339 time with a zone or whole unix seconds")
 
     @field_validator("headers")
     @classmethod
