@@ -25,16 +25,20 @@ How a page module plugs in
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import structlog
 from aiohttp import web
 
-from services.dashboard import clients, mail, pages, session, templating
-from services.dashboard.app_keys import HASHER, MAILER, SESSION_CONFIG, SETTINGS
+from services.contracts.routing import QUEUES
+from services.dashboard import clients, mail, mail_sender, notices, pages, session, templating
+from services.dashboard.app_keys import HASHER, MAILER, NOTICE_MAILS, SESSION_CONFIG, SETTINGS
 from services.dashboard.config import DashboardSettings
 from services.dashboard.errors import html_errors
 from services.dashboard.passwords import Hasher
+from services.messaging.consumer import Consumer
 from services.runtime import admission, service
 from services.runtime.http import edge_middleware, json_response
 
@@ -99,6 +103,27 @@ def _gate(settings: DashboardSettings) -> admission.Gate:
     )
 
 
+def consuming_notices(settings: DashboardSettings, owner: str) -> service.Context:
+    """Account notices from the broker (``notices``); their mails go out after each commit."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        consumer = Consumer(
+            connection=app[service.AMQP],
+            pool=app[service.POOL],
+            queue=settings.dashboard_notices_queue,
+            handlers=notices.handlers(settings.public_base_url, owner),
+            service=NAME,
+            prefetch=settings.prefetch,
+            after_commit=app[NOTICE_MAILS].wake,
+        )
+        await consumer.start()
+        log.info("consuming", queues=[settings.dashboard_notices_queue])
+        yield
+        await consumer.stop(settings.shutdown_grace_seconds)
+
+    return ctx
+
+
 def create_app(
     settings: DashboardSettings,
     *,
@@ -112,6 +137,7 @@ def create_app(
             _gate(settings).middleware(),
             edge_middleware(NAME),
             session.session_middleware,
+            notices.banner_middleware,
             session.csrf_middleware,
         ],
         client_max_size=settings.dashboard_max_form_bytes,
@@ -136,8 +162,21 @@ def create_app(
     app.cleanup_ctx.append(service.postgres(settings, NAME, MIGRATIONS))
     app.cleanup_ctx.append(clients.context(settings))
     app.cleanup_ctx.append(mail.background_sends)
+    # Account notices: mailed to the account's people once, shown as a banner meanwhile.
+    owner = secrets.token_hex(8)  # this process, for the mails it writes and sends first
+    app.cleanup_ctx.append(service.rabbitmq(settings, NAME, QUEUES))
+    app.cleanup_ctx.append(
+        mail_sender.sending(
+            owner,
+            settings.dashboard_notice_mail_poll_seconds,
+            settings.dashboard_notice_mail_sweep_seconds,
+        )
+    )
+    app.cleanup_ctx.append(service.inbox_purge())
+    app.cleanup_ctx.append(consuming_notices(settings, owner))
     for module in pages.MODULES:
         module.add_routes(app)
+    notices.add_routes(app)
     return app
 
 

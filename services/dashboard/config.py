@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from services.contracts.routing import DASHBOARD_NOTICES
 from services.runtime.config import Renamed, ServiceSettings
 
 
@@ -39,6 +40,12 @@ class DashboardSettings(ServiceSettings):
     # The payment provider's hosted-page origin (e.g. ``https://checkout.stripe.com``): the
     # credits page's review form may post there. Unset: the simulator's (CLIPMIX_SIMULATOR_URL).
     dashboard_checkout_origin: str | None = None
+    # Account notices (an endpoint disabled, a key expiring): the queue they are consumed from
+    # (tests give a private one), how often unsent notice mails are looked for, and how old a
+    # mail another process wrote must be before this one sends it (that process died).
+    dashboard_notices_queue: str = DASHBOARD_NOTICES
+    dashboard_notice_mail_poll_seconds: float = Field(5.0, gt=0)
+    dashboard_notice_mail_sweep_seconds: float = Field(60.0, gt=0)
     # Outgoing mail (password reset links). `make up` points these at the local sink.
     smtp_host: str = Field(
         "127.0.0.1", validation_alias=Renamed("CLIPMIX_DASHBOARD_SMTP_HOST", "CLIPMIX_SMTP_HOST")

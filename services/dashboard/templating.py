@@ -11,6 +11,7 @@ import jinja2
 from aiohttp import web
 
 from services.dashboard import session
+from services.dashboard.notices import NOTICES
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC_PREFIX = "/dashboard/static"
@@ -20,8 +21,13 @@ def render(
     request: web.Request, template: str, context: Mapping[str, Any], status: int = 200
 ) -> web.Response:
     """A page: ``template`` rendered with ``context`` and the globals of every template
-    (``user``, ``csrf_input()``, ``flashes``, ``path``, ``static(name)``)."""
-    page = {**session.template_context(request), **context}
+    (``user``, ``csrf_input()``, ``flashes``, ``path``, ``static(name)``, ``notices``: the
+    account's notices shown as banners)."""
+    page = {
+        **session.template_context(request),
+        "notices": request.get(NOTICES, []),
+        **context,
+    }
     return aiohttp_jinja2.render_template(template, request, page, status=status)
 
 
