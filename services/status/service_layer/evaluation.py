@@ -102,7 +102,8 @@ async def _evaluate(conn: Connection, policy: Policy, now: datetime) -> None:
         after = step(before, m.state, now, policy.confirm_evaluations)
         await store.save_health(conn, component, after, m.state, m.reason, stats_of(m), now)
         metrics.COMPONENT_SEVERITY.labels(component).set(SEVERITY[after.state])
-        await _incident(conn, page, component, before, after, m, ongoing.get(component), now)
+        if component not in under:  # planned work opens no incident (one ongoing waits)
+            await _incident(conn, page, component, before, after, m, ongoing.get(component), now)
         shown = after.state
         if component in overrides:
             shown = ComponentState(overrides[component]["state"])

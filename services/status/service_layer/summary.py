@@ -20,7 +20,6 @@ from services.contracts.status_page import (
     SummaryStatus,
 )
 from services.status.adapters import notices
-from services.status.domain.health import SEVERITY
 from services.status.domain.notices import STATE_IMPACT, MaintenanceState, maintenance_state
 from services.status.domain.uptime import PERIODS, period_start, uptimes
 from services.status.service_layer.snapshot import snapshot
@@ -64,8 +63,8 @@ async def shown(conn: Connection, now: datetime) -> dict[str, Shown]:
     out: dict[str, Shown] = {}
     for c in snap.components:
         status = _PAGE_STATUS[c.status]
-        # An outage is still shown during a window; anything milder is "under maintenance".
-        if c.id in under and SEVERITY[c.status] < SEVERITY[ComponentState.PARTIAL_OUTAGE]:
+        # Planned: what traffic says during a window is expected, and not counted either.
+        if c.id in under:
             status = "under_maintenance"
         out[c.id] = Shown(c.status, status, c.updated_at)
     return out
