@@ -135,7 +135,9 @@ EVENTS: dict[str, params.Rule] = {
         value, param=name, pattern=_CURSOR, what="an event id or a next_after cursor"
     ),
     "wait": params.number_rule(0, EVENTS_MAX_WAIT_SECONDS),
-    "type": params.choice_rule(("job.completed", "job.failed", "job.canceled")),
+    "type": params.choice_rule(
+        ("job.completed", "job.failed", "job.canceled", "endpoint.disabled", "keys.expiring")
+    ),
 }
 ARTIFACT: dict[str, params.Rule] = {
     "expires": params.number_rule(0, _MAX_UNIX_SECONDS),
