@@ -22,8 +22,10 @@ import aio_pika
 import aiohttp
 import orjson
 from aiohttp import web
+from jsonschema import Draft202012Validator, FormatChecker
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from services.contracts import event_catalog
 from services.contracts.ids import new_id
 from services.contracts.jobs import EVENT_FOR_STATUS, JobSnapshot, JobStatus
 from services.contracts.jobs import Service as JobService
@@ -41,6 +43,35 @@ def documented_sha256_ok(header: str, secret: str, body: bytes) -> bool:
     """The customer-side check from docs/webhooks.md, word for word."""
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return any(hmac.compare_digest(expected, v.strip()) for v in header.split(","))
+
+
+def closed(schema: Any) -> Any:
+    """``schema`` with no property left undocumented: every object that lists its properties
+    refuses others (unless it says otherwise), so a field added without the catalog fails."""
+    if isinstance(schema, list):
+        return [closed(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: closed(v) for k, v in schema.items()}
+    if "properties" in out:
+        out.setdefault("additionalProperties", False)
+    return out
+
+
+def catalog_problems(body: bytes) -> list[str]:
+    """Where an event body breaks its type's schema in the event catalog (GET
+    /api/v1/event-types), with every undocumented field counted as a break."""
+    try:
+        event = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return ["the body is not JSON"]
+    kind = event.get("type") if isinstance(event, dict) else None
+    if kind not in event_catalog.EVENT_TYPES:
+        return [f"event type {kind!r} is not in the event catalog"]
+    validator = Draft202012Validator(
+        closed(event_catalog.schema(kind)), format_checker=FormatChecker()
+    )
+    return [f"{kind} {list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(event)]
 
 
 @dataclass
@@ -86,7 +117,8 @@ class Receiver:
             await self._runner.cleanup()
 
     def check(self, headers: dict[str, str], body: bytes) -> list[str]:
-        problems = []
+        # Every event the suite's tests have delivered is checked against the catalog too.
+        problems = catalog_problems(body)
         for secret in self.verify_with:
             if not documented_sha256_ok(headers.get("X-ClipMix-Signature", ""), secret, body):
                 problems.append(f"sha256 rule failed for {secret[:10]}…")

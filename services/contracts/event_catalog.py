@@ -200,24 +200,52 @@ def catalog() -> list[dict[str, Any]]:
     ]
 
 
+def _type_of(node: dict[str, Any], defs: dict[str, Any]) -> str:
+    if "$ref" in node:
+        return _type_of(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+    if "const" in node:
+        return json.dumps(node["const"])
+    if "enum" in node:
+        return " \\| ".join(json.dumps(v) for v in node["enum"])
+    if "anyOf" in node:
+        return " or ".join(_type_of({**o, **{"format": node.get("format")}}, defs)
+                           for o in node["anyOf"])  # fmt: skip
+    kind = str(node.get("type", "any"))
+    if node.get("format") and kind == "string":
+        kind += f" ({node['format']})"
+    return kind
+
+
+def _rows(node: dict[str, Any], defs: dict[str, Any], prefix: str = "") -> list[str]:
+    """One table row per field, the objects of this catalog (job, data) opened one level."""
+    rows = []
+    for name, prop in node.get("properties", {}).items():
+        rows.append(
+            f"| `{prefix}{name}` | {_type_of(prop, defs)} | {prop.get('description', '')} |"
+        )
+        target = prop.get("$ref") or next(
+            (o["$ref"] for o in prop.get("anyOf", []) if "$ref" in o), None
+        )
+        inner = defs.get(target.rsplit("/", 1)[-1], {}) if target else {}
+        if not prefix and "properties" in inner:
+            rows += _rows(inner, defs, f"{prefix}{name}.")
+    return rows
+
+
 def markdown() -> str:
-    """docs/webhooks.md's *Event types* section: each type, its meaning and its schema."""
-    out = [
-        "| type | when |",
-        "|---|---|",
-        *(f"| `{e['type']}` | {e['description']} |" for e in catalog()),
-        "",
-    ]
+    """docs/webhooks.md's *Event types* section: each type, its meaning and its fields (the
+    JSON Schemas themselves are the API's answer)."""
+    out: list[str] = []
     for entry in catalog():
+        body = entry["schema"]
         out += [
-            "<details>",
-            f"<summary><code>{entry['type']}</code>: the JSON Schema of its body</summary>",
+            f"### `{entry['type']}`",
             "",
-            "```json",
-            json.dumps(entry["schema"], indent=2),
-            "```",
+            entry["description"],
             "",
-            "</details>",
+            "| field | type | meaning |",
+            "|---|---|---|",
+            *_rows(body, body.get("$defs", {})),
             "",
         ]
     return "\n".join(out)
