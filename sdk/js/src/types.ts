@@ -221,15 +221,27 @@ export type DiagnosisCause =
 export interface DiagnosisCheck {
   name: "headers" | "body" | "secret" | "timestamp";
   ok: boolean;
+  /** Not checked: what it needs was not given. */
+  skipped: boolean;
   detail: string;
   [field: string]: unknown;
 }
 
 /** Where the body you received first differs from the bytes ClipMix signed. */
 export interface FirstDifference {
+  /** Bytes from the start of the body. */
   offset: number;
+  /** What was signed, from `offset` on (a few bytes). */
   expected: string;
+  /** What you gave, from `offset` on. */
   received: string;
+  /** e.g. `"0x2c"`; `null` past the end. */
+  expected_byte: string | null;
+  received_byte: string | null;
+  /** The bytes just before `offset` (the same on both sides). */
+  before: string;
+  expected_length: number;
+  received_length: number;
   [field: string]: unknown;
 }
 

@@ -445,10 +445,11 @@ def _show_diagnosis(diagnosis: WebhookDiagnosis) -> None:
     if diagnosis.message:
         print(f"  {diagnosis.message}")
     for check in diagnosis.checks:
-        print(f"  [{'ok' if check.ok else 'FAIL'}] {check.name:<9} {check.detail}")
+        mark = "skip" if check.skipped else "ok" if check.ok else "FAIL"
+        print(f"  [{mark}] {check.name:<9} {check.detail}")
     difference = diagnosis.first_difference
     if difference is not None:
-        print(f"  first difference at byte {difference.offset}:")
+        print(f"  first difference at byte {difference.offset} (after {difference.before!r}):")
         print(f"    signed   {difference.expected!r}")
         print(f"    received {difference.received!r}")
 

@@ -577,6 +577,7 @@ class DiagnosisCheck:
     name: str
     ok: bool
     detail: str = ""
+    skipped: bool = False  # not checked: what it needs was not given
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -585,6 +586,7 @@ class DiagnosisCheck:
             name=_str(data, "name"),
             ok=bool(data.get("ok")),
             detail=_str(data, "detail"),
+            skipped=bool(data.get("skipped")),
             raw=dict(data),
         )
 
@@ -593,9 +595,14 @@ class DiagnosisCheck:
 class FirstDifference:
     """Where the body you received first differs from the bytes ClipMix signed."""
 
-    offset: int
-    expected: str
-    received: str
+    offset: int  # bytes from the start of the body
+    expected: str  # what was signed, from ``offset`` on (a few bytes)
+    received: str  # what you gave, from ``offset`` on
+    expected_byte: str | None = None  # e.g. "0x2c"; None past the end
+    received_byte: str | None = None
+    before: str = ""  # the bytes just before ``offset`` (the same on both sides)
+    expected_length: int = 0
+    received_length: int = 0
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -604,6 +611,11 @@ class FirstDifference:
             offset=_int(data, "offset"),
             expected=_str(data, "expected"),
             received=_str(data, "received"),
+            expected_byte=_opt_str(data, "expected_byte"),
+            received_byte=_opt_str(data, "received_byte"),
+            before=_str(data, "before"),
+            expected_length=_int(data, "expected_length"),
+            received_length=_int(data, "received_length"),
             raw=dict(data),
         )
 
