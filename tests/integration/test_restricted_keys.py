@@ -16,6 +16,7 @@ from services.gateway.adapters import accounts
 from services.gateway.domain.keys import Mode
 from services.gateway.domain.permissions import Resource
 from tests.infra import Infra
+from tests.integration.conftest import eventually
 from tests.integration.gateway_harness import (
     INTERNAL_TOKEN,
     FakeServices,
@@ -122,6 +123,27 @@ async def test_a_read_only_key_can_get_and_cannot_write_on_every_route(
     assert checked >= 20
     jobs = await gw.pool.fetchval("SELECT count(*) FROM jobs WHERE api_key_id = $1", key.id)
     assert jobs == 0
+
+
+async def test_a_refused_call_is_in_the_keys_request_log_and_keeps_no_idempotency_record(
+    http, gw
+) -> None:
+    reader = await restricted(gw, READ_ALL)
+    url = f"{gw.url}/api/v1/music"
+    refused = await call(http, "POST", url, reader, json={"prompt": "x"}, headers=idem("same"))
+    assert denied(refused)
+
+    async def logged() -> bool:
+        rows = await gw.pool.fetch(
+            "SELECT status, path FROM request_log WHERE api_key_id = $1", reader.id
+        )
+        return [(r["status"], r["path"]) for r in rows] == [(403, "/api/v1/music")]
+
+    await eventually(logged, timeout=10)
+    kept = await gw.pool.fetchval(
+        "SELECT count(*) FROM idempotency_keys WHERE api_key_id = $1", reader.id
+    )
+    assert kept == 0
 
 
 async def test_a_key_without_a_resource_is_refused_its_reads_too(http, gw, operations) -> None:
