@@ -14,7 +14,8 @@ import structlog
 # boundary before the prefix: "Bearer%20sk_live_…" or "token_sk_live_…" must be caught too.
 # A whsec_ body is standard base64 (``+``, ``/``, ``=``), and any secret may appear
 # percent-encoded in a URL (``%2B``): the whole of it goes, not only the part before a ``+``.
-_SECRET = re.compile(r"(sk_(?:live|test)_|whsec_|opk_)(?:[A-Za-z0-9_+/=-]|%[0-9A-Fa-f]{2}){4,}")
+# Restricted keys (rk_live_/rk_test_) are secrets like full ones.
+_SECRET = re.compile(r"([sr]k_(?:live|test)_|whsec_|opk_)(?:[A-Za-z0-9_+/=-]|%[0-9A-Fa-f]{2}){4,}")
 # Passwords inside connection URLs (amqp://user:password@host, postgresql://…).
 _URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s\"]+):[^@\s\"]+@")
 

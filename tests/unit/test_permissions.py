@@ -89,3 +89,12 @@ def test_restricted_secrets_have_their_prefix(mode: Mode) -> None:
     assert key.secret.startswith(f"rk_{mode.value}_") and looks_like_key(key.secret)
     assert key.display.startswith(f"rk_{mode.value}_…")
     assert not looks_like_key("rk_prod_" + key.secret[-43:])
+
+
+def test_restricted_secrets_are_scrubbed_from_logs() -> None:
+    from services.runtime.logging import redact
+
+    secret = generate(Mode.LIVE, restricted=True).secret
+    line = redact(f'{{"authorization": "Bearer {secret}", "url": "/x?k=Bearer%20{secret}"}}')
+    assert secret not in line and secret[8:] not in line
+    assert line.count("rk_live_[redacted]") == 2
