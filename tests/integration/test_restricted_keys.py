@@ -309,3 +309,11 @@ async def test_cli_creates_lists_and_refuses_restricted_keys(http, gw, infra: In
         assert code == 1 and "--restricted" in answer["error"] and named in answer["error"], bad
     code, listed = await run("keys", "list", "--account", account["id"])
     assert len(listed) == 1  # no refused key was made
+
+
+async def test_the_reference_page_names_each_operations_permission(http, gw) -> None:
+    async with http.get(f"{gw.url}/api/docs") as r:
+        page = await r.text()
+    assert "rk_test_" in page
+    assert page.count("Restricted keys need <code>jobs:write</code>") >= 5
+    assert "Restricted keys need <code>wallet:read</code>" in page

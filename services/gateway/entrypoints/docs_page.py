@@ -61,6 +61,9 @@ def _operation(document: dict[str, Any], path: str, method: str, op: dict[str, A
     ]
     if op.get("security") == []:
         parts.append("<p><em>No API key needed.</em></p>")
+    elif op.get("x-permission", "none") != "none":
+        permission = escape(op["x-permission"])
+        parts.append(f"<p>Restricted keys need <code>{permission}</code>.</p>")
     params = [_resolve(document, p) for p in op.get("parameters", ())]
     if params:
         parts.append("<table><tr><th>parameter</th><th>in</th><th>about</th></tr>")
@@ -107,7 +110,9 @@ def render(document: dict[str, Any]) -> str:
         f"<h1>{escape(info['title'])} <small>{escape(info['version'])}</small></h1>"
         f"<p>{escape(info['summary'])}</p><p>{escape(info['description'])}</p>"
         "<p>Authenticate with <code>Authorization: Bearer sk_test_…</code> (sandbox) or"
-        " <code>sk_live_…</code>. The machine-readable document is"
+        " <code>sk_live_…</code>; a restricted key (<code>rk_test_…</code>,"
+        " <code>rk_live_…</code>) may call only the operations whose permission it holds."
+        " The machine-readable document is"
         " <a href='/api/openapi.json'>/api/openapi.json</a>.</p>"
         f"<h3>Errors</h3>{_pre(error_example['example'])}"
         f"<nav>{nav}</nav>{sections}</body></html>"
