@@ -64,6 +64,8 @@ print(json.dumps({
     "DROP_KEY": key(account("sdk-js-drop"), "test"),
     "QUICKSTART_KEY": key(account("sdk-js-quickstart"), "test"),
     "EVENTS_KEY": key(account("sdk-js-events"), "test"),
+    "TOOLS_KEY": key(account("sdk-js-tools"), "test"),
+    "RESTRICTED_KEY": key(main_account, "test", "--restricted", "jobs=read,webhook=read,wallet=read"),
     "LIVE_KEY": funded("sdk-js-live", 100),
     "POOR_LIVE_KEY": funded("sdk-js-poor", 1),
     "UNFUNDED_LIVE_KEY": key(account("sdk-js-unfunded"), "live"),

@@ -205,9 +205,11 @@ export interface WebhookRecovery {
   id: string;
   since: string;
   until: string | null;
-  status: string;
+  /** `queued` when answered, `running` while some are still being delivered, `completed`. */
+  status: "queued" | "running" | "completed";
   /** How many failed deliveries were queued again. */
   queued: number;
+  created_at: string;
   [field: string]: unknown;
 }
 
