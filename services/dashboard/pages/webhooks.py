@@ -64,6 +64,8 @@ async def _panel(
     failures = request.query.get("show") == "failures"
     if endpoint is not None and endpoint.get("status") == "enabled":
         await _resolved(request, account, key_id)
+    elif endpoint is not None:
+        _unbanner(request, key_id)  # this page says it in full
     rows: list[dict[str, Any]] = []
     if endpoint is not None or outcome is not None:
         query = {"limit": str(LOG_ROWS)}
@@ -174,11 +176,14 @@ async def _resolved(request: web.Request, account: str, key_id: str) -> None:
     """The endpoint is enabled: a banner saying it was disabled no longer applies."""
     async with request.app[POOL].acquire() as conn:
         if await notices.resolve_endpoint(conn, account, key_id):
-            shown = request.get(notices.NOTICES)
-            if shown:
-                shown[:] = [
-                    n for n in shown if not (n.endpoint_disabled and n.api_key_id == key_id)
-                ]
+            _unbanner(request, key_id)
+
+
+def _unbanner(request: web.Request, key_id: str) -> None:
+    """Leave this key's endpoint-disabled banner off this page."""
+    shown = request.get(notices.NOTICES)
+    if shown:
+        shown[:] = [n for n in shown if not (n.endpoint_disabled and n.api_key_id == key_id)]
 
 
 @session.require_user

@@ -21,14 +21,22 @@ ORDER_STEP_MICROSECONDS = 1
 
 
 async def hold_pending(conn: Connection, api_key_id: str) -> int:
-    """Hold the key's pending deliveries that no attempt is using now (never test fires)."""
-    status = await conn.execute(
+    """Hold the key's pending deliveries that no attempt is using now (never test fires). The
+    log stops promising their next attempt (it waits for a resume now)."""
+    held = await conn.fetch(
         "UPDATE deliveries SET state = 'held', next_attempt_at = NULL"
         " WHERE api_key_id = $1 AND state = 'pending' AND trigger <> 'test'"
-        " AND (claimed_until IS NULL OR claimed_until < now())",
+        " AND (claimed_until IS NULL OR claimed_until < now()) RETURNING id",
         api_key_id,
     )
-    return int(status.split()[-1])
+    if held:
+        await conn.execute(
+            "UPDATE attempts SET next_attempt_at = NULL WHERE api_key_id = $1"
+            " AND delivery_id = ANY($2::text[]) AND next_attempt_at IS NOT NULL",
+            api_key_id,
+            [r["id"] for r in held],
+        )
+    return len(held)
 
 
 async def pause(conn: Connection, api_key_id: str) -> bool:

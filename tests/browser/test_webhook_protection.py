@@ -1,0 +1,112 @@
+"""An endpoint that protects itself, in a real browser against the whole suite: the customer's
+receiver answers 410 Gone to a job's delivery, the endpoint is disabled at once, the account is
+mailed (once) and sees a banner; the webhook panel says why and how many events are held (the
+gone one's retry and two later jobs'); the customer fixes the receiver, re-enables without
+delivering the held events (set aside as failed), then recovers the failed ones since a time:
+they arrive once each, in order, with their ids. Photographed:
+docs/img/dashboard-webhook-disabled.png.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import aiohttp
+from playwright.async_api import Page, expect
+
+from tests.browser.conftest import check_a11y, newest_mail, screenshot, sign_up
+from tests.browser.test_keys_webhooks_jobs import SONG, api, create_key
+from tests.e2e.suite import Suite
+from tests.webhooks_support import always, answer_ok, receiving
+
+
+async def mails_to(suite: Suite, to: str) -> list[dict[str, object]]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(suite.mailsink + "/messages", params={"to": to}) as r,
+    ):
+        return list((await r.json())["data"])
+
+
+async def test_a_gone_endpoint_is_disabled_shown_reenabled_and_recovered(
+    page: Page, suite: Suite
+) -> None:
+    email = await sign_up(page)
+    async with receiving(always(410)) as receiver:
+        secret, whsec = await create_key(page, "Order sync", receiver.url)
+        assert whsec is not None
+        receiver.verify_with = [whsec]
+        status, first = await api(suite, secret, "POST", "/api/v1/music", json=SONG)
+        assert status == 201, first
+        await receiver.wait_for(1, timeout=20)
+
+        # The account hears of it: one mail, and a banner on every page.
+        mail = await newest_mail(suite, email, timeout=20)
+        assert mail["subject"] == "Your ClipMix webhook endpoint was disabled"
+        assert receiver.url in str(mail["text"]) and "410 Gone" in str(mail["text"])
+        await page.goto("/dashboard")
+        banner = page.locator(".notice-banner")
+        await expect(banner).to_contain_text("Webhook endpoint disabled.")
+        await expect(banner).to_contain_text("because it answered 410 Gone")
+
+        # Later jobs are held, not lost, and not sent (so is the gone delivery's retry).
+        held = [first["id"]]
+        for _ in range(2):
+            status, job = await api(suite, secret, "POST", "/api/v1/music", json=SONG)
+            held.append(job["id"])
+
+        await banner.get_by_role("link", name="Resume it on its webhook panel").click()
+        await expect(page.get_by_role("heading", name="Endpoint disabled")).to_be_visible()
+        state = page.locator(".state")
+        await expect(state).to_contain_text("disabled · gone")
+
+        async def three_held() -> None:
+            async with asyncio.timeout(20):
+                while True:
+                    await page.reload()
+                    text = await page.locator(".state-banner").inner_text()
+                    if "3 held events" in text:
+                        return
+                    await asyncio.sleep(0.3)
+
+        await three_held()
+        deliver = page.get_by_label("Deliver the 3 held events, in order")
+        await expect(deliver).to_be_checked()
+        log = page.locator("table.log-table")
+        await expect(
+            log.get_by_role("link", name=re.compile("^Diagnose job.completed"))
+        ).to_have_count(1)
+        await check_a11y(page)
+        await screenshot(page, "webhook-disabled")
+        assert len(receiver.received) == 1
+
+        # Fixed: re-enable without the held events (set aside as failed); the banner goes.
+        receiver.behaviour = answer_ok
+        await deliver.uncheck()
+        await page.get_by_role("button", name="Re-enable").click()
+        await expect(page.get_by_role("status").first).to_contain_text(
+            "The held events were set aside as failed deliveries"
+        )
+        await expect(page.locator(".state")).to_contain_text("enabled")
+        await expect(page.locator(".notice-banner")).to_have_count(0)
+        await asyncio.sleep(0.5)
+        assert len(receiver.received) == 1
+
+        # Recover what failed since before the first job: each event once, in order, same ids.
+        since = page.get_by_label("Recover failed deliveries since (UTC)")
+        await since.fill(str(first["created_at"])[:19])
+        await page.get_by_role("button", name="Recover").click()
+        await expect(page.get_by_role("status").first).to_contain_text(
+            "3 failed events queued again"
+        )
+        got = await receiver.wait_for(4, timeout=20)
+        await asyncio.sleep(0.5)
+        recovered = receiver.received[1:]
+        # In order of events when sent one at a time (tests/integration/test_webhooks_recover.py);
+        # the suite's endpoints take 4 at once, so here only once each.
+        assert sorted(r.event["job"]["id"] for r in recovered) == sorted(held)
+        assert recovered[0].event["id"] == got[0].event["id"]
+        assert all(r.verified for r in recovered)
+        await check_a11y(page)
+        assert len(await mails_to(suite, email)) == 1  # one mail in all
