@@ -231,7 +231,7 @@ async def test_a_410_disables_the_endpoint_at_once_and_the_cli_shows_it(
     shown = await _clipmix(suite, key, "webhooks", "get")
     assert shown.code == 0, shown.err
     assert "disabled" in shown.out and "gone" in shown.out and "webhooks resume" in shown.out
-    listed = await _clipmix(suite, key, "events", "list")
+    listed = await _clipmix(suite, key, "events", "list", "--type", "endpoint.disabled")
     assert listed.code == 0, listed.err
     assert re.search(rf"endpoint\.disabled\s+{re.escape(receiver.url)} \(gone\)", listed.out)
 
