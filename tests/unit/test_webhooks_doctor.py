@@ -131,9 +131,11 @@ def test_a_clock_beyond_the_tolerance_is_named_with_both_times() -> None:
 def test_a_header_stripped_on_the_way_is_named(stripped: str) -> None:
     s = sent()
     headers = {k: v for k, v in received_headers(s).items() if k != stripped}
-    result = diagnose(s, Secrets(KEY), Received(BODY, headers, standard(KEY)))
-    assert (result.verified, result.cause) == (False, "header_stripped")
-    assert result.checks[0].extra["missing"] == [stripped]
+    ours = signing.clipmix_signature(signing.secret_string(KEY), BODY)
+    for signature in (None, ours if stripped.startswith("x-") else standard(KEY)):
+        result = diagnose(s, Secrets(KEY), Received(BODY, headers, signature))
+        assert (result.verified, result.cause) == (False, "header_stripped")
+        assert result.checks[0].extra["missing"] == [stripped]
 
 
 def test_the_first_failing_check_is_the_cause() -> None:
@@ -200,3 +202,16 @@ def test_an_old_previous_secret_that_no_longer_exists_is_not_guessed() -> None:
         rotated_twice, Secrets(KEY, OLD, later), Received(BODY, signature=standard(OTHER))
     )
     assert result.verified  # it is one the header carried, whoever's it was
+
+
+def test_only_the_headers_of_the_callers_scheme_are_required() -> None:
+    s = sent()
+    standard_only = {
+        k: v for k, v in received_headers(s).items() if k.startswith("webhook-")
+    }  # what a Standard Webhooks user pastes
+    result = diagnose(s, Secrets(KEY), Received(BODY, standard_only, standard(KEY), SIGNED_AT))
+    assert result.verified, result
+    ours = signing.clipmix_signature(signing.secret_string(KEY), BODY)
+    result = diagnose(s, Secrets(KEY), Received(BODY, standard_only, ours))
+    assert result.cause == "header_stripped"
+    assert result.checks[0].extra["missing"] == ["x-clipmix-signature"]

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from services.dashboard.pages import auth, credits, jobs, keys, public, requests, webhooks
+from services.dashboard.pages import (
+    auth,
+    credits,
+    doctor,
+    jobs,
+    keys,
+    public,
+    requests,
+    webhooks,
+)
 
 MODULES: tuple[ModuleType, ...] = (
     auth,
     public,
     keys,
     webhooks,
+    doctor,
     jobs,
     credits,
     requests,

@@ -27,13 +27,11 @@ import orjson
 from services.contracts import signing
 from services.contracts.webhook_doctor import Cause
 
-# The headers a delivery carries that a verifier needs; lower case, as HTTP compares them.
-NEEDED = (
-    signing.ID_HEADER,
-    signing.TIMESTAMP_HEADER,
-    signing.SIGNATURE_HEADER,
-    signing.CLIPMIX_SIGNATURE_HEADER.lower(),
-)
+# The headers a delivery carries that a verifier of each scheme needs; lower case, as HTTP
+# compares them.
+STANDARD_HEADERS = (signing.ID_HEADER, signing.TIMESTAMP_HEADER, signing.SIGNATURE_HEADER)
+CLIPMIX_HEADERS = (signing.CLIPMIX_SIGNATURE_HEADER.lower(),)
+NEEDED = STANDARD_HEADERS + CLIPMIX_HEADERS
 # Bytes of each side shown from the first difference on, and of the common part before it.
 EXCERPT_BYTES = 24
 _HEX = re.compile(r"(?:sha256=)?([0-9a-fA-F]{64})")
@@ -130,11 +128,17 @@ def first_difference(expected: bytes, received: bytes) -> dict[str, Any] | None:
 
 
 def _check_headers(sent: Sent, received: Received) -> Check:
+    """Every header the caller's scheme needs (the scheme of their signature; both when no
+    signature is given) must have arrived."""
     if received.headers is None:
         return Check("headers", True, "Not given: checked against the headers as sent.", True)
+    offered = parse_signature(received.signature) if received.signature else None
+    needed: tuple[str, ...] = NEEDED
+    if offered is not None:
+        needed = STANDARD_HEADERS if offered.scheme == "standard" else CLIPMIX_HEADERS
     missing = [
         name
-        for name in NEEDED
+        for name in needed
         if sent.header(name) is not None and not (_lookup(received.headers, name) or "").strip()
     ]
     if missing:
@@ -149,7 +153,7 @@ def _check_headers(sent: Sent, received: Received) -> Check:
         )
     changed = [
         name
-        for name in NEEDED
+        for name in needed
         if sent.header(name) is not None and _lookup(received.headers, name) != sent.header(name)
     ]
     if changed:
