@@ -110,3 +110,47 @@ async def test_a_gone_endpoint_is_disabled_shown_reenabled_and_recovered(
         assert all(r.verified for r in recovered)
         await check_a11y(page)
         assert len(await mails_to(suite, email)) == 1  # one mail in all
+
+
+async def test_the_public_api_pauses_resumes_and_recovers(suite: Suite) -> None:
+    """The same calls through the gateway's public routes, as the SDKs make them."""
+    _, secret = await asyncio.to_thread(suite.new_test_key)
+    async with receiving() as receiver:
+        status, created = await api(
+            suite, secret, "PUT", "/api/v1/webhook", json={"url": receiver.url}
+        )
+        assert status == 201, created
+        assert (created["status"], created["held_events"]) == ("enabled", 0)
+        status, paused = await api(suite, secret, "POST", "/api/v1/webhook/pause")
+        assert (status, paused["status"]) == (200, "paused")
+        status, job = await api(suite, secret, "POST", "/api/v1/music", json=SONG)
+        assert status == 201
+        async with asyncio.timeout(20):
+            while (await api(suite, secret, "GET", "/api/v1/webhook"))[1]["held_events"] != 1:
+                await asyncio.sleep(0.2)
+        status, refused = await api(
+            suite, secret, "POST", "/api/v1/webhook/recover", json={"since": job["created_at"]}
+        )
+        assert (status, refused["error"]["code"]) == (409, "endpoint_disabled")
+        status, resumed = await api(suite, secret, "POST", "/api/v1/webhook/resume", json={})
+        assert (status, resumed["status"], resumed["released"]) == (200, "enabled", 1)
+        [got] = await receiver.wait_for(1, timeout=20)
+        assert got.event["job"]["id"] == job["id"]
+        headers = {"Idempotency-Key": "outage-1"}
+        body = {"since": job["created_at"]}
+        status, recovery = await api(
+            suite, secret, "POST", "/api/v1/webhook/recover", json=body, headers=headers
+        )
+        assert (status, recovery["object"], recovery["queued"]) == (202, "webhook_recovery", 0)
+        status, again = await api(
+            suite, secret, "POST", "/api/v1/webhook/recover", json=body, headers=headers
+        )
+        assert (status, again["id"]) == (202, recovery["id"])
+        status, bad = await api(
+            suite, secret, "POST", "/api/v1/webhook/recover", json={"since": "2020-01-01T00:00:00Z"}
+        )
+        assert (status, bad["error"]["code"], bad["error"]["param"]) == (
+            422,
+            "recovery_window_invalid",
+            "since",
+        )
