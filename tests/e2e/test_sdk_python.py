@@ -330,6 +330,12 @@ async def test_the_readme_quickstart_runs_as_written(webhooks_suite: Suite) -> N
         "CLIPMIX_API_KEY": key,
         "CLIPMIX_BASE_URL": suite.gateway,
     }
+    # The key's endpoint exists before the scripts run (the pause/resume/recover block acts on
+    # it); the receiver listens on it from below.
+    port = free_port()
+    async with clipmix.AsyncClient(api_key=key, base_url=suite.gateway) as client:
+        endpoint = await client.webhook_endpoint.set(f"http://127.0.0.1:{port}/webhooks")
+        assert endpoint.secret
     ran = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-c", "\n\n".join(scripts)],
@@ -342,11 +348,9 @@ async def test_the_readme_quickstart_runs_as_written(webhooks_suite: Suite) -> N
     jobs = await _jobs_of(suite, key)
     assert jobs and all(j.status in ("completed", "failed", "canceled") for j in jobs)
 
-    # The receiver, pointed at by the key's endpoint.
-    port = free_port()
+    # The receiver, pointed at by the key's endpoint (enabled again by the README's resume).
     async with clipmix.AsyncClient(api_key=key, base_url=suite.gateway) as client:
-        endpoint = await client.webhook_endpoint.set(f"http://127.0.0.1:{port}/webhooks")
-        assert endpoint.secret
+        assert (await client.webhook_endpoint.get()).status == "enabled"
         receiver = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
