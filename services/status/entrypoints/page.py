@@ -206,10 +206,12 @@ def render(
 ) -> str:
     plain = extra is None
     extra = extra or Extras()
-    indicator = s.status.indicator.value
-    description = s.status.description
-    if indicator == "none" and extra.under_maintenance:
-        indicator, description = "maintenance", "Service under maintenance"
+    indicator, description = summary.headline(
+        s.status.indicator.value,
+        s.status.description,
+        [i for i in extra.incidents if i.status != "resolved"],
+        bool(extra.under_maintenance),
+    )
     components = "".join(
         _component(
             c, history.get(c.id, []), extra.uptime.get(c.id, {}), c.id in extra.under_maintenance
@@ -232,7 +234,6 @@ def render(
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        '<meta http-equiv="refresh" content="60">'
         '<link rel="alternate" type="application/atom+xml" title="ClipMix status"'
         ' href="/status/feed.atom">'
         f"<title>ClipMix status</title><style>{_CSS}</style></head><body><main>"

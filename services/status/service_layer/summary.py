@@ -190,16 +190,39 @@ async def summary(conn: Connection, page: Page, now: datetime) -> StatusSummary:
         )
         for i, cid in enumerate(COMPONENTS)
     ]
-    indicator, description = snap.status.indicator.value, snap.status.description
-    if indicator == "none" and any(s.page_status == "under_maintenance" for s in states.values()):
-        indicator, description = "maintenance", "Service under maintenance"
+    unresolved = await incidents(conn, page, now, unresolved_only=True, since=None)
+    maintenance = any(s.page_status == "under_maintenance" for s in states.values())
+    indicator, description = headline(
+        snap.status.indicator.value, snap.status.description, unresolved, maintenance
+    )
     return StatusSummary(
         page=page.model(now),
         components=components,
-        incidents=await incidents(conn, page, now, unresolved_only=True, since=None),
+        incidents=unresolved,
         scheduled_maintenances=await upcoming(conn, page, now),
         status=SummaryStatus(indicator=indicator, description=description),
     )
+
+
+_RANK = {"none": 0, "minor": 1, "major": 2, "critical": 3}
+_DESCRIPTION = {
+    "minor": "Minor service outage",
+    "major": "Partial system outage",
+    "critical": "Major service outage",
+}
+
+
+def headline(
+    indicator: str, description: str, unresolved: list[SummaryIncident], maintenance: bool
+) -> tuple[str, str]:
+    """The page's indicator as hosted pages make it: the worst of the components' and of the
+    unresolved incidents' impact; "maintenance" when nothing else is wrong during a window."""
+    worst = max((i.impact for i in unresolved), key=_RANK.__getitem__, default="none")
+    if _RANK[worst] > _RANK[indicator]:
+        return worst, _DESCRIPTION[worst]
+    if indicator == "none" and maintenance:
+        return "maintenance", "Service under maintenance"
+    return indicator, description
 
 
 async def feed_entries(
