@@ -547,3 +547,33 @@ async def test_a_real_event_reads_into_its_typed_object(suite: Suite) -> None:
         event = await client.events.get(event_ids[0])
     assert isinstance(event, clipmix.JobFailedEvent)
     assert event.job.status == "failed" and event.job.error is not None
+
+
+async def test_a_key_close_to_expiry_gets_a_typed_keys_expiring_event(
+    webhooks_suite: Suite, receiver: Receiver
+) -> None:
+    """The gateway's expiry chore (made to look every half second) announces the key; its
+    endpoint receives keys.expiring, which the SDK verifies into a KeysExpiringEvent."""
+    suite = webhooks_suite
+    expires = datetime.now(UTC) + timedelta(days=3)
+    _, key = await new_key(suite, "test", "--expires-at", expires.isoformat())
+    async with clipmix.AsyncClient(api_key=key, base_url=suite.gateway) as client:
+        endpoint = await client.webhook_endpoint.set(receiver.url, ["job.completed"])
+    assert endpoint.secret is not None
+    gateway = suite.processes["gateway"]
+    original = gateway.env
+    await _restart(gateway, {**original, "CLIPMIX_GATEWAY_KEY_EXPIRY_CHECK_SECONDS": "0.5"})
+    try:
+        (got,) = await receiver.wait_for(1, timeout=30)
+    finally:
+        await _restart(gateway, original)
+    event = clipmix.webhooks.construct_event(got.body, got.headers, endpoint.secret)
+    assert isinstance(event, clipmix.KeysExpiringEvent), event
+    assert event.data is not None and event.job is None
+    assert event.data.key_display.startswith("sk_test_") and key not in got.body.decode()
+    announced = datetime.fromisoformat(event.data.expires_at.replace("Z", "+00:00"))
+    assert abs((announced - expires).total_seconds()) < 1
+    async with clipmix.AsyncClient(api_key=key, base_url=suite.gateway) as client:
+        listed = await client.events.get(event.id)
+    assert isinstance(listed, clipmix.KeysExpiringEvent)
+    assert listed.data == event.data
