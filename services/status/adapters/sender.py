@@ -16,6 +16,8 @@ import aiohttp
 from services.runtime import egress
 
 USER_AGENT = "ClipMix-Status/1.0"
+# A subscribe's name lookup (inside the gateway's 2 s deadline for internal calls).
+CHECK_DNS_SECONDS = 1.0
 # How much of a receiver's answer is read (and kept as nothing: only its status matters).
 _READ_LIMIT = 1024
 
@@ -42,8 +44,13 @@ class Sender:
         self._allow_private = allow_private
 
     async def check(self, url: str) -> None:
-        """Raises ``egress.TargetRefused`` (with the reason) for a URL we would not POST to."""
-        await egress.check_url(url, self._lookup, allow_private=self._allow_private)
+        """Raises ``egress.TargetRefused`` (with the reason) for a URL we would not POST to.
+
+        The lookup gets ``CHECK_DNS_SECONDS``: a subscribe is answered within the gateway's
+        internal deadline (2 s), so a slow name server refuses the URL instead of a 503."""
+        await egress.check_url(
+            url, self._lookup, allow_private=self._allow_private, timeout=CHECK_DNS_SECONDS
+        )
 
     async def post(self, url: str, headers: dict[str, str], body: bytes) -> Outcome:
         """One attempt, bounded by the timeout from resolving to the answer's first bytes."""

@@ -64,6 +64,19 @@ class Refused(ValueError):
     """An operator's change that the rules do not allow (the message says why)."""
 
 
+# Longest title and message an operator may post (the page, the feed and every webhook carry
+# them whole).
+MAX_TITLE = 200
+MAX_MESSAGE = 5000
+
+
+def check_text(title: str | None, message: str) -> None:
+    if title is not None and not 0 < len(title.strip()) <= MAX_TITLE:
+        raise Refused(f"--title needs 1 to {MAX_TITLE} characters")
+    if not 0 < len(message.strip()) <= MAX_MESSAGE:
+        raise Refused(f"--message needs 1 to {MAX_MESSAGE} characters")
+
+
 def check_update(current: IncidentState, new: IncidentState) -> None:
     """A resolved incident is closed: its timeline is history, not to be reopened."""
     if current is IncidentState.RESOLVED:

@@ -24,6 +24,7 @@ from services.status.domain.notices import (
     IncidentState,
     MaintenanceState,
     Refused,
+    check_text,
     check_update,
     check_window,
     maintenance_state,
@@ -84,6 +85,7 @@ async def open_incident(
     state: IncidentState = IncidentState.INVESTIGATING,
 ) -> SummaryIncident:
     """An operator's incident, with its first update."""
+    check_text(title, message)
     if state is IncidentState.RESOLVED:
         raise Refused("an incident opens unresolved; post `resolve` afterwards")
     iid = await notices.insert_incident(
@@ -107,6 +109,7 @@ async def post_update(
     conn: Connection, page: Page, now: datetime, iid: str, state: IncidentState, message: str
 ) -> SummaryIncident:
     """A new entry in an incident's timeline (measured incidents take them too)."""
+    check_text(None, message)
     row = await notices.incident(conn, iid, lock=True)
     if not row:
         raise Refused(f"no incident {iid}")
@@ -183,6 +186,7 @@ async def schedule_maintenance(
     starts_at: datetime,
     ends_at: datetime,
 ) -> SummaryMaintenance:
+    check_text(title, message)
     check_window(starts_at, ends_at, now)
     row = await notices.insert_maintenance(
         conn,
