@@ -184,7 +184,7 @@ export class WebhookEndpoints {
    * Enables a paused or disabled endpoint. The deliveries held meanwhile go out in event
    * order (their count in `released`), unless `deliverHeld: false`.
    */
-  resume(
+  async resume(
     params: ResumeParams = {},
     options?: RequestOptions,
   ): Promise<WebhookEndpoint & { released: number }> {
@@ -203,7 +203,7 @@ export class WebhookEndpoints {
    * with the original event ids. Repeating the call with the same `idempotencyKey` answers
    * the same recovery.
    */
-  recover(params: RecoverParams, options?: RequestOptions): Promise<WebhookRecovery> {
+  async recover(params: RecoverParams, options?: RequestOptions): Promise<WebhookRecovery> {
     const body: Record<string, string> = { since: rfc3339(params.since, "since") };
     if (params.until !== undefined) body["until"] = rfc3339(params.until, "until");
     return this.transport.request({
@@ -226,9 +226,9 @@ export class WebhookEndpoints {
   /**
    * The signature doctor: give what your server received (`body`, `headers`), what your code
    * computed (`signature`) and your clock (`receivedAt`); answers which check fails and the
-   * likely cause. Needs `body` or `signature`.
+   * likely cause. Needs `body` or `signature` (else it rejects with a `TypeError`, unsent).
    */
-  diagnose(
+  async diagnose(
     deliveryId: string,
     params: DiagnoseParams,
     options?: RequestOptions,

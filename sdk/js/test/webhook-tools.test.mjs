@@ -100,8 +100,8 @@ describe("webhook tools", () => {
       since: "2026-12-06T20:00:00.000Z",
       until: "2026-12-06T21:00:00.000Z",
     });
-    assert.throws(() => client.webhookEndpoint.recover({ since: " " }), /since/);
-    assert.throws(() => client.webhookEndpoint.recover({ since: new Date("nope") }), /since/);
+    await assert.rejects(client.webhookEndpoint.recover({ since: " " }), /since/);
+    await assert.rejects(client.webhookEndpoint.recover({ since: new Date("nope") }), /since/);
     assert.equal(server.requests.length, 2, "nothing sent for a bad time");
   });
 
@@ -152,7 +152,7 @@ describe("webhook tools", () => {
       headers: { "x-clipmix-signature": "sha256=00" },
       received_at: "2026-12-06T00:00:00.000Z",
     });
-    assert.throws(() => client.webhookEndpoint.diagnose("whd_1", { headers: {} }), /body/);
+    await assert.rejects(client.webhookEndpoint.diagnose("whd_1", { headers: {} }), /body/);
   });
 
   test("eventTypes reads the catalog", async () => {

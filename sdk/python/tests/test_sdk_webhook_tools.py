@@ -463,3 +463,19 @@ def test_construct_event_answers_the_typed_object() -> None:
     event = clipmix.webhooks.construct_event(body, headers, secret)
     assert isinstance(event, clipmix.KeysExpiringEvent)
     assert event.data is not None and event.data.name == "ci"
+
+
+def test_diagnose_takes_http_server_headers(server: ScriptedServer) -> None:
+    """``self.headers`` of an http.server handler (an email Message: items(), not a Mapping)."""
+    from email.message import Message
+
+    received = Message()
+    received["Webhook-Id"] = "evt_1"
+    received["Webhook-Timestamp"] = "1765054800"
+    server.script = [Reply(200, DIAGNOSIS)]
+    with _client(server) as client:
+        client.webhook_endpoint.diagnose("whd_1", body="{}", headers=received)
+    assert server.seen[0].json["headers"] == {
+        "webhook-id": "evt_1",
+        "webhook-timestamp": "1765054800",
+    }

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from asyncio import sleep
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any, Callable, Generic, Protocol, TypeVar
 
@@ -32,6 +32,7 @@ from clipmix.types import (
     WebhookRecovery,
     WebhookTestResult,
 )
+from clipmix.webhooks import Headers
 
 T = TypeVar("T")
 
@@ -637,7 +638,7 @@ class WebhookEndpointResource(_Resource):
         delivery_id: str,
         *,
         body: str | bytes | bytearray | memoryview | None = None,
-        headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+        headers: Headers | None = None,
         signature: str | None = None,
         received_at: specs.Moment | None = None,
         idempotency_key: str | None = None,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, Union
 
 from clipmix._base import RequestSpec, compact, path_id
+from clipmix.webhooks import Headers
 
 JOBS = "/api/v1/jobs"
 EVENT_TYPES = "/api/v1/event-types"
@@ -269,7 +270,7 @@ def diagnose(
     delivery_id: str,
     *,
     body: str | bytes | bytearray | memoryview | None,
-    headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | None,
+    headers: Headers | None,
     signature: str | None,
     received_at: Moment | None,
     idempotency_key: str | None,
@@ -281,7 +282,9 @@ def diagnose(
     if body is not None:
         payload["body"] = _text(body, "body")
     if headers is not None:
-        items = headers.items() if isinstance(headers, Mapping) else headers
+        # Anything with items() (a dict, httpx/aiohttp/Starlette headers, http.server's
+        # self.headers) or (name, value) pairs.
+        items: Iterable[tuple[str, Any]] = headers.items() if hasattr(headers, "items") else headers
         # Names as the doctor knows them (lower case); a repeated header joined as HTTP folds it.
         found: dict[str, str] = {}
         for name, value in items:

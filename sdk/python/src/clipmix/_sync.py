@@ -8,7 +8,7 @@ source; ``_sync.py`` (``Client``, the same surface without ``await``) is generat
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from time import sleep
 from types import TracebackType
 from typing import Any, Callable, Generic, Protocol, TypeVar
@@ -35,6 +35,7 @@ from clipmix.types import (
     WebhookRecovery,
     WebhookTestResult,
 )
+from clipmix.webhooks import Headers
 
 T = TypeVar("T")
 
@@ -634,7 +635,7 @@ class WebhookEndpointResource(_Resource):
         delivery_id: str,
         *,
         body: str | bytes | bytearray | memoryview | None = None,
-        headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+        headers: Headers | None = None,
         signature: str | None = None,
         received_at: specs.Moment | None = None,
         idempotency_key: str | None = None,
