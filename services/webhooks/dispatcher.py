@@ -28,7 +28,7 @@ import structlog
 from services.contracts.webhooks import WebhookDelivery
 from services.runtime import metrics
 from services.webhooks import notices
-from services.webhooks.adapters import deliveries
+from services.webhooks.adapters import deliveries, protection
 from services.webhooks.adapters.deliveries import Attempt, Claimed
 from services.webhooks.adapters.sender import Outcome, Sender
 from services.webhooks.domain.protection import DEFAULT_DISABLE_AFTER_SECONDS
@@ -248,17 +248,26 @@ class Dispatcher:
             request_headers=outcome.request_headers,
         )
         disabled = False
-        async with self._pool.acquire() as conn, conn.transaction():
-            logged = await deliveries.record(conn, task, attempt, next_delay=delay, url=url)
-            if logged is not None and task.trigger != "test" and task.url is not None:
-                disabled = await notices.after_attempt(
-                    conn,
-                    task.api_key_id,
-                    succeeded=outcome.succeeded,
-                    status_code=outcome.status_code,
-                    attempted_at=attempted_at,
-                    window_seconds=self._policy.disable_after_seconds,
-                )
+        counts = task.trigger != "test" and task.url is not None  # test fires never do
+        async with self._pool.acquire() as conn:
+            if outcome.succeeded or not counts:
+                # The common case stays one statement; a success also ends a failing run.
+                logged = await deliveries.record(conn, task, attempt, next_delay=delay, url=url)
+                if logged is not None and counts and task.failing:
+                    await protection.succeeded(conn, task.api_key_id)
+            else:
+                # A failure may disable the endpoint: its retry is then held in the same
+                # transaction, never claimable in between.
+                async with conn.transaction():
+                    logged = await deliveries.record(conn, task, attempt, next_delay=delay, url=url)
+                    if logged is not None:
+                        disabled = await notices.after_failure(
+                            conn,
+                            task.api_key_id,
+                            status_code=outcome.status_code,
+                            attempted_at=attempted_at,
+                            window_seconds=self._policy.disable_after_seconds,
+                        )
         if disabled:
             log.warning("webhook_endpoint_disabled", api_key_id=task.api_key_id)
             self._on_disabled()

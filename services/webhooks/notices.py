@@ -1,6 +1,6 @@
 """Account notices in the webhooks service: an endpoint disabling itself, and a key expiring.
 
-Disabling is decided here (after an attempt, ``after_attempt``): in one transaction the
+Disabling is decided here (after a failed attempt, ``after_failure``): in one transaction the
 endpoint is disabled, its deliveries held, an ``endpoint.disabled`` event enters the key's
 events stream (never POSTed to the endpoint that is gone), and ``EndpointDisabled`` is staged
 in the outbox for the dashboard (an email and a banner). A ``KeyExpiring`` notice from the
@@ -108,33 +108,27 @@ async def disable(
     return True
 
 
-async def after_attempt(
+async def after_failure(
     conn: Connection,
     api_key_id: str,
     *,
-    succeeded: bool,
     status_code: int | None,
     attempted_at: datetime,
     window_seconds: float,
 ) -> bool:
-    """What a (non-test) attempt does to its endpoint, in the caller's transaction: a success
-    ends the failing run; 410 Gone, or failing for the window, disables. True if it did. A
-    retry scheduled for an endpoint that is not enabled (disabled or paused meanwhile) is
-    held."""
-    if succeeded:
-        await protection.succeeded(conn, api_key_id)
-        disabled = False
-    else:
-        since = await protection.failing(conn, api_key_id, attempted_at)
-        verdict = rules.judge(False, status_code, since, attempted_at, window_seconds)
-        disabled = False
-        if verdict == "gone":
-            disabled = await disable(conn, api_key_id, "gone")
-        elif verdict == "failing_too_long":
-            disabled = await disable(conn, api_key_id, "failing")
-    if await protection.status_of(conn, api_key_id) not in (None, "enabled"):
+    """What a failed (non-test) attempt does to its endpoint, in the caller's transaction:
+    410 Gone, or failing for the window, disables it (True if this did). A retry scheduled
+    for an endpoint that is not enabled (disabled now, or paused meanwhile) is held."""
+    found = await protection.failing(conn, api_key_id, attempted_at)
+    if found is None:
+        return False  # the endpoint was deleted meanwhile
+    since, status = found
+    verdict = rules.judge(False, status_code, since, attempted_at, window_seconds)
+    if status != "disabled" and verdict in ("gone", "failing_too_long"):
+        return await disable(conn, api_key_id, "gone" if verdict == "gone" else "failing")
+    if status != "enabled":
         await protection.hold_pending(conn, api_key_id)
-    return disabled
+    return False
 
 
 def notice_event_id(notice_id: str) -> str:
@@ -183,4 +177,4 @@ async def key_expiring(conn: Connection, env: Envelope) -> None:
 
 NOTICE_HANDLERS: dict[str, Handler] = {KeyExpiring.TYPE: key_expiring}
 
-__all__ = ["NOTICE_HANDLERS", "after_attempt", "disable", "key_expiring"]
+__all__ = ["NOTICE_HANDLERS", "after_failure", "disable", "key_expiring"]

@@ -25,6 +25,7 @@ from tests.webhooks_support import (
     Service,
     always,
     configure,
+    fail_first,
     job_snapshot,
     new_key,
     publish_job_event,
@@ -149,6 +150,30 @@ async def test_a_receiver_failing_for_the_window_is_disabled_and_events_keep_que
 
         await eventually(three_held)
         assert len(receiver.received) == 3
+
+
+async def test_a_success_ends_the_failing_run(infra: Infra) -> None:
+    key = new_key()
+    settings = {"webhook_disable_after_seconds": 1.0, "webhook_retry_schedule": "0,1.2"}
+    async with (
+        running_webhooks(infra, **settings) as service,
+        receiving(fail_first(1)) as receiver,
+    ):
+        await configure(service, key, receiver)
+        await publish_job_event(infra.amqp_url, job_snapshot(key))
+        await receiver.wait_for(1)
+
+        async def failing() -> bool:
+            return (await endpoint(service, key))["failing_since"] is not None
+
+        await eventually(failing)
+        await receiver.wait_for(2)  # the retry, 1.2 s later (past the window), succeeds
+
+        async def recovered() -> bool:
+            return (await endpoint(service, key))["failing_since"] is None
+
+        await eventually(recovered)
+        assert (await endpoint(service, key))["status"] == "enabled"
 
 
 async def test_pause_holds_and_resume_delivers_in_event_order_once(infra: Infra) -> None:

@@ -39,6 +39,8 @@ class Claimed:
     keys: list[bytes] = field(repr=False)  # signing secrets, newest first
     # When it became due (its next_attempt_at at the claim): the status signal's start.
     due_at: datetime | None = None
+    # The endpoint had failed since its last success (a success then ends the run).
+    failing: bool = False
 
     @property
     def log_trigger(self) -> str:
@@ -123,7 +125,8 @@ _CLAIMED = (
 # The endpoint, joined to a claim: the previous secret only while it still signs.
 _TARGET = (
     "e.url, e.secret,"
-    " CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END AS previous"
+    " CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END AS previous,"
+    " e.failing_since IS NOT NULL AS failing"
 )
 
 
@@ -143,6 +146,7 @@ def _claimed(row: Any, token: str) -> Claimed:
         row["url"],
         keys,
         row["due_at"],
+        bool(row["failing"]),
     )
 
 

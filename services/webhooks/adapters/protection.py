@@ -2,8 +2,7 @@
 
 Held deliveries are ``state = 'held'`` with no due time: the dispatcher never claims them. A
 delivery leased right now (an attempt in flight) is not held under it: its outcome is recorded
-as usual, and a retry it schedules is held by the next ``hold_pending`` (``after_attempt``
-runs one after every attempt).
+as usual, and a retry it schedules is held in the same transaction (``notices.after_failure``).
 """
 
 from __future__ import annotations
@@ -101,16 +100,16 @@ async def succeeded(conn: Connection, api_key_id: str) -> None:
     )
 
 
-async def failing(conn: Connection, api_key_id: str, at: datetime) -> datetime | None:
-    """Note a failed attempt: the run's start (kept if set), or None if there is no endpoint.
-    The row is locked until the caller's transaction ends."""
-    value: datetime | None = await conn.fetchval(
+async def failing(conn: Connection, api_key_id: str, at: datetime) -> tuple[datetime, str] | None:
+    """Note a failed attempt: the run's start (kept if set) and the endpoint's status, or None
+    if there is no endpoint. The row is locked until the caller's transaction ends."""
+    row = await conn.fetchrow(
         "UPDATE endpoints SET failing_since = coalesce(failing_since, $2)"
-        " WHERE api_key_id = $1 RETURNING failing_since",
+        " WHERE api_key_id = $1 RETURNING failing_since, status",
         api_key_id,
         at,
     )
-    return value
+    return None if row is None else (row["failing_since"], row["status"])
 
 
 async def disable(conn: Connection, api_key_id: str, reason: str) -> dict[str, Any] | None:
