@@ -286,6 +286,7 @@ async def test_cli_creates_lists_and_refuses_restricted_keys(http, gw, infra: In
     assert code == 0, created
     assert created["secret"].startswith("rk_test_")
     assert created["permissions"] == {"jobs": "read", "webhook": "write", "wallet": "none"}
+    assert created["restricted"] is True
     key = Key(created["secret"], created["id"], account["id"])
     assert (await call(http, "GET", f"{gw.url}/api/v1/jobs", key)).status == 200
     post = await call(http, "POST", f"{gw.url}/api/v1/music", key, json={"prompt": "x"})
@@ -295,6 +296,9 @@ async def test_cli_creates_lists_and_refuses_restricted_keys(http, gw, infra: In
 
     code, listed = await run("keys", "list", "--account", account["id"])
     assert code == 0 and listed[0]["permissions"] == created["permissions"]
+    code, full = await run("keys", "create", "--account", account["id"], "--mode", "test")
+    assert code == 0 and full["restricted"] is False and full["permissions"] is None
+    assert full["secret"].startswith("sk_test_")
 
     for bad, named in (
         ("jobs=admin", "jobs"),
@@ -308,7 +312,7 @@ async def test_cli_creates_lists_and_refuses_restricted_keys(http, gw, infra: In
         )
         assert code == 1 and "--restricted" in answer["error"] and named in answer["error"], bad
     code, listed = await run("keys", "list", "--account", account["id"])
-    assert len(listed) == 1  # no refused key was made
+    assert len(listed) == 2  # no refused key was made
 
 
 async def test_the_reference_page_names_each_operations_permission(http, gw) -> None:

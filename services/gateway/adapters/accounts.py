@@ -73,6 +73,7 @@ async def create_account(conn: Connection, name: str, email: str | None) -> dict
 _KEY_FIELDS = (
     "id, account_id, name, mode, display, created_at, expires_at, revoked_at,"
     " rate_limit_per_second, rate_limit_burst, rolled_to, permissions,"
+    " permissions IS NOT NULL AS restricted,"
     " CASE WHEN revoked_at IS NOT NULL THEN 'revoked'"
     " WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'expired'"
     " ELSE 'active' END AS state"
