@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from services.contracts.jobs import Service
 from services.gateway.app_keys import DOCS_HTML, OPENAPI_DOCUMENT
 from services.gateway.domain import examples as ex
+from services.gateway.domain import permissions
 from services.gateway.domain.jobs import Job, JobList
 from services.gateway.domain.requests import CREATE_MODELS, ListJobsQuery
 from services.gateway.entrypoints import (
@@ -199,6 +200,7 @@ def add_routes(app: web.Application) -> None:
     paths = table()
     for path, methods in paths.items():
         for method, operation in methods.items():
+            permissions.required(method, path)  # every route placed in the rule, or no start
             app.router.add_route(method.upper(), path, operation.handler)
     doc = openapi.build(documented(paths))
     app[OPENAPI_DOCUMENT] = doc
