@@ -215,3 +215,45 @@ def test_only_the_headers_of_the_callers_scheme_are_required() -> None:
     result = diagnose(s, Secrets(KEY), Received(BODY, standard_only, ours))
     assert result.cause == "header_stripped"
     assert result.checks[0].extra["missing"] == ["x-clipmix-signature"]
+
+
+def test_a_delivery_signed_before_a_rotation_is_said_so() -> None:
+    before = sent([OLD])  # signed while OLD was the secret; KEY is current now
+    result = diagnose(before, Secrets(KEY, OLD), Received(BODY, signature=standard(KEY)))
+    assert not result.verified and result.cause is None
+    assert "before the latest rotation" in result.message
+
+
+def test_another_attempts_headers_with_the_current_secret_are_not_a_secret_problem() -> None:
+    s = sent()
+    later = SIGNED_AT + 30
+    headers = {**received_headers(s), "webhook-timestamp": str(later)}
+    signature = signing.standard_signature(KEY, "evt_1", later, BODY)
+    result = diagnose(s, Secrets(KEY), Received(BODY, headers, signature, later + 1))
+    assert result.checks[2].ok and "another webhook-id or webhook-timestamp" in (
+        result.checks[2].detail
+    )
+    assert "webhook-timestamp" in result.checks[0].extra["differing"]
+
+
+def test_the_documented_examples_are_the_doctors_own_answer() -> None:
+    """The OpenAPI examples (and docs/troubleshooting-signatures.md's) are what the doctor
+    answers for them, signed with the example key bytes(range(32))."""
+    from services.contracts.webhook_doctor import WebhookDiagnoseRequest, WebhookDiagnosis
+    from services.gateway.entrypoints import routes_webhook_tools as ex
+
+    delivery = ex.DELIVERY_EXAMPLE
+    body = delivery["request_body"].encode()
+    attempted = datetime.fromisoformat(delivery["attempted_at"])
+    assert signing.verify(
+        [KEY], delivery["request_headers"], body, now=attempted.timestamp()
+    )  # the example delivery is signed with the example key
+    asked = WebhookDiagnoseRequest.model_validate(ex.DIAGNOSE_EXAMPLE)
+    assert asked.body is not None
+    found = diagnose(
+        Sent(delivery["request_headers"], body, attempted),
+        Secrets(KEY),
+        Received(asked.body.encode(), asked.headers, asked.signature, asked.received_at),
+    )
+    answer = WebhookDiagnosis.of(delivery["id"], found).model_dump(mode="json")
+    assert answer == ex.DIAGNOSIS_EXAMPLE

@@ -40,7 +40,7 @@ DELIVERY_EXAMPLE: dict[str, Any] = {
     "event_type": "webhook.test",
     "attempt": 1,
     "trigger": "test",
-    "attempted_at": "2026-11-28T14:03:20.000Z",
+    "attempted_at": "2026-11-29T14:03:20.000Z",
     "url": "https://example.com/hooks/clipmix",
     "resolved_ip": "93.184.216.34",
     "status_code": 400,
@@ -70,7 +70,7 @@ DIAGNOSE_EXAMPLE: dict[str, Any] = {
         "webhook-signature": "v1,3z5HUQI7GGDB0YWan3GIw4wAZqggGDMQgQVUL612+wg=",
     },
     "signature": "v1,Ehi/0xboYeMf0a4RaGAfHBcUH8JSCMb6rDQGlzeS9oM=",
-    "received_at": "2026-11-28T14:03:24Z",
+    "received_at": "2026-11-29T14:03:24Z",
 }
 DIAGNOSIS_EXAMPLE: dict[str, Any] = {
     "object": "webhook_diagnosis",
@@ -99,7 +99,7 @@ DIAGNOSIS_EXAMPLE: dict[str, Any] = {
             "name": "secret",
             "ok": True,
             "skipped": False,
-            "detail": "Your code used the current secret, over a body other than the one sent.",
+            "detail": "Your code used the current secret, over the bytes it verified.",
         },
         {
             "name": "timestamp",

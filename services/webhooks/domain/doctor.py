@@ -288,11 +288,7 @@ def _check_secret(
             if not _equal(offered.value, _signature(scheme, key, msg_id, stamp, body)):
                 continue
             if label == "current":
-                return Check(
-                    "secret",
-                    True,
-                    "Your code used the current secret, over a body other than the one sent.",
-                ), None
+                return _current(sent, body, msg_id, stamp), None
             return Check(
                 "secret",
                 False,
@@ -319,6 +315,27 @@ def _check_secret(
     ), "wrong_secret"
 
 
+def _current(sent: Sent, body: bytes, msg_id: str, stamp: str) -> Check:
+    """The caller's signature is the current secret's, yet not one this attempt carried."""
+    if body is not sent.body:
+        return Check(
+            "secret", True, "Your code used the current secret, over the bytes it verified."
+        )
+    if (msg_id, stamp) != (sent.header(signing.ID_HEADER), sent.header(signing.TIMESTAMP_HEADER)):
+        return Check(
+            "secret",
+            True,
+            "Your code used the current secret, with another webhook-id or webhook-timestamp"
+            " than this attempt's (each attempt is signed afresh: another attempt's headers?).",
+        )
+    return Check(
+        "secret",
+        False,
+        "Your code used the current secret, but this attempt was signed before the latest"
+        " rotation, with the secret in force then: redeliver it to have it signed anew.",
+    )
+
+
 _MIXUP = {
     "standard": "The right secret used the wrong way: webhook-signature is keyed with the"
     " base64-decoded part after whsec_, not with the whsec_… string itself.",
@@ -333,6 +350,11 @@ def _at(moment: datetime | None) -> str:
 
 def _until(moment: datetime | None) -> str:
     return "" if moment is None else f" (it stopped signing at{_at(moment)})"
+
+
+def _number(value: float) -> float | int:
+    """Whole seconds as an integer (``4``, not ``4.0``)."""
+    return int(value) if float(value).is_integer() else value
 
 
 def _check_timestamp(sent: Sent, received: Received, tolerance: float) -> Check:
@@ -351,8 +373,8 @@ def _check_timestamp(sent: Sent, received: Received, tolerance: float) -> Check:
     lag = received.received_at - sent.attempted_at.timestamp()
     extra = {
         "signed_at": signed_at,
-        "received_at": received.received_at,
-        "skew_seconds": round(skew, 3),
+        "received_at": _number(received.received_at),
+        "skew_seconds": _number(round(skew, 3)),
         "tolerance_seconds": tolerance,
     }
     if abs(skew) <= tolerance:
