@@ -14,9 +14,10 @@ from services.contracts.status import ComponentState
 from services.status.adapters import notices, store
 from services.status.app import MIGRATIONS
 from services.status.domain.health import Thresholds
+from services.status.domain.notices import Impact
 from services.status.service_layer import notices as notify
 from services.status.service_layer.evaluation import Policy, evaluate
-from services.status.service_layer.summary import Page, component_uptimes, summary
+from services.status.service_layer.summary import Page, component_uptimes, incidents, summary
 from tests.infra import Infra
 from tests.integration.conftest import schema_pool
 from tests.integration.test_status_evaluation import settle_jobs
@@ -138,3 +139,21 @@ async def test_the_evaluation_counts_what_the_page_shows(status_pool: asyncpg.Po
     (music,) = [i for i in page.incidents if i.components[0].id == "music"]
     assert music.origin == "measured" and music.status == "investigating"
     assert music.incident_updates[-1].body.startswith("Measured: jobs: error rate 100.0%")
+
+
+async def test_an_old_unresolved_incident_stays_listed(status_pool: asyncpg.Pool) -> None:
+    async with status_pool.acquire() as conn, conn.transaction():
+        old = await notify.open_incident(
+            conn,
+            PAGE,
+            NOW - timedelta(days=10),
+            title="Lingering",
+            components=["api"],
+            impact=Impact.MINOR,
+            message="Still looking.",
+        )
+    async with status_pool.acquire() as conn:
+        listed = await incidents(
+            conn, PAGE, NOW, unresolved_only=False, since=NOW - timedelta(days=7)
+        )
+    assert [i.id for i in listed] == [old.id]

@@ -81,8 +81,11 @@ async def incident(conn: Connection, incident_id: str, *, lock: bool = False) ->
 async def listed_incidents(
     conn: Connection, *, unresolved_only: bool, since: datetime | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
-    """Incidents newest first: unresolved ones, or every one started or resolved since."""
-    where = "resolved_at IS NULL" if unresolved_only else "started_at >= $1 OR resolved_at >= $1"
+    """Incidents newest first: unresolved ones, and (unless ``unresolved_only``) every one
+    started or resolved since."""
+    where = "resolved_at IS NULL"
+    if not unresolved_only:
+        where += " OR started_at >= $1 OR resolved_at >= $1"
     args: list[Any] = [] if unresolved_only else [since]
     rows = await conn.fetch(
         f"SELECT * FROM incidents WHERE {where} ORDER BY started_at DESC LIMIT {int(limit)}", *args

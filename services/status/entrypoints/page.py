@@ -103,9 +103,14 @@ async def extras(conn: Connection, page: summary.Page, now: datetime, days: int 
     return Extras(
         uptime=await summary.component_uptimes(conn, now),
         incidents=await summary.incidents(
-            conn, page, now, unresolved_only=False, since=now - timedelta(days=days)
+            conn,
+            page,
+            now,
+            unresolved_only=False,
+            since=now - timedelta(days=days),
+            states=states,
         ),
-        maintenances=await summary.upcoming(conn, page, now),
+        maintenances=await summary.upcoming(conn, page, now, states),
         under_maintenance=frozenset(
             cid for cid, s in states.items() if s.page_status == "under_maintenance"
         ),

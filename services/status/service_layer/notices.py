@@ -156,7 +156,7 @@ async def measured_opened(
 async def measured_changed(
     conn: Connection, page: Page, now: datetime, iid: str, state: IncidentState, message: str
 ) -> None:
-    row = await notices.incident(conn, iid)
+    row = await notices.incident(conn, iid, lock=True)  # an operator may be posting to it
     if not row or row["state"] == IncidentState.RESOLVED.value:
         return
     # An operator's "identified" or "monitoring" stands while the measurement only worsens.

@@ -153,17 +153,25 @@ def maintenance_view(
 
 
 async def incidents(
-    conn: Connection, page: Page, now: datetime, *, unresolved_only: bool, since: datetime | None
+    conn: Connection,
+    page: Page,
+    now: datetime,
+    *,
+    unresolved_only: bool,
+    since: datetime | None,
+    states: dict[str, Shown] | None = None,
 ) -> list[SummaryIncident]:
     rows = await notices.listed_incidents(conn, unresolved_only=unresolved_only, since=since)
     timelines = await notices.updates(conn, [r["id"] for r in rows])
-    states = await shown(conn, now)
+    states = states or await shown(conn, now)
     return [incident_view(r, timelines[r["id"]], states, page) for r in rows]
 
 
-async def upcoming(conn: Connection, page: Page, now: datetime) -> list[SummaryMaintenance]:
+async def upcoming(
+    conn: Connection, page: Page, now: datetime, states: dict[str, Shown] | None = None
+) -> list[SummaryMaintenance]:
     """Scheduled and in-progress windows, soonest first (canceled ones left out)."""
-    states = await shown(conn, now)
+    states = states or await shown(conn, now)
     rows = [r for r in await notices.maintenances(conn, now) if r["canceled_at"] is None]
     return [maintenance_view(r, states, page, now) for r in rows]
 
@@ -190,7 +198,7 @@ async def summary(conn: Connection, page: Page, now: datetime) -> StatusSummary:
         )
         for i, cid in enumerate(COMPONENTS)
     ]
-    unresolved = await incidents(conn, page, now, unresolved_only=True, since=None)
+    unresolved = await incidents(conn, page, now, unresolved_only=True, since=None, states=states)
     maintenance = any(s.page_status == "under_maintenance" for s in states.values())
     indicator, description = headline(
         snap.status.indicator.value, snap.status.description, unresolved, maintenance
@@ -199,7 +207,7 @@ async def summary(conn: Connection, page: Page, now: datetime) -> StatusSummary:
         page=page.model(now),
         components=components,
         incidents=unresolved,
-        scheduled_maintenances=await upcoming(conn, page, now),
+        scheduled_maintenances=await upcoming(conn, page, now, states),
         status=SummaryStatus(indicator=indicator, description=description),
     )
 
@@ -230,8 +238,8 @@ async def feed_entries(
 ) -> tuple[list[SummaryIncident], list[SummaryMaintenance]]:
     """Incidents and maintenance windows started, changed or due in the last ``days``."""
     since = now - timedelta(days=days)
-    found = await incidents(conn, page, now, unresolved_only=False, since=since)
     states = await shown(conn, now)
+    found = await incidents(conn, page, now, unresolved_only=False, since=since, states=states)
     windows = [
         maintenance_view(r, states, page, now)
         for r in await notices.recent_maintenances(conn, since)
