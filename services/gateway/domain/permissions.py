@@ -10,6 +10,7 @@ a new segment must be placed in ``_RESOURCE_OF`` (start-up refuses an unplaced o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -29,7 +30,8 @@ class Access(StrEnum):
     WRITE = "write"
 
 
-_RANK = {Access.NONE: 0, Access.READ: 1, Access.WRITE: 2}
+# By level name: a key's permissions come from the database as plain strings.
+_RANK: dict[str, int] = {Access.NONE.value: 0, Access.READ.value: 1, Access.WRITE.value: 2}
 _READING = frozenset({"GET", "HEAD"})
 
 # The resource of each first path segment under /api/v1; None: any key may call it (a
@@ -79,6 +81,13 @@ def required(method: str, path: str) -> Permission | None:
         return None
     access = Access.READ if method.upper() in _READING else Access.WRITE
     return Permission(resource, access)
+
+
+@functools.lru_cache(maxsize=512)
+def of_route(method: str, template: str) -> Permission | None:
+    """:func:`required` for a route template (the router's canonical path): what the gateway
+    asks per request, remembered (a few dozen routes, so the cache stays small)."""
+    return required(method, template)
 
 
 # A restricted key's permissions: every resource, each with its access.
@@ -134,8 +143,8 @@ def allows(permissions: Permissions | None, needed: Permission | None) -> bool:
     """Whether a key with ``permissions`` (None: a full key) may call a route needing ``needed``."""
     if needed is None or permissions is None:
         return True
-    held = Access(permissions.get(needed.resource.value, Access.NONE.value))
-    return _RANK[held] >= _RANK[needed.access]
+    held = permissions.get(needed.resource.value, Access.NONE.value)
+    return _RANK.get(held, 0) >= _RANK[needed.access.value]
 
 
 def label(permissions: Permissions | None) -> str:

@@ -60,7 +60,10 @@ def needed(request: web.Request) -> permissions.Permission | None:
     404 or 405 is the answer, whatever the key)."""
     if request.match_info.http_exception is not None:
         return None
-    return permissions.required(request.method, request.path)
+    resource = request.match_info.route.resource
+    if resource is None:
+        return permissions.required(request.method, request.path)
+    return permissions.of_route(request.method, resource.canonical)
 
 
 @web.middleware
