@@ -26,7 +26,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _RECEIVED_AT: JsonDict = {
     "anyOf": [
         {"type": "string", "format": "date-time"},
-        {"type": "integer", "minimum": 0, "maximum": MAX_UNIX_SECONDS},
+        {"type": "number", "minimum": 0, "maximum": MAX_UNIX_SECONDS},
         {"type": "null"},
     ]
 }
@@ -80,11 +80,11 @@ class WebhookDiagnoseRequest(BaseModel):
     @field_validator("received_at", mode="before")
     @classmethod
     def _moment(cls, value: Any) -> float | None:
-        """RFC 3339 with a zone, or whole unix seconds: as unix seconds."""
+        """RFC 3339 with a zone, or unix seconds (a number): as unix seconds."""
         if value is None:
             return None
-        if isinstance(value, int) and not isinstance(value, bool):
-            if 0 <= value <= MAX_UNIX_SECONDS:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if 0 <= value <= MAX_UNIX_SECONDS:  # NaN and infinities fail this too
                 return float(value)
         elif isinstance(value, str) and len(value) <= 64:
             try:
@@ -93,13 +93,13 @@ class WebhookDiagnoseRequest(BaseModel):
                 moment = None
             if moment is not None and moment.tzinfo is not None:
                 return moment.timestamp()
-        raise ValueError("received_at must be an RFC 3339 time with a zone or whole unix seconds")
+        raise ValueError("received_at must be an RFC 3339 time with a zone or unix seconds")
 
     @field_validator("headers")
     @classmethod
     def _plain_headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         for name, text in (value or {}).items():
-            if not _TOKEN.fullmatch(name):
+            if not _TOKEN.fullmatch(name.removeprefix(":")):  # HTTP/2's :authority too
                 raise ValueError(f"header name {name[:40]!r} is not an HTTP header name")
             if len(text) > MAX_HEADER_VALUE or _CONTROL.search(text):
                 raise ValueError(

@@ -148,7 +148,7 @@ async def test_a_correct_receiver_is_verified(stack: Stack) -> None:
         body=captured.body.decode(),
         headers=captured.headers,
         signature=computed(secret, captured),
-        received_at=int(time.time()),
+        received_at=time.time(),  # a float, as time.time() and Date.now() / 1000 give
     )
     assert found["verified"] is True and found["cause"] is None, found
     assert failing(found) == []
