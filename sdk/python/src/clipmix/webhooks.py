@@ -208,7 +208,8 @@ def construct_event(
     *,
     now: float | None = None,
 ) -> Event:
-    """:func:`verify`, then the body as a typed :class:`clipmix.types.Event`."""
+    """:func:`verify`, then the body as a typed :class:`clipmix.types.Event`: the subclass of
+    its type (``JobCompletedEvent``, ``KeysExpiringEvent``, …; see ``EVENT_CLASSES``)."""
     return Event.from_dict(verify(payload, headers, secret, tolerance, now=now))
 
 
