@@ -23,11 +23,12 @@ from aiohttp import web
 from standardwebhooks import Webhook
 
 from services.runtime import egress
+from services.status.adapters import subscriptions
 from services.status.adapters.sender import Sender
-from services.status.app import create_app
+from services.status.app import MIGRATIONS, create_app
 from services.status.config import StatusSettings
 from tests.infra import Infra, free_port
-from tests.integration.conftest import eventually
+from tests.integration.conftest import eventually, schema_pool
 from tests.integration.gateway_harness import (
     INTERNAL_TOKEN,
     FakeServices,
@@ -342,3 +343,38 @@ async def test_private_targets_are_refused_unless_allowed() -> None:
                 await sender.check(url)
             outcome = await sender.post(url, {}, b"{}")
             assert (outcome.delivered, outcome.error) == (False, "refused_target")
+
+
+async def test_concurrent_subscribes_never_pass_the_bound(
+    gw: Gateway, http: aiohttp.ClientSession, receiver: Receiver
+) -> None:
+    key = await new_key(gw.pool)
+    answers = await asyncio.gather(
+        *(
+            call(http, "POST", f"{gw.url}/api/v1/status/subscriptions", key, json={"url": u})
+            for u in [f"{receiver.url}?n={i}" for i in range(12)]
+        )
+    )
+    assert sorted(status for status, _ in answers) == [201] * 3 + [400] * 9
+    status, listed = await call(http, "GET", f"{gw.url}/api/v1/status/subscriptions", key)
+    assert status == 200 and len(listed["data"]) == 3
+
+
+async def test_a_try_left_by_a_dead_process_comes_back_after_its_lease(infra: Infra) -> None:
+    async with schema_pool(infra, MIGRATIONS) as pool:
+        now = datetime.now(UTC)
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO subscriptions (id, account_id, url, secret, created_at)"
+                " VALUES ('ssub_1', 'acct_1', 'https://example.com/', 'whsec_AAAA', $1)",
+                now,
+            )
+            await subscriptions.add_event(conn, "sevt_1", "status.incident.created", b"{}", now)
+            (first,) = await subscriptions.claim(conn, now, now + timedelta(seconds=30), 10)
+        assert first.attempts == 1
+        async with pool.acquire() as conn, conn.transaction():
+            # Leased: another process finds nothing due until the lease ends.
+            assert await subscriptions.claim(conn, now, now + timedelta(seconds=30), 10) == []
+            later = now + timedelta(seconds=31)
+            (again,) = await subscriptions.claim(conn, later, later + timedelta(seconds=30), 10)
+        assert (again.event_id, again.attempts) == ("sevt_1", 2)
