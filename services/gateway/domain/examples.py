@@ -97,6 +97,19 @@ BALANCE = {
     "bonus_remaining": 250,
     "live_enabled": True,
 }
+LOW_BALANCE = {
+    "object": "low_balance",
+    "threshold": 500,
+    "threshold_source": "custom",
+    "default_threshold": 420,
+    "low": False,
+    "available": 4_540,
+    "reserved": 450,
+    "consumed_24h": 5_040,
+    "hourly_rate": 1_240,
+    "runway_hours": 3.66,
+    "crossed_at": None,
+}
 LEDGER = {
     "object": "list",
     "data": [
@@ -144,6 +157,22 @@ ENDPOINT = {
     "created_at": CREATED,
     "updated_at": CREATED,
     "previous_secret_expires_at": None,
+    "status": "enabled",
+    "disabled_reason": None,
+    "disabled_at": None,
+    "failing_since": None,
+    "held_events": 0,
+}
+ENDPOINT_PAUSED = {**ENDPOINT, "status": "paused", "held_events": 3}
+ENDPOINT_RESUMED = {**ENDPOINT, "released": 3}
+RECOVERY = {
+    "object": "webhook_recovery",
+    "id": "rcv_01jd5m8kq2x7c4v9b3n6t1r0af",
+    "since": "2026-12-01T08:00:00.000Z",
+    "until": None,
+    "status": "queued",
+    "queued": 42,
+    "created_at": DONE,
 }
 ENDPOINT_CREATED = {**ENDPOINT, "secret": "whsec_" + "x" * 32}
 DELETED = {"object": "webhook_endpoint", "api_key_id": KEY_ID, "deleted": True}

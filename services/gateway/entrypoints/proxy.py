@@ -221,9 +221,12 @@ def _billing(
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         query = inputs.query(request, rules)
+        payload = await webhook_body(request)  # a PUT's JSON body, checked as JSON here
         path = path_for(request[CALLER].account_id)
         client = request.app[DOWNSTREAM].billing
-        reply = await _call(request, client, "billing", "GET", path, query=query)
+        reply = await _call(
+            request, client, "billing", request.method, path, query=query, json=payload
+        )
         return _relay(request, reply)
 
     return handler
@@ -231,6 +234,9 @@ def _billing(
 
 balance = _billing(lambda account: f"/internal/v1/accounts/{account}/balance", inputs.NO_QUERY)
 ledger = _billing(lambda account: f"/internal/v1/accounts/{account}/ledger", inputs.PAGE)
+low_balance = _billing(
+    lambda account: f"/internal/v1/accounts/{account}/low-balance", inputs.NO_QUERY
+)
 pricing = _billing(lambda _: "/internal/v1/pricing", inputs.NO_QUERY)
 
 

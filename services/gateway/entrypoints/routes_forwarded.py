@@ -6,23 +6,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.contracts.billing import Balance, LedgerPage, PriceBook
+from services.contracts.billing import Balance, LedgerPage, LowBalance, LowBalanceUpdate, PriceBook
 from services.contracts.status import StatusSnapshot
 from services.contracts.webhooks import (
     WebhookDeliveryPage,
     WebhookEndpoint,
     WebhookEndpointCreated,
     WebhookEndpointDeleted,
+    WebhookEndpointResumed,
     WebhookEndpointUpdate,
     WebhookEvent,
     WebhookEventPage,
+    WebhookRecoverRequest,
+    WebhookRecovery,
     WebhookRedelivery,
+    WebhookResume,
     WebhookTestResult,
 )
 from services.gateway.domain import examples as ex
 from services.gateway.domain import sandbox
-from services.gateway.entrypoints import http, openapi, proxy
-from services.gateway.entrypoints import status_forward
+from services.gateway.entrypoints import http, openapi, proxy, status_forward
 from services.gateway.entrypoints.openapi_builders import HTML, Paths, errors, ok, op, schema_ref
 from services.runtime.params import ID_PATTERN
 
@@ -58,6 +61,39 @@ def wallet_paths() -> Paths:
                 },
             )
         },
+        "/api/v1/balance/low-balance": {
+            "get": op(
+                proxy.low_balance,
+                "wallet",
+                "Get the low-balance warning",
+                "The live wallet against its low-balance threshold: the threshold (yours, or by"
+                " default what the last 24 h consumed, spent in 2 h), whether it is below, and"
+                " the runway at the last hour's rate. Below it, `wallet.low` is sent once per"
+                " crossing, by webhook to every live key's endpoint and by email. Test keys see"
+                " the empty test wallet.",
+                {
+                    **ok(200, "The standing.", schema_ref(LowBalance), ex.LOW_BALANCE),
+                    **errors(401, 429, 503),
+                },
+            ),
+            "put": op(
+                proxy.low_balance,
+                "wallet",
+                "Set the low-balance threshold",
+                "`threshold` in credits (0: off; null: back to the default). The wallet is"
+                " evaluated at once: a threshold above the balance warns now. Live keys only.",
+                {
+                    **ok(
+                        200,
+                        "The standing under the new threshold.",
+                        schema_ref(LowBalance),
+                        ex.LOW_BALANCE,
+                    ),
+                    **errors(400, 401, 403, 413, 415, 429, 503),
+                },
+                body=(LowBalanceUpdate, {"threshold": 500}),
+            ),
+        },
         "/api/v1/ledger": {
             "get": op(
                 proxy.ledger,
@@ -87,6 +123,14 @@ def wallet_paths() -> Paths:
 
 
 def webhook_paths() -> Paths:
+    paths = _webhook_paths()
+    resume = paths["/api/v1/webhook/resume"]["post"].document
+    assert resume is not None
+    resume["requestBody"]["required"] = False  # an empty body delivers what was held
+    return paths
+
+
+def _webhook_paths() -> Paths:
     endpoint = schema_ref(WebhookEndpoint)
     idem = [{"$ref": "#/components/parameters/IdempotencyKey"}]
     common = (401, 429, 503)
@@ -159,6 +203,61 @@ def webhook_paths() -> Paths:
                 parameters=idem,
             )
         },
+        "/api/v1/webhook/pause": {
+            "post": op(
+                proxy.webhook,
+                "webhooks",
+                "Pause the webhook endpoint",
+                "Stops deliveries to the calling key's endpoint until it is resumed. Events keep"
+                " queuing meanwhile (`held_events`); nothing is lost. Pausing a paused endpoint"
+                " answers it as it is; a disabled one stays disabled.",
+                {
+                    **ok(200, "The endpoint, paused.", endpoint, ex.ENDPOINT_PAUSED),
+                    **errors(400, 404, 409, 422, *common),
+                },
+                parameters=idem,
+            )
+        },
+        "/api/v1/webhook/resume": {
+            "post": op(
+                proxy.webhook,
+                "webhooks",
+                "Resume (re-enable) the webhook endpoint",
+                "Enables a paused or disabled endpoint. The events held meanwhile are delivered"
+                " in event order (`released`), or with `deliver_held: false` set aside as failed"
+                " deliveries that `POST /api/v1/webhook/recover` can send later.",
+                {
+                    **ok(
+                        200,
+                        "The endpoint, enabled, with the number of held events released.",
+                        schema_ref(WebhookEndpointResumed),
+                        ex.ENDPOINT_RESUMED,
+                    ),
+                    **errors(400, 404, 409, 413, 415, 422, *common),
+                },
+                body=(WebhookResume, {"deliver_held": True}),
+                parameters=idem,
+            )
+        },
+        "/api/v1/webhook/recover": {
+            "post": op(
+                proxy.webhook,
+                "webhooks",
+                "Recover failed deliveries",
+                "Redelivers every failed delivery of the calling key's events from `since` (and"
+                " before `until`): in event order, each event once, with its original event id."
+                " `since` may reach back 30 days. One recovery runs per key at a time (409"
+                " `recovery_in_progress`); the endpoint must be enabled (409"
+                " `endpoint_disabled`: resume it first). The same Idempotency-Key answers the"
+                " same recovery.",
+                {
+                    **ok(202, "Queued.", schema_ref(WebhookRecovery), ex.RECOVERY),
+                    **errors(400, 404, 409, 413, 415, 422, *common),
+                },
+                body=(WebhookRecoverRequest, {"since": "2026-12-01T08:00:00Z"}),
+                parameters=idem,
+            )
+        },
         "/api/v1/webhook/deliveries": {
             "get": op(
                 proxy.webhook,
@@ -198,14 +297,24 @@ def webhook_paths() -> Paths:
 
 
 def event_paths() -> Paths:
-    types = {"type": "string", "enum": ["job.completed", "job.failed", "job.canceled"]}
+    types = {
+        "type": "string",
+        "enum": [
+            "job.completed",
+            "job.failed",
+            "job.canceled",
+            "endpoint.disabled",
+            "keys.expiring",
+        ],
+    }
     return {
         "/api/v1/events": {
             "get": op(
                 proxy.events,
                 "webhooks",
                 "List or follow events",
-                "The calling key's job events, each exactly as its webhook delivery is POSTed."
+                "The calling key's events (its jobs', and `endpoint.disabled`, `keys.expiring`),"
+                " each exactly as its webhook delivery is POSTed."
                 " Without `after` or `wait`: the history, newest first, paged with"
                 " `starting_after`. With `after` (an event id or a `next_after` cursor) or"
                 " `wait`: the stream, oldest first — events after that point (or after this"
