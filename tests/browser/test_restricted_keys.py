@@ -36,6 +36,7 @@ async def test_create_a_restricted_key_and_see_its_permissions(page: Page, suite
     await expect(granted.get_by_text("jobs:read")).to_be_visible()
     await expect(granted.get_by_text("webhook:write")).to_be_visible()
     await check_a11y(page)
+    await screenshot(page, "api-key-restricted-created")
 
     status, _ = await api(suite, secret, "GET", "/api/v1/jobs")
     assert status == 200
