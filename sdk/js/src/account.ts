@@ -2,7 +2,7 @@ import type { RequestOptions, Transport } from "./core.js";
 import { PageIterator } from "./pagination.js";
 import type {
   Delivery,
-  EventType,
+  EventTypeList,
   LedgerEntry,
   Page,
   WebhookDiagnosis,
@@ -255,7 +255,7 @@ export class WebhookEndpoints {
   }
 
   /** The event catalog: every event type with the JSON Schema of its body. */
-  eventTypes(options?: RequestOptions): Promise<Page<EventType>> {
+  eventTypes(options?: RequestOptions): Promise<EventTypeList> {
     return this.transport.request({ method: "GET", path: "/api/v1/event-types", options });
   }
 }

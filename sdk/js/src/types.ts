@@ -270,6 +270,12 @@ export interface EventType {
   [field: string]: unknown;
 }
 
+/** `GET /api/v1/event-types`: the whole catalog, in one answer. */
+export interface EventTypeList {
+  object: "list";
+  data: EventType[];
+}
+
 /** The JSON body of a webhook delivery (and of `GET /api/v1/events`). `id` is stable across
  * retries: dedupe on it. Narrow it to its typed shape with `isEventType(event, "…")`. */
 export interface WebhookEvent {
