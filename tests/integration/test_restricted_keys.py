@@ -23,6 +23,8 @@ from tests.integration.gateway_harness import (
     Gateway,
     Key,
     call,
+    downstream_settings,
+    gateway,
     idem,
 )
 from tests.integration.test_keys import admin
@@ -321,3 +323,13 @@ async def test_the_reference_page_names_each_operations_permission(http, gw) -> 
     assert "rk_test_" in page
     assert page.count("Restricted keys need <code>jobs:write</code>") >= 5
     assert "Restricted keys need <code>wallet:read</code>" in page
+
+
+async def test_permissions_hold_with_rate_limiting_off(http, infra: Infra, fake) -> None:
+    """Without buckets the key check is a plain SELECT: it returns the permissions too."""
+    async with gateway(infra, **downstream_settings(fake.url), rate_limit_enabled=False) as plain:
+        key = await restricted(plain, {"jobs": "read"})
+        listed = await call(http, "GET", f"{plain.url}/api/v1/jobs", key)
+        assert listed.status == 200 and "RateLimit-Limit" not in listed.headers
+        refused = await call(http, "POST", f"{plain.url}/api/v1/music", key, json={"prompt": "x"})
+        assert denied(refused) and refused.error["permission"] == "jobs:write"
