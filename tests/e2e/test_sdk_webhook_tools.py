@@ -435,6 +435,10 @@ async def test_cli_diagnose_reads_the_body_as_received(
     async with clipmix.AsyncClient(api_key=key, base_url=suite.gateway) as client:
         await client.webhook_endpoint.set(receiver.url)
         row, got = await _captured(client, receiver, "for the CLI's doctor")
+    sent = await _clipmix(suite, key, "webhooks", "delivery", row.id, "--body")
+    assert sent.code == 0 and sent.out.encode() == got.body  # the exact bytes signed
+    shown = await _clipmix(suite, key, "webhooks", "delivery", row.id)
+    assert shown.code == 0 and f"webhook-id: {got.event['id']}" in shown.out
     raw = tmp_path / "raw.json"
     raw.write_bytes(got.body)
     reserialized = tmp_path / "reserialized.json"

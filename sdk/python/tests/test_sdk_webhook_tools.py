@@ -479,3 +479,32 @@ def test_diagnose_takes_http_server_headers(server: ScriptedServer) -> None:
         "webhook-id": "evt_1",
         "webhook-timestamp": "1765054800",
     }
+
+
+def test_cli_delivery_shows_the_exact_request_and_body_only_prints_the_bytes(
+    server: ScriptedServer, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    row = {
+        "object": "webhook_delivery",
+        "id": "whd_1",
+        "event_id": "evt_1",
+        "event_type": "job.completed",
+        "attempt": 1,
+        "trigger": "first",
+        "attempted_at": "2026-12-06T20:00:00Z",
+        "url": "https://hooks.example.com/x",
+        "succeeded": True,
+        "status_code": 200,
+        "request_headers": {"webhook-id": "evt_1"},
+        "request_body": '{"id":"evt_1","note":"é"}',
+    }
+    server.script = [Reply(200, row), Reply(200, row)]
+    argv = ["--api-key", KEY, "--base-url", server.url, "webhooks", "delivery", "whd_1"]
+    with pytest.raises(SystemExit) as done:
+        cli.main(argv)
+    out = capsysbinary.readouterr().out.decode()
+    assert done.value.code == 0
+    assert "POST https://hooks.example.com/x" in out and "webhook-id: evt_1" in out
+    with pytest.raises(SystemExit):
+        cli.main([*argv, "--body"])
+    assert capsysbinary.readouterr().out == '{"id":"evt_1","note":"é"}'.encode()

@@ -383,6 +383,31 @@ def _webhooks_redeliver(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _webhooks_delivery(client: Client, args: argparse.Namespace) -> int:
+    delivery = client.webhook_endpoint.get_delivery(args.id)
+    if args.body:
+        # Exactly the bytes signed, nothing added: to diff with what your server received.
+        sys.stdout.flush()
+        sys.stdout.buffer.write((delivery.request_body or "").encode())
+        sys.stdout.buffer.flush()
+        return EXIT_OK
+    if args.json:
+        _print_json(delivery.raw)
+        return EXIT_OK
+    outcome = "ok" if delivery.succeeded else (delivery.error or "failed")
+    print(
+        f"{delivery.id}  {delivery.attempted_at}  {delivery.event_type} {delivery.event_id}"
+        f"  attempt {delivery.attempt} ({delivery.trigger})  {delivery.status_code or '-'}"
+        f"  {outcome}"
+    )
+    print(f"POST {delivery.url}")
+    for name, value in (delivery.request_headers or {}).items():
+        print(f"{name}: {value}")
+    print()
+    print(delivery.request_body if delivery.request_body is not None else "(body not kept)")
+    return EXIT_OK
+
+
 def _webhooks_pause(client: Client, args: argparse.Namespace) -> int:
     return _endpoint_out(args, client.webhook_endpoint.pause().raw)
 
@@ -759,6 +784,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = leaf(wh, "deliveries", _webhooks_deliveries, "the delivery log, newest first")
     d.add_argument("--limit", type=_positive, default=20)
     leaf(wh, "redeliver", _webhooks_redeliver, "send a logged delivery again").add_argument("id")
+    dl = leaf(wh, "delivery", _webhooks_delivery, "one attempt: the exact headers and body sent")
+    dl.add_argument("id")
+    dl.add_argument("--body", action="store_true", help="print only the body, byte for byte")
     leaf(wh, "pause", _webhooks_pause, "stop deliveries; events keep queuing until resume")
     r = leaf(
         wh, "resume", _webhooks_resume, "enable a paused or disabled endpoint (sends what queued)"
