@@ -36,6 +36,7 @@ async def test_the_doctor_names_a_reencoded_body_then_verifies(page: Page, suite
 
     await page.locator("table.log-table").get_by_role("link", name="Diagnose").first.click()
     await expect(page.get_by_role("heading", name="Why doesn't it verify?")).to_be_visible()
+    assert "?key=key_" in page.url  # the panel's link names the key: no search needed
     sent = page.locator(".dr-headers")
     await expect(sent).to_contain_text(captured.headers["webhook-signature"])
     await expect(sent).to_contain_text(captured.headers["X-ClipMix-Signature"])
@@ -76,6 +77,9 @@ async def test_the_doctor_names_a_reencoded_body_then_verifies(page: Page, suite
     await page.get_by_role("button", name="Diagnose").click()
     await expect(verdict.get_by_role("heading", name="Verified")).to_be_visible()
     doctor_url = page.url
+    # A form posted without its CSRF token is refused, as every dashboard form is.
+    refused = await page.request.post(doctor_url, form={"body": "{}"})
+    assert refused.status == 403
 
     # Another person asks for it: the 404 page, from the link with its key and without.
     await page.context.clear_cookies()
@@ -84,3 +88,29 @@ async def test_the_doctor_names_a_reencoded_body_then_verifies(page: Page, suite
         answer = await page.goto(url)
         assert answer is not None and answer.status == 404, url
         await expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
+
+
+async def test_the_doctor_on_a_phone(phone: Page, suite: Suite) -> None:
+    await sign_up(phone)
+    async with receiving() as receiver:
+        await create_key(phone, "Phone app", receiver.url)
+        await phone.goto("/dashboard/api-keys")
+        await phone.get_by_role("link", name="Webhook of Phone app").click()
+        await phone.get_by_role("button", name="Fire test").click()
+        await expect(phone.get_by_role("heading", name="Test delivered")).to_be_visible()
+        captured = (await receiver.wait_for(1))[0]
+    await phone.locator("table.log-table").get_by_role("link", name="Diagnose").first.click()
+    await phone.get_by_label("Body, exactly as your code verified it").fill(
+        captured.body.decode().replace('"', "'", 1)
+    )
+    await phone.get_by_role("button", name="Diagnose").click()
+    verdict = phone.locator(".dr-verdict")
+    await expect(
+        verdict.get_by_role("heading", name="The body is not the one sent")
+    ).to_be_visible()
+    await expect(verdict).to_contain_text("other content than was sent")
+    await expect(phone.locator(".dr-verdict")).to_contain_text("Other content from byte 1 on")
+    await check_a11y(phone)
+    # Nothing runs past the phone's edge but the boxes that scroll on their own.
+    width = await phone.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 390, width

@@ -257,3 +257,11 @@ def test_the_documented_examples_are_the_doctors_own_answer() -> None:
     )
     answer = WebhookDiagnosis.of(delivery["id"], found).model_dump(mode="json")
     assert answer == ex.DIAGNOSIS_EXAMPLE
+
+
+def test_other_content_is_not_called_a_reencoding() -> None:
+    other = BODY.replace(b"evt_1", b"evt_2")
+    result = diagnose(sent(), Secrets(KEY), Received(other))
+    assert result.cause == "body_reencoded"
+    assert "not the same JSON" in result.message and "Other content" in result.checks[1].detail
+    assert result.checks[1].extra["same_json"] is False

@@ -94,6 +94,7 @@ DIAGNOSIS_EXAMPLE: dict[str, Any] = {
             " parsed and serialized again before it was verified. Verify the raw request body,"
             " before any JSON parsing.",
             "offset": 6,
+            "same_json": True,
         },
         {
             "name": "secret",

@@ -181,7 +181,8 @@ def _check_body(sent: Sent, received: Received) -> tuple[Check, dict[str, Any] |
     if difference is None:
         return Check("body", True, f"Byte for byte the {len(sent.body)} bytes sent."), None
     at = difference["offset"]
-    if _same_json(sent.body, received.body):
+    same = _same_json(sent.body, received.body)
+    if same:
         detail = (
             f"The same JSON, other bytes (first difference at byte {at}): the body was parsed"
             " and serialized again before it was verified. Verify the raw request body, before"
@@ -192,7 +193,7 @@ def _check_body(sent: Sent, received: Received) -> tuple[Check, dict[str, Any] |
             f"Other content from byte {at} on: is it another event's body, or changed by"
             " middleware? Verify the raw request body exactly as it arrived."
         )
-    return Check("body", False, detail, extra={"offset": at}), difference
+    return Check("body", False, detail, extra={"offset": at, "same_json": same}), difference
 
 
 @dataclass(frozen=True)
@@ -409,6 +410,12 @@ _MESSAGES: dict[Cause, str] = {
 }
 
 
+_OTHER_BODY = (
+    "Your code verified other content than was sent (not the same JSON): another event's body,"
+    " or changed on the way; verify the raw body exactly as it arrived."
+)
+
+
 def diagnose(
     sent: Sent,
     secrets: Secrets,
@@ -430,7 +437,9 @@ def diagnose(
     cause = next((c for check, c in causes if not check.ok and c is not None), None)
     checks = [headers, body, secret, timestamp]
     verified = all(c.ok for c in checks)
-    if cause is not None:
+    if cause == "body_reencoded" and not body.extra.get("same_json"):
+        message = _OTHER_BODY
+    elif cause is not None:
         message = _MESSAGES[cause]
     elif verified:
         unchecked = [c.name for c in checks if c.skipped]
