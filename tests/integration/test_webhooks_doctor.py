@@ -8,6 +8,7 @@ customer's code is played by the ``standardwebhooks`` library and the documented
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -35,7 +36,7 @@ from tests.integration.gateway_harness import (
     new_key,
     serving,
 )
-from tests.webhooks_support import Received, Receiver, receiving
+from tests.webhooks_support import Received, Receiver, hang, receiving
 
 
 @dataclass(frozen=True)
@@ -339,3 +340,21 @@ async def test_the_event_types_need_only_a_key(stack: Stack) -> None:
     ]
     anonymous = await call(stack.http, "GET", stack.gateway.url + "/api/v1/event-types")
     assert anonymous.status == 401
+
+
+async def test_an_attempt_without_an_answer_keeps_the_headers_it_set(stack: Stack) -> None:
+    release = asyncio.Event()
+    async with receiving(hang(release)) as receiver:
+        key, secret = await endpoint(stack, receiver.url)
+        answer = await api(stack, "POST", "/webhook/test", key)  # times out (1.5 s)
+        release.set()
+        assert answer.status == 200 and answer.json()["delivery"]["error"] == "timeout"
+        delivery_id = answer.json()["delivery"]["id"]
+        captured = (await receiver.wait_for(1))[0]
+    shown = (await api(stack, "GET", f"/webhook/deliveries/{delivery_id}", key)).json()
+    assert shown["request_body"].encode() == captured.body
+    assert shown["request_headers"]["webhook-signature"] == captured.headers["webhook-signature"]
+    found = await diagnose(
+        stack, key, delivery_id, body=captured.body.decode(), signature=computed(secret, captured)
+    )
+    assert found["verified"] is True, found
