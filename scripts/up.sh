@@ -26,6 +26,8 @@ export PATH="$VENV_BIN:$PATH"
 export CLIPMIX_ENV="${CLIPMIX_ENV:-development}"
 # Development only: lets a developer point a webhook endpoint at a local server (production: off).
 export CLIPMIX_WEBHOOKS_ALLOW_PRIVATE_TARGETS="${CLIPMIX_WEBHOOKS_ALLOW_PRIVATE_TARGETS:-true}"
+# The same for status webhooks (a subscription's URL on this machine).
+export CLIPMIX_STATUS_ALLOW_PRIVATE_TARGETS="${CLIPMIX_STATUS_ALLOW_PRIVATE_TARGETS:-true}"
 export PYTHONUNBUFFERED=1
 # The public edge (HAProxy, services/edge) listens on the public port and refuses past the
 # gateway's working slots; the gateway listens behind it. Other services call the gateway
