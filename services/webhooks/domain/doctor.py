@@ -54,8 +54,8 @@ class Sent:
 class Secrets:
     """The endpoint's signing keys now (raw bytes): the current one and the rotated-out one."""
 
-    current: bytes | None
-    previous: bytes | None = None
+    current: bytes | None = field(repr=False)  # never in a log line through a repr
+    previous: bytes | None = field(default=None, repr=False)
     # When the previous one stopped (or stops) signing.
     previous_expires_at: datetime | None = None
 
