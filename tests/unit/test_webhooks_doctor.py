@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.contracts import signing
 from services.webhooks.domain.doctor import (
@@ -265,3 +267,20 @@ def test_other_content_is_not_called_a_reencoding() -> None:
     assert result.cause == "body_reencoded"
     assert "not the same JSON" in result.message and "Other content" in result.checks[1].detail
     assert result.checks[1].extra["same_json"] is False
+
+
+@given(
+    body=st.none() | st.binary(max_size=300),
+    headers=st.none() | st.dictionaries(st.text(max_size=20), st.text(max_size=60), max_size=6),
+    signature=st.none() | st.text(max_size=120),
+    received_at=st.none() | st.floats(min_value=0, max_value=1e11),
+)
+def test_any_input_gets_an_answer(
+    body: bytes | None,
+    headers: dict[str, str] | None,
+    signature: str | None,
+    received_at: float | None,
+) -> None:
+    result = diagnose(sent(), Secrets(KEY, OLD), Received(body, headers, signature, received_at))
+    assert result.verified == all(c.ok for c in result.checks)
+    assert result.message
