@@ -17,6 +17,15 @@ from services.webhooks.domain import events
 from tests.webhooks_support import catalog_problems
 
 ROOT = Path(__file__).resolve().parents[2]
+# The event types issue 18 promised in the catalog (others may join them).
+ISSUE_18_TYPES = (
+    "job.completed",
+    "job.failed",
+    "job.canceled",
+    "webhook.test",
+    "endpoint.disabled",
+    "keys.expiring",
+)
 
 
 def test_docs_event_types_section_is_the_generated_one() -> None:
@@ -31,14 +40,9 @@ def test_docs_event_types_section_is_the_generated_one() -> None:
 
 def test_every_type_has_a_valid_schema_and_a_description() -> None:
     listed = event_catalog.catalog()
-    assert [e["type"] for e in listed] == [
-        "job.completed",
-        "job.failed",
-        "job.canceled",
-        "webhook.test",
-        "endpoint.disabled",
-        "keys.expiring",
-    ]
+    types = [e["type"] for e in listed]
+    assert len(types) == len(set(types))
+    assert set(ISSUE_18_TYPES) <= set(types)
     for entry in listed:
         Draft202012Validator.check_schema(entry["schema"])
         assert entry["description"] and entry["object"] == "event_type"
