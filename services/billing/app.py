@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiohttp import web
 
 from services.billing import reconciler
-from services.billing.adapters import low_balance, prices
+from services.billing.adapters import low_balance, prices, quotes
 from services.billing.adapters.jobs import HttpJobDirectory
 from services.billing.adapters.payments import CheckoutProvider
-from services.billing.app_keys import PAYMENTS, PRICES
+from services.billing.app_keys import PAYMENTS, PRICES, QUOTE_VALID
 from services.billing.config import BillingSettings
 from services.billing.entrypoints import payments
 from services.billing.entrypoints.events import HANDLERS
@@ -100,6 +100,26 @@ def _low_balance(settings: BillingSettings) -> service.Context:
 
 # Batches one round reads at most; the rest waits for the next round.
 _LOW_BALANCE_MAX_BATCHES = 10
+# Quotes one purge statement deletes at most, and statements per round.
+_QUOTE_PURGE_BATCH = 1000
+_QUOTE_PURGE_MAX_BATCHES = 10
+
+
+def _purge_quotes(settings: BillingSettings) -> service.Context:
+    """Expired quotes kept ``quote_keep_seconds`` (a create citing one is told it expired)."""
+    keep = timedelta(seconds=settings.quote_keep_seconds)
+
+    async def work(app: web.Application) -> int:
+        deleted = 0
+        for _ in range(_QUOTE_PURGE_MAX_BATCHES):
+            async with app[service.POOL].acquire() as conn:
+                found = await quotes.purge(conn, keep, _QUOTE_PURGE_BATCH)
+            deleted += found
+            if found < _QUOTE_PURGE_BATCH:
+                break
+        return deleted
+
+    return service.periodic("billing_quote_purge", settings.quote_purge_every_seconds, work)
 
 
 def create_app(settings: BillingSettings) -> web.Application:
@@ -116,8 +136,10 @@ def create_app(settings: BillingSettings) -> web.Application:
             service.periodic("billing_prices", settings.price_refresh_seconds, _refresh_prices),
             _reconcile(settings),
             _low_balance(settings),
+            _purge_quotes(settings),
         ),
     )
+    app[QUOTE_VALID] = timedelta(seconds=settings.quote_valid_seconds)
     add_routes(app)
     payments.add_routes(app)
     return app

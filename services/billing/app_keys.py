@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -16,3 +17,5 @@ if TYPE_CHECKING:
 
 PRICES = web.AppKey("prices", PriceCache)
 PAYMENTS: web.AppKey[Payments] = web.AppKey("payments")
+# How long a quote may be cited (CLIPMIX_BILLING_QUOTE_VALID_SECONDS).
+QUOTE_VALID = web.AppKey("quote_valid", timedelta)

@@ -58,3 +58,14 @@ class BillingSettings(ServiceSettings):
     low_balance_margin: int = Field(
         1000, ge=0, validation_alias="CLIPMIX_BILLING_LOW_BALANCE_MARGIN"
     )
+    # Quotes (docs/billing.md, "Quotes"): how long a quote may be cited (its price held), and how
+    # long an expired one is kept before the purge deletes it (in batches, every purge round).
+    quote_valid_seconds: float = Field(
+        900.0, gt=0, le=86400, validation_alias="CLIPMIX_BILLING_QUOTE_VALID_SECONDS"
+    )
+    quote_keep_seconds: float = Field(
+        86400.0, ge=0, validation_alias="CLIPMIX_BILLING_QUOTE_KEEP_SECONDS"
+    )
+    quote_purge_every_seconds: float = Field(
+        600.0, gt=0, validation_alias="CLIPMIX_BILLING_QUOTE_PURGE_EVERY_SECONDS"
+    )

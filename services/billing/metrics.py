@@ -6,7 +6,8 @@ from prometheus_client import Counter
 
 RESERVATIONS = Counter(
     "clipmix_billing_reservations_total",
-    "Reserve calls, by outcome (reserved, repeat, insufficient, not_live, conflict, unpriced).",
+    "Reserve calls, by outcome (reserved, repeat, insufficient, not_live, conflict, unpriced;"
+    " quote_missing, quote_used, quote_expired, quote_mismatch for a create citing a quote).",
     ["outcome"],
 )
 SETTLEMENTS = Counter(
@@ -36,3 +37,4 @@ PAYMENT_EVENTS = Counter(
     " ignored_type).",
     ["verdict"],
 )
+QUOTES = Counter("clipmix_billing_quotes_total", "Quotes given, by mode (live, test).", ["mode"])

@@ -147,6 +147,100 @@ class PriceBook(_Answer):
     rounding: list[str] = Field(description="How quantities are rounded before pricing.")
 
 
+# --- quotes: the exact price of a create, held for a while, with the service's ETA -----------
+
+# The header a create cites a quote with (its errors name it in ``param``).
+QUOTE_HEADER = "ClipMix-Quote-Id"
+QUOTE_ID_PATTERN = r"^quo_[0-9a-z]{26}$"
+
+
+class QuoteRequest(_Body):
+    """``POST /api/v1/quotes``: price a create without making it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "service": "translations",
+                    "input": {
+                        "video_url": "https://cdn.example.com/talk.mp4",
+                        "target_languages": ["es", "de"],
+                        "tier": "premium",
+                    },
+                }
+            ]
+        }
+    )
+
+    service: Service = Field(description="Which create to price.")
+    input: dict[str, Any] = Field(
+        description="The create body, exactly as it would be sent to that service's create"
+        " route; it is validated as the create validates it (a field at fault is named as"
+        " `input.<field>`)."
+    )
+
+
+class QuoteEta(_Answer):
+    """How long live jobs of this service (and tier) took, created to completed, over the last
+    window of real traffic; every figure null with ``samples`` 0 when none completed."""
+
+    tier: str | None = Field(
+        description="The tier the figures are for: `tier` (translations, avatars), `mode`"
+        " (family videos); null for music (one tier)."
+    )
+    window: str = Field(description="The window the figures cover, e.g. `1h`.")
+    samples: int = Field(ge=0, description="Live jobs that completed within the window.")
+    p50_seconds: float | None = Field(description="Median seconds from created to completed.")
+    p95_seconds: float | None = Field(description="95th percentile, in seconds.")
+
+
+class Quote(_Answer):
+    """A quote: what a create with this input would reserve, exactly, and how long such jobs
+    take now. Cite its ``id`` in a create's ``ClipMix-Quote-Id`` header while it is valid and
+    that create is charged exactly ``credits`` (once: a quote pays for one job)."""
+
+    object: Literal["quote"] = "quote"
+    id: str = Field(description="quo_…")
+    service: Service
+    test: bool = Field(
+        description="A test key's quote: `credits` is 0 (sandbox jobs cost nothing); only a"
+        " test key's create may cite it."
+    )
+    credits: int = Field(ge=0, description="Credits the create reserves.")
+    price_version: int = Field(description="The price book version the credits come from.")
+    input: dict[str, Any] = Field(
+        description="The input as priced: defaults filled in, a live translation's measured"
+        " `duration_seconds` included. A create citing the quote must send the same input."
+    )
+    created_at: str = Field(description="RFC 3339, UTC.")
+    expires_at: str = Field(description="RFC 3339, UTC; a create citing it after this is refused.")
+    eta: QuoteEta
+
+
+class QuoteCreate(_Body):
+    """``POST /internal/v1/quotes`` (the gateway, after validating and measuring the input)."""
+
+    account_id: str = Field(min_length=1, max_length=100)
+    service: Service
+    test: bool
+    input: dict[str, Any]
+
+
+class QuoteRecord(_Answer):
+    """Billing's answer to ``POST /internal/v1/quotes``: the quote without its ETA (the
+    gateway's read model knows the ETA)."""
+
+    id: str
+    account_id: str
+    service: Service
+    test: bool
+    credits: int
+    price_version: int
+    input: dict[str, Any]
+    created_at: str
+    expires_at: str
+
+
 # --- internal: reservations and purchases ----------------------------------------------------
 
 
@@ -157,6 +251,11 @@ class ReservationRequest(_Body):
     account_id: str = Field(min_length=1, max_length=100)
     service: Service
     input: dict[str, Any]
+    # The quote the create cites: the amount is the quote's, once it checks out (this account
+    # and mode, unused, unexpired, the same service and input). ``test``: a test key's create,
+    # which only uses its quote (the sandbox reserves nothing).
+    quote_id: str | None = Field(None, pattern=QUOTE_ID_PATTERN)
+    test: bool = False
 
 
 class Reservation(_Answer):

@@ -326,6 +326,14 @@ RESERVATION_CONFLICT = ErrorSpec(
     409, _BAD, "reservation_conflict", "This job id is already reserved for another account.",
     "billing: the job id is reserved for another account", public=False,
 )  # fmt: skip
+QUOTE_USED = ErrorSpec(
+    409, _BAD, "quote_used",
+    "Quote {quote_id} was used by job {job_id}; a quote pays for one job: ask for a new quote.",
+    "a create cites a quote another create already used (a retry with the same"
+    " Idempotency-Key answers the first create instead)",
+    example={"quote_id": "quo_01jd5m8kq2x7c4v9b3n6t1r0ab",
+             "job_id": "job_01jd5m8kq2x7c4v9b3n6t1r0aa"},
+)  # fmt: skip
 PURCHASE_REFERENCE_REUSE = ErrorSpec(
     409, _BAD, "purchase_reference_reuse",
     "This payment reference was recorded for a different purchase.",
@@ -350,6 +358,20 @@ PRICE_UNAVAILABLE = ErrorSpec(
     422, _BAD, "price_unavailable", "{detail}",
     "no price applies to the input; `param` names the field",
     example={"detail": "target_languages must list at least one language."},
+)  # fmt: skip
+QUOTE_EXPIRED = ErrorSpec(
+    422, _BAD, "quote_expired",
+    "Quote {quote_id} expired at {expires_at}; ask for a new quote (POST /api/v1/quotes).",
+    "a create cites a quote (`ClipMix-Quote-Id`) past its `expires_at`; nothing was charged",
+    example={"quote_id": "quo_01jd5m8kq2x7c4v9b3n6t1r0ab",
+             "expires_at": "2026-11-28T12:15:00.000Z"},
+)  # fmt: skip
+QUOTE_MISMATCH = ErrorSpec(
+    422, _BAD, "quote_mismatch", "{detail}",
+    "a create's body differs from the input its cited quote priced; `param` names the first"
+    " field that differs (`ClipMix-Quote-Id` when the quote is of another service)",
+    example={"detail": "duration_seconds is 90 here but 60 in quote"
+             " quo_01jd5m8kq2x7c4v9b3n6t1r0ab; send the quoted input or ask for a new quote."},
 )  # fmt: skip
 RECOVERY_WINDOW_INVALID = ErrorSpec(
     422, _BAD, "recovery_window_invalid", "{detail}",
@@ -393,6 +415,14 @@ TOO_MANY_CONCURRENT_REQUESTS = ErrorSpec(
     "the key already has its share of requests in progress on this gateway replica; nothing"
     " was done; `Retry-After`",
     example={"limit": 8},
+)  # fmt: skip
+TOO_MANY_JOB_STREAMS = ErrorSpec(
+    429, _LIMIT, "too_many_job_streams",
+    "This API key already has {limit} job event streams open (CLIPMIX_GATEWAY_MAX_JOB_STREAMS);"
+    " close one (or let a job settle) before opening another.",
+    "the key already has its most live progress streams open (`GET /api/v1/jobs/{id}/events`);"
+    " `Retry-After`",
+    example={"limit": 5},
 )  # fmt: skip
 WEBHOOK_TEST_BUSY = ErrorSpec(
     429, _LIMIT, "webhook_test_busy",

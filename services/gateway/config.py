@@ -104,6 +104,39 @@ class GatewaySettings(ServiceSettings):
     key_expiry_check_seconds: float = Field(
         300.0, gt=0, validation_alias="CLIPMIX_GATEWAY_KEY_EXPIRY_CHECK_SECONDS"
     )
+    # Live progress (GET /api/v1/jobs/{id}/events, entrypoints/job_stream.py). Streams one API
+    # key may have open at once, per replica (one more answers 429 too_many_job_streams); each
+    # also holds one of the key's held requests.
+    max_job_streams: int = Field(5, ge=1, validation_alias="CLIPMIX_GATEWAY_MAX_JOB_STREAMS")
+    # A comment line this often keeps proxies (the edge's held timeout) and clients from
+    # taking a quiet stream for a dead one.
+    job_stream_heartbeat_seconds: float = Field(
+        15.0, gt=0, validation_alias="CLIPMIX_GATEWAY_JOB_STREAM_HEARTBEAT_SECONDS"
+    )
+    # A stream ends after this long (the client reconnects with Last-Event-ID and misses
+    # nothing), so streams spread over replicas again and none lives forever.
+    job_stream_max_seconds: float = Field(
+        300.0, gt=0, validation_alias="CLIPMIX_GATEWAY_JOB_STREAM_MAX_SECONDS"
+    )
+    # The `retry:` a stream starts with: how long an EventSource waits before reconnecting.
+    job_stream_retry_ms: int = Field(
+        2000, ge=0, validation_alias="CLIPMIX_GATEWAY_JOB_STREAM_RETRY_MS"
+    )
+    # While a job is queued its position is looked at this often (sent when it changed).
+    job_stream_queue_position_seconds: float = Field(
+        5.0, gt=0, validation_alias="CLIPMIX_GATEWAY_JOB_STREAM_QUEUE_POSITION_SECONDS"
+    )
+    # The backstop for a lost notification: one query for every stream of the process.
+    job_stream_sweep_seconds: float = Field(
+        2.0, gt=0, validation_alias="CLIPMIX_GATEWAY_JOB_STREAM_SWEEP_SECONDS"
+    )
+    # The per-job event log is kept this long (a stream of an older job sends its state).
+    job_events_retention_days: float = Field(
+        7.0, gt=0, validation_alias="CLIPMIX_GATEWAY_JOB_EVENTS_RETENTION_DAYS"
+    )
+    job_events_purge_seconds: float = Field(
+        600.0, gt=0, validation_alias="CLIPMIX_GATEWAY_JOB_EVENTS_PURGE_SECONDS"
+    )
     # Admission control (runtime/admission.py), sized on the 2-core bench machine: 16 in flight
     # keep the peak rate (a pool of 10 plus what is parsing or answering) while the admitted
     # requests' p99 stays low; 32 queued as much again inside the process (docs/performance.md,
@@ -118,6 +151,16 @@ class GatewaySettings(ServiceSettings):
             "CLIPMIX_GATEWAY_MAX_KEY_CONCURRENCY", "CLIPMIX_MAX_KEY_CONCURRENCY"
         ),
     )
+    # A quote's ETA (adapters/eta.py): p50/p95 of the live jobs of its service and tier that
+    # completed within this window, from at most ``eta_max_samples`` of the newest (one bounded
+    # query), each figure remembered ``eta_cache_seconds`` per service and tier.
+    eta_window_seconds: float = Field(
+        3600.0, gt=0, le=7 * 86400, validation_alias="CLIPMIX_GATEWAY_ETA_WINDOW_SECONDS"
+    )
+    eta_cache_seconds: float = Field(
+        5.0, ge=0, validation_alias="CLIPMIX_GATEWAY_ETA_CACHE_SECONDS"
+    )
+    eta_max_samples: int = Field(10_000, ge=1, validation_alias="CLIPMIX_GATEWAY_ETA_MAX_SAMPLES")
 
 
 class RequestLogSettings(BaseSettings):

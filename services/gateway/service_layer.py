@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +89,9 @@ class CreateRequest:
     fingerprint: bytes
     correlation_id: str
     scenario: sandbox.Scenario = field(default_factory=sandbox.Scenario)
+    # A quote the create cites (``ClipMix-Quote-Id``): billing charges its amount once it
+    # checks out; a test key's create goes through billing too then (the quote is used).
+    quote_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -220,15 +223,18 @@ async def prepare(gw: Gateway, req: CreateRequest) -> CreateRequest:
         return req
     if declared is not None and abs(declared - seconds) > DECLARED_TOLERANCE_SECONDS:
         raise DurationMismatch(declared, seconds)
-    return CreateRequest(
-        caller=req.caller,
-        service=req.service,
-        input={**req.input, "duration_seconds": seconds},
-        idempotency_key=req.idempotency_key,
-        fingerprint=req.fingerprint,
-        correlation_id=req.correlation_id,
-        scenario=req.scenario,
-    )
+    return replace(req, input={**req.input, "duration_seconds": seconds})
+
+
+async def quote_input(gw: Gateway, req: CreateRequest) -> CreateRequest:
+    """The input a create of ``req`` would be priced on, checked as the create checks it: a
+    live translation's source measured (``prepare``), a family video's music job looked up.
+    What ``POST /api/v1/quotes`` and ``?dry_run=true`` price (entrypoints/quotes.py)."""
+    req = await prepare(gw, req)
+    if req.input.get("music_job_id"):
+        async with gw.pool.acquire() as conn:
+            await _check_music_job(conn, req)
+    return req
 
 
 def _answer(snapshot: JobSnapshot) -> Answer:
@@ -258,11 +264,14 @@ async def _create_plain_sandbox_job(gw: Gateway, req: CreateRequest) -> Answer:
 
 
 async def create_job(gw: Gateway, req: CreateRequest) -> Answer:
-    if req.caller.test and req.idempotency_key is None and not req.input.get("music_job_id"):
+    plain = req.idempotency_key is None and not req.input.get("music_job_id")
+    if req.caller.test and plain and req.quote_id is None:
         return await _create_plain_sandbox_job(gw, req)
     req = await prepare(gw, req)
-    if req.caller.test:
+    if req.caller.test and req.quote_id is None:
         return await _create_sandbox_job(gw, req)
+    # Live; or a test key's create citing a quote, which billing must use (once) before the
+    # job is written: the same lease, call and transaction, with the sandbox's job.
     return await _create_live_job(gw, req)
 
 
@@ -324,7 +333,10 @@ async def _create_live_job(gw: Gateway, req: CreateRequest) -> Answer:
             token = None
             return answer
         reserved = job_id
-        snapshot, command = _live_job(req, job_id, _now(), reservation)
+        if req.caller.test:
+            snapshot, command = _sandbox_job(gw, req, job_id, _now())
+        else:
+            snapshot, command = _live_job(req, job_id, _now(), reservation)
         answer = _answer(snapshot)
         envelope = _envelope(req, command)
         async with gw.pool.acquire() as conn, conn.transaction():
@@ -343,7 +355,7 @@ async def _create_live_job(gw: Gateway, req: CreateRequest) -> Answer:
             # request still holds (nothing kept), so the client's retry runs again.
             await asyncio.shield(_free(gw, req, token))
         raise
-    log.info("job_accepted", job_id=job_id, job_service=req.service.value, test=False)
+    log.info("job_accepted", job_id=job_id, job_service=req.service.value, test=req.caller.test)
     return answer
 
 
@@ -411,9 +423,10 @@ async def _release_unless_accepted(gw: Gateway, job_id: str, committing: bool) -
 
 async def _reserve(gw: Gateway, req: CreateRequest, job_id: str) -> Reservation:
     caller = req.caller
-    return await gw.billing.reserve(
-        job_id, caller.account_id, caller.key_id, req.service.value, req.input
-    )
+    args = (job_id, caller.account_id, caller.key_id, req.service.value, req.input)
+    if req.quote_id is None:
+        return await gw.billing.reserve(*args)
+    return await gw.billing.reserve(*args, quote_id=req.quote_id, test=caller.test)
 
 
 def _refused(req: CreateRequest, refusal: ApiError) -> Answer:

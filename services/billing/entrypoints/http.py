@@ -9,15 +9,18 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from services.billing import metrics
-from services.billing.adapters import ledger, low_balance
-from services.billing.app_keys import PRICES
+from services.billing.adapters import ledger, low_balance, quotes
+from services.billing.app_keys import PRICES, QUOTE_VALID
+from services.billing.domain import quotes as quote_rules
 from services.billing.domain.pricing import PriceUnavailable, quote, top_up
 from services.contracts import errors
 from services.contracts.billing import (
+    QUOTE_HEADER,
     LedgerPage,
     LowBalance,
     LowBalanceUpdate,
     PurchaseRequest,
+    QuoteCreate,
     ReleaseRequest,
     ReleaseResult,
     Reservation,
@@ -39,6 +42,10 @@ _STATES: dict[str, ReservationState] = {
     "unknown": "unknown",
 }
 
+# The gateway's release reasons for a job it never accepted: the quote that job used may be
+# cited again (the customer's retry of that create is charged the quote, not refused as used).
+_NEVER_ACCEPTED = frozenset({"reserve_outcome_unknown", "gateway_transaction_failed"})
+
 MAX_LEDGER_PAGE = 100
 DEFAULT_LEDGER_PAGE = 20
 
@@ -55,19 +62,96 @@ async def read_body(request: web.Request, model: type[Body], *, optional: bool =
         raise from_validation_error(exc) from None
 
 
-async def create_reservation(request: web.Request) -> web.Response:
-    body = await read_body(request, ReservationRequest)
+def _priced(request: web.Request, body: ReservationRequest | QuoteCreate) -> tuple[int, int]:
+    """The credits and price version of a create under the price book in force."""
     try:
         priced = quote(request.app[PRICES].book, body.service, body.input)
     except PriceUnavailable as exc:
         metrics.RESERVATIONS.labels("unpriced").inc()
         # ``param`` names the field of the customer's create body: the gateway relays this.
         raise errors.PRICE_UNAVAILABLE.error(detail=exc.message, param=exc.param) from None
+    return priced.amount, priced.price_version
+
+
+async def create_quote(request: web.Request) -> web.Response:
+    """Prices a create (validated and measured by the gateway) and keeps the price for the
+    quote's validity. A test key's quote is 0 credits: its create reserves nothing."""
+    body = await read_body(request, QuoteCreate)
+    if body.test:
+        credits, version = 0, request.app[PRICES].book.version
+    else:
+        credits, version = _priced(request, body)
     async with request.app[POOL].acquire() as conn:
+        record = await quotes.create(
+            conn,
+            account_id=body.account_id,
+            service=body.service,
+            test=body.test,
+            input=body.input,
+            credits=credits,
+            price_version=version,
+            valid_for=request.app[QUOTE_VALID],
+        )
+    metrics.QUOTES.labels("test" if body.test else "live").inc()
+    return json_response(record.model_dump(), 201)
+
+
+def _quote_refused(
+    refusal: quote_rules.Refusal, found: quote_rules.Quoted | None, quote_id: str
+) -> Exception:
+    metrics.RESERVATIONS.labels(f"quote_{refusal.kind}").inc()
+    if refusal.kind == "missing" or found is None:
+        return errors.RESOURCE_MISSING.error(what="quote", value=quote_id, param=QUOTE_HEADER)
+    if refusal.kind == "used":
+        return errors.QUOTE_USED.error(quote_id=quote_id, job_id=found.job_id, param=QUOTE_HEADER)
+    if refusal.kind == "expired":
+        expires_at = iso(found.expires_at)
+        return errors.QUOTE_EXPIRED.error(
+            quote_id=quote_id, expires_at=expires_at, param=QUOTE_HEADER
+        )
+    return errors.QUOTE_MISMATCH.error(detail=refusal.detail, param=refusal.field or QUOTE_HEADER)
+
+
+async def _reserve_quoted(request: web.Request, body: ReservationRequest) -> ledger.ReserveResult:
+    """The reservation of a create citing a quote: the quote's amount, checked and marked used
+    in the reservation's transaction (a refused or unfunded create leaves the quote unused)."""
+    assert body.quote_id is not None
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        found = await quotes.lock(conn, body.quote_id)
+        refusal = quote_rules.check(
+            found,
+            account_id=body.account_id,
+            test=body.test,
+            service=body.service.value,
+            input=body.input,
+            job_id=body.job_id,
+            now=datetime.now(UTC),
+        )
+        if refusal is not None:
+            raise _quote_refused(refusal, found, body.quote_id)
+        assert found is not None
+        if body.test:  # the sandbox reserves nothing: the quote is only used
+            await quotes.use(conn, found.id, body.job_id)
+            return ledger.ReserveResult("reserved", 0, found.price_version, 0)
         result = await ledger.reserve(
-            conn, body.job_id, body.account_id, body.service.value, priced.amount,
-            priced.price_version,
+            conn, body.job_id, body.account_id, body.service.value, found.credits,
+            found.price_version,
         )  # fmt: skip
+        if result.outcome in ("reserved", "repeat"):
+            await quotes.use(conn, found.id, body.job_id)
+    return result
+
+
+async def create_reservation(request: web.Request) -> web.Response:
+    body = await read_body(request, ReservationRequest)
+    if body.quote_id is not None:
+        result = await _reserve_quoted(request, body)
+    else:
+        amount, version = _priced(request, body)
+        async with request.app[POOL].acquire() as conn:
+            result = await ledger.reserve(
+                conn, body.job_id, body.account_id, body.service.value, amount, version
+            )
     metrics.RESERVATIONS.labels(result.outcome).inc()
     if result.outcome in ("reserved", "repeat"):
         answer = Reservation(
@@ -89,8 +173,10 @@ async def create_reservation(request: web.Request) -> web.Response:
 async def release_reservation(request: web.Request) -> web.Response:
     body = await read_body(request, ReleaseRequest, optional=True)
     job_id = request.match_info["job_id"]
-    async with request.app[POOL].acquire() as conn:
+    async with request.app[POOL].acquire() as conn, conn.transaction():
         result = await ledger.release(conn, job_id, body.reason)
+        if body.reason in _NEVER_ACCEPTED:
+            await quotes.free(conn, job_id)
     metrics.SETTLEMENTS.labels("release", result.outcome, "api").inc()
     answer = ReleaseResult(job_id=job_id, state=_STATES[result.outcome], amount=result.amount)
     return json_response(answer.model_dump())
@@ -203,6 +289,7 @@ async def put_low_balance(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    app.router.add_post("/internal/v1/quotes", create_quote)
     app.router.add_post("/internal/v1/reservations", create_reservation)
     app.router.add_post("/internal/v1/reservations/{job_id}/release", release_reservation)
     app.router.add_get("/internal/v1/accounts/{account_id}/balance", balance)

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import structlog
 
 from services.contracts import errors
+from services.contracts.billing import QuoteCreate, QuoteRecord
 from services.runtime.http import ApiError
 from services.runtime.internal import (
     ACCOUNT_HEADER,
@@ -23,6 +24,9 @@ log = structlog.get_logger()
 
 # Billing's answers the customer should see as they are (status, type, code, extra fields).
 RELAYED = frozenset({402, 403, 422})
+# A cited quote's refusals (another account's or an unknown quote, one already used): relayed
+# too; the other 404/409 of the reservation route are service-to-service, not the customer's.
+RELAYED_CODES = frozenset({"resource_missing", "quote_used"})
 
 
 @dataclass(frozen=True)
@@ -34,10 +38,22 @@ class Reservation:
 
 class Billing(Protocol):
     async def reserve(
-        self, job_id: str, account_id: str, key_id: str, service: str, input: dict[str, Any]
+        self,
+        job_id: str,
+        account_id: str,
+        key_id: str,
+        service: str,
+        input: dict[str, Any],
+        *,
+        quote_id: str | None = None,
+        test: bool = False,
     ) -> Reservation: ...
 
     async def release(self, job_id: str, reason: str) -> None: ...
+
+    async def quote(
+        self, account_id: str, key_id: str, service: str, test: bool, input: dict[str, Any]
+    ) -> QuoteRecord: ...
 
 
 def billing_unavailable() -> ApiError:
@@ -70,6 +86,19 @@ async def live_enabled(client: InternalClient, account_id: str) -> bool:
         raise billing_unavailable() from None
 
 
+def _relayable(reply: Reply) -> ApiError | None:
+    """Billing's refusal to show the customer as it is; None for any other answer."""
+    if reply.status < 400:
+        return None
+    try:
+        refusal = relayed(reply)
+    except (ValueError, KeyError, TypeError):
+        return None  # not the error shape: an unknown outcome
+    if reply.status in RELAYED or refusal.code in RELAYED_CODES:
+        return refusal
+    return None
+
+
 class HttpBilling:
     """Reserve and release over ``/internal/v1/reservations`` with the client's deadline."""
 
@@ -77,15 +106,31 @@ class HttpBilling:
         self._client = client
 
     async def reserve(
-        self, job_id: str, account_id: str, key_id: str, service: str, input: dict[str, Any]
+        self,
+        job_id: str,
+        account_id: str,
+        key_id: str,
+        service: str,
+        input: dict[str, Any],
+        *,
+        quote_id: str | None = None,
+        test: bool = False,
     ) -> Reservation:
         """The reservation, or an ``ApiError`` to answer (402/403/422 relayed, 503 otherwise).
 
         A reservation whose outcome is unknown (timeout, broken connection, a 5xx) is released
         before answering 503, so nothing stays reserved for a job that was never accepted.
+        With ``quote_id`` the amount is the quote's (a test key's: 0, only the quote is used).
         """
         headers = {ACCOUNT_HEADER: account_id, KEY_HEADER: key_id, TEST_HEADER: "false"}
-        body = {"job_id": job_id, "account_id": account_id, "service": service, "input": input}
+        body: dict[str, Any] = {
+            "job_id": job_id,
+            "account_id": account_id,
+            "service": service,
+            "input": input,
+        }
+        if quote_id is not None:
+            body.update(quote_id=quote_id, test=test)
         try:
             reply = await self._client.call(
                 "POST", "/internal/v1/reservations", json=body, headers=headers
@@ -99,13 +144,9 @@ class HttpBilling:
             return Reservation(
                 int(answer["amount"]), answer.get("price_version"), answer.get("available")
             )
-        if reply.status in RELAYED:
-            try:
-                refusal: ApiError | None = relayed(reply)
-            except (ValueError, KeyError, TypeError):
-                refusal = None  # not the error shape: treated as an unknown outcome below
-            if refusal is not None:
-                raise refusal
+        refusal = _relayable(reply)
+        if refusal is not None:
+            raise refusal
         log.warning("billing_reserve_refused", job_id=job_id, status=reply.status)
         await self.release(job_id, "reserve_outcome_unknown")
         raise billing_unavailable()
@@ -124,3 +165,26 @@ class HttpBilling:
             return
         if reply.status != 200:
             log.warning("billing_release_refused", job_id=job_id, status=reply.status)
+
+    async def quote(
+        self, account_id: str, key_id: str, service: str, test: bool, input: dict[str, Any]
+    ) -> QuoteRecord:
+        """A stored quote of this (validated, measured) input; 422 relayed, 503 otherwise."""
+        headers = {ACCOUNT_HEADER: account_id, KEY_HEADER: key_id, TEST_HEADER: str(test).lower()}
+        body = QuoteCreate.model_validate(
+            {"account_id": account_id, "service": service, "test": test, "input": input}
+        )
+        try:
+            reply = await self._client.call(
+                "POST", "/internal/v1/quotes", json=body.model_dump(mode="json"), headers=headers
+            )
+        except Unavailable as exc:
+            log.warning("billing_quote_unavailable", error=str(exc))
+            raise billing_unavailable() from None
+        if reply.status == 201:
+            return QuoteRecord.model_validate(reply.json())
+        refusal = _relayable(reply)
+        if refusal is not None:
+            raise refusal
+        log.warning("billing_quote_refused", status=reply.status)
+        raise billing_unavailable()

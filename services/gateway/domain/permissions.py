@@ -42,6 +42,7 @@ _RESOURCE_OF: dict[str, Resource | None] = {
     "family-videos": Resource.JOBS,
     "avatars": Resource.JOBS,
     "jobs": Resource.JOBS,
+    "quotes": Resource.JOBS,  # POST: jobs:write, like the create it prices (docs/billing.md)
     "balance": Resource.WALLET,
     "ledger": Resource.WALLET,
     "pricing": Resource.WALLET,

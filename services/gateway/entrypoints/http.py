@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import structlog
@@ -16,6 +17,7 @@ from services.gateway.adapters import jobs_view
 from services.gateway.adapters import media as media_fetch
 from services.gateway.adapters.accounts import Caller
 from services.gateway.adapters.billing import HttpBilling
+from services.gateway.adapters.eta import ETA, EtaReader
 from services.gateway.adapters.waiter import SettledWaiter
 from services.gateway.adapters.waiter import context as waiter_context
 from services.gateway.app_keys import (
@@ -28,6 +30,7 @@ from services.gateway.app_keys import (
     SANDBOX_FILES,
     WAITER,
 )
+from services.gateway.config import GatewaySettings
 from services.gateway.domain import media, sandbox
 from services.gateway.domain.jobs import public
 from services.gateway.domain.refusals import VideoTooLong, VideoUnmeasurable, VideoUnreachable
@@ -47,7 +50,6 @@ from services.gateway.service_layer import (
     create_job,
 )
 from services.runtime import admission
-from services.runtime.config import ServiceSettings
 from services.runtime.http import REQUEST_ID, ApiError, from_validation_error, json_response
 from services.runtime.internal import HTTP_SESSION
 from services.runtime.service import OUTBOX, POOL
@@ -104,6 +106,7 @@ async def _create_now(
     scenario: sandbox.Scenario,
     scenario_header: str | None,
 ) -> web.Response:
+    quote_id = inputs.quote_id(request)
     payload = await inputs.json_body(request)
     body = validate(CREATE_MODELS[service], payload)
     gateway = request.app[GATEWAY]
@@ -117,9 +120,12 @@ async def _create_now(
             # Only a request with an Idempotency-Key is ever compared with another.
             fingerprint=b""
             if key is None
-            else inputs.fingerprint(request.method, request.path, payload, scenario_header),
+            else inputs.fingerprint(
+                request.method, request.path, payload, scenario_header, quote_id
+            ),
             correlation_id=request[REQUEST_ID],
             scenario=scenario,
+            quote_id=quote_id,
         ),
     )
     if answer.job_id is not None and not answer.replayed:
@@ -244,7 +250,7 @@ def _measurer(app: web.Application, allow_private: bool) -> Callable[[str], Awai
     return measure
 
 
-def _wiring(settings: ServiceSettings) -> Callable[[web.Application], AsyncIterator[None]]:
+def _wiring(settings: GatewaySettings) -> Callable[[web.Application], AsyncIterator[None]]:
     """Build the create use case's dependencies once the pools and downstream clients exist."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
@@ -258,12 +264,18 @@ def _wiring(settings: ServiceSettings) -> Callable[[web.Application], AsyncItera
             idempotency_lease=app[IDEMPOTENCY_LEASE],
             as_error=refusals.as_error,
         )
+        app[ETA] = EtaReader(
+            app[POOL],
+            timedelta(seconds=settings.eta_window_seconds),
+            settings.eta_cache_seconds,
+            settings.eta_max_samples,
+        )
         yield
 
     return ctx
 
 
-def install(app: web.Application, settings: ServiceSettings) -> None:
+def install(app: web.Application, settings: GatewaySettings) -> None:
     """The create path's wiring (the routes are the table's: entrypoints/routes.py)."""
     # The service layer's refusals become public errors here, inside the key check.
     app.middlewares.append(refusals.middleware)

@@ -18,6 +18,7 @@ import orjson
 from aiohttp import web
 
 from services.contracts import errors
+from services.contracts.billing import QUOTE_HEADER, QUOTE_ID_PATTERN
 from services.gateway.domain import sandbox
 from services.runtime import params
 
@@ -30,6 +31,7 @@ _HEX = re.compile(r"[0-9a-f]{1,128}")
 _CURSOR = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 # A Unix time in seconds; the ceiling keeps the number far inside every integer type.
 _MAX_UNIX_SECONDS = 10**11
+_QUOTE_ID = re.compile(QUOTE_ID_PATTERN)
 
 
 def idempotency_key(request: web.Request) -> str | None:
@@ -74,6 +76,26 @@ def scenario(request: web.Request, test: bool) -> tuple[sandbox.Scenario, str | 
         raise errors.PARAMETER_INVALID.error(
             param=sandbox.SCENARIO_HEADER, detail=f"Invalid sandbox scenario: {err}."
         ) from None
+
+
+def quote_id(request: web.Request) -> str | None:
+    """The quote a create cites (``ClipMix-Quote-Id: quo_…``), checked; None without one."""
+    value = request.headers.get(QUOTE_HEADER)
+    if value is None:
+        return None
+    return params.matching(value, param=QUOTE_HEADER, pattern=_QUOTE_ID, what="a quote id (quo_…)")
+
+
+def dry_run(request: web.Request) -> bool:
+    """``?dry_run=true`` on a create: answer its quote, create nothing (``false``: create)."""
+    value = request.query.getall("dry_run", [])
+    if not value:
+        return False
+    if len(value) > 1:
+        raise errors.PARAMETER_INVALID.error(
+            param="dry_run", detail="dry_run is given more than once."
+        )
+    return params.one_of(value[0], param="dry_run", choices=("true", "false")) == "true"
 
 
 async def json_body(request: web.Request) -> Any:
@@ -149,13 +171,17 @@ ARTIFACT: dict[str, params.Rule] = {
 WEBHOOK: dict[str, dict[str, params.Rule]] = {"/deliveries": PAGE}
 
 
-def fingerprint(method: str, path: str, payload: Any, scenario: str | None = None) -> bytes:
+def fingerprint(
+    method: str, path: str, payload: Any, scenario: str | None = None, quote: str | None = None
+) -> bytes:
     """Same method, path and JSON value (whatever the key order or spacing) → same print.
 
-    A sandbox scenario changes what the request does, so it is part of the print when given.
+    A sandbox scenario or a cited quote changes what the request does, so each is part of the
+    print when given.
     """
     canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
     extra = b"" if scenario is None else b"\nscenario:" + scenario.encode()
+    extra += b"" if quote is None else b"\nquote:" + quote.encode()
     return hashlib.sha256(
         method.encode() + b" " + path.encode() + b"\n" + canonical + extra
     ).digest()

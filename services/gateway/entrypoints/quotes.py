@@ -1,0 +1,106 @@
+"""``POST /api/v1/quotes`` and ``?dry_run=true`` on the creates: what a create would reserve,
+exactly, and how long such jobs take now.
+
+The input is checked by the create's own model, a live translation's source is measured by the
+create's own code (``service_layer.quote_input``), and billing prices it with the function the
+reservation uses, then keeps the quote (credits, price version, input) for a create to cite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from services.contracts.billing import Quote, QuoteEta, QuoteRequest
+from services.contracts.jobs import Service
+from services.gateway.adapters.eta import ETA, tier_of
+from services.gateway.app_keys import GATEWAY
+from services.gateway.domain.refusals import Refusal
+from services.gateway.domain.requests import CREATE_MODELS, dump
+from services.gateway.entrypoints import inputs, refusals
+from services.gateway.entrypoints.http import CALLER, create_handler, validate
+from services.gateway.service_layer import CreateRequest, quote_input
+from services.runtime.http import REQUEST_ID, ApiError, json_response
+
+# Errors naming these are about the request, not a field of the quoted input.
+_NOT_INPUT = ("ClipMix-", "Idempotency-Key")
+
+
+def _in_input(err: ApiError) -> ApiError:
+    """``err`` naming the field where the quote's body has it: ``input.<field>``."""
+    if err.param and not err.param.startswith(_NOT_INPUT):
+        err.param = f"input.{err.param}"
+    return err
+
+
+async def quoted(request: web.Request, service: Service, payload: Any, *, nested: bool) -> Quote:
+    """The quote of a create of ``service`` with body ``payload`` by the calling key.
+
+    ``nested``: the body is the ``input`` of ``POST /api/v1/quotes`` (errors name
+    ``input.<field>``); otherwise it is a create's own body (``?dry_run=true``).
+    """
+    caller = request[CALLER]
+    gateway = request.app[GATEWAY]
+    try:
+        body = validate(CREATE_MODELS[service], payload)
+        req = CreateRequest(
+            caller=caller,
+            service=service,
+            input=dump(body),
+            idempotency_key=None,
+            fingerprint=b"",
+            correlation_id=request[REQUEST_ID],
+        )
+        try:
+            req = await quote_input(gateway, req)
+        except Refusal as refused:
+            raise refusals.as_error(refused) from None
+        record = await gateway.billing.quote(
+            caller.account_id, caller.key_id, service.value, caller.test, req.input
+        )
+    except ApiError as err:
+        raise _in_input(err) if nested else err from None
+    eta = await request.app[ETA].get(service, tier_of(service, record.input))
+    return Quote(
+        id=record.id,
+        service=record.service,
+        test=record.test,
+        credits=record.credits,
+        price_version=record.price_version,
+        input=record.input,
+        created_at=record.created_at,
+        expires_at=record.expires_at,
+        eta=QuoteEta(
+            tier=eta.tier,
+            window=eta.window,
+            samples=eta.samples,
+            p50_seconds=eta.p50_seconds,
+            p95_seconds=eta.p95_seconds,
+        ),
+    )
+
+
+async def create_quote(request: web.Request) -> web.Response:
+    payload = await inputs.json_body(request)
+    body = validate(QuoteRequest, payload)
+    quote = await quoted(request, body.service, body.input, nested=True)
+    return json_response(quote.model_dump(), 201)
+
+
+def create_or_dry_run(service: Service) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A create route: ``?dry_run=true`` answers the create's quote (200; no job, no
+    reservation, no Idempotency-Key record); anything else is the create itself."""
+    create = create_handler(service)
+
+    async def handler(request: web.Request) -> web.Response:
+        if not inputs.dry_run(request):
+            return await create(request)
+        inputs.scenario(request, request[CALLER].test)  # checked as the create checks it
+        payload = await inputs.json_body(request)
+        quote = await quoted(request, service, payload, nested=False)
+        return json_response(quote.model_dump())
+
+    handler.__name__ = create.__name__
+    return handler
