@@ -17,7 +17,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-from services.contracts.jobs import JOB_CANCELED, JOB_COMPLETED, JOB_FAILED, Service
+from services.contracts.jobs import (
+    JOB_CANCELED,
+    JOB_COMPLETED,
+    JOB_FAILED,
+    JOB_LANGUAGE_COMPLETED,
+    JobStatus,
+    Service,
+)
 from services.contracts.notices import ENDPOINT_DISABLED, KEYS_EXPIRING
 from services.contracts.webhooks import WEBHOOK_TEST, EndpointDisabledData, KeyExpiringData
 
@@ -38,6 +45,22 @@ class JobError(_Shape):
     message: str
 
 
+class JobLanguage(_Shape):
+    """One target language of a translation, with its own status, dub and error."""
+
+    language: str = Field(description="ISO 639-1 code, one of `input.target_languages`.")
+    status: JobStatus = Field(
+        description="`queued`/`processing` while dubbed; then `completed`, `failed` or"
+        " `canceled`. A translation is `completed` when at least one language was."
+    )
+    output: dict[str, Any] | None = Field(
+        description="When completed: the dub (`url`, `expires_at`, `content_type`, `bytes`),"
+        " the same as its entry in `output.dubs`."
+    )
+    error: JobError | None = Field(description="When failed: why (this language only).")
+    completed_at: str | None = Field(json_schema_extra=_TIME)
+
+
 class _JobObject(_Shape):
     """The public job object, as `GET /api/v1/jobs/{id}` answers it (``job_object``)."""
 
@@ -55,6 +78,14 @@ class _JobObject(_Shape):
     )
     error: JobError | None = Field(description="When failed: why.")
     cost_credits: int = Field(ge=0, description="Credits reserved (live) or 0 (test).")
+    languages: list[JobLanguage] | None = Field(
+        description="Translations: one entry per target language; null for other services."
+        " Only the delivered languages are charged."
+    )
+
+
+class ProcessingJob(_JobObject):
+    status: Literal["processing"]
 
 
 class CompletedJob(_JobObject):
@@ -78,10 +109,32 @@ class _Event(_Shape):
 
 
 class JobCompletedEvent(_Event):
-    """A job finished; its results are links in `job.output`."""
+    """A job finished; its results are links in `job.output`. A translation is completed when at
+    least one language was delivered: `job.languages` says which (each with its own status and
+    error), and only those are charged."""
 
     type: Literal["job.completed"]
     job: CompletedJob
+
+
+class LanguageCompletedData(_Shape):
+    """``data`` of a ``job.language_completed`` event: the language delivered."""
+
+    language: str = Field(description="ISO 639-1 code of the language delivered.")
+    output: dict[str, Any] = Field(
+        description="Its dub: `url` (signed, expiring), `expires_at`, `content_type`, `bytes`."
+    )
+    completed_at: str = Field(json_schema_extra=_TIME)
+
+
+class JobLanguageCompletedEvent(_Event):
+    """One language of a translation was delivered: publish its dub now, without waiting for
+    the other languages. `job.languages` shows every language as it stands; `job.completed` (or
+    `job.failed`) follows once every language has settled."""
+
+    type: Literal["job.language_completed"]
+    job: ProcessingJob
+    data: LanguageCompletedData
 
 
 class JobFailedEvent(_Event):
@@ -128,6 +181,7 @@ class KeysExpiringEvent(_Event):
 # Every event type, in the catalog's order: the model of its body.
 EVENT_MODELS: dict[str, type[_Event]] = {
     JOB_COMPLETED: JobCompletedEvent,
+    JOB_LANGUAGE_COMPLETED: JobLanguageCompletedEvent,
     JOB_FAILED: JobFailedEvent,
     JOB_CANCELED: JobCanceledEvent,
     WEBHOOK_TEST: WebhookTestEvent,

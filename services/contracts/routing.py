@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from services.contracts.jobs import ALL_JOB_EVENTS, SETTLED_EVENTS, CreateJob
+from services.contracts.jobs import (
+    ALL_JOB_EVENTS,
+    JOB_LANGUAGE_COMPLETED,
+    SETTLED_EVENTS,
+    CreateJob,
+)
 from services.contracts.notices import NOTICE_TYPES, KeyExpiring
 from services.contracts.status import TrafficReported
 from services.messaging.topology import COMMANDS, EVENTS, QueueSpec
@@ -30,7 +35,9 @@ QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec(GATEWAY_JOB_EVENTS, _events(*ALL_JOB_EVENTS)),
     # job.started too: it confirms a reservation's job exists (billing's reconciler skips it).
     QueueSpec(BILLING_JOB_EVENTS, _events(*ALL_JOB_EVENTS)),
-    QueueSpec(WEBHOOKS_JOB_EVENTS, _events(*SETTLED_EVENTS)),
+    # job.language_completed: only the webhooks service handles it (a delivery per language);
+    # the others see each language's result in the settled job's snapshot.
+    QueueSpec(WEBHOOKS_JOB_EVENTS, _events(*SETTLED_EVENTS, JOB_LANGUAGE_COMPLETED)),
     QueueSpec(STATUS_JOB_EVENTS, _events(*ALL_JOB_EVENTS)),
     QueueSpec(STATUS_TRAFFIC, _events(TrafficReported.TYPE)),
     QueueSpec(DASHBOARD_NOTICES, _events(*NOTICE_TYPES)),

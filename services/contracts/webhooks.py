@@ -13,11 +13,12 @@ from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field
 JOB_COMPLETED = "job.completed"
 JOB_FAILED = "job.failed"
 JOB_CANCELED = "job.canceled"
+JOB_LANGUAGE_COMPLETED = "job.language_completed"  # a translation's language delivered
 WEBHOOK_TEST = "webhook.test"
 
 # What an endpoint may subscribe to; ``webhook.test`` is sent only when asked for.
-JOB_EVENT_TYPES: tuple[str, ...] = (JOB_COMPLETED, JOB_FAILED, JOB_CANCELED)
-EventType = Literal["job.completed", "job.failed", "job.canceled"]
+JOB_EVENT_TYPES: tuple[str, ...] = (JOB_COMPLETED, JOB_FAILED, JOB_CANCELED, JOB_LANGUAGE_COMPLETED)
+EventType = Literal["job.completed", "job.failed", "job.canceled", "job.language_completed"]
 
 Trigger = Literal["first", "retry", "test", "replay"]
 DeliveryState = Literal["pending", "held", "succeeded", "failed", "replayed"]
@@ -190,8 +191,8 @@ class WebhookEvent(_Public):
     )
     data: dict[str, Any] | None = Field(
         None,
-        description="Events not about a job (endpoint.disabled, keys.expiring): what happened."
-        " Absent from job events.",
+        description="Events not about a job (endpoint.disabled, keys.expiring): what happened;"
+        " job.language_completed: the language delivered. Absent from other job events.",
     )
 
 

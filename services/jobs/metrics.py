@@ -35,3 +35,8 @@ JOBS_IN_FLIGHT = Gauge(
     "Jobs this process is working on right now, by lane (product service).",
     ["service", "kind"],
 )
+JOB_LANGUAGES = Counter(
+    "clipmix_job_languages_total",
+    "Target languages of translations settled one by one, by the status each settled as.",
+    ["kind", "status"],
+)

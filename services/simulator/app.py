@@ -7,7 +7,9 @@ a ``[sim:<kind>]`` marker anywhere in the input): ``timeout`` holds the create f
 ``hang_seconds`` then answers 504 (no task); ``unavailable`` answers 503 (no task);
 ``rejected`` answers 422 ``invalid input``; ``failed`` creates a task that ends ``failed``;
 ``stuck`` creates a task that never finishes; ``overrun`` makes the whole natural length, past
-the ``end_time`` or ``max_duration_seconds`` it was held to.
+the ``end_time`` or ``max_duration_seconds`` it was held to. A dubbing fails single target
+languages when its source URL names them: ``?sim_fail_languages=de,fr`` (every one named: the
+dubbing fails); it reports each language's status under ``languages``.
 
 Results are as long as a real provider's would be (``lengths``): a dubbing is as long as its
 source, read from the source's header.
@@ -23,6 +25,7 @@ import secrets
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import orjson
@@ -237,17 +240,36 @@ async def cancel_prediction(request: web.Request) -> web.Response:
 # --- ElevenLabs-style dubbing -----------------------------------------------------------------
 
 
+_DUBBING_STATUS = {"succeeded": "dubbed", "failed": "failed", "canceled": "canceled"}
+
+
 def _dubbing(task: Task) -> dict[str, Any]:
-    status = {"succeeded": "dubbed", "failed": "failed", "canceled": "canceled"}.get(
-        task.status(time.monotonic()), "dubbing"
-    )
+    now = time.monotonic()
+    status = _DUBBING_STATUS.get(task.status(now), "dubbing")
+    languages = [
+        {
+            "language": lang,
+            "status": _DUBBING_STATUS.get(state, "dubbing"),
+            "error": "dubbing failed for this language" if state == "failed" else None,
+        }
+        for lang, state in task.languages(now)
+    ]
     return {
         "dubbing_id": task.id,
         "name": task.key,
         "status": status,
         "target_languages": task.input.get("target_langs", []),
+        "languages": languages,
         "error": "dubbing pipeline failed" if status == "failed" else None,
     }
+
+
+def _failed_languages(source_url: Any) -> frozenset[str]:
+    """The target languages a source URL asks the simulator to fail (``sim_fail_languages``)."""
+    if not isinstance(source_url, str):
+        return frozenset()
+    named = parse_qs(urlsplit(source_url).query).get("sim_fail_languages", [])
+    return frozenset(lang for value in named for lang in value.split(",") if lang)
 
 
 async def create_dubbing(request: web.Request) -> web.Response:
@@ -264,6 +286,9 @@ async def create_dubbing(request: web.Request) -> web.Response:
         seconds = await lengths.output_seconds(
             request.app[SESSION], "dubbing", "dubbing", body, overrun=kind == "overrun"
         )
+        failing = _failed_languages(body.get("source_url"))
+        if failing >= set(map(str, langs)):
+            kind = kind if kind == "stuck" else "failed"  # no language left: the dubbing fails
         if key not in state.by_key:
             task = state.create(
                 "dubbing",
@@ -273,6 +298,7 @@ async def create_dubbing(request: web.Request) -> web.Response:
                 body.get("webhook_url"),
                 kind if kind in ("failed", "stuck") else "succeeded",
                 seconds,
+                failed_languages=failing,
             )
             _schedule_webhook(request, task)
     task = state.tasks[state.by_key[key]]
@@ -298,10 +324,12 @@ async def delete_dubbing(request: web.Request) -> web.Response:
 async def dubbed_audio(request: web.Request) -> web.Response:
     _auth(request, header="xi-api-key")
     task = _task(request, "dubbing")
-    if task.status(time.monotonic()) != "succeeded":
-        raise ApiError(425, "invalid_request_error", "not_ready", "Dubbing not finished.")
-    if request.match_info["language"] not in task.input.get("target_langs", []):
+    states = dict(task.languages(time.monotonic()))
+    language = request.match_info["language"]
+    if language not in states or states[language] == "failed":
         raise ApiError(404, "invalid_request_error", "not_found", "No such language.")
+    if states[language] != "succeeded":
+        raise ApiError(425, "invalid_request_error", "not_ready", "Dubbing not finished.")
     payload = f"dub:{request.match_info['language']}".encode()
     return web.Response(body=media.mp4(task.seconds, payload=payload), content_type="video/mp4")
 

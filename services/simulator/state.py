@@ -58,6 +58,8 @@ class Task:
     outcome: str = "succeeded"  # what it becomes at ready_at: succeeded | failed | stuck
     canceled: bool = False
     seconds: float = 10.0  # the length of what it makes
+    # A dubbing's target languages the provider fails (the rest are dubbed): see ``languages``.
+    failed_languages: frozenset[str] = frozenset()
 
     def status(self, now: float) -> str:
         if self.canceled:
@@ -65,6 +67,26 @@ class Task:
         if self.outcome == "stuck" or now < self.ready_at:
             return "processing" if now - self.created_at > 0.05 else "starting"
         return self.outcome
+
+    def languages(self, now: float) -> list[tuple[str, str]]:
+        """A dubbing's (language, status) pairs. Each target language is ready in turn, the
+        n-th of N at ``n/N`` of the task's latency (the last with the whole dubbing), then
+        ``succeeded``, or ``failed`` when it is one of ``failed_languages``. A dubbing that
+        fails as a whole fails every language at its end; a canceled one cancels them all."""
+        langs = [str(lang) for lang in self.input.get("target_langs", [])]
+        out = []
+        for n, lang in enumerate(langs, start=1):
+            ready = self.created_at + (self.ready_at - self.created_at) * n / len(langs)
+            if self.canceled:
+                state = "canceled"
+            elif self.outcome == "stuck" or now < ready:
+                state = "processing"
+            elif self.outcome == "failed":
+                state = "failed" if now >= self.ready_at else "processing"
+            else:
+                state = "failed" if lang in self.failed_languages else "succeeded"
+            out.append((lang, state))
+        return out
 
 
 @dataclass
@@ -96,6 +118,7 @@ class State:
         webhook: str | None,
         outcome: str,
         seconds: float = 10.0,
+        failed_languages: frozenset[str] = frozenset(),
     ) -> Task:
         cfg = self.config
         now = time.monotonic()
@@ -112,6 +135,7 @@ class State:
             ready_at=now + latency,
             outcome=outcome,
             seconds=seconds,
+            failed_languages=failed_languages,
         )
         self.tasks[task.id] = task
         self.by_key[key] = task.id

@@ -155,6 +155,7 @@ def _job_body() -> dict[str, Any]:
             "output": {"artifacts": []},
             "error": None,
             "cost_credits": 0,
+            "languages": None,
         },
     }
     return event

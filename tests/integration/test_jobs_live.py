@@ -17,7 +17,7 @@ import orjson
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from services.contracts.jobs import CreateJob, JobStatus, SandboxOutcome, Service
+from services.contracts.jobs import SETTLED_EVENTS, CreateJob, JobStatus, SandboxOutcome, Service
 from services.messaging.topology import EVENTS
 from services.runtime.internal import ACCOUNT_HEADER, TOKEN_HEADER
 from services.simulator.media import mp4_duration
@@ -88,7 +88,7 @@ async def events(stack: JobsStack) -> AsyncIterator[Events]:
 
 async def settled(stack: JobsStack, got: Events, job_id: str, timeout: float = 20) -> dict:
     await eventually(
-        lambda: any(t != "job.started" for t in got.of(job_id)), timeout=timeout, every=0.05
+        lambda: any(t in SETTLED_EVENTS for t in got.of(job_id)), timeout=timeout, every=0.05
     )
     return got.last(job_id)
 
@@ -116,8 +116,13 @@ async def test_each_service_completes_with_a_fetchable_artifact(stack: JobsStack
         await stack.publish(commands)
         done = {c.service: await settled(stack, got, c.job_id) for c in commands}
     for command in commands:
-        assert got.of(command.job_id) == ["job.started", "job.completed"]
+        statuses = [t for t in got.of(command.job_id) if t != "job.language_completed"]
+        assert statuses == ["job.started", "job.completed"]
         assert done[command.service]["cost_credits"] == command.cost_credits
+    # Each language of the translation was announced on its own before the job completed.
+    translation = next(c for c in commands if c.service is Service.TRANSLATIONS)
+    assert got.of(translation.job_id)[1:4] == ["job.language_completed"] * 3
+    assert [r["status"] for r in done[Service.TRANSLATIONS]["languages"]] == ["completed"] * 3
     song = done[Service.MUSIC]["output"]["artifacts"][0]
     status, ctype, body = await fetch(song["url"])
     assert (status, ctype, len(body)) == (200, "audio/wav", song["bytes"])

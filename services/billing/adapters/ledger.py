@@ -7,6 +7,7 @@ transaction (one round trip on the reserve hot path).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,43 @@ async def release(conn: Connection, job_id: str, reason: str) -> SettleResult:
     row = await conn.fetchrow("SELECT * FROM release($1, $2)", job_id, reason)
     assert row is not None
     return SettleResult(row["outcome"], row["amount"])
+
+
+@dataclass(frozen=True)
+class LanguageSettlement:
+    # captured, or a recorded no-op: already_captured, already_released, unknown
+    outcome: str
+    captured: int
+    released: int
+    paid: int = 0
+    bonus: int = 0
+
+
+async def reserved_amount(conn: Connection, job_id: str) -> int | None:
+    """What a job's reservation holds, while it is held (None: nothing held)."""
+    value = await conn.fetchval(
+        "SELECT amount FROM reservations WHERE job_id = $1 AND state = 'held'", job_id
+    )
+    return None if value is None else int(value)
+
+
+async def settle_languages(
+    conn: Connection, job_id: str, reason: str, capture: int, releases: Sequence[tuple[str, int]]
+) -> LanguageSettlement:
+    """Capture ``capture`` and release each (language, amount) of ``releases`` by a transfer of
+    its own (``release:<job>:<language>``); the amounts must add up to the reservation."""
+    row = await conn.fetchrow(
+        "SELECT * FROM settle_languages($1, $2, $3, $4, $5)",
+        job_id,
+        reason,
+        capture,
+        [lang for lang, _ in releases],
+        [amount for _, amount in releases],
+    )
+    assert row is not None
+    return LanguageSettlement(
+        row["outcome"], row["amount"], row["released"], row["paid"], row["bonus"]
+    )
 
 
 async def confirm(conn: Connection, job_id: str) -> None:

@@ -17,8 +17,11 @@ if TYPE_CHECKING:
 
 _COLUMNS = (
     "id, account_id, api_key_id, service, status, test, input, output, error, progress,"
-    " cost_credits, created_at, started_at, completed_at, version"
+    " cost_credits, created_at, started_at, completed_at, version, languages"
 )
+
+_N = len(_COLUMNS.split(","))  # parameters of one row
+_VALUES = "(" + ",".join(f"${n}" for n in range(1, _N + 1)) + ")"
 
 
 def _values(s: JobSnapshot) -> tuple[Any, ...]:
@@ -38,14 +41,15 @@ def _values(s: JobSnapshot) -> tuple[Any, ...]:
         s.started_at,
         s.completed_at,
         s.version,
+        # A translation's per-language results as the jobs service last reported them.
+        None if s.languages is None else [result.model_dump(mode="json") for result in s.languages],
     )
 
 
 async def insert(conn: Connection, snapshot: JobSnapshot) -> dict[str, Any]:
     """Show a newly accepted job; returns the row as stored."""
     row = await conn.fetchrow(
-        f"INSERT INTO jobs ({_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"
-        f" RETURNING {_COLUMNS}",
+        f"INSERT INTO jobs ({_COLUMNS}) VALUES {_VALUES} RETURNING {_COLUMNS}",
         *_values(snapshot),
     )
     assert row is not None  # INSERT … RETURNING always returns the row
@@ -68,11 +72,10 @@ async def insert_with_command(
     """
     keep = ""
     if answer is not None:
-        keep = f", kept AS ({idempotency.store_sql(20)})"
+        keep = f", kept AS ({idempotency.store_sql(_N + 5)})"
     await conn.execute(
-        f"WITH job AS (INSERT INTO jobs ({_COLUMNS})"
-        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15))"
-        f"{keep} {outbox.stage_sql(16)}",
+        f"WITH job AS (INSERT INTO jobs ({_COLUMNS}) VALUES {_VALUES})"
+        f"{keep} {outbox.stage_sql(_N + 1)}",
         *_values(snapshot),
         *outbox.stage_values(exchange, env.type, env),
         *(answer.values() if answer is not None else ()),
@@ -86,13 +89,14 @@ async def apply(conn: Connection, snapshot: JobSnapshot) -> bool:
     and a job shown as finished stays as it is (a finished job has no later state).
     """
     row = await conn.fetchval(
-        f"INSERT INTO jobs ({_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"
+        f"INSERT INTO jobs ({_COLUMNS}) VALUES {_VALUES}"
         " ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, output = EXCLUDED.output,"
         " error = EXCLUDED.error, progress = EXCLUDED.progress,"
         " cost_credits = EXCLUDED.cost_credits, started_at = EXCLUDED.started_at,"
-        " completed_at = EXCLUDED.completed_at, version = EXCLUDED.version"
+        " completed_at = EXCLUDED.completed_at, version = EXCLUDED.version,"
+        " languages = EXCLUDED.languages"
         " WHERE jobs.version < EXCLUDED.version"
-        " AND NOT jobs.status = ANY($16::text[])"
+        f" AND NOT jobs.status = ANY(${_N + 1}::text[])"
         " RETURNING 1",
         *_values(snapshot),
         [status.value for status in TERMINAL],

@@ -32,6 +32,22 @@ class JobError(BaseModel):
     message: str
 
 
+class JobLanguage(BaseModel):
+    """One target language of a translation, with its own status, dub and error."""
+
+    language: str = Field(description="ISO 639-1 code, one of `input.target_languages`.")
+    status: JobStatus = Field(
+        description="`queued`/`processing` while dubbed; then `completed`, `failed` or"
+        " `canceled`. A translation is `completed` when at least one language was."
+    )
+    output: dict[str, Any] | None = Field(
+        description="When completed: the dub (`url`, `expires_at`, `content_type`, `bytes`),"
+        " the same as its entry in `output.dubs`."
+    )
+    error: JobError | None = Field(description="When failed: why (this language only).")
+    completed_at: Time | None = Field(json_schema_extra={"format": "date-time"})
+
+
 class Job(BaseModel):
     """The job object: one shape for every service, in answers and in webhooks."""
 
@@ -52,6 +68,10 @@ class Job(BaseModel):
     )
     error: JobError | None = Field(description="When failed: why.")
     cost_credits: int = Field(ge=0, description="Credits reserved (live) or 0 (test).")
+    languages: list[JobLanguage] | None = Field(
+        description="Translations: one entry per target language; null for other services."
+        " Only the delivered languages are charged."
+    )
 
 
 class JobList(BaseModel):

@@ -2,7 +2,8 @@
 
 Wire subset: ``POST /v1/dubbing`` {name, source_url, source_lang, target_langs, start_time,
 end_time, webhook_url} with ``xi-api-key`` and ``Idempotency-Key`` (our job id),
-``GET /v1/dubbing/{id}`` (status ``dubbing → dubbed | failed``),
+``GET /v1/dubbing/{id}`` (status ``dubbing → dubbed | failed``; our provider also reports each
+language under ``languages``: ``[{language, status, error}]``, the same statuses),
 ``GET /v1/dubbing/{id}/audio/{language}`` (the dubbed file, authenticated),
 ``DELETE /v1/dubbing/{id}`` (cancel). Unlike ElevenLabs, one dubbing carries
 every target language (ElevenLabs takes one per dubbing): one provider task per job.
@@ -21,6 +22,7 @@ from services.jobs.adapters.provider_http import ProviderHttp
 from services.jobs.domain.paid import paid_seconds
 from services.jobs.domain.providers import (
     ErrorCode,
+    LanguageState,
     ProviderFailure,
     RemoteArtifact,
     TaskState,
@@ -79,21 +81,49 @@ class ElevenLabsDubbing:
         status = _STATUS.get(str(body.get("status")))
         if status is None:
             raise ProviderFailure(ErrorCode.PROVIDER_ERROR, "unexpected dubbing shape")
+        languages = self._languages(task_id, body.get("languages"))
         if status is TaskStatus.FAILED:
-            return failed_task(task_id, body.get("error"), "dubbing failed")
+            failed = failed_task(task_id, body.get("error"), "dubbing failed")
+            return TaskState(task_id, status, failure=failed.failure, languages=languages)
         artifacts: tuple[RemoteArtifact, ...] = ()
         if status is TaskStatus.SUCCEEDED:
+            done = {s.language for s in languages if s.status is not TaskStatus.SUCCEEDED}
             artifacts = tuple(
-                RemoteArtifact(
-                    url=f"{self._http.base_url}/v1/dubbing/{task_id}/audio/{lang}",
-                    name=f"dub-{lang}.mp4",
-                    content_type=_CONTENT_TYPE,
-                    kind=_CONTENT_TYPE.split("/")[0],
-                    language=str(lang),
-                )
+                self._artifact(task_id, str(lang))
                 for lang in body.get("target_languages", [])
+                if str(lang) not in done
             )
-        return TaskState(task_id, status, artifacts)
+        return TaskState(task_id, status, artifacts, languages=languages)
+
+    def _artifact(self, task_id: str, lang: str) -> RemoteArtifact:
+        return RemoteArtifact(
+            url=f"{self._http.base_url}/v1/dubbing/{task_id}/audio/{lang}",
+            name=f"dub-{lang}.mp4",
+            content_type=_CONTENT_TYPE,
+            kind=_CONTENT_TYPE.split("/")[0],
+            language=lang,
+        )
+
+    def _languages(self, task_id: str, reported: object) -> tuple[LanguageState, ...]:
+        """Each language's state, when the provider reports them (else empty)."""
+        if not isinstance(reported, list):
+            return ()
+        states = []
+        for entry in reported:
+            if not isinstance(entry, dict) or not isinstance(entry.get("language"), str):
+                raise ProviderFailure(ErrorCode.PROVIDER_ERROR, "unexpected dubbing shape")
+            lang = entry["language"]
+            status = _STATUS.get(str(entry.get("status")))
+            if status is None:
+                raise ProviderFailure(ErrorCode.PROVIDER_ERROR, "unexpected dubbing shape")
+            if status is TaskStatus.SUCCEEDED:
+                states.append(LanguageState(lang, status, artifact=self._artifact(task_id, lang)))
+            elif status is TaskStatus.FAILED:
+                failure = failed_task(task_id, entry.get("error"), "dubbing failed").failure
+                states.append(LanguageState(lang, status, failure=failure))
+            else:
+                states.append(LanguageState(lang, status))
+        return tuple(states)
 
     async def cancel(self, task_id: str) -> None:
         await self._http.call(

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 _COLUMNS = (
     "id, account_id, api_key_id, service, status, test, input, output, error, progress,"
-    " cost_credits, created_at, started_at, completed_at, version"
+    " cost_credits, created_at, started_at, completed_at, version, languages"
 )
 _RUN_COLUMNS = (
     "provider, provider_task_id, admitted_at, next_check_at, deadline_at, attempts, sandbox,"
@@ -72,7 +72,7 @@ async def insert(
     """Record a new job; False when a job with this id is already recorded."""
     row = await conn.fetchval(
         f"INSERT INTO jobs ({_COLUMNS}, provider, next_check_at, sandbox, correlation_id)"
-        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)"
+        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)"
         " ON CONFLICT (id) DO NOTHING RETURNING 1",
         *_values(job),
         provider,
@@ -102,7 +102,7 @@ async def save(
         " completed_at=$7, version=$8, next_check_at=" + _AFTER_LEASE.format(at="$10") + ","
         " leased_until=NULL, nudged=false,"
         " provider_task_id=coalesce($11, provider_task_id),"
-        " deadline_at=coalesce($12, deadline_at), updated_at=now()"
+        " deadline_at=coalesce($12, deadline_at), languages=$13, updated_at=now()"
         " WHERE id=$1 AND version=$9",
         job.id,
         job.status.value,
@@ -116,6 +116,7 @@ async def save(
         None if job.status.value in ("completed", "failed", "canceled") else next_check_at,
         provider_task_id,
         deadline_at,
+        job.languages,
     )
     if status != "UPDATE 1":
         raise StaleJob(job.id)
@@ -337,6 +338,7 @@ def _run(row: asyncpg.Record) -> Run:
         cost_credits=row["cost_credits"],
         started_at=row["started_at"],
         completed_at=row["completed_at"],
+        languages=row["languages"],
     )
     return Run(
         job=job,
@@ -369,4 +371,5 @@ def _values(job: Job) -> tuple[object, ...]:
         job.started_at,
         job.completed_at,
         job.version,
+        job.languages,
     )

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from services.contracts.jobs import CreateJob, JobSnapshot, JobStatus, Service
+from services.jobs.domain import languages as langs
 
 _ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: frozenset({JobStatus.PROCESSING, JobStatus.FAILED, JobStatus.CANCELED}),
@@ -41,6 +42,8 @@ class Job:
     cost_credits: int = 0
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    # Translations: each target language's result (domain/languages.py); None otherwise.
+    languages: list[dict[str, Any]] | None = None
 
     @classmethod
     def accept(cls, cmd: CreateJob) -> Job:
@@ -54,6 +57,7 @@ class Job:
             input=cmd.input,
             created_at=cmd.created_at,
             cost_credits=cmd.cost_credits,
+            languages=langs.start(cmd.input) if cmd.service is Service.TRANSLATIONS else None,
         )
 
     def can_become(self, status: JobStatus) -> bool:
@@ -69,7 +73,27 @@ class Job:
             changes.setdefault("completed_at", at)
         if status is JobStatus.COMPLETED:
             changes.setdefault("progress", 1.0)
+        if self.languages is not None:
+            at_time = changes.get("completed_at") or at
+            changes.setdefault(
+                "languages",
+                langs.follow(
+                    self.languages, status, at_time, changes.get("output"), changes.get("error")
+                ),
+            )
         return replace(self, status=status, version=self.version + 1, **changes)
+
+    def with_languages(self, languages: list[dict[str, Any]]) -> Job:
+        """The job with its languages moved on (no status change: a new version all the same,
+        so the snapshot that announces a delivered language is newer than the one before)."""
+        if self.status is not JobStatus.PROCESSING:
+            raise IllegalTransition(self.id, self.status, self.status)
+        return replace(
+            self,
+            languages=languages,
+            progress=max(self.progress, langs.progress(languages)),
+            version=self.version + 1,
+        )
 
     def snapshot(self) -> JobSnapshot:
         fields = asdict(self)

@@ -73,11 +73,25 @@ class RemoteArtifact:
 
 
 @dataclass(frozen=True)
+class LanguageState:
+    """What the provider says about one target language of a dubbing: ``artifact`` when it
+    succeeded, ``failure`` when it failed."""
+
+    language: str
+    status: TaskStatus
+    artifact: RemoteArtifact | None = None
+    failure: ProviderFailure | None = None
+
+
+@dataclass(frozen=True)
 class TaskState:
     task_id: str
     status: TaskStatus
     artifacts: tuple[RemoteArtifact, ...] = ()
     failure: ProviderFailure | None = None
+    # A dubbing whose provider reports each language (empty: it does not; the task's status
+    # and artifacts then stand for every language).
+    languages: tuple[LanguageState, ...] = ()
 
 
 class Provider(Protocol):

@@ -36,6 +36,7 @@ from services.jobs.domain.providers import (
 )
 from services.jobs.metrics import JOBS_IN_FLIGHT
 from services.jobs.service_layer.cancel import retry_delay, stop_at_provider
+from services.jobs.service_layer.dubs import DubWork, ended_early, follow_languages
 from services.jobs.service_layer.transitions import PROCESS, record_transition
 
 log = structlog.get_logger()
@@ -100,6 +101,13 @@ class Runner:
         self._admitted_at = 0.0
         self._in_flight: dict[Service, int] = dict.fromkeys(Service, 0)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._dubs = DubWork(
+            pool=pool,
+            store=store,
+            artifact_max_bytes=config.artifact_max_bytes,
+            poll_seconds=config.poll_seconds,
+            after_commit=lambda: self._after_commit(),
+        )
 
     @property
     def config(self) -> RunnerConfig:
@@ -318,7 +326,10 @@ class Runner:
             )
             await self._settle(run, JobStatus.FAILED, error=ProviderFailure(code, "").error())
             return
-        if state.status is TaskStatus.RUNNING:
+        if job.languages is not None and state.languages:
+            # A dubbing reported language by language: each settles on its own.
+            await follow_languages(self._dubs, run, provider, state)
+        elif state.status is TaskStatus.RUNNING:
             await self._poll_later(run, now)
         elif state.status is TaskStatus.FAILED:
             assert state.failure is not None
@@ -384,11 +395,15 @@ class Runner:
         output: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
     ) -> None:
-        settled = run.job.transition(status, _now(), output=output, error=error)
+        if run.job.languages is not None and output is None:
+            # A translation's delivered languages stay delivered (and charged) whatever ends it.
+            settled = ended_early(run.job, status, _now(), error)
+        else:
+            settled = run.job.transition(status, _now(), output=output, error=error)
         async with self._pool.acquire() as conn, conn.transaction():
             await record_transition(conn, settled, correlation_id=run.correlation_id)
         self._after_commit()
-        log.info("job_settled", status=status.value, error=(error or {}).get("code"))
+        log.info("job_settled", status=settled.status.value, error=(error or {}).get("code"))
 
     async def _poll_later(self, run: Run, now: datetime) -> None:
         at = now + timedelta(seconds=self._config.poll_seconds)

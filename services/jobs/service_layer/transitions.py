@@ -5,10 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from services.contracts.jobs import EVENT_FOR_STATUS, TERMINAL, JobStatus
+from services.contracts.jobs import (
+    EVENT_FOR_STATUS,
+    JOB_LANGUAGE_COMPLETED,
+    TERMINAL,
+    JobStatus,
+)
 from services.jobs.adapters import repository
 from services.jobs.domain.lifecycle import Job
-from services.jobs.metrics import JOB_QUEUE_DURATION, JOB_RUN_DURATION, JOB_TRANSITIONS
+from services.jobs.metrics import (
+    JOB_LANGUAGES,
+    JOB_QUEUE_DURATION,
+    JOB_RUN_DURATION,
+    JOB_TRANSITIONS,
+)
 from services.messaging import outbox
 from services.messaging.envelope import Envelope
 from services.messaging.topology import EVENTS
@@ -45,6 +55,28 @@ async def record_transition(
         env = Envelope(type=event_type, data=data, correlation_id=correlation_id or job.id)
     await outbox.stage(conn, EVENTS, event_type, env)
     observe(job)
+
+
+async def record_languages(
+    conn: Connection,
+    job: Job,
+    delivered: list[str],
+    *,
+    correlation_id: str | None,
+    next_check_at: datetime | None,
+) -> None:
+    """Save ``job`` with its languages moved on (version-checked: raises StaleJob) and stage one
+    ``job.language_completed`` per language in ``delivered``, each naming its language."""
+    await repository.save(conn, job, next_check_at=next_check_at)
+    snapshot = job.snapshot()
+    for language in delivered:
+        data = snapshot.model_copy(update={"language": language}).model_dump(mode="json")
+        env = Envelope(
+            type=JOB_LANGUAGE_COMPLETED, data=data, correlation_id=correlation_id or job.id
+        )
+        await outbox.stage(conn, EVENTS, JOB_LANGUAGE_COMPLETED, env)
+    for _ in delivered:
+        JOB_LANGUAGES.labels(job.service.value, "completed").inc()
 
 
 def observe(job: Job) -> None:

@@ -7,7 +7,13 @@ from typing import Any
 
 import orjson
 
-from services.contracts.jobs import JobSnapshot, iso, job_object
+from services.contracts.jobs import (
+    JOB_LANGUAGE_COMPLETED,
+    JobSnapshot,
+    iso,
+    job_object,
+    languages_of,
+)
 from services.contracts.webhooks import WEBHOOK_TEST, WebhookEvent
 
 
@@ -19,8 +25,21 @@ def job_event_body(event_id: str, type: str, created: datetime, job: JobSnapshot
         test=job.test,
         api_key_id=job.api_key_id,
         job=job_object(job),
+        data=language_data(job) if type == JOB_LANGUAGE_COMPLETED else None,
     )
     return _dump(event)
+
+
+def language_data(job: JobSnapshot) -> dict[str, Any]:
+    """``data`` of a ``job.language_completed`` event: the language its snapshot announces."""
+    for result in languages_of(job) or []:
+        if result.language == job.language:
+            return {
+                "language": result.language,
+                "output": result.output or {},
+                "completed_at": iso(result.completed_at) or "",
+            }
+    raise ValueError(f"job {job.job_id} announces no delivered language")
 
 
 def test_event_body(event_id: str, created: datetime, api_key_id: str) -> bytes:

@@ -1,4 +1,5 @@
-"""Consumer of ``webhooks.job-events``: each settled job becomes a delivery to its key's endpoint.
+"""Consumer of ``webhooks.job-events``: each settled job, and each language of a translation as
+it is delivered (``job.language_completed``), becomes a delivery to its key's endpoint.
 
 The event row, the delivery task and the inbox claim commit together, and the task is unique
 per (event, key): a redelivered job event queues nothing twice.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from services.contracts.jobs import SETTLED_EVENTS, JobSnapshot
+from services.contracts.jobs import JOB_LANGUAGE_COMPLETED, SETTLED_EVENTS, JobSnapshot
 from services.messaging.consumer import Handler
 from services.messaging.envelope import Envelope
 from services.webhooks.adapters import deliveries, endpoints, protection
@@ -60,4 +61,7 @@ async def job_settled(conn: Connection, env: Envelope) -> None:
     )
 
 
-HANDLERS: dict[str, Handler] = {event: job_settled for event in SETTLED_EVENTS}
+HANDLERS: dict[str, Handler] = {
+    **{event: job_settled for event in SETTLED_EVENTS},
+    JOB_LANGUAGE_COMPLETED: job_settled,  # the same event row and delivery, with its ``data``
+}
