@@ -2,7 +2,8 @@
 
 * The refusal's body is the error catalog's ``overloaded`` (services/contracts/errors.py), in
   the envelope every service answers (services/runtime/http.py), with a ``req_`` request id.
-* Held requests (an events stream read with ``wait``/``after``, an artifact download) are
+* Held requests (an events stream read with ``wait``/``after``, a job's live progress stream,
+  an artifact download) are
   recognised by the gateway's own rule (services/runtime/admission.py): at the edge they go to
   a backend with a roomy connection limit, so they never take a working slot.
 * Working requests go to a backend whose servers (the gateway replicas) each take at most
@@ -23,6 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.contracts import errors
 from services.runtime.admission import (
     EXEMPT_PATHS,
+    STREAM_INFIX,
     WAITING_PARAMS,
     WAITING_PREFIXES,
     WAITING_SUFFIX,
@@ -121,7 +123,8 @@ def _quoted(text: str) -> str:
 
 def held_acls() -> list[str]:
     """The gateway's rule for a held request (runtime/admission.py ``_waits``) as HAProxy ACLs:
-    a GET under a waiting prefix, or a GET of an events stream with a waiting parameter.
+    a GET under a waiting prefix, a GET of an events stream with a waiting parameter, or a GET
+    of a job's live progress stream (``…/jobs/{id}/events``, any query).
     Lines of one ACL name are OR-ed by HAProxy; names on one condition line are AND-ed; an
     ACL cannot name another, so the verdict is kept in a variable, read by the ACL ``held``."""
     return [
@@ -129,8 +132,10 @@ def held_acls() -> list[str]:
         f"acl held_prefix path_beg {' '.join(WAITING_PREFIXES)}",
         f"acl held_stream path_end {WAITING_SUFFIX}",
         *(f"acl held_param urlp({p}) -m found" for p in WAITING_PARAMS),
+        f"acl held_job path_sub {STREAM_INFIX}",
         "http-request set-var(txn.held) bool(true) if is_get held_prefix",
         "http-request set-var(txn.held) bool(true) if is_get held_stream held_param",
+        "http-request set-var(txn.held) bool(true) if is_get held_stream held_job",
         # Probes and scrapes answer whatever the load (the gateway's own exemption): they go
         # with the held requests, past the working slots.
         f"acl probe path {' '.join(sorted(EXEMPT_PATHS))}",

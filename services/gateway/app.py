@@ -24,6 +24,7 @@ from services.gateway.entrypoints import (
     edge,
     events,
     http,
+    job_stream,
     jobs_internal,
     keys_internal,
     payments_forward,
@@ -68,11 +69,16 @@ def create_app(settings: GatewaySettings) -> web.Application:
             settings, settings.downstream_connections, settings.held_event_connections
         )
     )
-    app[HELD] = HeldRequests(settings.max_held_requests, settings.held_event_connections)
+    app[HELD] = HeldRequests(
+        settings.max_held_requests,
+        settings.held_event_connections,
+        streams_per_key=settings.max_job_streams,
+    )
     app[IDEMPOTENCY_LEASE] = timedelta(seconds=settings.idempotency_lease_seconds)
     app[PUBLIC_BASE_URL] = settings.public_base_url.rstrip("/")
     app[IDEMPOTENCY_TTL] = timedelta(hours=settings.idempotency_ttl_hours)
     http.install(app, settings)
+    job_stream.install(app, settings)  # live progress: the streams' hub, the log's purge
     routes.add_routes(app)  # the route table: router and OpenAPI document from one list
     accounts_internal.add_routes(app)  # the dashboard's sign-up creates accounts
     dashboard_forward.install(app, settings)  # /dashboard, /api, /contact: the dashboard's pages

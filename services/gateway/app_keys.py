@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from services.gateway.adapters.job_wakeups import JobEventHub
 from services.gateway.adapters.ratelimit import Limit
 from services.gateway.adapters.waiter import SettledWaiter
 from services.gateway.domain.sandbox import Artifacts
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from services.gateway.entrypoints.dashboard_forward import Target
     from services.gateway.entrypoints.downstream import Downstream
     from services.gateway.entrypoints.held import HeldRequests
+    from services.gateway.entrypoints.job_stream import StreamSettings
     from services.gateway.entrypoints.request_log import RequestLog
 
 PUBLIC_BASE_URL = web.AppKey("public_base_url", str)
@@ -40,3 +42,6 @@ DASHBOARD_TARGET: web.AppKey[Target] = web.AppKey("dashboard_target")
 KEY_EXPIRY_NOTICE = web.AppKey("key_expiry_notice", timedelta)
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", dict)
 DOCS_HTML = web.AppKey("docs_html", bytes)
+# Live progress (entrypoints/job_stream.py): the streams of this process and their settings.
+JOB_EVENT_HUB = web.AppKey("job_event_hub", JobEventHub)
+JOB_STREAM: web.AppKey[StreamSettings] = web.AppKey("job_stream")

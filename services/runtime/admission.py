@@ -24,7 +24,8 @@ log binding, route metrics and error handling run for it; it still carries the o
 (``{"error": {...}}`` with its ``request_id``) and a ``Request-Id`` header, and is counted in
 ``clipmix_http_requests_total`` like every answer.
 
-Held requests (a ``GET`` of an events stream with ``wait=``/``after=``, an artifact download,
+Held requests (a ``GET`` of an events stream with ``wait=``/``after=``, a job's live progress
+stream ``…/jobs/{id}/events``, an artifact download,
 and a ``Prefer: wait`` create once it starts waiting, see :func:`hold`) cost no CPU while they
 wait: they count against ``held_limit`` (``CLIPMIX_MAX_WAITING_REQUESTS``) instead, never
 queue (past that bound they are refused at once), and cannot starve working ones of slots.
@@ -75,6 +76,9 @@ WAITING_PREFIXES = ("/artifacts/",)
 # ``after``), on the gateway (/api/v1/events) and the webhooks service (/internal/…/events).
 WAITING_SUFFIX = "/events"
 WAITING_PARAMS = ("wait", "after")
+# A job's live progress stream (``…/jobs/{id}/events``: the public route, the dashboard's page
+# stream and the gateway's internal one behind it) is held for its whole life, whatever its query.
+STREAM_INFIX = "/jobs/"
 # Shedding with gaps shorter than this is one overload episode (for ``grace_seconds``).
 EPISODE_GAP_SECONDS = 10.0
 # A queue that has not been empty for this long is a standing queue (CoDel's interval): the
@@ -91,7 +95,9 @@ def _waits(request: web.Request) -> bool:
         return False
     if request.path.startswith(WAITING_PREFIXES):
         return True
-    return request.path.endswith(WAITING_SUFFIX) and any(p in request.query for p in WAITING_PARAMS)
+    if not request.path.endswith(WAITING_SUFFIX):
+        return False
+    return STREAM_INFIX in request.path or any(p in request.query for p in WAITING_PARAMS)
 
 
 @dataclass

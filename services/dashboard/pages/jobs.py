@@ -1,5 +1,6 @@
 """``/dashboard/jobs``: the account's recent jobs (mode, status and service filters, newest first,
-in pages) and a job's page (input, output links, error, cost) with a Cancel button.
+in pages) and a job's page (input, output links, error, cost) with a Cancel button, kept up to
+date live by the job's event stream (``/dashboard/jobs/{id}/events``, dashboard/job_stream.py).
 
 The list and the job are the gateway's read model, as ``GET /api/v1/jobs`` answers them; Cancel
 is the public cancel's own code. Another account's job answers 404.
@@ -12,7 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from services.contracts.jobs import JobStatus, Service
-from services.dashboard import session
+from services.dashboard import job_stream, session
+from services.dashboard.app_keys import SETTINGS
 from services.dashboard.clients_keys import (
     NotYours,
     Refused,
@@ -111,8 +113,25 @@ async def job_page(request: web.Request) -> web.StreamResponse:
         "files": _outputs(job),
         "cancelable": job["status"] not in _SETTLED,
         "services": SERVICE_LABELS,
+        "live_state": live_state(job),
     }
     return render(request, "jobs/detail.html", context)
+
+
+def live_state(job: dict[str, Any]) -> str:
+    """What the page shows of the job, as static/job_live.js computes it from an event's job:
+    the page is rendered again only when an event changes it."""
+    languages = ",".join(
+        f"{entry.get('language')}:{entry.get('status')}" for entry in job.get("languages") or []
+    )
+    return f"{job['status']}|{round(float(job.get('progress') or 0) * 100)}|{languages}"
+
+
+@session.require_user
+async def job_events(request: web.Request) -> web.StreamResponse:
+    """The job page's live stream (static/job_live.js): the account's job only (404)."""
+    account = session.current_user(request).account_id
+    return await job_stream.relay(request, account, checked_id(request.match_info["job_id"]))
 
 
 @session.require_user
@@ -134,3 +153,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(PATH, jobs_page)
     app.router.add_get(PATH + "/{job_id}", job_page)
     app.router.add_post(PATH + "/{job_id}/cancel", cancel)
+    app.router.add_get(PATH + "/{job_id}/events", job_events)  # live progress (SSE)
+    app.cleanup_ctx.append(job_stream.context(app[SETTINGS]))

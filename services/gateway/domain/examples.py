@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from services.contracts import errors
@@ -240,3 +241,35 @@ STATUS = {
     "computed_at": DONE,
     "updated_at": DONE,
 }
+
+
+def job_stream() -> str:
+    """A live progress stream of a live music job, from accepted to completed."""
+    queued = {
+        **job(Service.MUSIC),
+        "status": "queued",
+        "test": False,
+        "started_at": None,
+        "completed_at": None,
+        "progress": 0.0,
+        "output": None,
+        "cost_credits": 60,
+    }
+    started = {**queued, "status": "processing", "started_at": CREATED}
+    done = {**job(Service.MUSIC), "test": False, "cost_credits": 60}
+    position = {"object": "queue_position", "job_id": JOB_ID, "queue_position": 2}
+    lines = ["retry: 2000", ""]
+    for event_id, event_type, data in (
+        (0, "job.queued", {"job": queued}),
+        (0, "queue_position", position),
+        (1, "job.started", {"job": started}),
+        (2, "job.completed", {"job": done}),
+    ):
+        lines += [f"id: {event_id}", f"event: {event_type}", f"data: {_json(data)}", ""]
+        if event_type == "job.started":
+            lines += [": heartbeat", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

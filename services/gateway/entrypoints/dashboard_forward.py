@@ -7,6 +7,10 @@ document. The request goes on with its cookies and form body (at most ``MAX_FORM
 ``X-Forwarded-For``/``-Proto``/``-Host`` and the internal token (which is how the dashboard
 knows the forwarded address can be believed). The answer comes back as it is, status,
 ``Location`` and every ``Set-Cookie`` included; redirects are the browser's to follow.
+
+A job page's live progress stream (``GET /dashboard/jobs/{id}/events``, Server-Sent Events) is
+passed on as it comes, chunk by chunk, without the page deadline, over a connection pool of its
+own (``STREAM_CONNECTIONS``): open job pages never take the connections other pages need.
 """
 
 from __future__ import annotations
@@ -36,6 +40,12 @@ MAX_FORM_BYTES = 64 * 1024
 DEADLINE_SECONDS = 10.0
 # Connections the gateway may hold open to the dashboard.
 CONNECTIONS = 32
+# Job pages' live streams: their own connections; past them a page's stream answers 503 (the
+# page still works, without live updates).
+STREAM_CONNECTIONS = 64
+# A stream's longest silence: the gateway's heartbeat (15 s by default) comes well before.
+STREAM_READ_SECONDS = 60.0
+_STREAM = re.compile(r"/dashboard/jobs/[A-Za-z0-9_]{1,64}/events")
 # A tail is plain path segments: never "." or ".." (an HTTP client would resolve them and the
 # request could land elsewhere on the dashboard), nothing percent-encoded.
 _SEGMENT = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9_.~-]{0,127}")
@@ -46,6 +56,7 @@ _REQUEST_HEADERS = (
     "Cookie",
     "If-Modified-Since",
     "If-None-Match",
+    "Last-Event-ID",
     "Origin",
     "User-Agent",
     "X-CSRF-Token",
@@ -73,8 +84,15 @@ _UNAVAILABLE = (
 
 
 class Target:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, token: str) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        token: str,
+        streams: aiohttp.ClientSession | None = None,
+    ) -> None:
         self.session = session
+        self.streams = streams or session
         self.base = URL(base_url.rstrip("/"))
         self.token = token
 
@@ -133,6 +151,8 @@ async def forward(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound()
     target = request.app[DASHBOARD_TARGET]
     url = target.base.with_path(raw_path, encoded=True).with_query(request.rel_url.query)
+    if request.method == "GET" and _STREAM.fullmatch(raw_path):
+        return await _stream(request, target, url)
     body = await _body(request)
     try:
         async with asyncio.timeout(DEADLINE_SECONDS):
@@ -157,10 +177,50 @@ async def forward(request: web.Request) -> web.StreamResponse:
         return _unavailable()
 
 
+def _answer_headers(answer: aiohttp.ClientResponse) -> CIMultiDict[str]:
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name in _ANSWER_HEADERS:
+        for value in answer.headers.getall(name, ()):
+            headers.add(name, value)
+    return headers
+
+
+async def _stream(request: web.Request, target: Target, url: URL) -> web.StreamResponse:
+    """A job page's event stream, passed on as each chunk arrives until either side ends."""
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=DEADLINE_SECONDS, sock_read=STREAM_READ_SECONDS
+    )
+    try:
+        async with asyncio.timeout(DEADLINE_SECONDS):  # the head, as any page's
+            answer = await target.streams.get(
+                url, headers=_headers(request, target.token), allow_redirects=False, timeout=timeout
+            )
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        log.warning("dashboard_unavailable", error=type(exc).__name__)
+        return _unavailable()
+    try:
+        if answer.status != 200:  # a sign-in redirect, 204, 404, 429: an ordinary answer
+            payload = await answer.content.read(MAX_FORM_BYTES)
+            return web.Response(status=answer.status, body=payload, headers=_answer_headers(answer))
+        response = web.StreamResponse(status=200, headers=_answer_headers(answer))
+        response.headers["X-Accel-Buffering"] = "no"
+        await response.prepare(request)
+        try:
+            async for chunk in answer.content.iter_any():
+                await response.write(chunk)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            log.info("dashboard_stream_ended", error=type(exc).__name__)  # the client resumes
+        return response
+    finally:
+        answer.release()
+
+
 def context(settings: ServiceSettings) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        async with new_session(CONNECTIONS) as session:
-            app[DASHBOARD_TARGET] = Target(session, settings.dashboard_url, settings.internal_token)
+        async with new_session(CONNECTIONS) as session, new_session(STREAM_CONNECTIONS) as streams:
+            app[DASHBOARD_TARGET] = Target(
+                session, settings.dashboard_url, settings.internal_token, streams
+            )
             yield
 
     return ctx

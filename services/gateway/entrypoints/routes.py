@@ -27,6 +27,7 @@ from services.gateway.entrypoints import (
     openapi,
     proxy,
     routes_forwarded,
+    routes_stream,
     routes_webhook_tools,
 )
 from services.gateway.entrypoints.openapi_builders import (
@@ -175,6 +176,7 @@ def table() -> Paths:
         **routes_forwarded.webhook_paths(),
         **routes_webhook_tools.paths(),
         **routes_forwarded.event_paths(),
+        **routes_stream.paths(),  # GET /api/v1/jobs/{id}/events: live progress (SSE)
         **routes_forwarded.public_paths(),
         "/internal/v1/accepted-jobs/{job_id}": {"get": internal(proxy.accepted_job)},
     }
