@@ -32,11 +32,13 @@ def _events(*types: str) -> tuple[tuple[str, str], ...]:
 # type it does not handle is a bug that goes to the dead-letter queue.
 QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec(JOBS_COMMANDS, ((COMMANDS, CreateJob.TYPE),)),
-    QueueSpec(GATEWAY_JOB_EVENTS, _events(*ALL_JOB_EVENTS)),
+    # job.language_completed too: live progress streams announce each delivered language.
+    QueueSpec(GATEWAY_JOB_EVENTS, _events(*ALL_JOB_EVENTS, JOB_LANGUAGE_COMPLETED)),
     # job.started too: it confirms a reservation's job exists (billing's reconciler skips it).
     QueueSpec(BILLING_JOB_EVENTS, _events(*ALL_JOB_EVENTS)),
-    # job.language_completed: only the webhooks service handles it (a delivery per language);
-    # the others see each language's result in the settled job's snapshot.
+    # job.language_completed: the webhooks service handles it (a delivery per language), and
+    # the gateway (a live progress event); the others see each language's result in the
+    # settled job's snapshot.
     QueueSpec(WEBHOOKS_JOB_EVENTS, _events(*SETTLED_EVENTS, JOB_LANGUAGE_COMPLETED)),
     QueueSpec(STATUS_JOB_EVENTS, _events(*ALL_JOB_EVENTS)),
     QueueSpec(STATUS_TRAFFIC, _events(TrafficReported.TYPE)),

@@ -1,13 +1,27 @@
-"""Job events move the gateway's read model on."""
+"""Job events move the gateway's read model on, and log what live progress streams send.
+
+The log row (adapters/job_log.py) is written in the same transaction as the read model, so
+every state a stream can see is logged exactly once (the inbox drops a redelivered message).
+A ``job.language_completed`` carries the version of the job's snapshot at that moment, which
+several languages delivered together share: the first moves the read model, the others are
+logged against the version it shows.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from services.contracts.jobs import ALL_JOB_EVENTS, JobSnapshot
-from services.gateway.adapters import jobs_view
+from services.contracts.jobs import (
+    ALL_JOB_EVENTS,
+    JOB_LANGUAGE_COMPLETED,
+    JobSnapshot,
+    iso,
+    job_object,
+    languages_of,
+)
+from services.gateway.adapters import job_log, jobs_view
 from services.messaging.consumer import Handler
 from services.messaging.envelope import Envelope
 
@@ -17,10 +31,32 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 
+def stream_data(snapshot: JobSnapshot, event_type: str) -> dict[str, Any]:
+    """What a live progress stream sends for this event: the job, and for a delivered
+    language, that language's result."""
+    data: dict[str, Any] = {"job": job_object(snapshot)}
+    if event_type == JOB_LANGUAGE_COMPLETED:
+        for result in languages_of(snapshot) or []:
+            if result.language == snapshot.language:
+                data["language"] = {
+                    "language": result.language,
+                    "output": result.output,
+                    "completed_at": iso(result.completed_at),
+                }
+    return data
+
+
 async def job_changed(conn: Connection, env: Envelope) -> None:
     snapshot = JobSnapshot.model_validate(env.data)
-    if not await jobs_view.apply(conn, snapshot):
+    applied = await jobs_view.apply(conn, snapshot)
+    if not applied and env.type != JOB_LANGUAGE_COMPLETED:
         log.debug("job_view_unchanged", version=snapshot.version)
+        return
+    data = stream_data(snapshot, env.type)
+    if not await job_log.append(conn, snapshot.job_id, snapshot.version, env.type, data):
+        log.debug("job_event_not_logged", version=snapshot.version)
 
 
-HANDLERS: dict[str, Handler] = {event: job_changed for event in ALL_JOB_EVENTS}
+HANDLERS: dict[str, Handler] = {
+    event: job_changed for event in (*ALL_JOB_EVENTS, JOB_LANGUAGE_COMPLETED)
+}
