@@ -158,7 +158,14 @@ EVENTS: dict[str, params.Rule] = {
     ),
     "wait": params.number_rule(0, EVENTS_MAX_WAIT_SECONDS),
     "type": params.choice_rule(
-        ("job.completed", "job.failed", "job.canceled", "endpoint.disabled", "keys.expiring")
+        (
+            "job.completed",
+            "job.failed",
+            "job.canceled",
+            "job.language_completed",
+            "endpoint.disabled",
+            "keys.expiring",
+        )
     ),
 }
 ARTIFACT: dict[str, params.Rule] = {

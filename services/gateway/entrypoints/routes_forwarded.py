@@ -303,6 +303,7 @@ def event_paths() -> Paths:
             "job.completed",
             "job.failed",
             "job.canceled",
+            "job.language_completed",
             "endpoint.disabled",
             "keys.expiring",
         ],
