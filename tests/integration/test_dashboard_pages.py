@@ -329,6 +329,41 @@ async def test_jobs_list_detail_and_cancel(stack, browsers) -> None:
     assert "Canceled" in page and "Cancel job" not in page
 
 
+def _language_rows(page: str) -> list[str]:
+    """The rows of a job page's Languages table."""
+    start = page.index("<tbody>", page.index('id="languages-title"'))
+    return re.findall(r"<tr>(.*?)</tr>", page[start : page.index("</tbody>", start)], re.S)
+
+
+async def test_a_translations_page_shows_each_language_with_its_status_and_error(
+    stack, browsers
+) -> None:
+    person = await sign_up(stack, browsers)
+    key = await first_key(stack, person)
+    body = {
+        "video_url": "https://cdn.example.com/talk.mp4",
+        "target_languages": ["es", "de"],
+        "tier": "standard",
+    }
+    made = {}
+    for scenario in ("", "fail=provider_error"):
+        headers = {"ClipMix-Sandbox-Scenario": scenario} if scenario else {}
+        answer = await call(
+            person.http, "POST", f"{stack.gateway.url}/api/v1/translations", key, json=body,
+            headers=headers,
+        )  # fmt: skip
+        assert answer.status == 201, answer.json()
+        made[scenario] = answer.json()["id"]
+    status, page = await person.get(f"/dashboard/jobs/{made['']}")
+    assert status == 200
+    rows = _language_rows(page)
+    assert [re.findall(r"<code>(\w+)</code>", r)[0] for r in rows] == ["es", "de"]
+    assert all("Completed" in r and "Dub · " in r for r in rows)
+    status, page = await person.get(f"/dashboard/jobs/{made['fail=provider_error']}")
+    rows = _language_rows(page)
+    assert len(rows) == 2 and all("Failed" in r and "provider_error" in r for r in rows)
+
+
 # --- another account's ids ---------------------------------------------------------------------
 
 

@@ -99,6 +99,20 @@ def _outputs(job: dict[str, Any]) -> list[dict[str, Any]]:
     return files
 
 
+def language_charge(job: dict[str, Any]) -> str | None:
+    """What a settled live translation that delivered only some languages was charged: each
+    language's share of its price (the price is per language), the rest released."""
+    entries = job.get("languages") or []
+    delivered = sum(1 for entry in entries if entry.get("status") == "completed")
+    if job.get("test") or job["status"] not in _SETTLED or not 0 < delivered < len(entries):
+        return None
+    charged = int(job.get("cost_credits") or 0) * delivered // len(entries)
+    return (
+        f"Charged for {delivered} of {len(entries)} languages: {charged:,} credits;"
+        " the other languages' credits were released."
+    )
+
+
 @session.require_user
 async def job_page(request: web.Request) -> web.StreamResponse:
     account = session.current_user(request).account_id
@@ -111,6 +125,8 @@ async def job_page(request: web.Request) -> web.StreamResponse:
         "job": job,
         "key": key,
         "files": _outputs(job),
+        "languages": job.get("languages") or [],
+        "charge": language_charge(job),
         "cancelable": job["status"] not in _SETTLED,
         "services": SERVICE_LABELS,
         "live_state": live_state(job),
