@@ -308,7 +308,9 @@ async def test_dry_run_answers_the_quote_and_creates_nothing(http, real, videos)
     assert dry.status == 200, dry.body
     assert (dry.json()["object"], dry.json()["credits"]) == ("quote", 2 * 2 * 120)
     async with real.gw.pool.acquire() as conn:
-        jobs = await conn.fetchval("SELECT count(*) FROM jobs WHERE account_id = $1", key.account_id)
+        jobs = await conn.fetchval(
+            "SELECT count(*) FROM jobs WHERE account_id = $1", key.account_id
+        )
         kept = await conn.fetchval(
             "SELECT count(*) FROM idempotency_keys WHERE api_key_id = $1", key.id
         )

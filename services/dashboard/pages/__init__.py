@@ -13,6 +13,7 @@ from services.dashboard.pages import (
     auth,
     credits,
     doctor,
+    estimate,
     jobs,
     keys,
     public,
@@ -29,4 +30,5 @@ MODULES: tuple[ModuleType, ...] = (
     jobs,
     credits,
     requests,
+    estimate,
 )

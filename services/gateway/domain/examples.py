@@ -243,6 +243,41 @@ STATUS = {
 }
 
 
+QUOTE_ID = "quo_01jd5m8kq2x7c4v9b3n6t1r0ab"
+QUOTE_EXPIRES = "2026-11-28T12:15:00.000Z"
+# What the documented example of each service's create costs under the price book of
+# migration 0003 (a translation's example source measured at 90 s: two started minutes).
+_QUOTE_CREDITS: dict[Service, tuple[int, str | None, dict[str, Any]]] = {
+    Service.MUSIC: (60, None, {}),
+    Service.TRANSLATIONS: (2 * 2 * (190 + 60), "premium", {"duration_seconds": 90}),
+    Service.FAMILY_VIDEOS: (250, "story", {}),
+    Service.AVATARS: (30 * 15, "balanced", {}),
+}
+
+
+def quote(service: Service, body: dict[str, Any]) -> dict[str, Any]:
+    """A quote of ``body`` (the service's documented create example)."""
+    credits, tier, measured = _QUOTE_CREDITS[service]
+    return {
+        "object": "quote",
+        "id": QUOTE_ID,
+        "service": service.value,
+        "test": False,
+        "credits": credits,
+        "price_version": 1,
+        "input": {**body, **measured},
+        "created_at": CREATED,
+        "expires_at": QUOTE_EXPIRES,
+        "eta": {
+            "tier": tier,
+            "window": "1h",
+            "samples": 42,
+            "p50_seconds": 38.5,
+            "p95_seconds": 71.2,
+        },
+    }
+
+
 def job_stream() -> str:
     """A live progress stream of a live music job, from accepted to completed."""
     queued = {

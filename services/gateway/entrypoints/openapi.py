@@ -13,7 +13,16 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from services.contracts import errors as catalog
-from services.contracts.billing import Balance, LedgerPage, LowBalance, LowBalanceUpdate, PriceBook
+from services.contracts.billing import (
+    QUOTE_HEADER,
+    Balance,
+    LedgerPage,
+    LowBalance,
+    LowBalanceUpdate,
+    PriceBook,
+    Quote,
+    QuoteRequest,
+)
 from services.contracts.event_catalog import EventTypeList
 from services.contracts.status import StatusSnapshot
 from services.contracts.webhook_doctor import (
@@ -66,6 +75,7 @@ _ANSWERS: tuple[type[BaseModel], ...] = (
     WebhookDeliveryDetail,
     WebhookDiagnosis,
     EventTypeList,
+    Quote,
 )
 _BODIES: tuple[type[BaseModel], ...] = (
     *CREATE_MODELS.values(),
@@ -74,6 +84,7 @@ _BODIES: tuple[type[BaseModel], ...] = (
     WebhookResume,
     WebhookRecoverRequest,
     WebhookDiagnoseRequest,
+    QuoteRequest,
 )
 
 # What each error status means on this API (the body is always the error shape); the codes
@@ -87,10 +98,12 @@ _ERRORS: dict[int, str] = {
     " has expired.",
     404: "No such resource for this account (another account's ids are 404 too).",
     405: "Method not allowed on this route.",
-    409: "Conflict: the Idempotency-Key is in use (`Retry-After`), or the resource cannot change.",
+    409: "Conflict: the Idempotency-Key is in use (`Retry-After`), the resource cannot change,"
+    " or the cited quote was used already.",
     413: "The request body is too large.",
     415: "The body must be application/json.",
-    422: "Idempotency-Key reused with another request, or no price applies.",
+    422: "Idempotency-Key reused with another request, no price applies, or the cited quote"
+    " expired or was of another input.",
     429: "Too much at once from this key; nothing was done. Retry after `Retry-After` seconds.",
     503: "Unavailable right now; nothing was done. Retry after `Retry-After` seconds.",
 }
@@ -146,6 +159,26 @@ def _components() -> dict[str, Any]:
             " `processing` that long before it settles. Comma-separated, each at most once.",
             "schema": {"type": "string"},
             "example": "fail=provider_timeout",
+        },
+        "QuoteId": {
+            "name": QUOTE_HEADER,
+            "in": "header",
+            "description": "A quote (`quo_…`, POST /api/v1/quotes) of this key's account and mode:"
+            " while it is valid the create is charged exactly its `credits`. Refused when it has"
+            " expired (422 `quote_expired`), when the body differs from the quoted input (422"
+            " `quote_mismatch`, `param` names the field), when another create used it (409"
+            " `quote_used`; a quote pays for one job) or when it is not this account's (404).",
+            "schema": {"type": "string", "pattern": "^quo_[0-9a-z]{26}$"},
+            "example": ex.QUOTE_ID,
+        },
+        "DryRun": {
+            "name": "dry_run",
+            "in": "query",
+            "description": "`true`: answer 200 with the create's quote (the same as POST"
+            " /api/v1/quotes) and create nothing: no job, no reservation, no Idempotency-Key"
+            " record.",
+            "schema": {"type": "string", "enum": ["true", "false"]},
+            "example": "true",
         },
         "JobId": {
             "name": "id",
@@ -211,6 +244,7 @@ _TAGS = (
     "family videos",
     "avatars",
     "jobs",
+    "quotes",
     "wallet",
     "webhooks",
     "status",

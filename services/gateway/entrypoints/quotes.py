@@ -13,15 +13,19 @@ from typing import Any
 
 from aiohttp import web
 
+from services.contracts import errors
 from services.contracts.billing import Quote, QuoteEta, QuoteRequest
 from services.contracts.jobs import Service
+from services.gateway.adapters.accounts import Caller
 from services.gateway.adapters.eta import ETA, tier_of
 from services.gateway.app_keys import GATEWAY
+from services.gateway.domain.keys import Mode
 from services.gateway.domain.refusals import Refusal
 from services.gateway.domain.requests import CREATE_MODELS, dump
 from services.gateway.entrypoints import inputs, refusals
 from services.gateway.entrypoints.http import CALLER, create_handler, validate
 from services.gateway.service_layer import CreateRequest, quote_input
+from services.runtime import params
 from services.runtime.http import REQUEST_ID, ApiError, json_response
 
 # Errors naming these are about the request, not a field of the quoted input.
@@ -35,13 +39,14 @@ def _in_input(err: ApiError) -> ApiError:
     return err
 
 
-async def quoted(request: web.Request, service: Service, payload: Any, *, nested: bool) -> Quote:
-    """The quote of a create of ``service`` with body ``payload`` by the calling key.
+async def quoted(
+    request: web.Request, caller: Caller, service: Service, payload: Any, *, nested: bool
+) -> Quote:
+    """The quote of a create of ``service`` with body ``payload`` by ``caller``.
 
     ``nested``: the body is the ``input`` of ``POST /api/v1/quotes`` (errors name
     ``input.<field>``); otherwise it is a create's own body (``?dry_run=true``).
     """
-    caller = request[CALLER]
     gateway = request.app[GATEWAY]
     try:
         body = validate(CREATE_MODELS[service], payload)
@@ -85,7 +90,30 @@ async def quoted(request: web.Request, service: Service, payload: Any, *, nested
 async def create_quote(request: web.Request) -> web.Response:
     payload = await inputs.json_body(request)
     body = validate(QuoteRequest, payload)
-    quote = await quoted(request, body.service, body.input, nested=True)
+    quote = await quoted(request, request[CALLER], body.service, body.input, nested=True)
+    return json_response(quote.model_dump(), 201)
+
+
+# The dashboard's Estimate page asks as the account, in the mode the person chose; billing is
+# told this key id (it has none: a person signed in).
+DASHBOARD_KEY = "dashboard"
+
+
+async def account_quote(request: web.Request) -> web.Response:
+    """``POST /internal/v1/accounts/{account_id}/quotes`` (the dashboard): the public quote's
+    body plus ``mode`` (test or live), answered as the public route answers."""
+    account_id = params.identifier(request.match_info["account_id"], param="account_id")
+    payload = await inputs.json_body(request)
+    if not isinstance(payload, dict):
+        raise errors.INVALID_BODY.error()
+    mode = payload.pop("mode", None)
+    if mode is None:
+        raise errors.PARAMETER_MISSING.error(param="mode", detail="Missing mode: test or live.")
+    if mode not in ("test", "live"):
+        raise errors.PARAMETER_INVALID.error(param="mode", detail="mode must be test or live.")
+    body = validate(QuoteRequest, payload)
+    caller = Caller(key_id=DASHBOARD_KEY, account_id=account_id, mode=Mode(mode))
+    quote = await quoted(request, caller, body.service, body.input, nested=True)
     return json_response(quote.model_dump(), 201)
 
 
@@ -99,7 +127,7 @@ def create_or_dry_run(service: Service) -> Callable[[web.Request], Awaitable[web
             return await create(request)
         inputs.scenario(request, request[CALLER].test)  # checked as the create checks it
         payload = await inputs.json_body(request)
-        quote = await quoted(request, service, payload, nested=False)
+        quote = await quoted(request, request[CALLER], service, payload, nested=False)
         return json_response(quote.model_dump())
 
     handler.__name__ = create.__name__

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
+from services.contracts.billing import Quote
 from services.contracts.jobs import Service
 from services.gateway.app_keys import DOCS_HTML, OPENAPI_DOCUMENT
 from services.gateway.domain import examples as ex
@@ -26,7 +27,9 @@ from services.gateway.entrypoints import (
     http,
     openapi,
     proxy,
+    quotes,
     routes_forwarded,
+    routes_quotes,
     routes_stream,
     routes_webhook_tools,
 )
@@ -45,6 +48,8 @@ _CREATE_HEADERS = [
     {"$ref": "#/components/parameters/IdempotencyKey"},
     {"$ref": "#/components/parameters/Prefer"},
     {"$ref": "#/components/parameters/SandboxScenario"},
+    {"$ref": "#/components/parameters/QuoteId"},
+    {"$ref": "#/components/parameters/DryRun"},
 ]
 _JOB_ID = [{"$ref": "#/components/parameters/JobId"}]
 # Paths of the create and read routes, per service.
@@ -70,12 +75,11 @@ def _job_paths() -> Paths:
         path = SERVICE_PATHS[service]
         model = CREATE_MODELS[service]
         example = (model.model_json_schema().get("examples") or [{}])[0]
-        statuses: tuple[int, ...] = (400, 401, 402, 403, 409, 413, 415, 422, 429, 503)
-        if service is Service.FAMILY_VIDEOS:
-            statuses = (*statuses, 404)
+        # 404: a music job (family videos) or a cited quote not of this account.
+        statuses: tuple[int, ...] = (400, 401, 402, 403, 404, 409, 413, 415, 422, 429, 503)
         paths[path] = {
             "post": op(
-                http.create_handler(service),
+                quotes.create_or_dry_run(service),
                 tag,
                 summary,
                 (model.__doc__ or "").strip()
@@ -88,6 +92,12 @@ def _job_paths() -> Paths:
                         job,
                         ex.job(service, example),
                         extra_headers=("Idempotent-Replayed", "Preference-Applied"),
+                    ),
+                    **ok(
+                        200,
+                        "`?dry_run=true`: the create's quote; no job, nothing reserved.",
+                        schema_ref(Quote),
+                        ex.quote(service, example),
                     ),
                     **errors(*sorted(statuses)),
                 },
@@ -172,6 +182,7 @@ def table() -> Paths:
     return {
         **_job_paths(),
         **_list_paths(),
+        **routes_quotes.paths(),
         **routes_forwarded.wallet_paths(),
         **routes_forwarded.webhook_paths(),
         **routes_webhook_tools.paths(),
