@@ -95,6 +95,14 @@ CREATE FUNCTION billing.ledger_problems() RETURNS TABLE(problem text)
                                                WHERE t.key = 'release:' || r.job_id)
         OR NOT EXISTS (SELECT 1 FROM transfers t WHERE t.key = 'reserve:' || r.job_id)
     UNION ALL
+    SELECT 'reservation ' || r.job_id || ' of ' || r.amount || ' is ' || r.state || ' but '
+           || coalesce(s.settled, 0) || ' was captured or released'
+      FROM reservations r LEFT JOIN (
+            SELECT job_id, sum(amount) settled FROM transfers
+             WHERE type IN ('capture', 'release') AND job_id IS NOT NULL
+             GROUP BY job_id) s USING (job_id)
+     WHERE coalesce(s.settled, 0) <> CASE WHEN r.state = 'held' THEN 0 ELSE r.amount END
+    UNION ALL
     SELECT 'capture ' || t.seq || ' drew ' || coalesce(d.drawn, 0) || ' of ' || t.amount
       FROM transfers t LEFT JOIN (SELECT transfer_seq, sum(amount) drawn FROM grant_draws
                                    GROUP BY transfer_seq) d ON d.transfer_seq = t.seq
@@ -259,6 +267,81 @@ BEGIN
     RETURN QUERY SELECT 'reserved'::text, p_amount, p_price_version, w.available;
 END $$;
 
+CREATE FUNCTION billing.settle_languages(p_job text, p_reason text, p_capture bigint, p_languages text[], p_releases bigint[]) RETURNS TABLE(outcome text, amount bigint, paid bigint, bonus bigint, released bigint)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+DECLARE
+    r reservations%ROWTYPE;
+    w wallets%ROWTYPE;
+    g record;
+    v_left bigint;
+    v_take bigint;
+    v_paid bigint := 0;
+    v_bonus bigint := 0;
+    v_grants bigint[] := '{}';
+    v_takes bigint[] := '{}';
+    v_seq bigint;
+    v_released bigint := coalesce((SELECT sum(a) FROM unnest(p_releases) a), 0);
+    i integer;
+BEGIN
+    IF p_capture <= 0 OR cardinality(p_languages) <> cardinality(p_releases)
+       OR EXISTS (SELECT 1 FROM unnest(p_releases) a WHERE a <= 0) THEN
+        RAISE EXCEPTION 'settle_languages %: a capture and positive releases, one per language',
+            p_job;
+    END IF;
+    -- As release(): one reserve or settlement of a job at a time.
+    PERFORM pg_advisory_xact_lock(hashtextextended('billing.reservation:' || p_job, 0));
+    UPDATE reservations SET state = 'captured', settled_at = now(), settle_reason = p_reason,
+                            confirmed_at = coalesce(confirmed_at, now())
+     WHERE job_id = p_job AND state = 'held'
+    RETURNING * INTO r;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT record_noop(p_job, 'capture', p_reason), 0::bigint, 0::bigint,
+                            0::bigint, 0::bigint;
+        RETURN;
+    END IF;
+    IF p_capture + v_released <> r.amount THEN
+        RAISE EXCEPTION 'settle_languages %: % captured + % released <> % reserved',
+            p_job, p_capture, v_released, r.amount;
+    END IF;
+    -- The delivered languages: reserved -> revenue / bonus_spent, bonus grants first.
+    UPDATE wallets SET reserved = wallets.reserved - p_capture
+     WHERE account_id = r.account_id RETURNING * INTO w;
+    v_left := p_capture;
+    FOR g IN SELECT id, kind, remaining FROM grants
+              WHERE account_id = r.account_id AND remaining > 0
+              ORDER BY (kind = 'paid'), id FOR UPDATE
+    LOOP
+        v_take := least(v_left, g.remaining);
+        UPDATE grants SET remaining = remaining - v_take WHERE id = g.id;
+        v_grants := v_grants || g.id;
+        v_takes := v_takes || v_take;
+        IF g.kind = 'bonus' THEN v_bonus := v_bonus + v_take; ELSE v_paid := v_paid + v_take; END IF;
+        v_left := v_left - v_take;
+        EXIT WHEN v_left = 0;
+    END LOOP;
+    IF v_left <> 0 THEN
+        RAISE EXCEPTION 'grants of % do not cover capture of %', r.account_id, p_job;
+    END IF;
+    v_seq := post_transfer('capture:' || p_job, r.account_id, 'capture', p_capture,
+        0, -p_capture, w.available, w.reserved, v_paid, v_bonus, p_job, NULL,
+        ARRAY['reserved', 'revenue', 'bonus_spent'], ARRAY[-p_capture, v_paid, v_bonus]);
+    INSERT INTO grant_draws (transfer_seq, grant_id, amount)
+    SELECT v_seq, gid, amt FROM unnest(v_grants, v_takes) AS t (gid, amt);
+    -- Each language not delivered: reserved -> available, a transfer of its own.
+    FOR i IN 1 .. cardinality(p_languages) LOOP
+        UPDATE wallets SET available = wallets.available + p_releases[i],
+                           reserved = wallets.reserved - p_releases[i]
+         WHERE account_id = r.account_id RETURNING * INTO w;
+        PERFORM post_transfer('release:' || p_job || ':' || p_languages[i], r.account_id,
+            'release', p_releases[i], p_releases[i], -p_releases[i], w.available, w.reserved,
+            0, 0, p_job, p_languages[i],
+            ARRAY['reserved', 'available'], ARRAY[-p_releases[i], p_releases[i]]);
+    END LOOP;
+    RETURN QUERY SELECT 'captured'::text, p_capture, v_paid, v_bonus, v_released;
+END $$;
+
 CREATE TABLE billing.checkouts (
     session_id text NOT NULL,
     account_id text NOT NULL,
@@ -404,6 +487,23 @@ CREATE TABLE billing.purchases (
     CONSTRAINT purchases_usd_cents_check CHECK ((usd_cents > 0))
 );
 
+CREATE TABLE billing.quotes (
+    id text NOT NULL,
+    account_id text NOT NULL,
+    test boolean NOT NULL,
+    service text NOT NULL,
+    input jsonb NOT NULL,
+    credits bigint NOT NULL,
+    price_version integer NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    job_id text,
+    used_at timestamp with time zone,
+    CONSTRAINT quotes_check CHECK (((job_id IS NULL) = (used_at IS NULL))),
+    CONSTRAINT quotes_check1 CHECK ((test OR (credits > 0))),
+    CONSTRAINT quotes_credits_check CHECK ((credits >= 0))
+);
+
 CREATE TABLE billing.reservations (
     job_id text NOT NULL,
     account_id text NOT NULL,
@@ -534,6 +634,9 @@ ALTER TABLE ONLY billing.purchases
 ALTER TABLE ONLY billing.purchases
     ADD CONSTRAINT purchases_pkey PRIMARY KEY (reference);
 
+ALTER TABLE ONLY billing.quotes
+    ADD CONSTRAINT quotes_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY billing.reservations
     ADD CONSTRAINT reservations_pkey PRIMARY KEY (job_id);
 
@@ -562,6 +665,10 @@ CREATE INDEX grants_open ON billing.grants USING btree (account_id, id) WHERE (r
 CREATE INDEX inbox_handled_at ON billing.inbox USING btree (handled_at);
 
 CREATE INDEX postings_by_account ON billing.postings USING btree (account_id, ledger_account);
+
+CREATE UNIQUE INDEX quotes_by_job ON billing.quotes USING btree (job_id) WHERE (job_id IS NOT NULL);
+
+CREATE INDEX quotes_expiry ON billing.quotes USING btree (expires_at);
 
 CREATE INDEX reservations_unconfirmed ON billing.reservations USING btree (created_at) WHERE ((state = 'held'::text) AND (confirmed_at IS NULL));
 
