@@ -54,8 +54,25 @@ def _output(service: Service, body: dict[str, Any]) -> dict[str, Any]:
     return {"artifacts": [_artifact("video/mp4")]}
 
 
+def _languages(service: Service, output: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """A translation's ``languages``: each dubbed language with its dub (others: null)."""
+    if service is not Service.TRANSLATIONS:
+        return None
+    return [
+        {
+            "language": dub["language"],
+            "status": "completed",
+            "output": {k: v for k, v in dub.items() if k != "language"},
+            "error": None,
+            "completed_at": DONE,
+        }
+        for dub in output["dubs"]
+    ]
+
+
 def job(service: Service, body: dict[str, Any] | None = None) -> dict[str, Any]:
     body = body or {"prompt": "a lullaby for a rainy day", "duration_seconds": 60}
+    output = _output(service, body)
     return {
         "id": JOB_ID,
         "object": "job",
@@ -67,9 +84,10 @@ def job(service: Service, body: dict[str, Any] | None = None) -> dict[str, Any]:
         "completed_at": DONE,
         "progress": 1.0,
         "input": body,
-        "output": _output(service, body),
+        "output": output,
         "error": None,
         "cost_credits": 0,
+        "languages": _languages(service, output),
     }
 
 
