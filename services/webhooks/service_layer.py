@@ -124,9 +124,12 @@ class Webhooks:
         return endpoint
 
     async def delete(self, api_key_id: str, account_id: str) -> None:
+        """Remove the endpoint; what it held becomes failed deliveries (purged with the rest
+        after the retention), as queued ones fail with ``endpoint_removed``."""
         await self.get(api_key_id, account_id)
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire() as conn, conn.transaction():
             await endpoints.delete(conn, api_key_id)
+            await protection.fail_held(conn, api_key_id)
 
     async def carry_over(
         self, from_key_id: str, to_key_id: str, account_id: str

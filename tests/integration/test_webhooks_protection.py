@@ -286,3 +286,23 @@ async def _publish_notice(infra: Infra, notice: KeyExpiring) -> None:
             aio_pika.Message(env.to_json(), content_type="application/json"),
             routing_key=WEBHOOKS_NOTICES,
         )
+
+
+async def test_deleting_a_paused_endpoint_fails_what_it_held(infra: Infra) -> None:
+    key = new_key()
+    async with running_webhooks(infra) as service, receiving() as receiver:
+        await configure(service, key, receiver)
+        await service.call("POST", "/pause", key=key)
+        await publish_job_event(infra.amqp_url, job_snapshot(key))
+
+        async def one_held() -> bool:
+            return bool((await endpoint(service, key))["held_events"] == 1)
+
+        await eventually(one_held)
+        status, _ = await service.call("DELETE", "", key=key)
+        assert status == 200
+        status, failed = await service.call(
+            "GET", "/internal/v1/webhooks/failed", params={"key_id": key.id}
+        )
+        assert len(failed["data"]) == 1  # not held forever: purged with the rest, recoverable
+        assert receiver.received == []

@@ -63,11 +63,7 @@ async def resume(conn: Connection, api_key_id: str, deliver_held: bool) -> int |
     if not found:
         return None
     if not deliver_held:
-        await conn.execute(
-            "UPDATE deliveries SET state = 'failed', finished_at = now()"
-            " WHERE api_key_id = $1 AND state = 'held'",
-            api_key_id,
-        )
+        await fail_held(conn, api_key_id)
         return 0
     status = await conn.execute(
         "WITH locked AS ("
@@ -89,6 +85,16 @@ async def resume(conn: Connection, api_key_id: str, deliver_held: bool) -> int |
     if released:
         await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
     return released
+
+
+async def fail_held(conn: Connection, api_key_id: str) -> int:
+    """The key's held deliveries become failed ones (a recovery may send them later)."""
+    status = await conn.execute(
+        "UPDATE deliveries SET state = 'failed', finished_at = now()"
+        " WHERE api_key_id = $1 AND state = 'held'",
+        api_key_id,
+    )
+    return int(status.split()[-1])
 
 
 async def succeeded(conn: Connection, api_key_id: str) -> None:
