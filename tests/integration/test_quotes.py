@@ -23,7 +23,7 @@ from services.billing.config import BillingSettings
 from services.contracts.billing import QUOTE_HEADER, Price
 from services.contracts.ids import new_id
 from services.contracts.jobs import JobSnapshot, JobStatus, Service
-from services.gateway.adapters import accounts, jobs_view
+from services.gateway.adapters import accounts, eta, jobs_view
 from services.gateway.domain import media
 from services.gateway.domain.keys import Mode
 from services.runtime.internal import TOKEN_HEADER
@@ -336,6 +336,9 @@ async def test_dry_run_answers_the_quote_and_creates_nothing(http, real, videos)
         ("music?dry_run=yes", SONG, {}, "dry_run"),
         ("music?dry_run=true", {**SONG, "duration_seconds": 1}, {}, "duration_seconds"),
         ("music", SONG, {QUOTE_HEADER: "quote-1"}, QUOTE_HEADER),
+        # A dry run acts on no header, but checks each as the create does.
+        ("music?dry_run=true", SONG, {"Idempotency-Key": "k" * 256}, "Idempotency-Key"),
+        ("music?dry_run=true", SONG, {QUOTE_HEADER: "quo_x"}, QUOTE_HEADER),
     ],
 )
 async def test_inputs_are_checked_as_the_create_checks_them(
@@ -410,3 +413,58 @@ async def test_the_eta_is_p50_and_p95_of_the_last_hours_live_completions(http, r
     }
     moment = (await quote_of(http, real, key, "family_videos", {**body, "mode": "moment"}))["eta"]
     assert (moment["tier"], moment["samples"]) == ("moment", 0)
+
+
+async def test_the_eta_query_reads_its_partial_index(real) -> None:
+    """The figures come from one range of ``jobs_completed_live``: the query's tier expression
+    is the index's, so the planner can use it (sequential scans off to ask only that)."""
+    async with real.gw.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        rows = await conn.fetch(
+            "EXPLAIN " + eta._QUERY, "family_videos", "chronicle", timedelta(hours=1), 10_000
+        )
+    plan = "\n".join(r[0] for r in rows)
+    assert "jobs_completed_live" in plan, plan
+    assert "Seq Scan" not in plan, plan
+
+
+# --- billing's side: a quote freed only when its job was never accepted --------------------------
+
+
+async def test_a_release_of_a_never_accepted_job_frees_its_quote(http, real) -> None:
+    key = await real.live_key(http)
+    quote = await quote_of(http, real, key, "music", SONG)
+
+    async def reserve(job_id: str) -> tuple[int, dict[str, Any]]:
+        body = {
+            "job_id": job_id,
+            "account_id": key.account_id,
+            "service": "music",
+            "input": quote["input"],
+            "quote_id": quote["id"],
+        }
+        async with http.post(
+            f"{real.billing_url}/internal/v1/reservations",
+            json=body,
+            headers={TOKEN_HEADER: INTERNAL_TOKEN},
+        ) as r:
+            return r.status, await r.json()
+
+    async def release(job_id: str, reason: str) -> None:
+        async with http.post(
+            f"{real.billing_url}/internal/v1/reservations/{job_id}/release",
+            json={"reason": reason},
+            headers={TOKEN_HEADER: INTERNAL_TOKEN},
+        ) as r:
+            assert r.status == 200, await r.text()
+
+    first, second, third = new_id("job"), new_id("job"), new_id("job")
+    assert (await reserve(first))[0] == 201
+    assert (await reserve(first))[0] == 200  # the gateway's retry of the same job: a repeat
+    await release(first, "gateway_transaction_failed")  # never accepted: the quote is free
+    status, held = await reserve(second)
+    assert (status, held["amount"]) == (201, 30)
+    await release(second, "reconciled_failed")  # the job ran and failed: the quote stays used
+    status, refused = await reserve(third)
+    assert (status, refused["error"]["code"]) == (409, "quote_used")
+    assert second in refused["error"]["message"]

@@ -125,7 +125,12 @@ def create_or_dry_run(service: Service) -> Callable[[web.Request], Awaitable[web
     async def handler(request: web.Request) -> web.Response:
         if not inputs.dry_run(request):
             return await create(request)
-        inputs.scenario(request, request[CALLER].test)  # checked as the create checks it
+        # Every header is checked as the create checks it, none is acted on: the key is not
+        # claimed nor kept, nothing waits, no quote is used.
+        inputs.idempotency_key(request)
+        inputs.prefer_wait(request.headers.get("Prefer"))
+        inputs.scenario(request, request[CALLER].test)
+        inputs.quote_id(request)
         payload = await inputs.json_body(request)
         quote = await quoted(request, request[CALLER], service, payload, nested=False)
         return json_response(quote.model_dump())
