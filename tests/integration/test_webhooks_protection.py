@@ -18,6 +18,7 @@ from services.contracts.notices import EndpointDisabled, KeyExpiring
 from services.contracts.routing import WEBHOOKS_NOTICES
 from services.messaging.envelope import Envelope
 from services.messaging.topology import EVENTS
+from services.runtime import db
 from tests.infra import Infra
 from tests.integration.conftest import eventually
 from tests.webhooks_support import (
@@ -305,4 +306,32 @@ async def test_deleting_a_paused_endpoint_fails_what_it_held(infra: Infra) -> No
             "GET", "/internal/v1/webhooks/failed", params={"key_id": key.id}
         )
         assert len(failed["data"]) == 1  # not held forever: purged with the rest, recoverable
+        assert receiver.received == []
+
+
+async def test_a_task_whose_lease_ran_out_while_paused_is_held_not_sent(infra: Infra) -> None:
+    """A process died mid-attempt, then the endpoint was paused: when the lease runs out the
+    task is due again, and the claim holds it instead of sending it."""
+    key = new_key()
+    async with running_webhooks(infra) as service, receiving() as receiver:
+        await configure(service, key, receiver)
+        await service.call("POST", "/pause", key=key)
+        await publish_job_event(infra.amqp_url, job_snapshot(key))
+
+        async def one_held() -> bool:
+            return bool((await endpoint(service, key))["held_events"] == 1)
+
+        await eventually(one_held)
+        pool = await db.create_pool(infra.database_url, "webhooks", min_size=1, max_size=1)
+        try:  # as a dead process's lease leaves it: pending, due, lease over
+            await pool.execute(
+                "UPDATE deliveries SET state = 'pending', next_attempt_at = now(),"
+                " claim_token = 'dead', claimed_until = now() - interval '1 second'"
+                " WHERE api_key_id = $1",
+                key.id,
+            )
+            await eventually(one_held)
+        finally:
+            await pool.close()
+        await asyncio.sleep(0.3)
         assert receiver.received == []

@@ -130,6 +130,10 @@ _TARGET = (
 )
 
 
+# Whether a claimed task is to be held instead (its endpoint is not enabled; never a test fire).
+_HOLD = "(e.status IS NOT NULL AND e.status <> 'enabled' AND d.trigger <> 'test')"
+
+
 def _claimed(row: Any, token: str) -> Claimed:
     keys = [] if row["secret"] is None else [bytes(row["secret"])]
     if row["previous"] is not None:
@@ -186,10 +190,16 @@ async def claim_due(
         "  WHERE d.state = 'pending' AND (d.claimed_until IS NULL OR d.claimed_until < now())"
         "  FOR UPDATE OF d SKIP LOCKED"
         ")"
-        " UPDATE deliveries d SET claim_token = $5,"
-        "   claimed_until = now() + make_interval(secs => $6)"
+        # A task of an endpoint paused or disabled since it was queued (its lease ran out
+        # meanwhile, say) is held here instead of sent.
+        " UPDATE deliveries d SET"
+        f"   state = CASE WHEN {_HOLD} THEN 'held' ELSE d.state END,"
+        f"   next_attempt_at = CASE WHEN {_HOLD} THEN NULL ELSE d.next_attempt_at END,"
+        f"   claim_token = CASE WHEN {_HOLD} THEN NULL ELSE $5 END,"
+        f"   claimed_until = CASE WHEN {_HOLD} THEN NULL"
+        "     ELSE now() + make_interval(secs => $6) END"
         " FROM locked LEFT JOIN endpoints e ON e.api_key_id = locked.api_key_id"
-        f" WHERE d.id = locked.id RETURNING {_CLAIMED}, {_TARGET}",
+        f" WHERE d.id = locked.id RETURNING {_CLAIMED}, {_TARGET}, d.state",
         list(busy),
         list(busy.values()),
         per_key,
@@ -199,7 +209,7 @@ async def claim_due(
         full,
         _SCAN,
     )
-    return [_claimed(r, token) for r in rows]
+    return [_claimed(r, token) for r in rows if r["state"] == "pending"]
 
 
 async def claim_one(conn: Connection, delivery_id: str, token: str) -> Claimed | None:
