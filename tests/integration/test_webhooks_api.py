@@ -44,7 +44,12 @@ async def test_put_creates_with_the_secret_once_then_changes_without_it(service:
     assert status == 200
     assert "secret" not in changed
     assert changed["url"] == "http://127.0.0.1:9/b"
-    assert changed["events"] == ["job.completed", "job.failed", "job.canceled"]
+    assert changed["events"] == [  # every job event when none are named
+        "job.completed",
+        "job.failed",
+        "job.canceled",
+        "job.language_completed",
+    ]
 
     status, shown = await service.call("GET", "", key=key)
     assert status == 200 and "secret" not in shown and shown["url"].endswith("/b")
