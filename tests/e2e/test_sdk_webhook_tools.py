@@ -143,11 +143,16 @@ def _iso(moment: datetime) -> str:
 
 
 async def _held(client: clipmix.AsyncClient, count: int) -> clipmix.WebhookEndpoint:
-    async def reached() -> clipmix.WebhookEndpoint | None:
-        endpoint = await client.webhook_endpoint.get()
-        return endpoint if endpoint.held_events == count else None
+    seen: list[clipmix.WebhookEndpoint] = []
 
-    found: clipmix.WebhookEndpoint = await _eventually(reached, what=f"{count} held events")
+    async def reached() -> clipmix.WebhookEndpoint | None:
+        seen.append(await client.webhook_endpoint.get())
+        return seen[-1] if seen[-1].held_events == count else None
+
+    try:
+        found: clipmix.WebhookEndpoint = await _eventually(reached, what=f"{count} held")
+    except TimeoutError:
+        raise AssertionError(f"not {count} held events: last seen {seen[-1:]}") from None
     return found
 
 
@@ -270,8 +275,10 @@ async def test_an_outage_disables_and_recover_delivers_each_failed_event_once_in
         assert endpoint.disabled_reason == "failing" and endpoint.failing_since
         for n in range(2, 4):
             jobs.append((await client.music.create(prompt=f"while disabled {n}")).id)
-            await _held(client, n - 1)
+            await _job_event_ids(client, jobs)  # one at a time: the events' order is the jobs'
         event_ids = await _job_event_ids(client, jobs)
+        # Both held; so is the event that disabled it when it had a try left.
+        assert (await client.webhook_endpoint.get()).held_events in (2, 3)
         disabled_event = await _eventually(lambda: _disabled_event(client))
         assert isinstance(disabled_event, clipmix.EndpointDisabledEvent)
         assert disabled_event.data is not None and disabled_event.data.reason == "failing"
