@@ -36,6 +36,7 @@ EVENT_LABELS = {
     "job.completed": "Job completed",
     "job.failed": "Job failed",
     "job.canceled": "Job canceled",
+    "job.language_completed": "A translation's language delivered",
 }
 
 
