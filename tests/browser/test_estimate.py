@@ -82,3 +82,13 @@ async def test_a_refused_field_is_named_and_a_test_estimate_is_free(page: Page) 
     await expect(page.get_by_test_id("credits")).to_have_text("0")
     await expect(page.get_by_text("test mode: sandbox jobs are free")).to_be_visible()
     await expect(page.get_by_test_id("eta-basis")).to_contain_text("No live Faceswap & avatars job")
+
+
+async def test_the_estimate_page_on_a_phone(phone: Page) -> None:
+    await sign_up(phone)
+    await phone.goto("/dashboard/estimate?service=translations")
+    await phone.get_by_role("button", name="Estimate").click()
+    # A test key's quote: nothing is measured, nothing is charged, the form stays usable.
+    await expect(phone.get_by_test_id("credits")).to_have_text("0")
+    await check_a11y(phone)
+    assert await phone.evaluate("() => document.documentElement.scrollWidth") <= 390
