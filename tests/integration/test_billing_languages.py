@@ -16,7 +16,7 @@ from services.billing.adapters import ledger, prices
 from services.billing.app import MIGRATIONS
 from services.billing.domain.pricing import top_up
 from services.billing.entrypoints import events
-from services.contracts.jobs import JobSnapshot, JobStatus, Service
+from services.contracts.jobs import JobSnapshot, JobStatus, LanguageResult, Service
 from services.messaging.envelope import Envelope
 from services.runtime import db
 from tests.infra import Infra
@@ -70,12 +70,12 @@ def _event(type: str, job: str, account: str, status: JobStatus, delivered: set[
         cost_credits=360,
         created_at=datetime.now(UTC),
         version=5,
-        languages=languages,  # type: ignore[arg-type]
+        languages=[LanguageResult.model_validate(entry) for entry in languages],
     )
     return Envelope(type=type, data=snapshot.model_dump(mode="json"), correlation_id=job)
 
 
-async def _moves(conn: asyncpg.Connection, account: str, job: str) -> list[tuple[Any, ...]]:
+async def _moves(conn: Any, account: str, job: str) -> list[tuple[Any, ...]]:
     page = await ledger.ledger_page(conn, account, 20, None)
     assert page is not None
     return sorted((e.type, e.amount, e.reference) for e in page.data if e.job_id == job)

@@ -204,10 +204,10 @@ def test_only_queues_whose_consumer_handles_it_receive_job_language_completed() 
     assert WEBHOOKS_JOB_EVENTS in bound
     for queue in bound:
         assert JOB_LANGUAGE_COMPLETED in handlers[queue.split(".")[0]], queue
-    for queue in QUEUES:  # and every queue bound to a job event handles what it is bound to
-        service = queue.name.split(".")[0]
-        if service in handlers and queue.name.endswith("job-events"):
-            assert {t for _, t in queue.bindings} <= set(handlers[service]), queue.name
+    for spec in QUEUES:  # and every queue bound to a job event handles what it is bound to
+        service = spec.name.split(".")[0]
+        if service in handlers and spec.name.endswith("job-events"):
+            assert {t for _, t in spec.bindings} <= set(handlers[service]), spec.name
 
 
 # --- simulator: the dubbing's languages ---------------------------------------------------------
