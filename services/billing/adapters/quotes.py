@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from services.billing.domain.quotes import Quoted
@@ -59,12 +59,14 @@ async def create(
     )
 
 
-async def lock(conn: Connection, quote_id: str) -> Quoted | None:
+async def lock(conn: Connection, quote_id: str) -> tuple[Quoted | None, datetime]:
     """The quote, locked until the end of the transaction (two creates citing one quote take
-    turns: the second sees it used)."""
+    turns: the second sees it used), and the database's time: a quote's expiry is the
+    database's time, as its ``expires_at`` was, whatever this host's clock says."""
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM quotes WHERE id = $1 FOR UPDATE", quote_id)
+    now: datetime = await conn.fetchval("SELECT clock_timestamp()")  # once the lock is held
     if row is None:
-        return None
+        return None, now
     return Quoted(
         id=row["id"],
         account_id=row["account_id"],
@@ -75,7 +77,7 @@ async def lock(conn: Connection, quote_id: str) -> Quoted | None:
         price_version=row["price_version"],
         expires_at=row["expires_at"],
         job_id=row["job_id"],
-    )
+    ), now
 
 
 async def use(conn: Connection, quote_id: str, job_id: str) -> None:

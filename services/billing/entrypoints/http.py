@@ -117,7 +117,7 @@ async def _reserve_quoted(request: web.Request, body: ReservationRequest) -> led
     in the reservation's transaction (a refused or unfunded create leaves the quote unused)."""
     assert body.quote_id is not None
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        found = await quotes.lock(conn, body.quote_id)
+        found, now = await quotes.lock(conn, body.quote_id)
         refusal = quote_rules.check(
             found,
             account_id=body.account_id,
@@ -125,7 +125,7 @@ async def _reserve_quoted(request: web.Request, body: ReservationRequest) -> led
             service=body.service.value,
             input=body.input,
             job_id=body.job_id,
-            now=datetime.now(UTC),
+            now=now,
         )
         if refusal is not None:
             raise _quote_refused(refusal, found, body.quote_id)
