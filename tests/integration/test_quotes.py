@@ -468,3 +468,21 @@ async def test_a_release_of_a_never_accepted_job_frees_its_quote(http, real) -> 
     status, refused = await reserve(third)
     assert (status, refused["error"]["code"]) == (409, "quote_used")
     assert second in refused["error"]["message"]
+
+
+async def test_the_dashboards_account_quote_is_internal_and_names_its_mode(http, real) -> None:
+    key = await real.live_key(http)
+    url = f"{real.gw.url}/internal/v1/accounts/{key.account_id}/quotes"
+    body = {"mode": "live", "service": "music", "input": SONG}
+    async with http.post(url, json=body) as r:
+        assert r.status == 404  # no internal token: not a route at all
+    token = {TOKEN_HEADER: INTERNAL_TOKEN}
+    async with http.post(url, json={**body, "mode": None}, headers=token) as r:
+        assert (r.status, (await r.json())["error"]["param"]) == (400, "mode")
+    async with http.post(url, json=body, headers=token) as r:
+        live = await r.json()
+        assert r.status == 201, live
+    assert (live["test"], live["credits"]) == (False, 30)
+    # The person's quote is the account's: its live key's create may cite it.
+    made = await call(http, "POST", real.url("music"), key, json=SONG, headers=cite(live))
+    assert (made.status, made.json()["cost_credits"]) == (201, 30)
