@@ -16,7 +16,11 @@ import aiohttp
 import pytest
 
 from services.contracts import errors
+from services.contracts.jobs import JobStatus
 from services.edge.haproxy import EdgeSettings, render
+from services.gateway.domain.jobs import snapshot
+from services.gateway.entrypoints import events
+from services.messaging.envelope import Envelope
 from services.runtime.http import error_payload
 from tests.infra import Infra, free_port
 from tests.integration.gateway_harness import (
@@ -28,6 +32,7 @@ from tests.integration.gateway_harness import (
     gateway,
     new_key,
 )
+from tests.sse_support import Reader
 from tests.tools import require
 
 pytestmark = pytest.mark.timeout(90)
@@ -164,6 +169,50 @@ async def test_held_reads_pass_while_every_working_slot_is_taken(
     assert fake.hold is not None
     fake.hold.set()
     await asyncio.gather(*busy)
+
+
+async def test_a_jobs_event_stream_is_held_at_the_edge_and_streams_through_it(
+    http: aiohttp.ClientSession, edge: str, gw: Gateway, fake: FakeServices
+) -> None:
+    key = await new_key(gw.pool)
+    created = await call(
+        http,
+        "POST",
+        f"{gw.url}/api/v1/music",
+        key,
+        json=SONG,
+        headers={"ClipMix-Sandbox-Scenario": "delay=2"},
+    )
+    assert created.status == 201, created.body
+    job_id = created.json()["id"]
+    busy = await _hold_slots(http, edge, fake, gw)
+    # Every working slot is taken, yet the stream (no wait/after in its query) is served, and
+    # its events pass through the edge as they come: the first long before the job settles.
+    async with http.get(f"{edge}/api/v1/jobs/{job_id}/events", headers=key.auth) as response:
+        assert response.status == 200, await response.text()
+        reader = Reader(response)
+        first = await reader.next(timeout=1.5)
+        assert first is not None and first.type == "job.started"
+        await _settle(gw, job_id)  # as the jobs service's event would (none runs here)
+        rest = await reader.rest(timeout=5)
+    assert [e.type for e in rest] == ["job.completed"]
+    # The dashboard's job page stream is held too (whatever the dashboard answers here).
+    page = await call(http, "GET", f"{edge}/dashboard/jobs/{job_id}/events")
+    assert not (page.status == 503 and b"overloaded" in page.body), page.body
+    assert fake.hold is not None
+    fake.hold.set()
+    await asyncio.gather(*busy)
+
+
+async def _settle(gw: Gateway, job_id: str) -> None:
+    async with gw.pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
+        assert row is not None
+        done = snapshot(dict(row)).model_copy(
+            update={"status": JobStatus.COMPLETED, "version": 1, "progress": 1.0}
+        )
+        env = Envelope(type="job.completed", data=done.model_dump(mode="json"), correlation_id="t")
+        await events.job_changed(conn, env)
 
 
 async def test_with_no_gateway_up_the_edge_says_unavailable(
