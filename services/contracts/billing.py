@@ -99,7 +99,11 @@ class LedgerEntry(_Answer):
         0, description="purchase: bonus credits granted; capture: bonus credits spent."
     )
     job_id: str | None = None
-    reference: str | None = Field(None, description="The payment reference of a purchase.")
+    reference: str | None = Field(
+        None,
+        description="The payment reference of a purchase; on a release of one language of a"
+        " translation (charged only for the languages delivered), that language.",
+    )
     created_at: str = Field(description="RFC 3339, UTC.")
 
 
