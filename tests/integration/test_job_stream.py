@@ -362,3 +362,29 @@ async def test_the_dashboards_internal_stream_is_the_accounts_only(
                 ("0", "queue_position"),
                 ("1", "job.canceled"),
             ]
+
+
+async def test_languages_delivered_as_the_job_settles_come_before_its_final_event(
+    infra: Infra, http: aiohttp.ClientSession, pool: asyncpg.Pool
+) -> None:
+    """The consumer may apply job.completed before the job.language_completed staged with it:
+    the final event announces the languages first, and the late events add nothing."""
+    key = await new_key(pool, Mode.LIVE)
+    job_id = await _accepted(pool, key, service=Service.TRANSLATIONS, input=_TRANSLATION)
+    await _event(pool, _snapshot_t(key, job_id, JobStatus.PROCESSING, 1), "job.started")
+    only_es = [_lang("es"), {**_lang("fr"), "status": "processing", "output": None}]
+    es = _snapshot_t(key, job_id, JobStatus.PROCESSING, 2, languages=only_es)
+    fr_and_done = _snapshot_t(key, job_id, JobStatus.PROCESSING, 3, languages=_LANGS_DONE)
+    done = _snapshot_t(key, job_id, JobStatus.COMPLETED, 4, languages=_LANGS_DONE)
+    await _event(pool, done, "job.completed")  # before both language events
+    await _event(pool, fr_and_done.model_copy(update={"language": "fr"}), "job.language_completed")
+    await _event(pool, es.model_copy(update={"language": "es"}), "job.language_completed")
+    async with gateway(infra, **FAST) as gw, _stream(http, gw, key, job_id) as reader:
+        seen = await reader.rest()
+    assert [(e.id, e.type) for e in seen] == [
+        ("1", "job.started"),
+        ("2", "job.language_completed"),
+        ("3", "job.language_completed"),
+        ("4", "job.completed"),
+    ]
+    assert [e.data["language"]["language"] for e in seen[1:3]] == ["es", "fr"]

@@ -50,6 +50,16 @@ async def append(
     return done is not None
 
 
+async def announced_languages(conn: Connection, job_id: str) -> set[str]:
+    """The languages a ``job.language_completed`` of the job's log already announced."""
+    rows = await conn.fetch(
+        "SELECT data #>> '{language,language}' AS language FROM job_events"
+        " WHERE job_id = $1 AND type = 'job.language_completed'",
+        job_id,
+    )
+    return {r["language"] for r in rows if r["language"] is not None}
+
+
 async def after(
     conn: Connection | asyncpg.Pool, job_id: str, seq: int, limit: int = READ_LIMIT
 ) -> list[LoggedEvent]:

@@ -4,7 +4,11 @@ The log row (adapters/job_log.py) is written in the same transaction as the read
 every state a stream can see is logged exactly once (the inbox drops a redelivered message).
 A ``job.language_completed`` carries the version of the job's snapshot at that moment, which
 several languages delivered together share: the first moves the read model, the others are
-logged against the version it shows.
+logged against the version it shows. One that arrives after the job moved on (the consumer
+handles messages concurrently; the last languages are delivered in the transaction that
+settles the job) is not logged then: the final event announces, just before itself, each
+delivered language the log has not announced yet. So a stream shows every delivered language
+once, before the job's final event.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ import structlog
 from services.contracts.jobs import (
     ALL_JOB_EVENTS,
     JOB_LANGUAGE_COMPLETED,
+    JOB_STARTED,
+    SETTLED_EVENTS,
     JobSnapshot,
+    JobStatus,
     iso,
     job_object,
     languages_of,
@@ -48,13 +55,35 @@ def stream_data(snapshot: JobSnapshot, event_type: str) -> dict[str, Any]:
 
 async def job_changed(conn: Connection, env: Envelope) -> None:
     snapshot = JobSnapshot.model_validate(env.data)
+    # A sandbox job with a delay is shown processing from its create: its job.started changes
+    # nothing a stream shows, and is not logged (the stream's first event says processing).
+    shown = await jobs_view.status(conn, snapshot.job_id) if env.type == JOB_STARTED else None
     applied = await jobs_view.apply(conn, snapshot)
     if not applied and env.type != JOB_LANGUAGE_COMPLETED:
         log.debug("job_view_unchanged", version=snapshot.version)
         return
+    if shown == JobStatus.PROCESSING.value:
+        return
+    if applied and env.type in SETTLED_EVENTS:
+        await _announce_missed_languages(conn, snapshot)
     data = stream_data(snapshot, env.type)
     if not await job_log.append(conn, snapshot.job_id, snapshot.version, env.type, data):
         log.debug("job_event_not_logged", version=snapshot.version)
+
+
+async def _announce_missed_languages(conn: Connection, snapshot: JobSnapshot) -> None:
+    """Before a translation's final event: each delivered language not announced yet."""
+    results = languages_of(snapshot) if snapshot.languages is not None else None
+    if not results:
+        return
+    announced = await job_log.announced_languages(conn, snapshot.job_id)
+    for result in results:
+        if result.status is JobStatus.COMPLETED and result.language not in announced:
+            delivered = snapshot.model_copy(update={"language": result.language})
+            data = stream_data(delivered, JOB_LANGUAGE_COMPLETED)
+            await job_log.append(
+                conn, snapshot.job_id, snapshot.version, JOB_LANGUAGE_COMPLETED, data
+            )
 
 
 HANDLERS: dict[str, Handler] = {
