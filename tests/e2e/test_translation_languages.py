@@ -98,6 +98,16 @@ async def _events_of(receiver: Receiver, job_id: str, count: int) -> list[dict[s
             await asyncio.sleep(0.05)
 
 
+async def _first_language_shown(api: Api, job_id: str) -> dict[str, Any]:
+    """The job as GET answers it once its first language shows as delivered."""
+    async with asyncio.timeout(10):
+        while True:
+            job: dict[str, Any] = await api.get(f"jobs/{job_id}")
+            if job["languages"][0]["status"] != "processing":
+                return job
+            await asyncio.sleep(0.05)
+
+
 async def test_one_failing_language_of_three_completes_and_charges_two(
     http: aiohttp.ClientSession, suite: Suite, receiver: Receiver
 ) -> None:
@@ -232,7 +242,7 @@ async def test_a_language_is_announced_as_soon_as_it_is_dubbed(
         )
         assert status == 201, job
         (first,) = await _events_of(receiver, job["id"], 1)
-        shown = await api.get(f"jobs/{job['id']}")
+        shown = await _first_language_shown(api, job["id"])
         done = await api.settled(job["id"])
     finally:
         async with http.post(config, json={"latency_seconds": 0.5}):
@@ -240,7 +250,13 @@ async def test_a_language_is_announced_as_soon_as_it_is_dubbed(
     assert first["type"] == "job.language_completed"
     assert first["data"]["language"] == "es"
     assert first["job"]["status"] == "processing"
+    # GET /api/v1/jobs/{id} shows the delivered language while the job still runs.
     assert shown["status"] == "processing"
+    assert [(r["language"], r["status"]) for r in shown["languages"]] == [
+        ("es", "completed"),
+        ("ja", "processing"),
+    ]
+    assert shown["languages"][0]["output"] == first["data"]["output"]
     async with http.get(first["data"]["output"]["url"]) as r:
         assert r.status == 200  # publishable at once
     assert done["status"] == "completed"
