@@ -27,6 +27,7 @@ from services.contracts.routing import QUEUES, WEBHOOKS_JOB_EVENTS
 from services.gateway.entrypoints.events import HANDLERS as GATEWAY
 from services.jobs.domain import languages as langs
 from services.jobs.domain.lifecycle import Job
+from services.jobs.service_layer.dubs import ended_early, settled
 from services.simulator.state import Task
 from services.webhooks.domain.events import job_event_body
 from services.webhooks.entrypoints.events import HANDLERS as WEBHOOKS
@@ -132,6 +133,33 @@ def test_a_job_that_settles_as_a_whole_takes_its_pending_languages_with_it() -> 
         ("fr", "completed"),
     ]
     assert (done.languages or [])[0]["output"] == {"url": "u"}
+
+
+def test_a_translation_past_its_deadline_keeps_what_it_delivered() -> None:
+    job = _translation().transition(JobStatus.PROCESSING, NOW)
+    assert job.languages is not None
+    dub = {"url": "https://x/es", "expires_at": "t", "content_type": "video/mp4", "bytes": 3}
+    moved = job.with_languages(langs.deliver(job.languages, "es", dub, NOW))
+    timeout = {"code": "provider_timeout", "message": "m"}
+    ended = ended_early(moved, JobStatus.FAILED, NOW, timeout)
+    assert (ended.status, ended.error) == (JobStatus.COMPLETED, None)
+    assert ended.output == {"dubs": [{"language": "es", **dub}]}
+    assert [(e["language"], e["status"], e["error"]) for e in ended.languages or []] == [
+        ("es", "completed", None),
+        ("de", "failed", timeout),
+        ("fr", "failed", timeout),
+    ]
+    # Nothing delivered yet: it fails, every language with the job's error.
+    nothing = ended_early(job, JobStatus.FAILED, NOW, timeout)
+    assert (nothing.status, nothing.error) == (JobStatus.FAILED, timeout)
+    # Once every language has settled, the job settles as they say.
+    error = {"code": "provider_error", "message": "m"}
+    children = langs.fail(langs.fail(moved.languages or [], "de", error, NOW), "fr", error, NOW)
+    done = settled(moved.with_languages(children), NOW)
+    assert (done.status, [d["language"] for d in done.output["dubs"]]) == (  # type: ignore[index]
+        JobStatus.COMPLETED,
+        ["es"],
+    )
 
 
 # --- contracts: the public object ------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import structlog
@@ -60,7 +61,7 @@ def settled(job: Job, at: datetime) -> Job:
     return job.transition(JobStatus.FAILED, at, error=langs.first_error(job.languages))
 
 
-def ended_early(job: Job, status: JobStatus, at: datetime, error: dict[str, object] | None) -> Job:
+def ended_early(job: Job, status: JobStatus, at: datetime, error: dict[str, Any] | None) -> Job:
     """A translation the runner settles as a whole (deadline, provider failure): its pending
     languages settle with it, and it is ``completed`` all the same when a language was already
     delivered."""
