@@ -257,8 +257,11 @@ class Dispatcher:
                     await protection.succeeded(conn, task.api_key_id)
             else:
                 # A failure may disable the endpoint: its retry is then held in the same
-                # transaction, never claimable in between.
+                # transaction, never claimable in between. The endpoint is locked first, as
+                # pause, resume, disable and delete lock it before its deliveries: one order,
+                # no deadlock between them.
                 async with conn.transaction():
+                    await protection.lock(conn, task.api_key_id)
                     logged = await deliveries.record(conn, task, attempt, next_delay=delay, url=url)
                     if logged is not None:
                         disabled = await notices.after_failure(

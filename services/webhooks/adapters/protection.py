@@ -19,6 +19,12 @@ if TYPE_CHECKING:
 ORDER_STEP_MICROSECONDS = 1
 
 
+async def lock(conn: Connection, api_key_id: str) -> None:
+    """Lock the key's endpoint row until the caller's transaction ends. Everything that changes
+    an endpoint's state and its deliveries together locks the endpoint first."""
+    await conn.execute("SELECT 1 FROM endpoints WHERE api_key_id = $1 FOR UPDATE", api_key_id)
+
+
 async def hold_pending(conn: Connection, api_key_id: str) -> int:
     """Hold the key's pending deliveries that no attempt is using now (never test fires). The
     log stops promising their next attempt (it waits for a resume now)."""
