@@ -8,7 +8,7 @@ import io
 import time
 import wave
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiohttp
 import pytest
@@ -116,6 +116,46 @@ async def test_a_dubbing_has_one_file_per_language(sim: Sim) -> None:
     assert [a.language for a in done.artifacts] == ["es", "it"]
     for artifact in done.artifacts:
         assert mp4_duration(await provider.download(artifact, 10**6)) == 9.0
+
+
+async def test_a_dubbing_reports_each_language_and_fails_the_ones_asked_for(sim: Sim) -> None:
+    provider = sim.dubbing()
+    source = {
+        "video_url": f"{sim.url}/media/sample-9s.mp4?sim_fail_languages=it",
+        "target_languages": ["es", "it", "fr"],
+    }
+    task = await provider.submit("job_l", Service.TRANSLATIONS, source, "")
+    done = await until_done(provider, task.task_id)
+    assert done.status is TaskStatus.SUCCEEDED  # one language failed, the others were dubbed
+    assert [(s.language, s.status) for s in done.languages] == [
+        ("es", TaskStatus.SUCCEEDED),
+        ("it", TaskStatus.FAILED),
+        ("fr", TaskStatus.SUCCEEDED),
+    ]
+    failed = done.languages[1]
+    assert failed.artifact is None and failed.failure is not None
+    assert failed.failure.code is ErrorCode.PROVIDER_ERROR
+    assert [a.language for a in done.artifacts] == ["es", "fr"]
+    for state in (done.languages[0], done.languages[2]):
+        assert state.artifact is not None
+        assert mp4_duration(await provider.download(state.artifact, 10**6)) == 9.0
+    # The failed language has no file.
+    gone = done.languages[0].artifact
+    assert gone is not None
+    with pytest.raises(ProviderFailure):
+        await provider.download(replace(gone, url=gone.url.replace("/es", "/it")), 10**6)
+
+
+async def test_a_dubbing_whose_every_language_fails_fails(sim: Sim) -> None:
+    provider = sim.dubbing()
+    source = {
+        "video_url": f"{sim.url}/media/sample-9s.mp4?sim_fail_languages=es,it",
+        "target_languages": ["es", "it"],
+    }
+    task = await provider.submit("job_f", Service.TRANSLATIONS, source, "")
+    done = await until_done(provider, task.task_id)
+    assert done.status is TaskStatus.FAILED
+    assert [s.status for s in done.languages] == [TaskStatus.FAILED] * 2
 
 
 async def test_cancel_stops_a_running_task(sim: Sim) -> None:
