@@ -70,8 +70,8 @@ def _delivered(job: JobSnapshot) -> tuple[list[str], list[str]] | None:
 async def _settle_languages(
     conn: Connection, job: JobSnapshot, reason: str, languages: list[str], delivered: list[str]
 ) -> bool:
-    """Capture the delivered languages' share, release the rest per language. False when
-    nothing is held for the job (the plain capture/release records the no-op)."""
+    """Capture the delivered languages' share, release the rest per language (or record the
+    no-op). False when nothing is held for the job: the plain capture/release records that."""
     amount = await ledger.reserved_amount(conn, job.job_id)
     if amount is None:
         return False
@@ -88,7 +88,9 @@ async def _settle_languages(
             captured=result.captured,
             released=dict(split.releases),
         )
-    return result.outcome == "captured"
+    else:  # settled meanwhile: settle_languages recorded the no-op
+        log.info("capture_noop", job_id=job.job_id, found=result.outcome)
+    return True
 
 
 async def job_completed(conn: Connection, env: Envelope) -> None:
