@@ -32,6 +32,8 @@ REPLACEMENTS = {
     "AsyncClient": "Client",  # clipmix.AsyncClient and httpx.AsyncClient alike
     "aclose": "close",  # httpx.AsyncClient.aclose()
     "asyncio": "time",  # `from asyncio import sleep` -> `from time import sleep`
+    "aiter_lines": "iter_lines",  # httpx streaming responses
+    "aread": "read",
 }
 
 HEADER = (

@@ -29,6 +29,11 @@ LISTS = (
     "GET /api/v1/webhook/deliveries 200",
     "GET /api/v1/events 200",
     "GET /api/v1/event-types 200",
+    "GET /api/v1/status/subscriptions 200",
+)
+QUOTED = (
+    "POST /api/v1/quotes 201",
+    *(f"POST {path} 200" for path in SERVICES),  # ?dry_run=true
 )
 
 # Where each SDK type is read from: `METHOD path status[ field path]`.
@@ -41,6 +46,18 @@ LOCATIONS: dict[type[Any], tuple[str, ...]] = {
         "GET /api/v1/jobs 200 data[]",
     ),
     types.JobError: ("GET /api/v1/jobs/{id} 200 error",),
+    types.LanguageResult: ("GET /api/v1/jobs/{id} 200 languages[]",),
+    types.Quote: QUOTED,
+    types.QuoteEta: tuple(f"{location} eta" for location in QUOTED),
+    types.LowBalance: (
+        "GET /api/v1/balance/low-balance 200",
+        "PUT /api/v1/balance/low-balance 200",
+    ),
+    types.StatusSubscription: (
+        "GET /api/v1/status/subscriptions 200 data[]",
+        "POST /api/v1/status/subscriptions 201",  # with the secret, shown once
+    ),
+    types.StatusSubscriptionDeleted: ("DELETE /api/v1/status/subscriptions/{id} 200",),
     types.Page: LISTS,
     types.Balance: ("GET /api/v1/balance 200",),
     types.LedgerEntry: ("GET /api/v1/ledger 200 data[]",),
@@ -80,7 +97,27 @@ OPEN: dict[type[Any], str] = {
     types.JobOutput: "GET /api/v1/jobs/{id} 200 output",
     types.Artifact: "GET /api/v1/jobs/{id} 200 output",
 }
-NOT_ANSWERS = {types.ResponseInfo}  # the HTTP response's details, not a body
+# Not JSON answers: the HTTP response's details; a live progress event (Server-Sent Events,
+# docs/api.md); what a status webhook POSTs (tests/e2e/test_sdk_issue19.py reads a real one).
+NOT_ANSWERS = {types.ResponseInfo, types.JobStreamEvent, types.StatusWebhookEvent}
+# GET /api/status/summary.json, outside /api/v1: its objects, tied by field as the others.
+STATUS_PAGE: dict[type[Any], tuple[str, ...]] = {
+    types.StatusSummary: ("GET /api/status/summary.json 200",),
+    types.StatusPage: ("GET /api/status/summary.json 200 page",),
+    types.StatusIndicator: ("GET /api/status/summary.json 200 status",),
+}
+# Objects the SDK reads only some fields of (Statuspage's shape has more than a client needs):
+# each field it has must be documented there.
+STATUS_PARTS: dict[type[Any], tuple[str, ...]] = {
+    types.StatusComponent: ("GET /api/status/summary.json 200 components[]",),
+    types.StatusIncident: (
+        "GET /api/status/summary.json 200 incidents[]",
+        "GET /api/status/summary.json 200 scheduled_maintenances[]",
+    ),
+    types.StatusIncidentUpdate: (
+        "GET /api/status/summary.json 200 scheduled_maintenances[].incident_updates[]",
+    ),
+}
 # The typed event objects (and their data): checked against GET /api/v1/event-types, each
 # type's JSON Schema, by tests/e2e/test_sdk_webhook_tools.py (the answers above read events
 # into types.Event, whose fields these share).
@@ -88,6 +125,8 @@ CATALOG = {
     *types.EVENT_CLASSES.values(),
     types.EndpointDisabledData,
     types.KeyExpiringData,
+    types.LanguageCompletedData,
+    types.WalletLowData,
 } - {types.Event}
 
 # Not fields of the answer: an object's JSON as read (`raw`) and the response it came in
@@ -135,8 +174,10 @@ def schema_at(doc: dict[str, Any], location: str) -> dict[str, Any]:
     return node
 
 
-def documented(doc: dict[str, Any], sdk_type: type[Any]) -> set[str]:
-    return {name for loc in LOCATIONS[sdk_type] for name in schema_at(doc, loc)["properties"]}
+def documented(
+    doc: dict[str, Any], sdk_type: type[Any], locations: dict[type[Any], tuple[str, ...]]
+) -> set[str]:
+    return {name for loc in locations[sdk_type] for name in schema_at(doc, loc)["properties"]}
 
 
 def sdk_fields(sdk_type: type[Any]) -> set[str]:
@@ -146,19 +187,28 @@ def sdk_fields(sdk_type: type[Any]) -> set[str]:
     return set(inspect.signature(sdk_type.__init__).parameters) - ERROR_EXTRAS
 
 
-@pytest.mark.parametrize("sdk_type", list(LOCATIONS), ids=lambda t: t.__name__)
+@pytest.mark.parametrize("sdk_type", [*LOCATIONS, *STATUS_PAGE], ids=lambda t: t.__name__)
 async def test_the_sdk_type_has_exactly_the_documented_fields(
     document: dict[str, Any], sdk_type: type[Any]
 ) -> None:
-    in_document, in_sdk = documented(document, sdk_type), sdk_fields(sdk_type)
+    locations = {**LOCATIONS, **STATUS_PAGE}
+    in_document, in_sdk = documented(document, sdk_type, locations), sdk_fields(sdk_type)
     assert not in_document - in_sdk, (
         f"clipmix.{sdk_type.__name__} does not know {sorted(in_document - in_sdk)},"
-        f" which the API documents at {LOCATIONS[sdk_type]}"
+        f" which the API documents at {locations[sdk_type]}"
     )
     assert not in_sdk - in_document, (
         f"clipmix.{sdk_type.__name__} has {sorted(in_sdk - in_document)},"
-        f" which the API does not document at {LOCATIONS[sdk_type]}"
+        f" which the API does not document at {locations[sdk_type]}"
     )
+
+
+@pytest.mark.parametrize("sdk_type", list(STATUS_PARTS), ids=lambda t: t.__name__)
+async def test_the_sdk_type_reads_only_documented_fields(
+    document: dict[str, Any], sdk_type: type[Any]
+) -> None:
+    undocumented = sdk_fields(sdk_type) - documented(document, sdk_type, STATUS_PARTS)
+    assert not undocumented, f"clipmix.{sdk_type.__name__} has undocumented {sorted(undocumented)}"
 
 
 async def test_every_documented_answer_is_read_into_an_sdk_type(document: dict[str, Any]) -> None:
@@ -179,7 +229,8 @@ async def test_every_documented_answer_is_read_into_an_sdk_type(document: dict[s
 async def test_every_sdk_type_is_tied_to_the_document(document: dict[str, Any]) -> None:
     public = {t for t in (getattr(types, name) for name in types.__all__) if isinstance(t, type)}
     answer_types = {t for t in public if dataclasses.is_dataclass(t)} - NOT_ANSWERS - CATALOG
-    assert answer_types - set(LOCATIONS) - set(OPEN) == set(), "SDK types checked against nothing"
+    checked = {*LOCATIONS, *OPEN, *STATUS_PAGE, *STATUS_PARTS}
+    assert answer_types - checked == set(), "SDK types checked against nothing"
     for sdk_type, location in OPEN.items():
         assert "properties" not in schema_at(document, location), (
             f"the API now documents {location}: tie clipmix.{sdk_type.__name__} to it"

@@ -14,18 +14,32 @@ import httpx
 
 from clipmix import _specs as specs
 from clipmix._base import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, BaseClient, RequestSpec, path_id
-from clipmix.errors import APIConnectionError, APIError, APITimeoutError, JobWaitTimeout
+from clipmix._sse import Decoder, job_event
+from clipmix.errors import (
+    APIConnectionError,
+    APIError,
+    APIServerError,
+    APITimeoutError,
+    JobWaitTimeout,
+    RateLimited,
+)
 from clipmix.types import (
     Balance,
     Delivery,
     Event,
     EventType,
     Job,
+    JobStreamEvent,
     LedgerEntry,
+    LowBalance,
     Page,
     Pricing,
+    Quote,
     Redelivery,
     ResponseInfo,
+    StatusSubscription,
+    StatusSubscriptionDeleted,
+    StatusSummary,
     WebhookDiagnosis,
     WebhookEndpoint,
     WebhookEndpointDeleted,
@@ -45,6 +59,10 @@ class _FetchPage(Protocol[T]):
 
 class _ReadJob(Protocol):
     async def __call__(self) -> Job: ...
+
+
+class _StreamJob(Protocol):
+    def __call__(self, deadline: float) -> AsyncIterator[JobStreamEvent]: ...
 
 
 class AsyncPager(Generic[T]):
@@ -120,6 +138,8 @@ class AsyncClient(BaseClient):
         self.ledger = Ledger(self)
         self.webhook_endpoint = WebhookEndpointResource(self)
         self.events = Events(self)
+        self.quotes = Quotes(self)
+        self.status = Status(self)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -190,10 +210,124 @@ class AsyncClient(BaseClient):
         body, info = await self.request(RequestSpec("GET", "/api/v1/pricing", timeout=timeout))
         return Pricing.from_dict(body, info)
 
+    async def low_balance(self, *, timeout: float | None = None) -> LowBalance:
+        """The live wallet against its low-balance threshold, with the runway
+        (``GET /api/v1/balance/low-balance``)."""
+        spec = RequestSpec("GET", specs.LOW_BALANCE, timeout=timeout)
+        body, info = await self.request(spec)
+        return LowBalance.from_dict(body, info)
+
+    async def set_low_balance(
+        self, threshold: int | None, *, timeout: float | None = None
+    ) -> LowBalance:
+        """Warn (``wallet.low``) when the live credits go below ``threshold``; ``0`` turns the
+        warning off, ``None`` goes back to the default (2 h of the last 24 h's spending). Live
+        keys only."""
+        body, info = await self.request(specs.set_low_balance(threshold, timeout))
+        return LowBalance.from_dict(body, info)
+
+    # --- live progress ------------------------------------------------------------------------
+
+    async def _job_events(
+        self,
+        job_id: str,
+        last_event_id: int | None,
+        max_reconnects: int,
+        idle_timeout: float,
+        deadline: float | None,
+    ) -> AsyncIterator[JobStreamEvent]:
+        """``GET /api/v1/jobs/{id}/events`` until the job's final event, reconnecting with
+        ``Last-Event-ID`` when a connection ends early (at most ``max_reconnects`` times in a row
+        without an event or heartbeat, backing off). Stops quietly at ``deadline``."""
+        if max_reconnects < 0:
+            raise ValueError("max_reconnects must be 0 or more")
+        last = last_event_id
+        failures = 0
+        retry_ms: int | None = None
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return
+            read = idle_timeout if remaining is None else min(idle_timeout, remaining + 0.5)
+            spec = specs.job_events(job_id, last, read)
+            prepared = self._prepare(spec, None)
+            decoder = Decoder(None if last is None else str(last))
+            moved = False
+            error: Exception | None = None
+            try:
+                async with self._http.stream(
+                    prepared.method,
+                    prepared.url,
+                    headers=prepared.headers,
+                    timeout=httpx.Timeout(self.timeout, read=read),
+                ) as response:
+                    if response.status_code == 204:
+                        return  # settled, and its final event was the last one seen
+                    if response.status_code != 200:
+                        await response.aread()
+                        self._outcome(response)  # raises the API's error
+                    async for line in response.aiter_lines():
+                        heard = decoder.comments
+                        message = decoder.feed(line)
+                        moved = moved or decoder.comments > heard
+                        if message is None:
+                            continue
+                        event = job_event(message)
+                        moved = True
+                        if event.id is not None:
+                            last = event.id
+                        yield event
+                        if event.is_final:
+                            return
+                    retry_ms = decoder.retry_ms or retry_ms
+            except APIServerError as exc:
+                error = exc  # 5xx: the next replica may answer
+            except httpx.TransportError as exc:
+                error = exc  # dropped, or quiet past idle_timeout: resume where we were
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            failures = 0 if moved else failures + 1
+            if failures > max_reconnects:
+                if isinstance(error, APIError):
+                    raise error
+                raise APIConnectionError(
+                    f"the event stream of {job_id} ended {failures} times in a row without an"
+                    f" event (last error: {error!r})"
+                ) from error
+            delay = self._backoff(failures) if failures else (retry_ms or 0) / 1000
+            if deadline is not None:
+                delay = min(delay, max(0.0, deadline - time.monotonic()))
+            await sleep(delay)
+
 
 class _Resource:
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
+
+
+# A stream refused (too many open, held-request cap, a proxy without streaming) or failing for
+# good: wait() polls instead.
+_STREAM_FALLBACK = (RateLimited, APIServerError, APIConnectionError, APITimeoutError)
+
+
+async def _wait_streaming(
+    stream: _StreamJob,
+    deadline: float,
+    on_update: Callable[[Job], None] | None,
+    on_event: Callable[[JobStreamEvent], None] | None,
+) -> Job | None:
+    """The settled job from the live stream; None when the deadline came first (or the stream
+    ended without the final event)."""
+    async for event in stream(deadline):
+        if on_event is not None:
+            on_event(event)
+        if event.job is None:
+            continue
+        if on_update is not None:
+            on_update(event.job)
+        if event.job.is_terminal:
+            return event.job
+    return None
 
 
 async def _wait(
@@ -202,8 +336,17 @@ async def _wait(
     poll_interval: float,
     max_poll_interval: float,
     on_update: Callable[[Job], None] | None,
+    stream: _StreamJob | None = None,
+    on_event: Callable[[JobStreamEvent], None] | None = None,
 ) -> Job:
     deadline = time.monotonic() + timeout
+    if stream is not None:
+        try:
+            settled = await _wait_streaming(stream, deadline, on_update, on_event)
+        except _STREAM_FALLBACK:
+            settled = None  # polled below, until the deadline
+        if settled is not None:
+            return settled
     for delay in specs.poll_delays(poll_interval, max_poll_interval):
         job = await get()
         if on_update is not None:
@@ -231,6 +374,7 @@ class _ServiceResource(_Resource):
         sandbox_scenario: str | None,
         wait: int | None,
         timeout: float | None,
+        quote_id: str | None,
     ) -> Job:
         spec = specs.create(
             self._path,
@@ -239,9 +383,14 @@ class _ServiceResource(_Resource):
             sandbox_scenario=sandbox_scenario,
             wait=wait,
             timeout=timeout,
+            quote_id=quote_id,
         )
         data, info = await self._client.request(spec)
         return Job.from_dict(data, info)
+
+    async def _quote(self, body: dict[str, Any], timeout: float | None) -> Quote:
+        data, info = await self._client.request(specs.dry_run(self._path, body, timeout))
+        return Quote.from_dict(data, info)
 
     async def get(self, job_id: str, *, timeout: float | None = None) -> Job:
         """The job, if it is one of this service's (else :class:`NotFound`)."""
@@ -256,12 +405,23 @@ class _ServiceResource(_Resource):
         poll_interval: float = 0.5,
         max_poll_interval: float = 5.0,
         on_update: Callable[[Job], None] | None = None,
+        on_event: Callable[[JobStreamEvent], None] | None = None,
+        stream: bool = True,
     ) -> Job:
-        """Poll until the job is completed, failed or canceled; :class:`JobWaitTimeout` if
-        ``timeout`` seconds pass first. Pauses start at ``poll_interval`` and grow to
-        ``max_poll_interval``; ``on_update`` sees every state read."""
+        """Wait until the job is completed, failed or canceled; :class:`JobWaitTimeout` if
+        ``timeout`` seconds pass first. Follows the job's live progress stream (see
+        ``jobs.stream``); when the stream is refused (e.g. 429 ``too_many_job_streams``) or
+        ``stream=False``, polls instead, pauses growing from ``poll_interval`` to
+        ``max_poll_interval``. ``on_update`` sees every state of the job, ``on_event`` every
+        stream event (queue positions included)."""
         return await _wait(
-            lambda: self.get(job_id), timeout, poll_interval, max_poll_interval, on_update
+            lambda: self._client.jobs.get(job_id),
+            timeout,
+            poll_interval,
+            max_poll_interval,
+            on_update,
+            self._client.jobs._follow(job_id) if stream else None,
+            on_event,
         )
 
     async def cancel(
@@ -285,12 +445,14 @@ class Music(_ServiceResource):
         vocals: str | None = None,
         idempotency_key: str | None = None,
         sandbox_scenario: str | None = None,
+        quote_id: str | None = None,
         wait: int | None = None,
         timeout: float | None = None,
         extra_body: dict[str, Any] | None = None,
     ) -> Job:
         """A song from a prompt (``POST /api/v1/music``). ``wait=N`` holds the answer up to N
-        seconds until the job settles (``Prefer: wait``)."""
+        seconds until the job settles (``Prefer: wait``). ``quote_id``: a quote of this input
+        (``quote()``) still valid: the job is charged exactly its credits."""
         body = specs.music_body(
             prompt=prompt,
             lyrics=lyrics,
@@ -299,7 +461,30 @@ class Music(_ServiceResource):
             vocals=vocals,
             extra=extra_body,
         )
-        return await self._create(body, idempotency_key, sandbox_scenario, wait, timeout)
+        return await self._create(body, idempotency_key, sandbox_scenario, wait, timeout, quote_id)
+
+    async def quote(
+        self,
+        *,
+        prompt: str,
+        lyrics: str | None = None,
+        duration_seconds: int | None = None,
+        style: str | None = None,
+        vocals: str | None = None,
+        timeout: float | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> Quote:
+        """What ``create`` with these arguments would reserve, exactly, and the ETA
+        (``?dry_run=true``): nothing is created or charged. Cite it with ``quote_id=``."""
+        body = specs.music_body(
+            prompt=prompt,
+            lyrics=lyrics,
+            duration_seconds=duration_seconds,
+            style=style,
+            vocals=vocals,
+            extra=extra_body,
+        )
+        return await self._quote(body, timeout)
 
 
 class Translations(_ServiceResource):
@@ -316,6 +501,7 @@ class Translations(_ServiceResource):
         duration_seconds: int | None = None,
         idempotency_key: str | None = None,
         sandbox_scenario: str | None = None,
+        quote_id: str | None = None,
         wait: int | None = None,
         timeout: float | None = None,
         extra_body: dict[str, Any] | None = None,
@@ -330,7 +516,31 @@ class Translations(_ServiceResource):
             duration_seconds=duration_seconds,
             extra=extra_body,
         )
-        return await self._create(body, idempotency_key, sandbox_scenario, wait, timeout)
+        return await self._create(body, idempotency_key, sandbox_scenario, wait, timeout, quote_id)
+
+    async def quote(
+        self,
+        *,
+        video_url: str,
+        target_languages: Sequence[str],
+        tier: str,
+        voice_clone: bool | None = None,
+        source_language: str | None = None,
+        duration_seconds: int | None = None,
+        timeout: float | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> Quote:
+        """The create's exact price and ETA (``?dry_run=true``); a live source is measured."""
+        body = specs.translation_body(
+            video_url=video_url,
+            target_languages=target_languages,
+            tier=tier,
+            voice_clone=voice_clone,
+            source_language=source_language,
+            duration_seconds=duration_seconds,
+            extra=extra_body,
+        )
+        return await self._quote(body, timeout)
 
 
 class FamilyVideos(_ServiceResource):
@@ -346,6 +556,7 @@ class FamilyVideos(_ServiceResource):
         aspect_ratio: str | None = None,
         idempotency_key: str | None = None,
         sandbox_scenario: str | None = None,
+        quote_id: str | None = None,
         wait: int | None = None,
         timeout: float | None = None,
         extra_body: dict[str, Any] | None = None,
@@ -359,7 +570,29 @@ class FamilyVideos(_ServiceResource):
             aspect_ratio=aspect_ratio,
             extra=extra_body,
         )
-        return await self._create(body, idempotency_key, sandbox_scenario, wait, timeout)
+        return await self._create(body, idempotency_key, sandbox_scenario, wait, timeout, quote_id)
+
+    async def quote(
+        self,
+        *,
+        photo_urls: Sequence[str],
+        mode: str,
+        music_job_id: str | None = None,
+        music_url: str | None = None,
+        aspect_ratio: str | None = None,
+        timeout: float | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> Quote:
+        """The create's exact price and ETA (``?dry_run=true``)."""
+        body = specs.family_video_body(
+            photo_urls=photo_urls,
+            mode=mode,
+            music_job_id=music_job_id,
+            music_url=music_url,
+            aspect_ratio=aspect_ratio,
+            extra=extra_body,
+        )
+        return await self._quote(body, timeout)
 
 
 class Avatars(_ServiceResource):
@@ -377,6 +610,7 @@ class Avatars(_ServiceResource):
         audio_url: str | None = None,
         idempotency_key: str | None = None,
         sandbox_scenario: str | None = None,
+        quote_id: str | None = None,
         wait: int | None = None,
         timeout: float | None = None,
         extra_body: dict[str, Any] | None = None,
@@ -392,7 +626,33 @@ class Avatars(_ServiceResource):
             audio_url=audio_url,
             extra=extra_body,
         )
-        return await self._create(body, idempotency_key, sandbox_scenario, wait, timeout)
+        return await self._create(body, idempotency_key, sandbox_scenario, wait, timeout, quote_id)
+
+    async def quote(
+        self,
+        *,
+        kind: str,
+        tier: str,
+        face_image_url: str,
+        duration_seconds: int,
+        target_video_url: str | None = None,
+        script: str | None = None,
+        audio_url: str | None = None,
+        timeout: float | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> Quote:
+        """The create's exact price and ETA (``?dry_run=true``)."""
+        body = specs.avatar_body(
+            kind=kind,
+            tier=tier,
+            face_image_url=face_image_url,
+            duration_seconds=duration_seconds,
+            target_video_url=target_video_url,
+            script=script,
+            audio_url=audio_url,
+            extra=extra_body,
+        )
+        return await self._quote(body, timeout)
 
 
 class Jobs(_Resource):
@@ -460,11 +720,46 @@ class Jobs(_Resource):
         poll_interval: float = 0.5,
         max_poll_interval: float = 5.0,
         on_update: Callable[[Job], None] | None = None,
+        on_event: Callable[[JobStreamEvent], None] | None = None,
+        stream: bool = True,
     ) -> Job:
-        """Poll until the job settles (see ``Music.wait``)."""
+        """Wait until the job settles, following its live stream (see ``Music.wait``)."""
         return await _wait(
-            lambda: self.get(job_id), timeout, poll_interval, max_poll_interval, on_update
+            lambda: self.get(job_id),
+            timeout,
+            poll_interval,
+            max_poll_interval,
+            on_update,
+            self._follow(job_id) if stream else None,
+            on_event,
         )
+
+    def stream(
+        self,
+        job_id: str,
+        *,
+        last_event_id: int | None = None,
+        max_reconnects: int = specs.STREAM_RECONNECTS,
+        idle_timeout: float = specs.STREAM_IDLE_TIMEOUT,
+    ) -> AsyncIterator[JobStreamEvent]:
+        """The job's live progress (``GET /api/v1/jobs/{id}/events``, Server-Sent Events):
+        every event so far, then each as it happens, until the final one (``job.completed``,
+        ``job.failed`` or ``job.canceled``; ``event.is_final``). A dropped or quiet connection
+        (nothing, not even a heartbeat, for ``idle_timeout`` s) is resumed with
+        ``Last-Event-ID``, so nothing is missed or repeated; after ``max_reconnects`` tries in
+        a row without an event it raises :class:`APIConnectionError`. ``last_event_id``: resume
+        after that event (the iteration ends at once if it was the final one). Refusals raise
+        as any call: 404 :class:`NotFound`, 429 :class:`RateLimited`
+        (``too_many_job_streams``)."""
+        return self._client._job_events(job_id, last_event_id, max_reconnects, idle_timeout, None)
+
+    def _follow(self, job_id: str) -> _StreamJob:
+        def follow(deadline: float) -> AsyncIterator[JobStreamEvent]:
+            return self._client._job_events(
+                job_id, None, specs.STREAM_RECONNECTS, specs.STREAM_IDLE_TIMEOUT, deadline
+            )
+
+        return follow
 
     async def cancel(
         self, job_id: str, *, idempotency_key: str | None = None, timeout: float | None = None
@@ -743,3 +1038,53 @@ class Events(_Resource):
             for event in page.data:
                 yield event
             cursor = page.next_after or (page.data[-1].id if page.data else cursor)
+
+
+class Quotes(_Resource):
+    """Exact prices of creates, with the service's current ETA."""
+
+    async def create(
+        self, service: str, input: dict[str, Any], *, timeout: float | None = None
+    ) -> Quote:
+        """``POST /api/v1/quotes``: what creating ``input`` with ``service`` (``music``,
+        ``translations``, ``family_videos``, ``avatars``) would reserve, to the credit, kept 15
+        minutes for a create to cite (``quote_id=``). The same as each service's ``quote()``;
+        errors name the field as ``input.<field>``."""
+        data, info = await self._client.request(specs.quote(service, input, timeout))
+        return Quote.from_dict(data, info)
+
+
+class Status(_Resource):
+    """The status page: its summary, and status webhooks for the account."""
+
+    async def summary(self, *, timeout: float | None = None) -> StatusSummary:
+        """``GET /api/status/summary.json``: components with uptime, open incidents, upcoming
+        and running maintenance, the overall indicator (Statuspage's shape)."""
+        spec = RequestSpec("GET", specs.STATUS_SUMMARY, timeout=timeout)
+        data, info = await self._client.request(spec)
+        return StatusSummary.from_dict(data, info)
+
+    async def subscribe(
+        self, url: str, *, idempotency_key: str | None = None, timeout: float | None = None
+    ) -> StatusSubscription:
+        """POST incident and maintenance changes to ``url``, signed (Standard Webhooks) with the
+        ``secret`` of the answer, shown this once (verify with
+        ``clipmix.webhooks.construct_status_event``). At most 10 per account."""
+        spec = specs.post(specs.STATUS_SUBSCRIPTIONS, idempotency_key, timeout, {"url": url})
+        data, info = await self._client.request(spec)
+        return StatusSubscription.from_dict(data, info)
+
+    async def subscriptions(self, *, timeout: float | None = None) -> Page[StatusSubscription]:
+        """The account's status webhook subscriptions, newest first (never a secret)."""
+        spec = RequestSpec("GET", specs.STATUS_SUBSCRIPTIONS, timeout=timeout)
+        data, info = await self._client.request(spec)
+        return Page.from_dict(data, StatusSubscription.from_dict, info)
+
+    async def unsubscribe(
+        self, subscription_id: str, *, timeout: float | None = None
+    ) -> StatusSubscriptionDeleted:
+        """Stop deliveries to a subscription at once (another account's id: :class:`NotFound`)."""
+        spec = specs.get(specs.STATUS_SUBSCRIPTIONS, subscription_id, timeout)
+        spec.method = "DELETE"
+        data, info = await self._client.request(spec)
+        return StatusSubscriptionDeleted.from_dict(data, info)

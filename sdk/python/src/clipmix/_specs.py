@@ -13,6 +13,11 @@ JOBS = "/api/v1/jobs"
 EVENT_TYPES = "/api/v1/event-types"
 EVENTS = "/api/v1/events"
 WEBHOOK = "/api/v1/webhook"
+QUOTES = "/api/v1/quotes"
+LOW_BALANCE = "/api/v1/balance/low-balance"
+STATUS_SUBSCRIPTIONS = "/api/v1/status/subscriptions"
+STATUS_SUMMARY = "/api/status/summary.json"
+QUOTE_HEADER = "ClipMix-Quote-Id"
 SERVICE_PATHS = {
     "music": "/api/v1/music",
     "translations": "/api/v1/translations",
@@ -21,6 +26,10 @@ SERVICE_PATHS = {
 }
 # How long one events long poll is held by the server (the API allows up to 30 s).
 EVENTS_WAIT = 25
+# Live progress: a stream silent this long (the server's heartbeat comes every 15 s) is dead
+# and resumed; this many resumes in a row without an event or heartbeat end the iteration.
+STREAM_IDLE_TIMEOUT = 45.0
+STREAM_RECONNECTS = 5
 # wait(): the first pause between polls grows by this factor up to the cap.
 POLL_GROWTH = 1.5
 
@@ -33,10 +42,15 @@ def create(
     sandbox_scenario: str | None,
     wait: int | None,
     timeout: float | None,
+    quote_id: str | None = None,
 ) -> RequestSpec:
     headers: dict[str, str] = {}
     if sandbox_scenario is not None:
         headers["ClipMix-Sandbox-Scenario"] = sandbox_scenario
+    if quote_id is not None:
+        if not isinstance(quote_id, str) or not quote_id:
+            raise ValueError("quote_id must be a quote's id (quo_…)")
+        headers[QUOTE_HEADER] = quote_id
     if wait is not None:
         if isinstance(wait, bool) or not isinstance(wait, int) or not 0 <= wait <= 60:
             raise ValueError("wait must be a whole number of seconds from 0 to 60")
@@ -50,6 +64,36 @@ def create(
         timeout=timeout,
         server_wait=float(wait) if wait is not None else None,
     )
+
+
+def dry_run(path: str, body: dict[str, Any], timeout: float | None) -> RequestSpec:
+    """The create's quote (``?dry_run=true``): nothing is created, reserved or kept under an
+    Idempotency-Key (none is sent)."""
+    return RequestSpec("POST", path, params={"dry_run": True}, json=body, timeout=timeout)
+
+
+def quote(service: str, body: dict[str, Any], timeout: float | None) -> RequestSpec:
+    if service not in SERVICE_PATHS:
+        raise ValueError(f"service must be one of {', '.join(SERVICE_PATHS)}")
+    if not isinstance(body, dict):
+        raise TypeError("input is the create's body, a dict")
+    return RequestSpec("POST", QUOTES, json={"service": service, "input": body}, timeout=timeout)
+
+
+def set_low_balance(threshold: int | None, timeout: float | None) -> RequestSpec:
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0
+    ):
+        raise ValueError("threshold must be a whole number of credits from 0 (0: off), or None")
+    return RequestSpec("PUT", LOW_BALANCE, json={"threshold": threshold}, timeout=timeout)
+
+
+def job_events(job_id: str, last_event_id: int | None, timeout: float) -> RequestSpec:
+    """``GET /api/v1/jobs/{id}/events`` (Server-Sent Events), resumed after ``last_event_id``."""
+    headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = str(last_event_id)
+    return RequestSpec("GET", f"{JOBS}/{path_id(job_id)}/events", headers=headers, timeout=timeout)
 
 
 def music_body(

@@ -30,16 +30,34 @@ __all__ = [
     "JobCompletedEvent",
     "JobError",
     "JobFailedEvent",
+    "JobLanguageCompletedEvent",
     "JobOutput",
+    "JobStreamEvent",
     "KeyExpiringData",
     "KeysExpiringEvent",
+    "LanguageCompletedData",
+    "LanguageResult",
     "LedgerEntry",
+    "LowBalance",
     "Page",
     "Price",
     "Pricing",
+    "Quote",
+    "QuoteEta",
     "Redelivery",
     "ResponseInfo",
+    "StatusComponent",
+    "StatusIncident",
+    "StatusIncidentUpdate",
+    "StatusIndicator",
+    "StatusPage",
+    "StatusSubscription",
+    "StatusSubscriptionDeleted",
+    "StatusSummary",
+    "StatusWebhookEvent",
     "TopUpBonus",
+    "WalletLowData",
+    "WalletLowEvent",
     "WebhookDiagnosis",
     "WebhookEndpoint",
     "WebhookEndpointDeleted",
@@ -49,6 +67,8 @@ __all__ = [
 ]
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
+# The live progress events after which a job's stream ends.
+FINAL_STREAM_EVENTS = frozenset({"job.completed", "job.failed", "job.canceled"})
 
 
 @dataclass(frozen=True)
@@ -166,6 +186,34 @@ def _is_map(value: Any) -> bool:
 
 
 @dataclass
+class LanguageResult:
+    """One target language of a translation: its own status, dub and error.
+
+    ``status`` is ``queued``/``processing`` with its job, then ``completed`` (``output`` is the
+    dub), ``failed`` (``error`` says why, for this language only) or ``canceled``."""
+
+    language: str
+    status: str
+    output: Artifact | None = None
+    error: JobError | None = None
+    completed_at: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LanguageResult:
+        output = data.get("output")
+        error = data.get("error")
+        return cls(
+            language=_str(data, "language"),
+            status=_str(data, "status"),
+            output=Artifact.from_dict(output) if isinstance(output, dict) else None,
+            error=JobError.from_dict(error) if isinstance(error, dict) else None,
+            completed_at=_opt_str(data, "completed_at"),
+            raw=dict(data),
+        )
+
+
+@dataclass
 class Job:
     """A job of any service: the one shape of every create, read, list and webhook."""
 
@@ -181,6 +229,8 @@ class Job:
     output: JobOutput | None = None
     error: JobError | None = None
     cost_credits: int = 0
+    # Translations: one result per target language, in the order asked for (None otherwise).
+    languages: list[LanguageResult] | None = None
     object: str = "job"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     response: ResponseInfo | None = field(default=None, repr=False, compare=False)
@@ -189,6 +239,7 @@ class Job:
     def from_dict(cls, data: Mapping[str, Any], response: ResponseInfo | None = None) -> Job:
         output = data.get("output")
         error = data.get("error")
+        languages = data.get("languages")
         return cls(
             id=_str(data, "id"),
             object=_str(data, "object", "job"),
@@ -203,6 +254,11 @@ class Job:
             output=JobOutput.from_dict(output) if isinstance(output, dict) else None,
             error=JobError.from_dict(error) if isinstance(error, dict) else None,
             cost_credits=_int(data, "cost_credits"),
+            languages=(
+                [LanguageResult.from_dict(r) for r in languages if _is_map(r)]
+                if isinstance(languages, list)
+                else None
+            ),
             raw=dict(data),
             response=response,
         )
@@ -216,6 +272,13 @@ class Job:
     def artifacts(self) -> list[Artifact]:
         """Every result file (empty until the job completed)."""
         return self.output.files if self.output is not None else []
+
+    def language(self, code: str) -> LanguageResult | None:
+        """A translation's result for the language ``code`` (None: not one of its targets)."""
+        for result in self.languages or []:
+            if result.language == code:
+                return result
+        return None
 
 
 @dataclass
@@ -717,8 +780,59 @@ class KeyExpiringData:
         )
 
 
+@dataclass
+class LanguageCompletedData:
+    """``data`` of a ``job.language_completed`` event (and ``language`` of that live-progress
+    event): the language delivered and its dub."""
+
+    language: str
+    output: Artifact | None
+    completed_at: str
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LanguageCompletedData:
+        output = data.get("output")
+        return cls(
+            language=_str(data, "language"),
+            output=Artifact.from_dict(output) if isinstance(output, dict) else None,
+            completed_at=_str(data, "completed_at"),
+            raw=dict(data),
+        )
+
+
+@dataclass
+class WalletLowData:
+    """``data`` of a ``wallet.low`` event: the live credits went below the threshold."""
+
+    threshold: int
+    threshold_source: str  # "default" (2 h of the last 24 h's spending) or "custom"
+    available: int
+    reserved: int  # held by jobs still queued or running
+    hourly_rate: int  # credits captured over the last hour
+    crossed_at: str
+    runway_hours: float | None = None  # available / hourly_rate; None: nothing spent
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WalletLowData:
+        return cls(
+            threshold=_int(data, "threshold"),
+            threshold_source=_str(data, "threshold_source"),
+            available=_int(data, "available"),
+            reserved=_int(data, "reserved"),
+            hourly_rate=_int(data, "hourly_rate"),
+            runway_hours=_opt_float(data, "runway_hours"),
+            crossed_at=_str(data, "crossed_at"),
+            raw=dict(data),
+        )
+
+
 # What ``data`` holds: a typed object for the event types this SDK knows, the JSON otherwise.
-EventData = Union[EndpointDisabledData, KeyExpiringData, dict[str, Any]]
+EventData = Union[
+    EndpointDisabledData, KeyExpiringData, LanguageCompletedData, WalletLowData, dict[str, Any]
+]
+_TYPED_DATA = (EndpointDisabledData, KeyExpiringData, LanguageCompletedData, WalletLowData)
 
 
 @dataclass
@@ -727,7 +841,8 @@ class Event:
 
     ``from_dict`` answers the typed subclass of the event's ``type`` (:data:`EVENT_CLASSES`:
     :class:`JobCompletedEvent`, :class:`JobFailedEvent`, :class:`JobCanceledEvent`,
-    :class:`WebhookTestEvent`, :class:`EndpointDisabledEvent`, :class:`KeysExpiringEvent`);
+    :class:`WebhookTestEvent`, :class:`EndpointDisabledEvent`, :class:`KeysExpiringEvent`,
+    :class:`JobLanguageCompletedEvent`, :class:`WalletLowEvent`);
     an event type newer than this SDK is a plain ``Event`` with ``data`` as JSON."""
 
     id: str
@@ -736,7 +851,7 @@ class Event:
     test: bool
     api_key_id: str
     job: Job | None = None
-    # Events not about a job: what happened (None on job events).
+    # What happened, for events not about a job; job.language_completed: the language.
     data: EventData | None = None
     object: str = "event"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -765,9 +880,7 @@ class Event:
         }
         if typed in _NEEDS_JOB and fields["job"] is None:
             typed = Event  # a job event without its job: not the typed shape
-        if typed in _DATA_PARSERS and not isinstance(
-            payload, (EndpointDisabledData, KeyExpiringData)
-        ):
+        if typed in _DATA_PARSERS and not isinstance(payload, _TYPED_DATA):
             typed = Event
         return typed(**fields)
 
@@ -777,6 +890,16 @@ class JobCompletedEvent(Event):
     """``job.completed``: ``job`` is the completed job; its results are in ``job.output``."""
 
     job: Job  # always set on this type
+
+
+@dataclass
+class JobLanguageCompletedEvent(Event):
+    """``job.language_completed``: one language of a translation was delivered (publish its dub
+    now); ``job`` is still ``processing`` with ``languages`` as they stand, ``data`` is the
+    language and its dub. ``job.completed`` (or ``job.failed``) follows once all settled."""
+
+    job: Job
+    data: LanguageCompletedData | None = None
 
 
 @dataclass
@@ -817,21 +940,34 @@ class KeysExpiringEvent(Event):
     data: KeyExpiringData | None = None
 
 
+@dataclass
+class WalletLowEvent(Event):
+    """``wallet.low``: the account's live credits went below its low-balance threshold (once per
+    crossing; armed again after a top-up); ``data`` has the runway. No job."""
+
+    job: None = None
+    data: WalletLowData | None = None
+
+
 # Every event type this SDK has a typed object for.
 EVENT_CLASSES: dict[str, type[Event]] = {
     "job.completed": JobCompletedEvent,
+    "job.language_completed": JobLanguageCompletedEvent,
     "job.failed": JobFailedEvent,
     "job.canceled": JobCanceledEvent,
     "webhook.test": WebhookTestEvent,
     "endpoint.disabled": EndpointDisabledEvent,
     "keys.expiring": KeysExpiringEvent,
+    "wallet.low": WalletLowEvent,
 }
 _NEEDS_JOB: frozenset[type[Event]] = frozenset(
-    {JobCompletedEvent, JobFailedEvent, JobCanceledEvent}
+    {JobCompletedEvent, JobLanguageCompletedEvent, JobFailedEvent, JobCanceledEvent}
 )
 _DATA_PARSERS: dict[type[Event], Callable[[Mapping[str, Any]], EventData]] = {
     EndpointDisabledEvent: EndpointDisabledData.from_dict,
     KeysExpiringEvent: KeyExpiringData.from_dict,
+    JobLanguageCompletedEvent: LanguageCompletedData.from_dict,
+    WalletLowEvent: WalletLowData.from_dict,
 }
 
 
@@ -874,3 +1010,405 @@ class Page(Generic[T]):
 
     def __len__(self) -> int:
         return len(self.data)
+
+
+# --- quotes, low balance ------------------------------------------------------------------------
+
+
+@dataclass
+class QuoteEta:
+    """How long live jobs of the service (and tier) took, created to completed, over ``window``
+    of real traffic; ``samples`` 0 and both figures None: no data."""
+
+    window: str
+    samples: int
+    tier: str | None = None
+    p50_seconds: float | None = None
+    p95_seconds: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> QuoteEta:
+        return cls(
+            tier=_opt_str(data, "tier"),
+            window=_str(data, "window"),
+            samples=_int(data, "samples"),
+            p50_seconds=_opt_float(data, "p50_seconds"),
+            p95_seconds=_opt_float(data, "p95_seconds"),
+            raw=dict(data),
+        )
+
+
+@dataclass
+class Quote:
+    """What a create with ``input`` would reserve, exactly (``credits``), and how long such jobs
+    take now (``eta``). Cite ``id`` on a create (``quote_id=``) before ``expires_at`` and that
+    create is charged exactly ``credits``; a quote pays for one job."""
+
+    id: str
+    service: str
+    test: bool
+    credits: int
+    price_version: int
+    input: dict[str, Any]
+    created_at: str
+    expires_at: str
+    eta: QuoteEta
+    object: str = "quote"
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    response: ResponseInfo | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], response: ResponseInfo | None = None) -> Quote:
+        return cls(
+            id=_str(data, "id"),
+            service=_str(data, "service"),
+            test=bool(data.get("test")),
+            credits=_int(data, "credits"),
+            price_version=_int(data, "price_version"),
+            input=_dict(data, "input"),
+            created_at=_str(data, "created_at"),
+            expires_at=_str(data, "expires_at"),
+            eta=QuoteEta.from_dict(_dict(data, "eta")),
+            object=_str(data, "object", "quote"),
+            raw=dict(data),
+            response=response,
+        )
+
+
+@dataclass
+class LowBalance:
+    """The live wallet against its low-balance threshold. Going below it sends ``wallet.low``
+    (webhook and email) once per crossing."""
+
+    threshold: int  # credits; 0: the warning is off
+    threshold_source: str  # "default" (2 h of the last 24 h's spending) or "custom"
+    default_threshold: int
+    low: bool
+    available: int
+    reserved: int
+    consumed_24h: int
+    hourly_rate: int
+    runway_hours: float | None = None  # at the last hour's rate; None: nothing spent
+    crossed_at: str | None = None
+    object: str = "low_balance"
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    response: ResponseInfo | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], response: ResponseInfo | None = None) -> LowBalance:
+        return cls(
+            threshold=_int(data, "threshold"),
+            threshold_source=_str(data, "threshold_source"),
+            default_threshold=_int(data, "default_threshold"),
+            low=bool(data.get("low")),
+            available=_int(data, "available"),
+            reserved=_int(data, "reserved"),
+            consumed_24h=_int(data, "consumed_24h"),
+            hourly_rate=_int(data, "hourly_rate"),
+            runway_hours=_opt_float(data, "runway_hours"),
+            crossed_at=_opt_str(data, "crossed_at"),
+            object=_str(data, "object", "low_balance"),
+            raw=dict(data),
+            response=response,
+        )
+
+
+# --- live progress (GET /api/v1/jobs/{id}/events) ----------------------------------------------
+
+
+@dataclass
+class JobStreamEvent:
+    """One event of a job's live progress stream.
+
+    ``type`` is ``job.queued``, ``job.started``, ``job.language_completed``, ``job.completed``,
+    ``job.failed``, ``job.canceled`` (``job`` is the job as ``GET /api/v1/jobs/{id}`` answers it
+    then) or ``queue_position`` (``queue_position`` set, ``job`` None). ``id`` is the job's
+    event number (resume after it with ``last_event_id``)."""
+
+    type: str
+    id: int | None = None
+    job: Job | None = None
+    # job.language_completed: the language delivered and its dub.
+    language: LanguageCompletedData | None = None
+    # queue_position: 1 is the next live job of its service to start.
+    queue_position: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(
+        cls, event_type: str, event_id: int | None, data: Mapping[str, Any]
+    ) -> JobStreamEvent:
+        job = data.get("job")
+        language = data.get("language")
+        return cls(
+            type=event_type,
+            id=event_id,
+            job=Job.from_dict(job) if isinstance(job, dict) else None,
+            language=(
+                LanguageCompletedData.from_dict(language) if isinstance(language, dict) else None
+            ),
+            queue_position=_opt_int(data, "queue_position"),
+            raw=dict(data),
+        )
+
+    @property
+    def is_final(self) -> bool:
+        """The job settled: the stream ends after this event."""
+        return self.type in FINAL_STREAM_EVENTS
+
+
+# --- the status page ----------------------------------------------------------------------------
+
+
+@dataclass
+class StatusPage:
+    id: str
+    name: str
+    url: str
+    updated_at: str
+    time_zone: str = "Etc/UTC"
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StatusPage:
+        return cls(
+            id=_str(data, "id"),
+            name=_str(data, "name"),
+            url=_str(data, "url"),
+            time_zone=_str(data, "time_zone", "Etc/UTC"),
+            updated_at=_str(data, "updated_at"),
+            raw=dict(data),
+        )
+
+
+@dataclass
+class StatusComponent:
+    """A component as status pages show it; ``uptime`` is percent up per period (``24h``,
+    ``7d``, ``30d``, ``90d``; None: no data)."""
+
+    id: str
+    name: str
+    status: str  # operational, degraded_performance, partial_outage, major_outage, ...
+    clipmix_status: str = ""  # the page's own state, ``no_data`` included
+    uptime: dict[str, float | None] = field(default_factory=dict)
+    description: str | None = None
+    position: int = 0
+    updated_at: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StatusComponent:
+        uptime = _dict(data, "uptime")
+        return cls(
+            id=_str(data, "id"),
+            name=_str(data, "name"),
+            status=_str(data, "status"),
+            clipmix_status=_str(data, "clipmix_status"),
+            uptime={str(k): _opt_float(uptime, k) for k in uptime},
+            description=_opt_str(data, "description"),
+            position=_int(data, "position"),
+            updated_at=_str(data, "updated_at"),
+            raw=dict(data),
+        )
+
+
+@dataclass
+class StatusIncidentUpdate:
+    id: str
+    status: str
+    body: str
+    created_at: str
+    display_at: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StatusIncidentUpdate:
+        return cls(
+            id=_str(data, "id"),
+            status=_str(data, "status"),
+            body=_str(data, "body"),
+            created_at=_str(data, "created_at"),
+            display_at=_str(data, "display_at"),
+            raw=dict(data),
+        )
+
+
+@dataclass
+class StatusIncident:
+    """An incident, or a scheduled maintenance window (``impact`` ``maintenance``, with
+    ``scheduled_for``/``scheduled_until``), with its updates newest first."""
+
+    id: str
+    name: str
+    status: str  # investigating/identified/monitoring/resolved; scheduled/in_progress/...
+    impact: str
+    created_at: str
+    updated_at: str = ""
+    started_at: str | None = None
+    resolved_at: str | None = None
+    scheduled_for: str | None = None
+    scheduled_until: str | None = None
+    shortlink: str = ""
+    incident_updates: list[StatusIncidentUpdate] = field(default_factory=list)
+    components: list[str] = field(default_factory=list)  # component ids
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StatusIncident:
+        return cls(
+            id=_str(data, "id"),
+            name=_str(data, "name"),
+            status=_str(data, "status"),
+            impact=_str(data, "impact"),
+            created_at=_str(data, "created_at"),
+            updated_at=_str(data, "updated_at"),
+            started_at=_opt_str(data, "started_at"),
+            resolved_at=_opt_str(data, "resolved_at"),
+            scheduled_for=_opt_str(data, "scheduled_for"),
+            scheduled_until=_opt_str(data, "scheduled_until"),
+            shortlink=_str(data, "shortlink"),
+            incident_updates=[
+                StatusIncidentUpdate.from_dict(u)
+                for u in _list(data, "incident_updates")
+                if _is_map(u)
+            ],
+            components=[
+                _str(c, "id") for c in _list(data, "components") if _is_map(c) and c.get("id")
+            ],
+            raw=dict(data),
+        )
+
+
+@dataclass
+class StatusIndicator:
+    indicator: str  # none, minor, major, critical, maintenance
+    description: str
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StatusIndicator:
+        return cls(
+            indicator=_str(data, "indicator"),
+            description=_str(data, "description"),
+            raw=dict(data),
+        )
+
+
+@dataclass
+class StatusSummary:
+    """``GET /api/status/summary.json`` (Statuspage's shape; no key needed)."""
+
+    page: StatusPage
+    components: list[StatusComponent]
+    incidents: list[StatusIncident]
+    scheduled_maintenances: list[StatusIncident]
+    status: StatusIndicator
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    response: ResponseInfo | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], response: ResponseInfo | None = None
+    ) -> StatusSummary:
+        return cls(
+            page=StatusPage.from_dict(_dict(data, "page")),
+            components=[
+                StatusComponent.from_dict(c) for c in _list(data, "components") if _is_map(c)
+            ],
+            incidents=[StatusIncident.from_dict(i) for i in _list(data, "incidents") if _is_map(i)],
+            scheduled_maintenances=[
+                StatusIncident.from_dict(m)
+                for m in _list(data, "scheduled_maintenances")
+                if _is_map(m)
+            ],
+            status=StatusIndicator.from_dict(_dict(data, "status")),
+            raw=dict(data),
+            response=response,
+        )
+
+
+@dataclass
+class StatusSubscription:
+    """A status webhook subscription of the account. ``secret`` (``whsec_…``) is set only in
+    the answer of ``status.subscribe()``, the one time the API shows it."""
+
+    id: str
+    url: str
+    created_at: str
+    secret: str | None = None
+    object: str = "status_subscription"
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    response: ResponseInfo | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], response: ResponseInfo | None = None
+    ) -> StatusSubscription:
+        return cls(
+            id=_str(data, "id"),
+            url=_str(data, "url"),
+            created_at=_str(data, "created_at"),
+            secret=_opt_str(data, "secret"),
+            object=_str(data, "object", "status_subscription"),
+            raw=dict(data),
+            response=response,
+        )
+
+    def __repr__(self) -> str:  # never print the secret by accident
+        shown = "whsec_…" if self.secret else None
+        return f"StatusSubscription(id={self.id!r}, url={self.url!r}, secret={shown!r})"
+
+
+@dataclass
+class StatusSubscriptionDeleted:
+    id: str
+    deleted: bool = True
+    object: str = "status_subscription"
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    response: ResponseInfo | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], response: ResponseInfo | None = None
+    ) -> StatusSubscriptionDeleted:
+        return cls(
+            id=_str(data, "id"),
+            deleted=bool(data.get("deleted", True)),
+            object=_str(data, "object", "status_subscription"),
+            raw=dict(data),
+            response=response,
+        )
+
+
+@dataclass
+class StatusWebhookEvent:
+    """What a status webhook POSTs (verify it with ``webhooks.construct_status_event``):
+    ``type`` is ``status.incident.created``/``.updated``/``.resolved`` (``incident`` set) or
+    ``status.maintenance.scheduled``/``.started``/``.completed``/``.canceled``
+    (``maintenance`` set). ``id`` is also the ``webhook-id``: dedupe on it."""
+
+    id: str
+    type: str
+    created_at: str
+    page: StatusPage
+    incident: StatusIncident | None = None
+    maintenance: StatusIncident | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StatusWebhookEvent:
+        body = _dict(data, "data")
+        incident = body.get("incident")
+        maintenance = body.get("maintenance")
+        return cls(
+            id=_str(data, "id"),
+            type=_str(data, "type"),
+            created_at=_str(data, "created_at"),
+            page=StatusPage.from_dict(_dict(data, "page")),
+            incident=StatusIncident.from_dict(incident) if isinstance(incident, dict) else None,
+            maintenance=(
+                StatusIncident.from_dict(maintenance) if isinstance(maintenance, dict) else None
+            ),
+            raw=dict(data),
+        )

@@ -29,12 +29,13 @@ from collections.abc import Iterable
 from typing import Any, Protocol, Union
 
 from clipmix.errors import WebhookVerificationError
-from clipmix.types import Event
+from clipmix.types import Event, StatusWebhookEvent
 
 __all__ = [
     "SECRET_PREFIX",
     "WebhookVerificationError",
     "construct_event",
+    "construct_status_event",
     "generate_secret",
     "sign",
     "verify",
@@ -211,6 +212,20 @@ def construct_event(
     """:func:`verify`, then the body as a typed :class:`clipmix.types.Event`: the subclass of
     its type (``JobCompletedEvent``, ``KeysExpiringEvent``, …; see ``EVENT_CLASSES``)."""
     return Event.from_dict(verify(payload, headers, secret, tolerance, now=now))
+
+
+def construct_status_event(
+    payload: bytes | bytearray | memoryview | str,
+    headers: Headers,
+    secret: str | Iterable[str],
+    tolerance: float = DEFAULT_TOLERANCE,
+    *,
+    now: float | None = None,
+) -> StatusWebhookEvent:
+    """A status webhook (``status.subscribe()``'s subscription) verified with that
+    subscription's ``whsec_`` secret: its Standard Webhooks headers (status webhooks carry no
+    ``X-ClipMix-Signature``), then the body as a :class:`clipmix.types.StatusWebhookEvent`."""
+    return StatusWebhookEvent.from_dict(verify(payload, headers, secret, tolerance, now=now))
 
 
 def sign(
