@@ -5,6 +5,7 @@ up to the reservation are refused by the database."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -158,3 +159,23 @@ async def test_shares_that_do_not_add_up_are_refused_and_nothing_moves(pool: asy
             await conn.execute("DELETE FROM transfers WHERE key = $1", f"release:{job}:de")
         again = await ledger.settle_languages(conn, job, "job.completed", 240, [("de", 120)])
         assert again.outcome == "already_captured"
+
+
+async def test_twenty_concurrent_settlements_of_one_job_settle_it_once(pool: asyncpg.Pool) -> None:
+    account, job = await _held(pool, 360)
+    env = _event("job.completed", job, account, JobStatus.COMPLETED, {"es"})
+
+    async def settle() -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            await events.job_completed(conn, env)
+
+    await asyncio.gather(*(settle() for _ in range(20)))
+    async with pool.acquire() as conn:
+        assert await _moves(conn, account, job) == [
+            ("capture", 120, None),
+            ("release", 120, "de"),
+            ("release", 120, "fr"),
+            ("reservation", 360, None),
+        ]
+        assert (await ledger.balance(conn, account)).available == 1000 - 120
+        assert await ledger.problems(conn) == []
