@@ -88,6 +88,9 @@ async def test_a_resumed_stream_misses_nothing_across_a_gateway_restart(
     finally:
         async with http.post(config, json={"latency_seconds": 0.5}):
             pass
+        if gateway.proc is not None and gateway.proc.poll() is not None:  # failed while down
+            gateway.start()
+            await gateway.wait_ready()
 
     # A fresh stream of the settled job replays its whole log: the resumed stream held every
     # event after the one the client had, in order, and nothing else.

@@ -19,7 +19,7 @@ import pytest
 
 from services.contracts.ids import new_id
 from services.contracts.jobs import JobSnapshot, JobStatus, Service
-from services.gateway.adapters import jobs_view
+from services.gateway.adapters import accounts, jobs_view
 from services.gateway.app_keys import HELD, JOB_EVENT_HUB
 from services.gateway.domain.keys import Mode
 from services.gateway.entrypoints import events
@@ -388,3 +388,29 @@ async def test_languages_delivered_as_the_job_settles_come_before_its_final_even
         ("4", "job.completed"),
     ]
     assert [e.data["language"]["language"] for e in seen[1:3]] == ["es", "fr"]
+
+
+async def test_a_restricted_key_streams_with_jobs_read_only(
+    infra: Infra, http: aiohttp.ClientSession
+) -> None:
+    async with gateway(infra, **FAST) as gw:
+        key = await new_key(gw.pool, Mode.LIVE)
+        job_id = await _accepted(gw.pool, key)
+        restricted = {}
+        for level in ("read", "none"):
+            created = await accounts.create_key(
+                gw.pool,
+                key.account_id,
+                Mode.LIVE,
+                level,
+                permissions={"jobs": level, "wallet": "read"},
+            )
+            assert created is not None
+            restricted[level] = Key(created["secret"], created["id"], key.account_id)
+        denied = await call(
+            http, "GET", f"{gw.url}/api/v1/jobs/{job_id}/events", restricted["none"]
+        )
+        assert denied.status == 403 and "jobs:read" in denied.error["message"]
+        async with _stream(http, gw, restricted["read"], job_id) as reader:
+            first = await reader.next()
+            assert first is not None and first.type == "job.queued"
