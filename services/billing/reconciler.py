@@ -20,7 +20,7 @@ import structlog
 from services.billing import metrics
 from services.billing.adapters import ledger
 from services.billing.adapters.jobs import JobDirectory, Unreadable
-from services.contracts.jobs import JobStatus
+from services.contracts.jobs import JobStatus, Service
 from services.runtime.internal import Unavailable
 
 if TYPE_CHECKING:
@@ -72,6 +72,12 @@ async def _settle(conn: Connection, job_id: str, status: JobStatus | None) -> st
         result = await ledger.release(conn, job_id, NEVER_CREATED)
         return "released" if result.outcome == "released" else "noop"
     if status == JobStatus.COMPLETED:
+        service = await conn.fetchval("SELECT service FROM reservations WHERE job_id = $1", job_id)
+        if service == Service.TRANSLATIONS.value:
+            # Charged per language delivered, which only its job.completed says (the status
+            # read here does not): the event, already on its way, settles it.
+            await ledger.confirm(conn, job_id)
+            return "confirmed"
         await ledger.capture(conn, job_id, "reconciled_completed")
         return "captured"
     if status in (JobStatus.FAILED, JobStatus.CANCELED):

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from services.billing.app import create_app
 from services.billing.config import BillingSettings
-from services.contracts.jobs import JobSnapshot, JobStatus, Service
+from services.contracts.jobs import JobSnapshot, JobStatus, LanguageResult, Service
 from services.messaging.envelope import Envelope
 from services.messaging.topology import EVENTS
 from services.runtime import db
@@ -523,3 +523,66 @@ async def test_reconciler_leaves_reservations_while_the_jobs_service_is_unreacha
         return await billing.state(orphan) == "released"
 
     await eventually(released, timeout=5)
+
+
+async def test_reconciler_leaves_a_completed_translation_to_its_event_which_charges_per_language(
+    billing: Billing, http: aiohttp.ClientSession
+) -> None:
+    """A translation is charged for the languages it delivered, which its job.completed says
+    and the status the reconciler reads does not: the reconciler only confirms it."""
+    account, job = unique("acct"), unique("job")
+    await billing.buy(http, account, 1000)
+    body = {
+        "job_id": job,
+        "account_id": account,
+        "service": "translations",
+        "input": {
+            "video_url": "https://cdn.example.com/talk.mp4",
+            "target_languages": ["es", "de", "fr"],
+            "tier": "standard",
+            "duration_seconds": 10,
+        },
+    }
+    status, held = await billing.call(http, "POST", "/internal/v1/reservations", body)
+    assert (status, held["amount"]) == (201, 360), held
+    billing.jobs.jobs[job] = snapshot(job, account, JobStatus.COMPLETED)
+
+    async def confirmed() -> bool:
+        return bool(
+            await billing.pool.fetchval(
+                "SELECT confirmed_at IS NOT NULL FROM reservations WHERE job_id = $1", job
+            )
+        )
+
+    await eventually(confirmed, timeout=5)
+    assert await billing.state(job) == "held"
+    done = snapshot(job, account, JobStatus.COMPLETED).model_copy(
+        update={
+            "service": Service.TRANSLATIONS,
+            "input": body["input"],
+            "cost_credits": 360,
+            "languages": [
+                LanguageResult(language=lang, status=state)
+                for lang, state in (
+                    ("es", JobStatus.COMPLETED),
+                    ("de", JobStatus.FAILED),
+                    ("fr", JobStatus.COMPLETED),
+                )
+            ],
+        }
+    )
+    env = Envelope(type="job.completed", correlation_id=job, data=done.model_dump(mode="json"))
+    await publish(billing.amqp_url, [env])
+
+    async def captured() -> bool:
+        return await billing.state(job) == "captured"
+
+    await eventually(captured, timeout=5)
+    moves = await billing.pool.fetch(
+        "SELECT type, amount, reference FROM transfers WHERE job_id = $1 ORDER BY seq", job
+    )
+    assert [tuple(r) for r in moves] == [
+        ("reservation", 360, None),
+        ("capture", 240, None),
+        ("release", 120, "de"),
+    ]
