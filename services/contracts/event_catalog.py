@@ -25,8 +25,13 @@ from services.contracts.jobs import (
     JobStatus,
     Service,
 )
-from services.contracts.notices import ENDPOINT_DISABLED, KEYS_EXPIRING
-from services.contracts.webhooks import WEBHOOK_TEST, EndpointDisabledData, KeyExpiringData
+from services.contracts.notices import ENDPOINT_DISABLED, KEYS_EXPIRING, WALLET_LOW
+from services.contracts.webhooks import (
+    WEBHOOK_TEST,
+    EndpointDisabledData,
+    KeyExpiringData,
+    WalletLowData,
+)
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _TIME: JsonDict = {"format": "date-time"}
@@ -178,6 +183,16 @@ class KeysExpiringEvent(_Event):
     data: KeyExpiringData
 
 
+class WalletLowEvent(_Event):
+    """The account's live credits went below its low-balance threshold (once per crossing; armed
+    again after a top-up). Delivered to the endpoint of every live key of the account, whatever
+    event types it chose, and mailed to the account's people."""
+
+    type: Literal["wallet.low"]
+    job: None
+    data: WalletLowData
+
+
 # Every event type, in the catalog's order: the model of its body.
 EVENT_MODELS: dict[str, type[_Event]] = {
     JOB_COMPLETED: JobCompletedEvent,
@@ -187,8 +202,12 @@ EVENT_MODELS: dict[str, type[_Event]] = {
     WEBHOOK_TEST: WebhookTestEvent,
     ENDPOINT_DISABLED: EndpointDisabledEvent,
     KEYS_EXPIRING: KeysExpiringEvent,
+    WALLET_LOW: WalletLowEvent,
 }
 EVENT_TYPES: tuple[str, ...] = tuple(EVENT_MODELS)
+# What a key's events stream (GET /api/v1/events) keeps and may be filtered by: every type but
+# the test fire, which is only sent when asked for.
+STREAM_EVENT_TYPES: tuple[str, ...] = tuple(t for t in EVENT_TYPES if t != WEBHOOK_TEST)
 
 
 class EventTypeEntry(_Shape):

@@ -70,4 +70,4 @@ class WalletLow(BaseModel):
     crossed_at: str  # RFC 3339 UTC
 
 
-NOTICE_TYPES: tuple[str, ...] = (EndpointDisabled.TYPE, KeyExpiring.TYPE)
+NOTICE_TYPES: tuple[str, ...] = (EndpointDisabled.TYPE, KeyExpiring.TYPE, WalletLow.TYPE)

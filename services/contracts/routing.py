@@ -8,7 +8,7 @@ from services.contracts.jobs import (
     SETTLED_EVENTS,
     CreateJob,
 )
-from services.contracts.notices import NOTICE_TYPES, KeyExpiring
+from services.contracts.notices import NOTICE_TYPES, KeyExpiring, WalletLow
 from services.contracts.status import TrafficReported
 from services.messaging.topology import COMMANDS, EVENTS, QueueSpec
 
@@ -43,5 +43,5 @@ QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec(STATUS_JOB_EVENTS, _events(*ALL_JOB_EVENTS)),
     QueueSpec(STATUS_TRAFFIC, _events(TrafficReported.TYPE)),
     QueueSpec(DASHBOARD_NOTICES, _events(*NOTICE_TYPES)),
-    QueueSpec(WEBHOOKS_NOTICES, _events(KeyExpiring.TYPE)),
+    QueueSpec(WEBHOOKS_NOTICES, _events(KeyExpiring.TYPE, WalletLow.TYPE)),
 )

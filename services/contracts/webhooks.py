@@ -214,6 +214,22 @@ class KeyExpiringData(_Public):
     expires_at: str
 
 
+class WalletLowData(_Public):
+    """``data`` of a ``wallet.low`` event: the live wallet went below its low-balance threshold
+    (once per crossing; GET /api/v1/balance/low-balance has the standing now)."""
+
+    threshold: int
+    threshold_source: Literal["default", "custom"]
+    available: int
+    reserved: int = Field(description="Credits held by jobs still queued or running.")
+    hourly_rate: int = Field(description="Credits captured over the last hour.")
+    runway_hours: float | None = Field(
+        description="How long the available credits last at the last hour's rate; null when"
+        " nothing was spent in the last hour."
+    )
+    crossed_at: str
+
+
 class WebhookEventPage(_Public):
     """``GET /api/v1/events``: the key's events; the history newest first, or with ``after`` or
     ``wait`` the stream, oldest first."""

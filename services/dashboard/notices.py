@@ -1,25 +1,25 @@
 """Account notices in the dashboard: an email to the account's people, and a banner.
 
 The dashboard consumes ``dashboard.notices`` (contracts/routing.py): an endpoint disabled (the
-webhooks service) or a key expiring (the gateway). Each notice is claimed by its ``notice_id``
-in the handler's transaction together with a mail row per person of the account, so a notice
-delivered twice (a redelivered message, or published twice) is one row and one mail. The mail
-goes out after the commit (``mail_sender.NoticeMails``). The banner (``base.html``) shows the
-account's notices while they apply: until the endpoint is seen enabled again, the key's expiry
-passes, or the person dismisses it.
+webhooks service), a key expiring (the gateway) or the wallet running low (billing). Each notice
+is claimed by its ``notice_id`` in the handler's transaction together with a mail row per person
+of the account, so a notice delivered twice (a redelivered message, or published twice) is one
+row and one mail. The mail goes out after the commit (``mail_sender.NoticeMails``). The banner
+(``base.html``) shows the account's notices while they apply: until the endpoint is seen enabled
+again, the key's expiry passes, a day after the wallet went low, or the person dismisses it.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from services.contracts.ids import new_id
-from services.contracts.notices import EndpointDisabled, KeyExpiring
+from services.contracts.notices import EndpointDisabled, KeyExpiring, WalletLow
 from services.dashboard import session
 from services.messaging.consumer import Handler
 from services.messaging.envelope import Envelope
@@ -43,7 +43,7 @@ class Notice:
 
     notice_id: str
     type: str
-    api_key_id: str
+    api_key_id: str | None  # None: about the whole account (the wallet)
     mode: str
     data: dict[str, Any]
     received_at: datetime
@@ -51,6 +51,10 @@ class Notice:
     @property
     def endpoint_disabled(self) -> bool:
         return self.type == EndpointDisabled.TYPE
+
+    @property
+    def wallet_low(self) -> bool:
+        return self.type == WalletLow.TYPE
 
 
 # The banners of this request's page (set by ``banner_middleware`` for a signed-in person).
@@ -66,9 +70,34 @@ def _when(value: str) -> str:
     return parsed.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def compose(notice: EndpointDisabled | KeyExpiring, base_url: str) -> tuple[str, str]:
+Heard = EndpointDisabled | KeyExpiring | WalletLow
+# How long a low-wallet banner shows unless dismissed (the mail has gone out at once).
+WALLET_BANNER = timedelta(hours=24)
+
+
+def runway(hours: float | None) -> str:
+    """``runway_hours`` as people read it: "about 3 h", "about 40 min", or no spending."""
+    if hours is None:
+        return "nothing was spent in the last hour"
+    if hours < 1:
+        return f"at the last hour's rate they last about {max(1, round(hours * 60))} min"
+    return f"at the last hour's rate they last about {hours:.0f} h"
+
+
+def compose(notice: Heard, base_url: str) -> tuple[str, str]:
     """The subject and text of a notice's mail (no secret in either: a key's display only)."""
     base = base_url.rstrip("/")
+    if isinstance(notice, WalletLow):
+        text = (
+            f"Your ClipMix credits are running low: {notice.available:,} available, below your"
+            f" {notice.threshold_source} threshold of {notice.threshold:,};"
+            f" {runway(notice.runway_hours)}."
+            f" {notice.reserved:,} credits are reserved by jobs still queued or running.\n\n"
+            "When the credits run out, new live jobs are refused (402 insufficient_credits)."
+            " Buy credits to keep them running; you hear of this once per crossing.\n\n"
+            f"Buy credits: {base}/dashboard/credits\n"
+        )
+        return "Your ClipMix credits are running low", text
     if isinstance(notice, EndpointDisabled):
         why = (
             "it answered 410 Gone, which says the endpoint is gone for good"
@@ -96,17 +125,28 @@ def compose(notice: EndpointDisabled | KeyExpiring, base_url: str) -> tuple[str,
     return f"Your ClipMix API key {notice.key_display} expires soon", text
 
 
-def _applies_until(notice: EndpointDisabled | KeyExpiring) -> datetime | None:
+def _applies_until(notice: Heard) -> datetime | None:
     if isinstance(notice, KeyExpiring):
         return datetime.fromisoformat(notice.expires_at.replace("Z", "+00:00"))
+    if isinstance(notice, WalletLow):
+        crossed = datetime.fromisoformat(notice.crossed_at.replace("Z", "+00:00"))
+        return crossed + WALLET_BANNER
     return None
 
 
 def handlers(base_url: str, owner: str) -> dict[str, Handler]:
     """The consumer's handlers: mails are written for this process (``owner``) to send."""
 
-    async def record(conn: Connection, notice: EndpointDisabled | KeyExpiring) -> None:
+    async def record(conn: Connection, notice: Heard) -> None:
         data = notice.model_dump(mode="json")
+        key, mode = (
+            (None, "live")
+            if isinstance(notice, WalletLow)
+            else (
+                notice.api_key_id,
+                notice.mode,
+            )
+        )
         fresh = await conn.fetchval(
             "INSERT INTO notices (notice_id, type, account_id, api_key_id, mode, data,"
             " applies_until) VALUES ($1, $2, $3, $4, $5, $6, $7)"
@@ -114,8 +154,8 @@ def handlers(base_url: str, owner: str) -> dict[str, Handler]:
             notice.notice_id,
             notice.TYPE,
             notice.account_id,
-            notice.api_key_id,
-            notice.mode,
+            key,
+            mode,
             data,
             _applies_until(notice),
         )
@@ -143,7 +183,14 @@ def handlers(base_url: str, owner: str) -> dict[str, Handler]:
     async def key_expiring(conn: Connection, env: Envelope) -> None:
         await record(conn, KeyExpiring.model_validate(env.data))
 
-    return {EndpointDisabled.TYPE: endpoint_disabled, KeyExpiring.TYPE: key_expiring}
+    async def wallet_low(conn: Connection, env: Envelope) -> None:
+        await record(conn, WalletLow.model_validate(env.data))
+
+    return {
+        EndpointDisabled.TYPE: endpoint_disabled,
+        KeyExpiring.TYPE: key_expiring,
+        WalletLow.TYPE: wallet_low,
+    }
 
 
 async def open_notices(conn: Connection, account_id: str) -> list[Notice]:

@@ -31,9 +31,11 @@ if TYPE_CHECKING:
 
     Db = Connection | asyncpg.Pool
 
-# Sets a key's webhook endpoint: (key id, account id, url, event types or None for all) → the
-# endpoint with its whsec_ secret (shown once). Raises WebhookRefused / WebhooksUnreachable.
-Attach = Callable[[str, str, str, list[str] | None], Awaitable[dict[str, Any]]]
+# Sets a key's webhook endpoint: (key id, account id, url, event types or None for all, test
+# mode) → the endpoint with its whsec_ secret (shown once). Raises WebhookRefused /
+# WebhooksUnreachable. The mode tells the webhooks service which account-wide events (the live
+# wallet's) the endpoint hears.
+Attach = Callable[[str, str, str, list[str] | None, bool], Awaitable[dict[str, Any]]]
 # Gives a new key the endpoint (URL, events, signing secrets) of the key it replaces:
 # (from key id, to key id, account id) → the endpoint, or None when the old key had none.
 CarryOver = Callable[[str, str, str], Awaitable[dict[str, Any] | None]]
@@ -71,7 +73,9 @@ async def create_key(db: Db, new: NewKey, attach: Attach | None) -> dict[str, An
     if new.webhook_url is not None:
         if attach is None:
             raise ValueError("a webhook URL needs a way to attach it")
-        webhook = await attach(key_id, new.account_id, new.webhook_url, new.webhook_events)
+        webhook = await attach(
+            key_id, new.account_id, new.webhook_url, new.webhook_events, new.mode is Mode.TEST
+        )
     created = await accounts.create_key(
         db,
         new.account_id,

@@ -51,11 +51,13 @@ def _expiry(args: argparse.Namespace) -> datetime | None:
 
 
 async def _attach_webhook(
-    key_id: str, account_id: str, url: str, events: list[str] | None
+    key_id: str, account_id: str, url: str, events: list[str] | None, test: bool
 ) -> dict[str, Any]:
     """The webhooks service keeps the endpoint (its schema, directly); the whsec_ shown once."""
     try:
-        return await webhooks_cli.configure_for_new_key(key_id, account_id, url, events=events)
+        return await webhooks_cli.configure_for_new_key(
+            key_id, account_id, url, events=events, test=test
+        )
     except webhooks_cli.UrlRefused as exc:
         raise Refused(str(exc)) from None
 

@@ -42,6 +42,7 @@ async def configure_for_new_key(
     settings: WebhooksSettings | None = None,
     *,
     events: list[str] | None = None,
+    test: bool | None = None,
 ) -> dict[str, Any]:
     """Set the endpoint of a key at its creation (``keys create --webhook-url``).
 
@@ -58,7 +59,7 @@ async def configure_for_new_key(
             settings.webhook_allow_private_targets,
             settings.webhook_rotation_overlap_seconds,
         )
-        answer = await service.configure(key_id, account_id, url, events)
+        answer = await service.configure(key_id, account_id, url, events, test)
     except TargetRefused as refused:
         raise UrlRefused(f"webhook URL refused: {refused.reason}") from None
     finally:

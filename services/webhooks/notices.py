@@ -19,10 +19,12 @@ from services.contracts.jobs import iso
 from services.contracts.notices import (
     ENDPOINT_DISABLED,
     KEYS_EXPIRING,
+    WALLET_LOW,
     EndpointDisabled,
     KeyExpiring,
+    WalletLow,
 )
-from services.contracts.webhooks import EndpointDisabledData, KeyExpiringData
+from services.contracts.webhooks import EndpointDisabledData, KeyExpiringData, WalletLowData
 from services.messaging import outbox
 from services.messaging.consumer import Handler
 from services.messaging.envelope import Envelope
@@ -175,6 +177,61 @@ async def key_expiring(conn: Connection, env: Envelope) -> None:
     )
 
 
-NOTICE_HANDLERS: dict[str, Handler] = {KeyExpiring.TYPE: key_expiring}
+# Live endpoints of one account that hear of its wallet at most (the oldest first).
+WALLET_ENDPOINTS_MAX = 100
+
+
+async def wallet_low(conn: Connection, env: Envelope) -> None:
+    """``account.wallet_low`` → a ``wallet.low`` event of every live key of the account that
+    has an endpoint (the wallet is the account's: each key's program may act on it), delivered
+    whatever event types the endpoint chose. Each key's event id is derived from the notice id
+    and the key, so a notice sent twice is one event per key."""
+    notice = WalletLow.model_validate(env.data)
+    data = WalletLowData(
+        threshold=notice.threshold,
+        threshold_source=notice.threshold_source,
+        available=notice.available,
+        reserved=notice.reserved,
+        hourly_rate=notice.hourly_rate,
+        runway_hours=notice.runway_hours,
+        crossed_at=notice.crossed_at,
+    ).model_dump(mode="json")
+    keys = await conn.fetch(
+        "SELECT api_key_id FROM endpoints WHERE account_id = $1 AND test IS FALSE"
+        " ORDER BY created_at LIMIT $2",
+        notice.account_id,
+        WALLET_ENDPOINTS_MAX,
+    )
+    for key in keys:
+        api_key_id = key["api_key_id"]
+        event_id = notice_event_id(f"{notice.notice_id}:{api_key_id}")
+        stored = await _store_event(
+            conn,
+            event_id=event_id,
+            type=WALLET_LOW,
+            account_id=notice.account_id,
+            api_key_id=api_key_id,
+            test=False,
+            data=data,
+            occurred_at=env.occurred_at,
+        )
+        if stored:
+            await deliveries.enqueue(
+                conn,
+                api_key_id=api_key_id,
+                account_id=notice.account_id,
+                event_id=event_id,
+                event_type=WALLET_LOW,
+                body=notice_event_body(
+                    event_id, WALLET_LOW, env.occurred_at, False, api_key_id, data
+                ),
+                trigger="first",
+            )
+
+
+NOTICE_HANDLERS: dict[str, Handler] = {
+    KeyExpiring.TYPE: key_expiring,
+    WalletLow.TYPE: wallet_low,
+}
 
 __all__ = ["NOTICE_HANDLERS", "after_failure", "disable", "key_expiring"]

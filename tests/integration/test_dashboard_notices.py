@@ -15,7 +15,7 @@ import aio_pika
 import pytest
 
 from services.contracts.ids import new_id
-from services.contracts.notices import EndpointDisabled, KeyExpiring
+from services.contracts.notices import EndpointDisabled, KeyExpiring, WalletLow
 from services.mailsink.store import Stored
 from services.messaging.envelope import Envelope
 from tests.infra import Infra
@@ -54,7 +54,9 @@ async def signed_up(dash: Dashboard, visitor: Visitor) -> tuple[str, str]:
     return address, str(account)
 
 
-async def publish(infra: Infra, notice: EndpointDisabled | KeyExpiring, times: int = 1) -> None:
+async def publish(
+    infra: Infra, notice: EndpointDisabled | KeyExpiring | WalletLow, times: int = 1
+) -> None:
     """``times`` copies, each its own message (as a publisher that ran twice would send)."""
     connection = await aio_pika.connect(infra.amqp_url)
     async with connection:
@@ -198,3 +200,34 @@ async def test_another_accounts_notice_cannot_be_dismissed(
         assert "Webhook endpoint disabled." in (await stranger.get("/dashboard")).text
     finally:
         await stranger.close()
+
+
+async def test_a_low_wallet_is_mailed_once_with_its_runway_and_shown_as_a_banner(
+    dash: Dashboard, visitor: Visitor, infra: Infra
+) -> None:
+    address, account = await signed_up(dash, visitor)
+    notice = WalletLow(
+        notice_id=new_id("ntc"),
+        account_id=account,
+        threshold=500,
+        threshold_source="custom",
+        available=420,
+        reserved=1240,
+        hourly_rate=140,
+        runway_hours=3.0,
+        crossed_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    )
+    await publish(infra, notice, times=2)
+    [mail] = await mails_to(dash, address, 1)
+    summary: dict[str, Any] = mail.summary()
+    assert summary["subject"] == "Your ClipMix credits are running low"
+    text = summary["text"]
+    assert "420 available" in text and "custom threshold of 500" in text
+    assert "they last about 3 h" in text
+    assert "1,240 credits are reserved by jobs still queued or running" in text
+    assert "/dashboard/credits" in text
+    await asyncio.sleep(0.5)
+    assert len(await asyncio.to_thread(dash.inbox.newest, address, 50)) == 1
+    page = await visitor.get("/dashboard")
+    assert "Credits running low." in page.text
+    assert "about 3.0 h" in page.text and 'href="/dashboard/credits"' in page.text

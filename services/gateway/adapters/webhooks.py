@@ -8,7 +8,13 @@ from typing import Any
 import structlog
 
 from services.gateway.domain.refusals import WebhookRefused, WebhooksUnreachable
-from services.runtime.internal import ACCOUNT_HEADER, KEY_HEADER, InternalClient, Unavailable
+from services.runtime.internal import (
+    ACCOUNT_HEADER,
+    KEY_HEADER,
+    TEST_HEADER,
+    InternalClient,
+    Unavailable,
+)
 
 log = structlog.get_logger()
 
@@ -20,9 +26,17 @@ class HttpKeyWebhooks:
         self._client = client
 
     async def _call(
-        self, method: str, path: str, account_id: str, key_id: str, body: dict[str, Any]
+        self,
+        method: str,
+        path: str,
+        account_id: str,
+        key_id: str,
+        body: dict[str, Any],
+        test: bool | None = None,
     ) -> tuple[int, Any]:
         headers = {ACCOUNT_HEADER: account_id, KEY_HEADER: key_id}
+        if test is not None:
+            headers[TEST_HEADER] = "true" if test else "false"
         try:
             reply = await self._client.call(method, path, json=body, headers=headers)
         except Unavailable as exc:
@@ -34,13 +48,13 @@ class HttpKeyWebhooks:
         return reply.status, reply.json()
 
     async def attach(
-        self, key_id: str, account_id: str, url: str, events: list[str] | None
+        self, key_id: str, account_id: str, url: str, events: list[str] | None, test: bool
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"url": url}
         if events:
             body["events"] = events
         status, answer = await self._call(
-            "PUT", f"/internal/v1/keys/{key_id}/webhook", account_id, key_id, body
+            "PUT", f"/internal/v1/keys/{key_id}/webhook", account_id, key_id, body, test
         )
         if status >= 400:
             raise WebhookRefused(answer["error"])

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from services.contracts import errors
 from services.contracts.billing import QUOTE_HEADER, QUOTE_ID_PATTERN
+from services.contracts.event_catalog import STREAM_EVENT_TYPES
 from services.gateway.domain import sandbox
 from services.runtime import params
 
@@ -157,16 +158,7 @@ EVENTS: dict[str, params.Rule] = {
         value, param=name, pattern=_CURSOR, what="an event id or a next_after cursor"
     ),
     "wait": params.number_rule(0, EVENTS_MAX_WAIT_SECONDS),
-    "type": params.choice_rule(
-        (
-            "job.completed",
-            "job.failed",
-            "job.canceled",
-            "job.language_completed",
-            "endpoint.disabled",
-            "keys.expiring",
-        )
-    ),
+    "type": params.choice_rule(STREAM_EVENT_TYPES),
 }
 ARTIFACT: dict[str, params.Rule] = {
     "expires": params.number_rule(0, _MAX_UNIX_SECONDS),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.contracts.billing import Balance, LedgerPage, LowBalance, LowBalanceUpdate, PriceBook
+from services.contracts.event_catalog import STREAM_EVENT_TYPES
 from services.contracts.status import StatusSnapshot
 from services.contracts.webhooks import (
     WebhookDeliveryPage,
@@ -297,17 +298,7 @@ def _webhook_paths() -> Paths:
 
 
 def event_paths() -> Paths:
-    types = {
-        "type": "string",
-        "enum": [
-            "job.completed",
-            "job.failed",
-            "job.canceled",
-            "job.language_completed",
-            "endpoint.disabled",
-            "keys.expiring",
-        ],
-    }
+    types = {"type": "string", "enum": list(STREAM_EVENT_TYPES)}
     return {
         "/api/v1/events": {
             "get": op(

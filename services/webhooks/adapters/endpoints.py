@@ -118,8 +118,9 @@ async def copy(
     An endpoint the new key has already is kept (a retried copy)."""
     await conn.execute(
         "INSERT INTO endpoints (api_key_id, account_id, url, events, secret, previous_secret,"
-        " previous_secret_expires_at)"
-        " SELECT $2, account_id, url, events, secret, previous_secret, previous_secret_expires_at"
+        " previous_secret_expires_at, test)"
+        " SELECT $2, account_id, url, events, secret, previous_secret, previous_secret_expires_at,"
+        " test"
         " FROM endpoints WHERE api_key_id = $1 AND account_id = $3"
         " ON CONFLICT (api_key_id) DO NOTHING",
         from_key_id,

@@ -16,8 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.contracts import errors
-from services.contracts.jobs import JOB_LANGUAGE_COMPLETED, SETTLED_EVENTS
-from services.contracts.notices import ENDPOINT_DISABLED, KEYS_EXPIRING
+from services.contracts.event_catalog import STREAM_EVENT_TYPES
 from services.contracts.webhooks import (
     WebhookDeliveryPage,
     WebhookEndpointCreated,
@@ -217,7 +216,7 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
 
 
 # The types GET /api/v1/events may be filtered by: job events and the notices' events.
-STREAM_TYPES = (*SETTLED_EVENTS, JOB_LANGUAGE_COMPLETED, ENDPOINT_DISABLED, KEYS_EXPIRING)
+STREAM_TYPES = STREAM_EVENT_TYPES
 
 
 def _event_type(request: web.Request) -> str | None:
