@@ -30,8 +30,17 @@ class Sleep:
     reply: Reply
 
 
+@dataclass
+class Raw:
+    """A body sent as is (e.g. Server-Sent Events), then the connection closed."""
+
+    text: str
+    status: int = 200
+    content_type: str = "text/event-stream"
+
+
 DROP = "drop"
-Scripted = Union[Reply, Sleep, str]
+Scripted = Union[Reply, Sleep, Raw, str]
 
 
 @dataclass
@@ -83,6 +92,16 @@ class ScriptedServer:
                 if step == DROP:
                     self.close_connection = True
                     self.connection.close()
+                    return
+                if isinstance(step, Raw):
+                    raw = step.text.encode()
+                    self.send_response(step.status)
+                    self.send_header("Content-Type", step.content_type)
+                    self.send_header("Content-Length", str(len(raw)))
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(raw)
+                    self.close_connection = True
                     return
                 assert isinstance(step, Reply)
                 payload = b"" if step.body is None else json.dumps(step.body).encode()

@@ -254,7 +254,7 @@ def test_to_list_reads_every_page_with_either_client(server: ScriptedServer) -> 
     assert [s.query.get("starting_after") for s in server.seen] == [None, ["job_2"]] * 2
 
 
-def test_wait_polls_until_a_final_status(server: ScriptedServer) -> None:
+def test_wait_without_the_stream_polls_until_a_final_status(server: ScriptedServer) -> None:
     server.script = [
         Reply(200, job(status="queued")),
         Reply(200, job(status="processing")),
@@ -263,7 +263,7 @@ def test_wait_polls_until_a_final_status(server: ScriptedServer) -> None:
     seen: list[str] = []
     with _client(server) as client:
         done = client.music.wait(
-            "job_1", poll_interval=0.01, on_update=lambda j: seen.append(j.status)
+            "job_1", poll_interval=0.01, on_update=lambda j: seen.append(j.status), stream=False
         )
     assert done.status == "failed" and done.error is not None
     assert done.error.code == "provider_error"
@@ -274,7 +274,7 @@ def test_wait_polls_until_a_final_status(server: ScriptedServer) -> None:
 def test_wait_gives_up_with_a_clear_timeout(server: ScriptedServer) -> None:
     server.script = [Reply(200, job(status="processing")) for _ in range(50)]
     with _client(server) as client, pytest.raises(clipmix.JobWaitTimeout) as caught:
-        client.jobs.wait("job_1", timeout=0.3, poll_interval=0.05)
+        client.jobs.wait("job_1", timeout=0.3, poll_interval=0.05, stream=False)
     assert caught.value.job.status == "processing"
     assert "still processing" in str(caught.value)
 
@@ -298,7 +298,7 @@ def test_the_async_client_retries_and_paginates_the_same_way(server: ScriptedSer
     async def run() -> tuple[clipmix.Job, clipmix.Job, list[str]]:
         async with _async_client(server) as client:
             created = await client.music.create(prompt="p")
-            done = await client.music.wait(created.id, poll_interval=0.01)
+            done = await client.music.wait(created.id, poll_interval=0.01, stream=False)
             ids = [j.id async for j in client.jobs.list(limit=1)]
         return created, done, ids
 

@@ -415,7 +415,7 @@ class _ServiceResource(_Resource):
         ``max_poll_interval``. ``on_update`` sees every state of the job, ``on_event`` every
         stream event (queue positions included)."""
         return await _wait(
-            lambda: self._client.jobs.get(job_id),
+            lambda: self.get(job_id),
             timeout,
             poll_interval,
             max_poll_interval,
