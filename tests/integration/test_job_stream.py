@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -19,7 +19,7 @@ import pytest
 
 from services.contracts.ids import new_id
 from services.contracts.jobs import JobSnapshot, JobStatus, Service
-from services.gateway.adapters import accounts, jobs_view
+from services.gateway.adapters import accounts, job_log, jobs_view
 from services.gateway.app_keys import HELD, JOB_EVENT_HUB
 from services.gateway.domain.keys import Mode
 from services.gateway.entrypoints import events
@@ -414,3 +414,31 @@ async def test_a_restricted_key_streams_with_jobs_read_only(
         async with _stream(http, gw, restricted["read"], job_id) as reader:
             first = await reader.next()
             assert first is not None and first.type == "job.queued"
+
+
+async def test_a_jobs_log_past_retention_goes_whole_and_its_stream_sends_the_state(
+    infra: Infra, http: aiohttp.ClientSession, pool: asyncpg.Pool
+) -> None:
+    key = await new_key(pool, Mode.LIVE)
+    old, mixed, recent = [await _accepted(pool, key) for _ in range(3)]
+    for job_id in (old, mixed, recent):
+        await _event(pool, _snapshot(key, job_id, JobStatus.PROCESSING, 1), "job.started")
+        await _event(pool, _snapshot(key, job_id, JobStatus.COMPLETED, 2), "job.completed")
+    await pool.execute(
+        "UPDATE job_events SET created_at = now() - interval '8 days'"
+        " WHERE job_id = $1 OR (job_id = $2 AND seq = 1)",
+        old,
+        mixed,
+    )
+    deleted = await job_log.purge(pool, timedelta(days=7), batch=1)
+    assert deleted >= 2
+    rows = await pool.fetch(
+        "SELECT job_id, count(*) AS n FROM job_events WHERE job_id = ANY($1::text[])"
+        " GROUP BY job_id",
+        [old, mixed, recent],
+    )
+    assert {r["job_id"]: r["n"] for r in rows} == {mixed: 2, recent: 2}
+    async with gateway(infra, **FAST) as gw, _stream(http, gw, key, old) as reader:
+        seen = await reader.rest()
+    assert [(e.id, e.type) for e in seen] == [("0", "job.completed")]
+    assert seen[0].data["job"]["status"] == "completed"
