@@ -442,3 +442,27 @@ async def test_a_jobs_log_past_retention_goes_whole_and_its_stream_sends_the_sta
         seen = await reader.rest()
     assert [(e.id, e.type) for e in seen] == [("0", "job.completed")]
     assert seen[0].data["job"]["status"] == "completed"
+
+
+async def test_a_backlog_longer_than_one_read_is_sent_whole_at_once(
+    infra: Infra, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(job_log, "READ_LIMIT", 2)
+    async with gateway(infra, **FAST) as gw:
+        key = await new_key(gw.pool, Mode.LIVE)
+        job_id = await _accepted(gw.pool, key, service=Service.TRANSLATIONS, input=_TRANSLATION)
+        await _event(gw.pool, _snapshot_t(key, job_id, JobStatus.PROCESSING, 1), "job.started")
+        for version, language in ((2, "es"), (3, "fr")):
+            moved = _snapshot_t(key, job_id, JobStatus.PROCESSING, version, languages=_LANGS_DONE)
+            await _event(gw.pool, moved.model_copy(update={"language": language}), _LANGUAGE)
+        done = _snapshot_t(key, job_id, JobStatus.COMPLETED, 4, languages=_LANGS_DONE)
+        await _event(gw.pool, done, "job.completed")
+        began = time.monotonic()
+        async with _stream(http, gw, key, job_id) as reader:
+            seen = await reader.rest()
+        # Not at the next sweep (30 s here): each full read is followed by the next at once.
+        assert time.monotonic() - began < 2.0
+    assert [e.id for e in seen] == ["1", "2", "3", "4"]
+
+
+_LANGUAGE = "job.language_completed"

@@ -61,15 +61,15 @@ async def announced_languages(conn: Connection, job_id: str) -> set[str]:
 
 
 async def after(
-    conn: Connection | asyncpg.Pool, job_id: str, seq: int, limit: int = READ_LIMIT
+    conn: Connection | asyncpg.Pool, job_id: str, seq: int, limit: int | None = None
 ) -> list[LoggedEvent]:
-    """The job's logged events after ``seq``, oldest first."""
+    """The job's logged events after ``seq``, oldest first, at most ``READ_LIMIT``."""
     rows = await conn.fetch(
         "SELECT seq, type, data #>> '{job,status}' AS status, data::text AS data"
         " FROM job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         job_id,
         seq,
-        limit,
+        limit or READ_LIMIT,
     )
     return [LoggedEvent(r["seq"], r["type"], r["status"], r["data"].encode()) for r in rows]
 

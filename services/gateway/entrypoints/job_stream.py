@@ -213,6 +213,8 @@ class _Stream:
             await self.write(sse.frame(event.seq, event.type, event.data))
             self.watch.last = event.seq
             self.status = event.status
+        if len(events) >= job_log.READ_LIMIT:
+            self.watch.woken.set()  # a full page: more may follow, read on at once
 
     async def send_row(self) -> None:
         job = public(self.row)
