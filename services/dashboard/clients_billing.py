@@ -86,3 +86,27 @@ async def checkout(request: web.Request, account_id: str, session_id: str) -> di
     if not _SESSION_ID.fullmatch(session_id):
         raise web.HTTPNotFound()
     return dict(await _get(request, f"/internal/v1/accounts/{account_id}/checkouts/{session_id}"))
+
+
+async def low_balance(request: web.Request, account_id: str) -> dict[str, Any]:
+    """The live wallet against its low-balance threshold (billing's ``LowBalance``)."""
+    return dict(await _get(request, f"/internal/v1/accounts/{account_id}/low-balance"))
+
+
+async def set_low_balance(
+    request: web.Request, account_id: str, threshold: int | None
+) -> dict[str, Any]:
+    """Sets the account's threshold (credits, 0 = off; None: the default) and answers the
+    standing billing evaluated at once; a refusal (400 naming ``threshold``) is :class:`Refused`."""
+    reply = await clients.call(
+        request.app[CLIENTS].billing,
+        "billing",
+        "PUT",
+        f"/internal/v1/accounts/{account_id}/low-balance",
+        request=request,
+        json={"threshold": threshold},
+    )
+    if reply.status != 200:
+        error = reply.json().get("error", {})
+        raise Refused(error.get("param"), str(error.get("message", "Refused.")))
+    return dict(reply.json())

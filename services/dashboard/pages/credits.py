@@ -8,6 +8,13 @@ the provider sends it back to ``/dashboard/credits/return?session_id=…``, whic
 the checkout and the balance. Credits arrive with the provider's signed event to billing
 (``POST /webhooks/payments``), never because a browser came back.
 
+**Low balance** (``#low-balance``): the live wallet's standing against its low-balance threshold
+(billing's ``GET /internal/v1/accounts/{id}/low-balance``: the threshold and whether it is the
+default or the account's own, low or not, the runway at the last hour's rate, the credits
+reserved) and a form to set the threshold (``POST /dashboard/credits/low-balance`` → billing's
+``PUT``: a number of credits, 0 turns the warning off, or "Use the default"). The account is
+always the session's.
+
 The review page's Content-Security-Policy also allows the provider's origin in
 ``form-action``: Chromium checks the redirect that follows a form's POST against the policy
 of the page the form was on.
@@ -37,6 +44,9 @@ PATH = "/dashboard/credits"
 # The amounts offered at once; any whole-cent amount from $1 to $10,000 is allowed.
 PRESETS_USD = (10, 50, 200, 1000)
 MIN_CENTS, MAX_CENTS = 100, 1_000_000
+# Digits a low-balance threshold may have here; billing owns the bound (1,000,000,000 credits,
+# contracts.billing.LowBalanceUpdate) and its refusal is shown on the form.
+_THRESHOLD_DIGITS = 15
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _CHECKOUT_FORM = web.RequestKey("credits_checkout_form", bool)
 
@@ -71,22 +81,54 @@ def parse_amount(form: Any) -> tuple[int | None, dict[str, str], dict[str, str]]
     return int(cents), values, {}
 
 
+def parse_threshold(form: Any) -> tuple[int | None, dict[str, str], dict[str, str]]:
+    """The low-balance form: the threshold to set (None: the default), the value to show
+    again, and an error per field. ``action=default`` asks for the default whatever was typed."""
+    raw = forms.text(form, "threshold").strip()
+    values = {"threshold": raw[:20]}
+    if forms.text(form, "action") == "default":
+        return None, values, {}
+    digits = raw.replace(",", "").replace("_", "").replace(" ", "")
+    if not digits:
+        return None, values, {"threshold": "Enter a number of credits (0 turns the warning off)."}
+    if not digits.isascii() or not digits.isdigit() or len(digits) > _THRESHOLD_DIGITS:
+        return None, values, {"threshold": "Enter a whole number of credits, like 500."}
+    return int(digits), values, {}
+
+
+def runway_text(hours: float | None) -> str | None:
+    """``about 3.5 h``, ``about 40 min``, ``about 2.1 days``; None when nothing was spent."""
+    if hours is None:
+        return None
+    if hours < 1:
+        return f"about {max(1, round(hours * 60))} min"
+    if hours < 48:
+        return f"about {hours:.1f} h"
+    return f"about {hours / 24:.1f} days"
+
+
 async def _overview(
     request: web.Request,
     *,
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
+    low_values: dict[str, str] | None = None,
+    low_errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> web.Response:
     account = session.current_user(request).account_id
     after = request.query.get("after") or None
     if after is not None and not ID_PATTERN.fullmatch(after):
         raise web.HTTPNotFound()
-    wallet, page, book = await asyncio.gather(
+    wallet, page, book, standing = await asyncio.gather(
         clients_billing.balance(request, account),
         clients_billing.ledger(request, account, after),
         clients_billing.pricing(request),
+        clients_billing.low_balance(request, account),
     )
+    if low_values is None:
+        custom = standing["threshold_source"] == "custom"
+        low_values = {"threshold": f"{standing['threshold']}" if custom else ""}
     entries = page["data"]
     context = {
         "wallet": wallet,
@@ -99,6 +141,10 @@ async def _overview(
         "values": values or {"amount": "10"},
         "errors": errors or {},
         "canceled": request.query.get("checkout") == "canceled",
+        "standing": standing,
+        "runway": runway_text(standing["runway_hours"]),
+        "low_values": low_values,
+        "low_errors": low_errors or {},
     }
     return render(request, "credits/index.html", context, status=status)
 
@@ -173,6 +219,42 @@ async def returned(request: web.Request) -> web.StreamResponse:
     return render(request, "credits/return.html", context)
 
 
+@session.require_user
+async def set_low_balance(request: web.Request) -> web.StreamResponse:
+    """Sets the account's low-balance threshold at billing, which evaluates the wallet at once
+    (a threshold above the balance warns now)."""
+    account = session.current_user(request).account_id
+    threshold, values, errors = parse_threshold(await request.post())
+    if errors:
+        return await _overview(request, low_values=values, low_errors=errors, status=400)
+    try:
+        standing = await clients_billing.set_low_balance(request, account, threshold)
+    except clients_billing.Refused as refused:
+        # Billing names the field it refused (``threshold``); anything else is the form's too.
+        return await _overview(
+            request, low_values=values, low_errors={"threshold": refused.message}, status=400
+        )
+    session.flash(request, _saved_message(standing))
+    return session.redirect(f"{PATH}#low-balance")
+
+
+def _saved_message(standing: dict[str, Any]) -> str:
+    threshold = int(standing["threshold"])
+    if standing["threshold_source"] == "default":
+        said = (
+            f"The low-balance warning uses the default: {threshold:,} credits now."
+            if threshold
+            else "The low-balance warning uses the default: off until you spend credits."
+        )
+    elif threshold == 0:
+        said = "The low-balance warning is off."
+    else:
+        said = f"The low-balance warning is set to {threshold:,} credits."
+    if standing["low"]:
+        said += " Your credits are already below it."
+    return said
+
+
 async def _checkout_form_action(request: web.Request, response: web.StreamResponse) -> None:
     """The review page may post to the provider's origin (after the dashboard's own 303)."""
     policy = response.headers.get("Content-Security-Policy")
@@ -192,3 +274,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{PATH}/buy", review)
     app.router.add_post(f"{PATH}/buy", buy)
     app.router.add_get(f"{PATH}/return", returned)
+    app.router.add_post(f"{PATH}/low-balance", set_low_balance)
