@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from clipmix import _cli_more as more
 from clipmix import webhooks
 from clipmix._sync import Client
 from clipmix._version import __version__
@@ -32,10 +33,13 @@ from clipmix.types import (
     Event,
     EventType,
     Job,
+    JobLanguageCompletedEvent,
+    JobStreamEvent,
     KeysExpiringEvent,
     LedgerEntry,
     Page,
     Pricing,
+    WalletLowEvent,
     WebhookDiagnosis,
 )
 
@@ -91,15 +95,34 @@ class Progress:
         self.stream = stream
         self.tty = stream.isatty()
         self.started = time.monotonic()
-        self._last: tuple[str, str] | None = None
+        self._last: tuple[str, str, int | None] | None = None
+        self.position: int | None = None  # in the queue, while queued (live progress)
+        self.job: Job | None = None
+
+    def event(self, event: JobStreamEvent) -> None:
+        """A live progress event: the queue position shows while queued; a language delivered
+        gets a line of its own."""
+        if event.queue_position is not None and self.job is not None:
+            self.position = event.queue_position
+            self.update(self.job)
+        elif event.type == "job.language_completed" and event.language is not None:
+            if self.tty:
+                self.stream.write("\r\x1b[K")
+            url = event.language.output.url if event.language.output else ""
+            self.stream.write(f"  {event.language.language} delivered: {url}\n")
+            self.stream.flush()
 
     def update(self, job: Job) -> None:
+        self.job = job
+        if job.status != "queued":
+            self.position = None
         elapsed = time.monotonic() - self.started
-        line = f"{job.id}  {job.status:<10} {_percent(job)}  {elapsed:5.1f} s"
+        queue = f"  queue position {self.position}" if self.position is not None else ""
+        line = f"{job.id}  {job.status:<10} {_percent(job)}  {elapsed:5.1f} s{queue}"
         if self.tty:
             self.stream.write("\r\x1b[K" + line)
         else:
-            state = (job.status, _percent(job))
+            state = (job.status, _percent(job), self.position)
             if state == self._last:
                 return
             self._last = state
@@ -126,6 +149,8 @@ def _finish(client: Client, args: argparse.Namespace, job: Job) -> int:
                 timeout=args.wait_timeout,
                 poll_interval=args.poll_interval,
                 on_update=progress.update,
+                on_event=progress.event,
+                stream=not args.poll,
             )
         except JobWaitTimeout as exc:
             progress.done()
@@ -150,6 +175,7 @@ def _create_options(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "idempotency_key": args.idempotency_key,
         "sandbox_scenario": args.sandbox_scenario,
+        "quote_id": args.quote,
     }
 
 
@@ -160,55 +186,77 @@ def _csv(value: str) -> list[str]:
     return items
 
 
-def _music_create(client: Client, args: argparse.Namespace) -> int:
-    job = client.music.create(
-        prompt=args.prompt,
-        lyrics=args.lyrics,
-        duration_seconds=args.duration,
-        style=args.style,
-        vocals=args.vocals,
-        **_create_options(args),
-    )
-    return _finish(client, args, job)
+def _music_fields(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "prompt": args.prompt,
+        "lyrics": args.lyrics,
+        "duration_seconds": args.duration,
+        "style": args.style,
+        "vocals": args.vocals,
+    }
 
 
-def _translations_create(client: Client, args: argparse.Namespace) -> int:
-    job = client.translations.create(
-        video_url=args.video_url,
-        target_languages=args.target_languages,
-        tier=args.tier,
-        voice_clone=True if args.voice_clone else None,
-        source_language=args.source_language,
-        duration_seconds=args.duration,
-        **_create_options(args),
-    )
-    return _finish(client, args, job)
+def _translation_fields(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "video_url": args.video_url,
+        "target_languages": args.target_languages,
+        "tier": args.tier,
+        "voice_clone": True if args.voice_clone else None,
+        "source_language": args.source_language,
+        "duration_seconds": args.duration,
+    }
 
 
-def _family_videos_create(client: Client, args: argparse.Namespace) -> int:
-    job = client.family_videos.create(
-        photo_urls=args.photo_url,
-        mode=args.mode,
-        music_job_id=args.music_job_id,
-        music_url=args.music_url,
-        aspect_ratio=args.aspect_ratio,
-        **_create_options(args),
-    )
-    return _finish(client, args, job)
+def _family_video_fields(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "photo_urls": args.photo_url,
+        "mode": args.mode,
+        "music_job_id": args.music_job_id,
+        "music_url": args.music_url,
+        "aspect_ratio": args.aspect_ratio,
+    }
 
 
-def _avatars_create(client: Client, args: argparse.Namespace) -> int:
-    job = client.avatars.create(
-        kind=args.kind,
-        tier=args.tier,
-        face_image_url=args.face_image_url,
-        duration_seconds=args.duration,
-        target_video_url=args.target_video_url,
-        script=args.script,
-        audio_url=args.audio_url,
-        **_create_options(args),
-    )
-    return _finish(client, args, job)
+def _avatar_fields(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "kind": args.kind,
+        "tier": args.tier,
+        "face_image_url": args.face_image_url,
+        "duration_seconds": args.duration,
+        "target_video_url": args.target_video_url,
+        "script": args.script,
+        "audio_url": args.audio_url,
+    }
+
+
+# Each service: its resource's name on the client and how its options become fields.
+FIELDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "music": _music_fields,
+    "translations": _translation_fields,
+    "family_videos": _family_video_fields,
+    "avatars": _avatar_fields,
+}
+
+
+def _creator(service: str) -> Runner:
+    def create(client: Client, args: argparse.Namespace) -> int:
+        resource = getattr(client, service)
+        fields = FIELDS[service](args)
+        if args.dry_run:
+            if args.quote or args.wait:
+                print("error: --dry-run creates nothing: no --quote or --wait", file=sys.stderr)
+                return EXIT_USAGE
+            return more.show_quote(args, resource.quote(**fields))
+        return _finish(client, args, resource.create(**fields, **_create_options(args)))
+
+    return create
+
+
+def _quoter(service: str) -> Runner:
+    def quote(client: Client, args: argparse.Namespace) -> int:
+        return more.show_quote(args, getattr(client, service).quote(**FIELDS[service](args)))
+
+    return quote
 
 
 def _jobs_get(client: Client, args: argparse.Namespace) -> int:
@@ -251,6 +299,11 @@ def _jobs_list(client: Client, args: argparse.Namespace) -> int:
 
 
 def _balance(client: Client, args: argparse.Namespace) -> int:
+    if args.what == "low-balance":
+        return more.low_balance(client, args)
+    if args.set is not None or args.default or args.off:
+        print("error: --set, --default and --off go with `balance low-balance`", file=sys.stderr)
+        return EXIT_USAGE
     balance: Balance = client.balance()
     if args.json:
         _print_json(balance.raw)
@@ -628,12 +681,16 @@ def _events_list(client: Client, args: argparse.Namespace) -> int:
 
 def _about(event: Event) -> str:
     """What an event is about, in a few words: its job, or its data."""
+    if isinstance(event, JobLanguageCompletedEvent) and event.data is not None:
+        return f"{event.job.id} {event.data.language}"
     if event.job is not None:
         return event.job.id
     if isinstance(event, EndpointDisabledEvent) and event.data is not None:
         return f"{event.data.url} ({event.data.reason})"
     if isinstance(event, KeysExpiringEvent) and event.data is not None:
         return f"{event.data.key_display} expires {event.data.expires_at}"
+    if isinstance(event, WalletLowEvent) and event.data is not None:
+        return f"{event.data.available} credits left, below {event.data.threshold}"
     return "-"
 
 
@@ -671,6 +728,14 @@ def _add_create_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sandbox-scenario", help="test keys: e.g. 'delay=5' or 'fail=provider_timeout'"
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only quote it: the exact price and the ETA (nothing is created or charged)",
+    )
+    parser.add_argument(
+        "--quote", type=_quote_id, metavar="QUOTE_ID", help="charge exactly this quote (quo_…)"
+    )
     _add_wait_options(parser, flag=True)
 
 
@@ -681,6 +746,52 @@ def _add_wait_options(parser: argparse.ArgumentParser, *, flag: bool) -> None:
         "--wait-timeout", type=float, default=600.0, help="give up waiting after (s)"
     )
     parser.add_argument("--poll-interval", type=float, default=0.5, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--poll", action="store_true", help="poll instead of following the live progress stream"
+    )
+
+
+def _music_args(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--prompt", required=True)
+    c.add_argument("--lyrics")
+    c.add_argument("--duration", type=int, help="seconds, 5-300 (default 60)")
+    c.add_argument("--style")
+    c.add_argument("--vocals", choices=["none", "female", "male", "duet"])
+
+
+def _translation_args(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--video-url", required=True)
+    c.add_argument(
+        "--target-languages", type=_csv, required=True, help="comma-separated, e.g. es,de"
+    )
+    c.add_argument("--tier", choices=["standard", "premium"], required=True)
+    c.add_argument("--voice-clone", action="store_true")
+    c.add_argument("--source-language")
+    c.add_argument("--duration", type=int, help="seconds (measured when left out)")
+
+
+def _family_video_args(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--photo-url", action="append", required=True, help="repeat for each photo")
+    c.add_argument("--mode", choices=["moment", "story", "album", "chronicle"], required=True)
+    c.add_argument("--music-job-id")
+    c.add_argument("--music-url")
+    c.add_argument("--aspect-ratio", choices=["16:9", "9:16", "1:1", "4:5"])
+
+
+def _avatar_args(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--kind", choices=["faceswap", "talking_head"], required=True)
+    c.add_argument("--tier", choices=["economy", "balanced", "premium"], required=True)
+    c.add_argument("--face-image-url", required=True)
+    c.add_argument("--duration", type=int, required=True, help="seconds, 1-300")
+    c.add_argument("--target-video-url", help="faceswap")
+    c.add_argument("--script", help="talking_head (or --audio-url)")
+    c.add_argument("--audio-url", help="talking_head (or --script)")
+
+
+def _quote_id(value: str) -> str:
+    if not re.fullmatch(r"quo_[0-9a-z]{26}", value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a quote id (quo_…)")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -715,49 +826,37 @@ def build_parser() -> argparse.ArgumentParser:
         leaf(sub, "cancel", _jobs_cancel, "cancel a running job").add_argument("id")
 
     music = group("music", "songs from a prompt and lyrics")
-    c = leaf(music, "create", _music_create, "create a song")
-    c.add_argument("--prompt", required=True)
-    c.add_argument("--lyrics")
-    c.add_argument("--duration", type=int, help="seconds, 5-300 (default 60)")
-    c.add_argument("--style")
-    c.add_argument("--vocals", choices=["none", "female", "male", "duet"])
+    c = leaf(music, "create", _creator("music"), "create a song")
+    _music_args(c)
     _add_create_options(c)
     job_reads(music)
 
     tr = group("translations", "dub a video into other languages")
-    c = leaf(tr, "create", _translations_create, "create a translation")
-    c.add_argument("--video-url", required=True)
-    c.add_argument(
-        "--target-languages", type=_csv, required=True, help="comma-separated, e.g. es,de"
-    )
-    c.add_argument("--tier", choices=["standard", "premium"], required=True)
-    c.add_argument("--voice-clone", action="store_true")
-    c.add_argument("--source-language")
-    c.add_argument("--duration", type=int, help="seconds (measured when left out)")
+    c = leaf(tr, "create", _creator("translations"), "create a translation")
+    _translation_args(c)
     _add_create_options(c)
     job_reads(tr)
 
     fv = group("family-videos", "videos from photos")
-    c = leaf(fv, "create", _family_videos_create, "create a family video")
-    c.add_argument("--photo-url", action="append", required=True, help="repeat for each photo")
-    c.add_argument("--mode", choices=["moment", "story", "album", "chronicle"], required=True)
-    c.add_argument("--music-job-id")
-    c.add_argument("--music-url")
-    c.add_argument("--aspect-ratio", choices=["16:9", "9:16", "1:1", "4:5"])
+    c = leaf(fv, "create", _creator("family_videos"), "create a family video")
+    _family_video_args(c)
     _add_create_options(c)
     job_reads(fv)
 
     av = group("avatars", "faceswaps and talking heads")
-    c = leaf(av, "create", _avatars_create, "create an avatar video")
-    c.add_argument("--kind", choices=["faceswap", "talking_head"], required=True)
-    c.add_argument("--tier", choices=["economy", "balanced", "premium"], required=True)
-    c.add_argument("--face-image-url", required=True)
-    c.add_argument("--duration", type=int, required=True, help="seconds, 1-300")
-    c.add_argument("--target-video-url", help="faceswap")
-    c.add_argument("--script", help="talking_head (or --audio-url)")
-    c.add_argument("--audio-url", help="talking_head (or --script)")
+    c = leaf(av, "create", _creator("avatars"), "create an avatar video")
+    _avatar_args(c)
     _add_create_options(c)
     job_reads(av)
+
+    qt = group("quote", "the exact price of a create (nothing is created) and the ETA")
+    for name, service, add in (
+        ("music", "music", _music_args),
+        ("translations", "translations", _translation_args),
+        ("family-videos", "family_videos", _family_video_args),
+        ("avatars", "avatars", _avatar_args),
+    ):
+        add(leaf(qt, name, _quoter(service), f"quote a {name} create (valid 15 min)"))
 
     jobs = group("jobs", "jobs of every service")
     job_reads(jobs)
@@ -768,7 +867,17 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--starting-after", help="the page after this job id")
     ls.add_argument("--all", action="store_true", help="every page")
 
-    leaf(groups, "balance", _balance, "show the account's credits")
+    fl = leaf(jobs, "follow", more.jobs_follow, "print a job's live progress until it settles")
+    fl.add_argument("id")
+    fl.add_argument("--last-event-id", type=int, help="resume after this event")
+
+    bal = leaf(groups, "balance", _balance, "show the account's credits (low-balance: its warning)")
+    bal.add_argument(
+        "what", nargs="?", choices=["low-balance"], help="the low-balance warning's standing"
+    )
+    bal.add_argument("--set", type=int, metavar="CREDITS", help="low-balance: warn below this")
+    bal.add_argument("--default", action="store_true", help="low-balance: the default threshold")
+    bal.add_argument("--off", action="store_true", help="low-balance: no warning")
     leaf(groups, "pricing", _pricing, "show the price book")
     lg = leaf(groups, "ledger", _ledger, "show the account's ledger, newest first")
     lg.add_argument("--limit", type=_positive, default=20)
@@ -839,6 +948,16 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--forward-attempts", type=_positive, default=3, help="tries per event")
     listen.add_argument("--max-events", type=_positive, help="stop after forwarding this many")
     listen.add_argument("--poll-wait", type=int, default=25, help=argparse.SUPPRESS)
+
+    st = leaf(groups, "status", more.status, "the status page; status webhook subscriptions")
+    st.add_argument(
+        "status_action",
+        nargs="?",
+        choices=["subscribe", "subscriptions", "unsubscribe"],
+        metavar="ACTION",
+        help="subscribe URL | subscriptions | unsubscribe ID (none: the summary)",
+    )
+    st.add_argument("target", nargs="?", help="the URL to subscribe, or the id to unsubscribe")
 
     ev = group("events", "this key's events (what its webhook receives)")
     e = leaf(ev, "list", _events_list, "list events, newest first")

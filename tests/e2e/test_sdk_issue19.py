@@ -1,0 +1,258 @@
+"""The Python SDK's calls of issue 19 against the running suite: a quote that equals the job's
+reservation (and ``?dry_run=true`` creating nothing), a translation's languages settling one by
+one read from the live progress stream, ``wait()`` over the stream, the low-balance standing and
+threshold (and ``wallet.low`` as a typed event), the status summary and a status webhook
+verified by ``clipmix.webhooks.construct_status_event``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import clipmix
+import pytest
+from clipmix import errors
+
+from tests.e2e.sdk_support import _restart
+from tests.e2e.suite import Suite
+from tests.webhooks_support import Receiver
+
+pytestmark = pytest.mark.e2e
+
+STANDARD_PER_MINUTE = 120  # translation.standard, per started minute and language
+LOCAL_STATUS = {"CLIPMIX_STATUS_ALLOW_PRIVATE_TARGETS": "true"}
+
+
+def _source(suite: Suite, failing: str | None = None) -> str:
+    url = f"{suite.simulator}/media/sample-10s.mp4"
+    return f"{url}?sim_fail_languages={failing}" if failing else url
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    running = await Receiver().start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def test_a_quote_is_what_the_create_citing_it_reserves(suite: Suite) -> None:
+    _, secret = suite.new_live_key(100)
+    async with clipmix.AsyncClient(api_key=secret, base_url=suite.gateway) as client:
+        before = await client.balance()
+        # The source is measured (10 s: one started minute) and priced per language.
+        dry = await client.translations.quote(
+            video_url=_source(suite), target_languages=["es", "fr"], tier="standard"
+        )
+        assert isinstance(dry, clipmix.Quote) and dry.id.startswith("quo_")
+        assert (dry.credits, dry.test, dry.service) == (
+            2 * STANDARD_PER_MINUTE,
+            False,
+            "translations",
+        )
+        assert dry.input["duration_seconds"] == 10
+        assert dry.eta.window == "1h" and dry.eta.samples >= 0
+        assert dry.response is not None and dry.response.status_code == 200
+        # ?dry_run=true made nothing and reserved nothing.
+        assert (await client.jobs.page()).data == []
+        assert await client.balance() == before
+
+        quote = await client.quotes.create(
+            "translations",
+            {"video_url": _source(suite), "target_languages": ["es", "fr"], "tier": "standard"},
+        )
+        assert quote.credits == dry.credits and quote.response is not None
+        assert quote.response.status_code == 201
+        job = await client.translations.create(
+            video_url=_source(suite),
+            target_languages=["es", "fr"],
+            tier="standard",
+            quote_id=quote.id,
+        )
+        assert job.cost_credits == quote.credits
+        reservation = [e async for e in client.ledger.list() if e.job_id == job.id]
+        assert [(e.type, e.amount) for e in reservation] == [("reservation", quote.credits)]
+        # A quote pays for one job.
+        with pytest.raises(errors.Conflict) as used:
+            await client.translations.create(
+                video_url=_source(suite),
+                target_languages=["es", "fr"],
+                tier="standard",
+                quote_id=quote.id,
+            )
+        assert used.value.code == "quote_used"
+        # Another input than the quote's: refused naming the field.
+        other = await client.music.quote(prompt="a lullaby", duration_seconds=30)
+        with pytest.raises(errors.UnprocessableEntity) as mismatch:
+            await client.music.create(prompt="a lullaby", duration_seconds=40, quote_id=other.id)
+        assert (mismatch.value.code, mismatch.value.param) == ("quote_mismatch", "duration_seconds")
+        # A field at fault in a quote's input is named inside input.
+        with pytest.raises(errors.InvalidRequest) as bad:
+            await client.quotes.create("music", {"prompt": "x", "duration_seconds": 1})
+        assert bad.value.param == "input.duration_seconds"
+        await client.jobs.wait(job.id, timeout=60)
+
+
+async def test_languages_arrive_one_by_one_on_the_live_stream(suite: Suite) -> None:
+    _, secret = suite.new_live_key(100)
+    async with clipmix.AsyncClient(api_key=secret, base_url=suite.gateway) as client:
+        job = await client.translations.create(
+            video_url=_source(suite, failing="de"),
+            target_languages=["es", "de", "fr"],
+            tier="standard",
+        )
+        assert job.languages is not None
+        assert [(r.language, r.status) for r in job.languages] == [
+            ("es", "queued"),
+            ("de", "queued"),
+            ("fr", "queued"),
+        ]
+        events: list[clipmix.JobStreamEvent] = []
+        async with asyncio.timeout(90):
+            async for event in client.jobs.stream(job.id):
+                events.append(event)
+        final = events[-1]
+        assert final.is_final and final.type == "job.completed"
+        ids = [e.id for e in events if e.id is not None]
+        assert ids == sorted(ids)
+        delivered = [e for e in events if e.type == "job.language_completed"]
+        assert sorted(e.language.language for e in delivered if e.language) == ["es", "fr"]
+        for event in delivered:
+            assert event.language is not None and event.language.output is not None
+            assert event.language.output.url.startswith("http")
+        assert final.job is not None
+        de = final.job.language("de")
+        assert de is not None and de.status == "failed" and de.error is not None
+        assert de.error.code == "provider_error" and de.output is None
+        assert [d.language for d in final.job.artifacts] == ["es", "fr"]
+
+        # Resuming after the final event: nothing more (204).
+        assert [e async for e in client.jobs.stream(job.id, last_event_id=final.id)] == []
+
+        # The same events by webhook/events API, typed.
+        page = await client.events.page(type="job.language_completed")
+        mine = [e for e in page if e.job is not None and e.job.id == job.id]
+        assert mine and all(isinstance(e, clipmix.JobLanguageCompletedEvent) for e in mine)
+        assert sorted(
+            e.data.language for e in mine if isinstance(e.data, clipmix.LanguageCompletedData)
+        ) == ["es", "fr"]
+
+
+def _wait_with_the_sync_client(base_url: str, secret: str) -> tuple[clipmix.Job, list[str]]:
+    seen: list[str] = []
+    with clipmix.Client(api_key=secret, base_url=base_url) as client:
+        created = client.music.create(prompt="a slow song", sandbox_scenario="delay=2")
+        done = client.music.wait(created.id, timeout=30, on_event=lambda e: seen.append(e.type))
+    return done, seen
+
+
+async def test_wait_follows_the_stream_with_both_clients(suite: Suite) -> None:
+    _, secret = suite.new_test_key()
+    done, seen = await asyncio.to_thread(_wait_with_the_sync_client, suite.gateway, secret)
+    assert done.status == "completed" and done.artifacts
+    assert seen[-1] == "job.completed", seen  # read from the stream, not by polling
+    async with clipmix.AsyncClient(api_key=secret, base_url=suite.gateway) as client:
+        with pytest.raises(errors.NotFound):
+            [e async for e in client.jobs.stream("job_01nosuchjob0000000000000")]
+
+
+async def test_low_balance_standing_and_threshold(suite: Suite, receiver: Receiver) -> None:
+    # wallet.low is an event of each live key with an endpoint.
+    _, secret = suite.new_live_key(100, "--webhook-url", receiver.url)
+    async with clipmix.AsyncClient(api_key=secret, base_url=suite.gateway) as client:
+        standing = await client.low_balance()
+        wallet = await client.balance()
+        assert isinstance(standing, clipmix.LowBalance)
+        assert (standing.available, standing.low, standing.threshold_source) == (
+            wallet.available,
+            False,
+            "default",
+        )
+        # A threshold above the balance warns now.
+        high = await client.set_low_balance(20_000)
+        assert (high.threshold, high.threshold_source, high.low) == (20_000, "custom", True)
+        back = await client.set_low_balance(None)
+        assert back.threshold_source == "default"
+        off = await client.set_low_balance(0)
+        assert off.threshold == 0
+        with pytest.raises(ValueError, match="threshold"):
+            await client.set_low_balance(-1)
+        catalog = {t.type for t in await client.webhook_endpoint.event_types()}
+    if "wallet.low" not in catalog:
+        pytest.skip("wallet.low is not in GET /api/v1/event-types yet (the lead adds it)")
+    async with clipmix.AsyncClient(api_key=secret, base_url=suite.gateway) as client:
+        async with asyncio.timeout(30):
+            while True:
+                page = await client.events.page(type="wallet.low")
+                if page.data:
+                    break
+                await asyncio.sleep(0.2)
+    event = page.data[0]
+    assert isinstance(event, clipmix.WalletLowEvent) and event.data is not None
+    assert (event.data.threshold, event.data.available) == (20_000, wallet.available)
+
+
+async def test_a_test_key_cannot_set_the_threshold(suite: Suite) -> None:
+    _, secret = suite.new_test_key()
+    async with clipmix.AsyncClient(api_key=secret, base_url=suite.gateway) as client:
+        assert (await client.low_balance()).threshold == 0
+        with pytest.raises(errors.PermissionDenied) as refused:
+            await client.set_low_balance(500)
+    assert refused.value.code == "live_key_required"
+
+
+@pytest.fixture
+async def local_status(suite: Suite) -> AsyncIterator[Suite]:
+    """The status service allowed to POST to receivers on this machine, for this test."""
+    process = suite.processes["status"]
+    original = process.env
+    await _restart(process, {**original, **LOCAL_STATUS})
+    try:
+        yield suite
+    finally:
+        await _restart(process, original)
+
+
+async def test_status_summary_and_a_verified_status_webhook(
+    local_status: Suite, receiver: Receiver
+) -> None:
+    suite = local_status
+    _, secret = suite.new_test_key()
+    async with clipmix.AsyncClient(api_key=secret, base_url=suite.gateway) as client:
+        summary = await client.status.summary()
+        assert summary.page.id and {c.id for c in summary.components} >= {"api", "music"}
+        assert all(set(c.uptime) == {"24h", "7d", "30d", "90d"} for c in summary.components)
+        subscription = await client.status.subscribe(receiver.url)
+        assert subscription.secret is not None and subscription.secret.startswith("whsec_")
+        assert "whsec_" not in repr(subscription).replace("whsec_…", "")
+        listed = await client.status.subscriptions()
+        assert [s.id for s in listed] == [subscription.id] and listed.data[0].secret is None
+
+        opened = suite.admin(
+            "status", "incident", "open", "--title", "SDK test incident", "--component",
+            "music", "--impact", "minor", "--message", "Looking into it.",
+        )  # fmt: skip
+        try:
+            await receiver.wait_for(1, timeout=30)
+            delivered = receiver.received[0]
+            event = clipmix.webhooks.construct_status_event(
+                delivered.body, delivered.headers, subscription.secret
+            )
+            assert event.type == "status.incident.created"
+            assert event.incident is not None and event.incident.id == opened["id"]
+            assert event.incident.name == "SDK test incident"
+            with pytest.raises(clipmix.WebhookVerificationError):
+                clipmix.webhooks.construct_status_event(
+                    delivered.body, delivered.headers, clipmix.webhooks.generate_secret()
+                )
+            shown = await client.status.summary()
+            assert opened["id"] in {i.id for i in shown.incidents}
+        finally:
+            suite.admin("status", "resolve", opened["id"])
+
+        gone = await client.status.unsubscribe(subscription.id)
+        assert (gone.id, gone.deleted) == (subscription.id, True)
+        with pytest.raises(errors.NotFound):
+            await client.status.unsubscribe(subscription.id)
+        assert (await client.status.subscriptions()).data == []
