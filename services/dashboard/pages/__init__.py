@@ -18,6 +18,7 @@ from services.dashboard.pages import (
     keys,
     public,
     requests,
+    status_subscriptions,
     webhooks,
 )
 
@@ -31,4 +32,5 @@ MODULES: tuple[ModuleType, ...] = (
     credits,
     requests,
     estimate,
+    status_subscriptions,
 )
