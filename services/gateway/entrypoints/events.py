@@ -55,14 +55,13 @@ def stream_data(snapshot: JobSnapshot, event_type: str) -> dict[str, Any]:
 
 async def job_changed(conn: Connection, env: Envelope) -> None:
     snapshot = JobSnapshot.model_validate(env.data)
-    # A sandbox job with a delay is shown processing from its create: its job.started changes
-    # nothing a stream shows, and is not logged (the stream's first event says processing).
-    shown = await jobs_view.status(conn, snapshot.job_id) if env.type == JOB_STARTED else None
     applied = await jobs_view.apply(conn, snapshot)
     if not applied and env.type != JOB_LANGUAGE_COMPLETED:
         log.debug("job_view_unchanged", version=snapshot.version)
         return
-    if shown == JobStatus.PROCESSING.value:
+    if snapshot.test and env.type == JOB_STARTED:
+        # A sandbox job is never shown queued: it is accepted settled, or processing (a delay
+        # scenario), so its job.started changes nothing a stream shows, and is not logged.
         return
     if applied and env.type in SETTLED_EVENTS:
         await _announce_missed_languages(conn, snapshot)
