@@ -7,6 +7,7 @@ verified by ``clipmix.webhooks.construct_status_event``."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import clipmix
@@ -256,3 +257,59 @@ async def test_status_summary_and_a_verified_status_webhook(
         with pytest.raises(errors.NotFound):
             await client.status.unsubscribe(subscription.id)
         assert (await client.status.subscriptions()).data == []
+
+
+async def test_the_cli_quotes_creates_at_the_quote_and_follows_the_stream(suite: Suite) -> None:
+    from tests.e2e.test_cli import _clipmix
+
+    _, secret = suite.new_live_key(100)
+    song = ("--prompt", "a quoted song", "--duration", "30")
+    quoted = await _clipmix(suite, secret, "quote", "music", *song, "--json")
+    assert quoted.code == 0, quoted.err
+    quote = json.loads(quoted.out)
+    shown = await _clipmix(suite, secret, "music", "create", *song, "--dry-run")
+    assert shown.code == 0 and f"{quote['credits']} credits" in shown.out, shown
+    assert "--quote quo_" in shown.out
+    made = await _clipmix(
+        suite, secret, "music", "create", *song, "--quote", quote["id"], "--wait", "--json"
+    )
+    assert made.code == 0, made.err
+    job = json.loads(made.out)
+    assert (job["status"], job["cost_credits"]) == ("completed", quote["credits"])
+    again = await _clipmix(suite, secret, "music", "create", *song, "--quote", quote["id"])
+    assert again.code == 1 and "quote_used" in again.err, again
+
+    _, test_secret = suite.new_test_key()
+    created = await _clipmix(
+        suite, test_secret, "music", "create", "--prompt", "x", "--sandbox-scenario", "delay=1",
+        "--json",
+    )  # fmt: skip
+    followed = await _clipmix(suite, test_secret, "jobs", "follow", json.loads(created.out)["id"])
+    assert followed.code == 0, followed.err
+    assert "job.completed  completed  100%" in followed.out.splitlines()[-1], followed.out
+
+
+async def test_the_cli_sets_the_low_balance_warning_and_reads_the_status_page(
+    suite: Suite,
+) -> None:
+    from tests.e2e.test_cli import _clipmix
+
+    _, secret = suite.new_live_key(100)
+    set_ = await _clipmix(suite, secret, "balance", "low-balance", "--set", "500", "--json")
+    assert set_.code == 0, set_.err
+    assert json.loads(set_.out)["threshold"] == 500
+    off = await _clipmix(suite, secret, "balance", "low-balance", "--off")
+    assert off.code == 0 and "threshold  off" in off.out, off
+    back = await _clipmix(suite, secret, "balance", "low-balance", "--default", "--json")
+    assert json.loads(back.out)["threshold_source"] == "default"
+    both = await _clipmix(suite, secret, "balance", "low-balance", "--set", "1", "--off")
+    assert both.code == 2
+
+    page = await _clipmix(suite, secret, "status")
+    assert page.code == 0 and "24h" in page.out, page
+    none = await _clipmix(suite, secret, "status", "subscriptions")
+    assert none.code == 0 and "no status subscriptions" in none.out
+    missing = await _clipmix(suite, secret, "status", "unsubscribe", "ssub_0000000000000000")
+    assert missing.code == 1 and "404" in missing.err, missing
+    usage = await _clipmix(suite, secret, "status", "subscribe")
+    assert usage.code == 2 and "a URL" in usage.err
