@@ -9,7 +9,8 @@ import {
   type MusicCreateParams,
   type TranslationCreateParams,
 } from "./services.js";
-import type { Balance, Pricing } from "./types.js";
+import { Quotes, Status } from "./status.js";
+import type { Balance, LowBalance, Pricing } from "./types.js";
 
 /**
  * The ClipMix API client.
@@ -29,6 +30,8 @@ export class ClipMix {
   readonly ledger: Ledger;
   readonly webhookEndpoint: WebhookEndpoints;
   readonly events: Events;
+  readonly quotes: Quotes;
+  readonly status: Status;
   private readonly transport: Transport;
 
   constructor(options: ClipMixOptions = {}) {
@@ -41,6 +44,8 @@ export class ClipMix {
     this.ledger = new Ledger(this.transport);
     this.webhookEndpoint = new WebhookEndpoints(this.transport);
     this.events = new Events(this.transport);
+    this.quotes = new Quotes(this.transport);
+    this.status = new Status(this.transport);
   }
 
   /** The base URL requests go to. */
@@ -51,6 +56,22 @@ export class ClipMix {
   /** The account's credits. */
   balance(options?: RequestOptions): Promise<Balance> {
     return this.transport.request({ method: "GET", path: "/api/v1/balance", options });
+  }
+
+  /** The live wallet against its low-balance threshold, with the runway. */
+  lowBalance(options?: RequestOptions): Promise<LowBalance> {
+    return this.transport.request({ method: "GET", path: "/api/v1/balance/low-balance", options });
+  }
+
+  /** Warn (`wallet.low`) when the live credits go below `threshold`; `0` turns the warning
+   * off, `null` goes back to the default (2 h of the last 24 h's spending). Live keys only. */
+  setLowBalance(threshold: number | null, options?: RequestOptions): Promise<LowBalance> {
+    return this.transport.request({
+      method: "PUT",
+      path: "/api/v1/balance/low-balance",
+      body: { threshold },
+      options,
+    });
   }
 
   /** The price book in force. */

@@ -233,6 +233,52 @@ export class Transport {
     }
   }
 
+  /**
+   * Opens a streamed GET (live progress): the response once its head is in, its body unread;
+   * `undefined` for 204 No Content. An error answer throws the API's error; a failed connection
+   * throws `APIConnectionError`. No retries here: the stream's caller resumes.
+   */
+  async open(
+    path: string,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<Response | undefined> {
+    let response: Response;
+    try {
+      response = await this.fetchFn(this.url(path), {
+        method: "GET",
+        headers: { ...this.headers({ method: "GET", path }, undefined), ...headers },
+        signal,
+      });
+    } catch (error) {
+      throw new APIConnectionError({
+        message: `Connection error on GET ${path}: ${describeCause(error)}`,
+        code: "connection_error",
+        cause: error,
+      });
+    }
+    if (response.status === 204) return undefined;
+    const type = response.headers.get("content-type") ?? "";
+    if (response.ok && response.body && type.startsWith("text/event-stream")) return response;
+    if (response.ok) {
+      // Something between us and the API answered without streaming: the caller polls.
+      await response.body?.cancel().catch(() => undefined);
+      throw new ClipMixError({
+        message: `GET ${path} answered HTTP ${response.status} (${type || "no type"}), not an event stream.`,
+        code: "not_an_event_stream",
+        status: response.status,
+        headers: headersRecord(response.headers),
+      });
+    }
+    const text = await response.text().catch(() => "");
+    const parsed = parseJson(text);
+    const errorBody =
+      parsed !== null && typeof parsed === "object" && "error" in parsed
+        ? ((parsed as { error: ApiErrorBody }).error ?? undefined)
+        : undefined;
+    throw errorFromResponse(response.status, errorBody, headersRecord(response.headers));
+  }
+
   private headers(spec: RequestSpec, idempotencyKey: string | undefined): Record<string, string> {
     const headers: Record<string, string> = {
       Authorization: `Bearer ${this.#apiKey}`,

@@ -33,6 +33,13 @@ export {
 } from "./errors.js";
 export type { EventFollowOptions, EventListParams, EventPollParams } from "./events.js";
 export { isTerminal, type JobListParams, type WaitOptions } from "./jobs.js";
+export {
+  SSEDecoder,
+  isFinalStreamEvent,
+  type JobStreamOptions,
+  type SSEMessage,
+} from "./stream.js";
+export { Quotes, Status } from "./status.js";
 export { PageIterator } from "./pagination.js";
 export type {
   AvatarCreateParams,

@@ -1,8 +1,23 @@
 import type { RequestOptions, Transport } from "./core.js";
 import { sleep } from "./core.js";
-import { WaitTimeoutError } from "./errors.js";
+import {
+  APIConnectionError,
+  APIServerError,
+  APITimeoutError,
+  ClipMixError,
+  RateLimitedError,
+  WaitTimeoutError,
+} from "./errors.js";
 import { PageIterator } from "./pagination.js";
-import { TERMINAL_STATUSES, type Job, type JobStatus, type Page, type ServiceName } from "./types.js";
+import { streamJob, type JobStreamOptions } from "./stream.js";
+import {
+  TERMINAL_STATUSES,
+  type Job,
+  type JobStatus,
+  type JobStreamEvent,
+  type Page,
+  type ServiceName,
+} from "./types.js";
 
 export interface WaitOptions {
   /** Give up after this long (default 600,000 ms = 10 min) with a `WaitTimeoutError`. */
@@ -15,6 +30,13 @@ export interface WaitOptions {
   signal?: AbortSignal | undefined;
   /** Options for each GET. */
   requestOptions?: RequestOptions | undefined;
+  /** Follow the job's live progress stream (default true); polls when it is refused (e.g.
+   * 429 `too_many_job_streams`) or with `false`. */
+  stream?: boolean | undefined;
+  /** Sees every state of the job read (streamed or polled). */
+  onUpdate?: ((job: Job) => void) | undefined;
+  /** Sees every live progress event (queue positions and delivered languages included). */
+  onEvent?: ((event: JobStreamEvent) => void) | undefined;
 }
 
 export interface JobListParams {
@@ -54,6 +76,7 @@ export async function pollUntilTerminal(
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const job = await get();
+    options.onUpdate?.(job);
     if (isTerminal(job)) return job;
     const left = deadline - Date.now();
     if (left <= 0) {
@@ -66,6 +89,55 @@ export async function pollUntilTerminal(
     interval = Math.min(interval * 1.5, maxInterval);
   }
 }
+
+function isFallback(error: unknown): boolean {
+  return (
+    error instanceof RateLimitedError ||
+    error instanceof APIServerError ||
+    error instanceof APIConnectionError ||
+    error instanceof APITimeoutError ||
+    (error instanceof ClipMixError && error.code === "not_an_event_stream")
+  );
+}
+
+/**
+ * Waits for the job to settle following its live stream; when the stream is refused or fails
+ * (or `stream: false`), polls `get` until the deadline.
+ */
+export async function waitForJob(
+  transport: Transport,
+  get: () => Promise<Job>,
+  id: string,
+  options: WaitOptions = {},
+): Promise<Job> {
+  const timeoutMs = options.timeoutMs ?? 600_000;
+  const started = Date.now();
+  if (options.stream ?? true) {
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new WaitTimeoutSignal()), timeoutMs);
+    const user = options.signal;
+    const onUserAbort = () => deadline.abort(user?.reason);
+    user?.addEventListener("abort", onUserAbort, { once: true });
+    try {
+      for await (const event of streamJob(transport, id, { signal: deadline.signal })) {
+        options.onEvent?.(event);
+        if (!("job" in event)) continue;
+        options.onUpdate?.(event.job);
+        if (isTerminal(event.job)) return event.job;
+      }
+    } catch (error) {
+      if (user?.aborted) throw user.reason;
+      if (!(deadline.signal.reason instanceof WaitTimeoutSignal) && !isFallback(error)) throw error;
+    } finally {
+      clearTimeout(timer);
+      user?.removeEventListener("abort", onUserAbort);
+    }
+  }
+  const left = Math.max(0, timeoutMs - (Date.now() - started));
+  return pollUntilTerminal(get, id, { ...options, timeoutMs: left });
+}
+
+class WaitTimeoutSignal extends Error {}
 
 /** `client.jobs`: every service's jobs. */
 export class Jobs {
@@ -105,9 +177,25 @@ export class Jobs {
     );
   }
 
-  /** Polls the job until it is completed, failed or canceled, and answers it. */
+  /** Waits until the job is completed, failed or canceled (following its live stream, or
+   * polling), and answers it. */
   wait(id: string, options: WaitOptions = {}): Promise<Job> {
-    return pollUntilTerminal(() => this.get(id, options.requestOptions), id, options);
+    return waitForJob(this.transport, () => this.get(id, options.requestOptions), id, options);
+  }
+
+  /**
+   * The job's live progress (`GET /api/v1/jobs/{id}/events`): every event so far, then each as
+   * it happens, until the final one (`job.completed`, `job.failed`, `job.canceled`). A dropped
+   * or quiet connection is resumed with `Last-Event-ID`, so nothing is missed or repeated.
+   *
+   * ```ts
+   * for await (const event of client.jobs.stream(job.id)) {
+   *   if (event.type === "job.language_completed") publish(event.language);
+   * }
+   * ```
+   */
+  stream(id: string, options: JobStreamOptions = {}): AsyncGenerator<JobStreamEvent, void, undefined> {
+    return streamJob(this.transport, id, options);
   }
 
   /** Cancels a running job (`409 job_not_cancelable` once it is final). */

@@ -26,7 +26,7 @@ import {
   type WebhookPayload,
   type WebhookSecret,
 } from "./webhook-core.js";
-import type { WebhookEvent } from "./types.js";
+import type { StatusWebhookEvent, WebhookEvent } from "./types.js";
 
 function hmac(key: Uint8Array, data: Uint8Array): Uint8Array {
   return createHmac("sha256", key).update(data).digest();
@@ -70,6 +70,16 @@ export function verifySync(
 /** The same as `verifySync`. */
 export const constructEventSync = verifySync;
 
+/** `webhooks.verifyStatusEvent`, synchronously (a status webhook's delivery). */
+export function verifyStatusEventSync(
+  payload: WebhookPayload,
+  headers: WebhookHeaders,
+  secret: WebhookSecret,
+  options: VerifyOptions = {},
+): StatusWebhookEvent {
+  return verifySync(payload, headers, secret, options) as unknown as StatusWebhookEvent;
+}
+
 /** `webhooks.sign`, synchronously, with node:crypto. */
 export function signSync(
   payload: WebhookPayload,
@@ -96,6 +106,7 @@ export function signSync(
 export const webhooks = {
   verify: verifySync,
   constructEvent: constructEventSync,
+  verifyStatusEvent: verifyStatusEventSync,
   sign: signSync,
 };
 

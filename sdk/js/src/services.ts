@@ -1,6 +1,6 @@
 import type { RequestOptions, Transport } from "./core.js";
-import { pollUntilTerminal, type WaitOptions } from "./jobs.js";
-import type { Job } from "./types.js";
+import { waitForJob, type WaitOptions } from "./jobs.js";
+import type { Job, Quote } from "./types.js";
 
 /** How a sandbox (sk_test_ or rk_test_) job should behave; see "Sandbox scenarios" in the API docs. */
 export type SandboxScenario =
@@ -20,8 +20,11 @@ export interface CreateOptions {
   /** Sandbox keys only: the `ClipMix-Sandbox-Scenario` header. */
   sandboxScenario?: SandboxScenario | undefined;
   /** `Prefer: wait=N`: the server holds the answer up to N seconds (0–60) until the job is
-   * final. For longer jobs use `wait(id)`, which polls. */
+   * final. For longer jobs use `wait(id)`, which follows the job's live stream. */
   wait?: number | undefined;
+  /** A quote of this input (`quote()`, `client.quotes.create`) still valid: the job is charged
+   * exactly its credits (the `ClipMix-Quote-Id` header; a quote pays for one job). */
+  quoteId?: string | undefined;
 }
 
 export interface MusicCreateParams extends CreateOptions {
@@ -64,7 +67,7 @@ export interface AvatarCreateParams extends CreateOptions {
   audioUrl?: string | undefined;
 }
 
-const OPTION_FIELDS = new Set(["idempotencyKey", "sandboxScenario", "wait"]);
+const OPTION_FIELDS = new Set(["idempotencyKey", "sandboxScenario", "wait", "quoteId"]);
 
 /** `durationSeconds` → `duration_seconds`; names already in snake_case pass unchanged. */
 export function snakeCase(name: string): string {
@@ -103,6 +106,7 @@ export class ServiceJobs<P extends CreateOptions> {
     if (params.sandboxScenario !== undefined) {
       headers["ClipMix-Sandbox-Scenario"] = scenarioHeader(params.sandboxScenario);
     }
+    if (params.quoteId !== undefined) headers["ClipMix-Quote-Id"] = params.quoteId;
     let timeoutMs = options.timeoutMs;
     if (params.wait !== undefined) {
       headers["Prefer"] = `wait=${params.wait}`;
@@ -123,6 +127,20 @@ export class ServiceJobs<P extends CreateOptions> {
     });
   }
 
+  /**
+   * What `create(params)` would reserve, to the credit, and how long such jobs take now
+   * (`?dry_run=true`): nothing is created or charged. Cite the quote with `quoteId`.
+   */
+  quote(params: Omit<P, keyof CreateOptions>, options: RequestOptions = {}): Promise<Quote> {
+    return this.transport.request<Quote>({
+      method: "POST",
+      path: this.path,
+      query: { dry_run: true },
+      body: createBody(params),
+      options,
+    });
+  }
+
   /** A job of this service (a job of another service is 404 here; `client.jobs.get` reads
    * any). */
   get(id: string, options?: RequestOptions): Promise<Job> {
@@ -133,9 +151,10 @@ export class ServiceJobs<P extends CreateOptions> {
     });
   }
 
-  /** Polls the job until it is completed, failed or canceled, and answers it. */
+  /** Waits until the job is completed, failed or canceled (following its live stream, or
+   * polling), and answers it. */
   wait(id: string, options: WaitOptions = {}): Promise<Job> {
-    return pollUntilTerminal(() => this.get(id, options.requestOptions), id, options);
+    return waitForJob(this.transport, () => this.get(id, options.requestOptions), id, options);
   }
 
   /** Cancels a running job (`409 job_not_cancelable` once it is final). */

@@ -41,6 +41,26 @@ export interface JobError {
   [field: string]: unknown;
 }
 
+/** A translation's dub as one language's result (its entry of `output.dubs` without `language`). */
+export interface LanguageOutput {
+  url: string;
+  expires_at: string;
+  content_type: string;
+  bytes: number;
+  [field: string]: unknown;
+}
+
+/** One target language of a translation: its own status, dub and error. `queued`/`processing`
+ * with its job, then `completed` (`output`), `failed` (`error`, this language only) or
+ * `canceled`. */
+export interface LanguageResult {
+  language: string;
+  status: JobStatus;
+  output: LanguageOutput | null;
+  error: JobError | null;
+  completed_at: string | null;
+}
+
 /** The one job shape of every create, read, list and webhook event. */
 export interface Job {
   id: string;
@@ -59,6 +79,9 @@ export interface Job {
   output: JobOutput | null;
   error: JobError | null;
   cost_credits: number;
+  /** Translations: one result per target language, in the order asked for; `null` for the
+   * other services. */
+  languages: LanguageResult[] | null;
   [field: string]: unknown;
 }
 
@@ -287,7 +310,8 @@ export interface WebhookEvent {
   api_key_id: string;
   /** The job as `GET /api/v1/jobs/{id}` answers it; `null` for events not about a job. */
   job: Job | null;
-  /** Events not about a job (`endpoint.disabled`, `keys.expiring`): what happened. */
+  /** What happened, for events not about a job (`endpoint.disabled`, `keys.expiring`,
+   * `wallet.low`); `job.language_completed`: the language delivered. */
   data?: Record<string, unknown> | null;
   [field: string]: unknown;
 }
@@ -307,6 +331,23 @@ interface EventFields {
 export interface JobCompletedEvent extends EventFields {
   type: "job.completed";
   job: Job & { status: "completed" };
+}
+
+/** `data` of a `job.language_completed` event: the language delivered and its dub. */
+export interface LanguageCompletedData {
+  language: string;
+  output: LanguageOutput;
+  completed_at: string;
+  [field: string]: unknown;
+}
+
+/** `job.language_completed`: one language of a translation was delivered: publish its dub now.
+ * `job` is still `processing`, its `languages` as they stand; `job.completed` (or `job.failed`)
+ * follows once every language settled. */
+export interface JobLanguageCompletedEvent extends EventFields {
+  type: "job.language_completed";
+  job: Job & { status: "processing" };
+  data: LanguageCompletedData;
 }
 
 /** `job.failed`: `job.error` says why; its reserved credits were released. */
@@ -362,14 +403,40 @@ export interface KeysExpiringEvent extends EventFields {
   data: KeyExpiringData;
 }
 
+/** `data` of a `wallet.low` event. */
+export interface WalletLowData {
+  threshold: number;
+  /** `default`: 2 h of the last 24 h's spending; `custom`: the account's own. */
+  threshold_source: "default" | "custom";
+  available: number;
+  /** Credits held by jobs still queued or running. */
+  reserved: number;
+  /** Credits captured over the last hour. */
+  hourly_rate: number;
+  /** How long the available credits last at the last hour's rate; `null`: nothing spent. */
+  runway_hours: number | null;
+  crossed_at: string;
+  [field: string]: unknown;
+}
+
+/** `wallet.low`: the account's live credits went below its low-balance threshold (once per
+ * crossing; armed again after a top-up). */
+export interface WalletLowEvent extends EventFields {
+  type: "wallet.low";
+  job: null;
+  data: WalletLowData;
+}
+
 /** Each event type this SDK knows, and the typed shape of its body. */
 export interface EventTypeMap {
   "job.completed": JobCompletedEvent;
+  "job.language_completed": JobLanguageCompletedEvent;
   "job.failed": JobFailedEvent;
   "job.canceled": JobCanceledEvent;
   "webhook.test": WebhookTestEvent;
   "endpoint.disabled": EndpointDisabledEvent;
   "keys.expiring": KeysExpiringEvent;
+  "wallet.low": WalletLowEvent;
 }
 
 export type EventTypeName = keyof EventTypeMap;
@@ -380,11 +447,13 @@ export type TypedEvent = EventTypeMap[EventTypeName];
 /** Every event type this SDK knows (the keys of `EventTypeMap`). */
 export const EVENT_TYPES = [
   "job.completed",
+  "job.language_completed",
   "job.failed",
   "job.canceled",
   "webhook.test",
   "endpoint.disabled",
   "keys.expiring",
+  "wallet.low",
 ] as const satisfies readonly EventTypeName[];
 
 // Compile-time: EVENT_TYPES lists every key of EventTypeMap (a key added there and not here,
@@ -417,3 +486,227 @@ export interface EventPage extends Page<WebhookEvent> {
 
 /** A read of the event stream (`client.events.poll`): an `EventPage`. */
 export type EventStreamPage = EventPage;
+
+// --- quotes, low balance -------------------------------------------------------------------
+
+/** How long live jobs of the service (and tier) took, created to completed, over `window`;
+ * `samples` 0 and both figures `null`: no data. */
+export interface QuoteEta {
+  /** `tier` (translations, avatars), `mode` (family videos); `null` for music. */
+  tier: string | null;
+  /** e.g. `1h`. */
+  window: string;
+  samples: number;
+  p50_seconds: number | null;
+  p95_seconds: number | null;
+  [field: string]: unknown;
+}
+
+/** What a create with `input` would reserve, exactly, and the ETA. Cite `id` on a create
+ * (`quoteId`) before `expires_at` and it is charged exactly `credits` (once). */
+export interface Quote {
+  object: "quote";
+  /** `quo_…` */
+  id: string;
+  service: ServiceName;
+  /** A test key's quote: 0 credits (sandbox jobs are free). */
+  test: boolean;
+  credits: number;
+  price_version: number;
+  /** The input as priced (defaults filled in, a live source's measured `duration_seconds`). */
+  input: Record<string, unknown>;
+  created_at: string;
+  expires_at: string;
+  eta: QuoteEta;
+  [field: string]: unknown;
+}
+
+/** The live wallet against its low-balance threshold (`wallet.low` once per crossing). */
+export interface LowBalance {
+  object: "low_balance";
+  /** Credits; 0: the warning is off. */
+  threshold: number;
+  threshold_source: "default" | "custom";
+  /** What the default would be now. */
+  default_threshold: number;
+  low: boolean;
+  available: number;
+  reserved: number;
+  consumed_24h: number;
+  hourly_rate: number;
+  runway_hours: number | null;
+  crossed_at: string | null;
+  [field: string]: unknown;
+}
+
+// --- live progress (GET /api/v1/jobs/{id}/events) -------------------------------------------
+
+/** Live progress events that carry the job (`job.queued` comes only first). */
+export type JobStreamJobEventType =
+  | "job.queued"
+  | "job.started"
+  | "job.completed"
+  | "job.failed"
+  | "job.canceled";
+
+interface StreamEventFields {
+  /** The job's event number: resume after it with `lastEventId` (`queue_position` repeats the
+   * last job event's). `undefined` if the server sent none. */
+  id: number | undefined;
+}
+
+/** A status change of the job: `job` is the job as `GET /api/v1/jobs/{id}` answers it then. */
+export interface JobStreamStatusEvent extends StreamEventFields {
+  type: JobStreamJobEventType;
+  job: Job;
+}
+
+/** One language of a translation was delivered. */
+export interface JobStreamLanguageEvent extends StreamEventFields {
+  type: "job.language_completed";
+  job: Job;
+  language: LanguageCompletedData;
+}
+
+/** While the job is queued: 1 is the next live job of its service to start. */
+export interface JobStreamQueueEvent extends StreamEventFields {
+  type: "queue_position";
+  queue_position: number;
+  job_id: string;
+}
+
+/** One event of a job's live progress (`client.jobs.stream`): switch on `type`. */
+export type JobStreamEvent = JobStreamStatusEvent | JobStreamLanguageEvent | JobStreamQueueEvent;
+
+// --- the status page -------------------------------------------------------------------------
+
+export interface StatusPage {
+  id: string;
+  name: string;
+  url: string;
+  time_zone: string;
+  updated_at: string;
+  [field: string]: unknown;
+}
+
+export type StatusComponentStatus =
+  | "operational"
+  | "degraded_performance"
+  | "partial_outage"
+  | "major_outage"
+  | "under_maintenance";
+
+/** A component (Statuspage's fields) with `uptime` (percent per period; `null`: no data). */
+export interface StatusComponent {
+  id: string;
+  name: string;
+  status: StatusComponentStatus;
+  /** The page's own state, `no_data` included. */
+  clipmix_status: string;
+  description: string | null;
+  position: number;
+  group_id: null;
+  group: boolean;
+  only_show_if_degraded: boolean;
+  showcase: boolean;
+  page_id: string;
+  updated_at: string;
+  uptime: Partial<Record<"24h" | "7d" | "30d" | "90d", number | null>>;
+  [field: string]: unknown;
+}
+
+export interface StatusIncidentUpdate {
+  id: string;
+  status: string;
+  body: string;
+  incident_id: string;
+  created_at: string;
+  updated_at: string;
+  display_at: string;
+  [field: string]: unknown;
+}
+
+/** An incident (`status` investigating … resolved), updates newest first. */
+export interface StatusIncident {
+  id: string;
+  name: string;
+  status: "investigating" | "identified" | "monitoring" | "resolved";
+  impact: "none" | "minor" | "major" | "critical";
+  /** `measured` (opened by the 5-minute evaluations) or `operator` (posted by people). */
+  origin: "measured" | "operator";
+  created_at: string;
+  updated_at: string;
+  started_at: string;
+  monitoring_at: string | null;
+  resolved_at: string | null;
+  shortlink: string;
+  page_id: string;
+  incident_updates: StatusIncidentUpdate[];
+  components: { id: string; name: string; status: StatusComponentStatus }[];
+  [field: string]: unknown;
+}
+
+/** A scheduled maintenance window (shown ahead; not counted as downtime). */
+export interface StatusMaintenance {
+  id: string;
+  name: string;
+  status: "scheduled" | "in_progress" | "completed" | "canceled";
+  impact: "maintenance";
+  created_at: string;
+  updated_at: string;
+  scheduled_for: string;
+  scheduled_until: string;
+  started_at: string | null;
+  resolved_at: string | null;
+  shortlink: string;
+  page_id: string;
+  incident_updates: StatusIncidentUpdate[];
+  components: { id: string; name: string; status: StatusComponentStatus }[];
+  [field: string]: unknown;
+}
+
+/** `GET /api/status/summary.json` (Statuspage's shape; no key needed). */
+export interface StatusSummary {
+  page: StatusPage;
+  components: StatusComponent[];
+  incidents: StatusIncident[];
+  scheduled_maintenances: StatusMaintenance[];
+  status: { indicator: "none" | "minor" | "major" | "critical" | "maintenance"; description: string };
+  [field: string]: unknown;
+}
+
+/** A status webhook subscription of the account. */
+export interface StatusSubscription {
+  object: "status_subscription";
+  /** `ssub_…` */
+  id: string;
+  url: string;
+  created_at: string;
+  /** Only in the answer of `subscribe()`: the `whsec_` secret, shown this once. */
+  secret?: string;
+  [field: string]: unknown;
+}
+
+export interface StatusSubscriptionDeleted {
+  object: "status_subscription";
+  id: string;
+  deleted: true;
+}
+
+/** What a status webhook POSTs (`webhooks.verifyStatusEvent`). `id` is also the `webhook-id`:
+ * dedupe on it. */
+export interface StatusWebhookEvent {
+  id: string;
+  type:
+    | "status.incident.created"
+    | "status.incident.updated"
+    | "status.incident.resolved"
+    | "status.maintenance.scheduled"
+    | "status.maintenance.started"
+    | "status.maintenance.completed"
+    | "status.maintenance.canceled";
+  created_at: string;
+  page: StatusPage;
+  data: { incident?: StatusIncident | null; maintenance?: StatusMaintenance | null };
+  [field: string]: unknown;
+}

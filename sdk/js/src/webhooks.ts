@@ -21,7 +21,7 @@ import {
   type WebhookPayload,
   type WebhookSecret,
 } from "./webhook-core.js";
-import type { WebhookEvent } from "./types.js";
+import type { StatusWebhookEvent, WebhookEvent } from "./types.js";
 
 function subtle(): SubtleCrypto {
   const found = (globalThis as { crypto?: { subtle?: SubtleCrypto } }).crypto?.subtle;
@@ -91,6 +91,20 @@ export async function verify(
 
 /** The same as `verify` (named after the common "construct event" idiom). */
 export const constructEvent = verify;
+
+/**
+ * Verifies a status webhook (a `client.status.subscribe()` subscription's delivery) with that
+ * subscription's `whsec_` secret, by its Standard Webhooks headers (status webhooks carry no
+ * `X-ClipMix-Signature`), and answers its event: an incident or maintenance change.
+ */
+export async function verifyStatusEvent(
+  payload: WebhookPayload,
+  headers: WebhookHeaders,
+  secret: WebhookSecret,
+  options: VerifyOptions = {},
+): Promise<StatusWebhookEvent> {
+  return (await verify(payload, headers, secret, options)) as unknown as StatusWebhookEvent;
+}
 
 function randomEventId(): string {
   const bytes = new Uint8Array(16);

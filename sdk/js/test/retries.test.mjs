@@ -313,12 +313,12 @@ describe("wire format", () => {
     assert.ok(queries.every((q) => q.get("wait") === "1"));
   });
 
-  test("wait() polls with growing pauses until a final status", async () => {
+  test("wait() without the stream polls with growing pauses until a final status", async () => {
     const statuses = ["queued", "processing", "processing", "completed"];
     const server = await serve((req, res) =>
       json(res, 200, { ...JOB, status: statuses[Math.min(req.n - 1, statuses.length - 1)] }),
     );
-    const job = await client(server).music.wait("job_01", { pollIntervalMs: 20 });
+    const job = await client(server).music.wait("job_01", { pollIntervalMs: 20, stream: false });
     assert.equal(job.status, "completed");
     assert.equal(server.requests.length, 4);
     assert.ok(server.requests.every((r) => r.url === "/api/v1/music/job_01"));
@@ -327,7 +327,7 @@ describe("wire format", () => {
   test("wait() gives up at its deadline with the last state", async () => {
     const server = await serve((_, res) => json(res, 200, { ...JOB, status: "processing" }));
     await assert.rejects(
-      client(server).jobs.wait("job_01", { timeoutMs: 150, pollIntervalMs: 20 }),
+      client(server).jobs.wait("job_01", { timeoutMs: 150, pollIntervalMs: 20, stream: false }),
       (err) => err.name === "WaitTimeoutError" && err.job.status === "processing",
     );
   });

@@ -168,3 +168,14 @@ def test_the_async_client_streams_and_resumes_too(server: ScriptedServer) -> Non
 
     assert asyncio.run(run())[-1] == "job.completed"
     assert server.seen[1].headers["last-event-id"] == "0"
+
+
+def test_wait_polls_when_something_answers_without_streaming(server: ScriptedServer) -> None:
+    # e.g. a proxy that does not pass the stream on: a JSON 200 instead of text/event-stream.
+    server.script = [
+        Raw(json.dumps(job(status="processing")), content_type="application/json"),
+        Raw(json.dumps(job(status="completed")), content_type="application/json"),
+    ]
+    with _client(server) as client:
+        assert client.jobs.wait("job_1", poll_interval=0.01).status == "completed"
+    assert [s.path for s in server.seen] == ["/api/v1/jobs/job_1/events", "/api/v1/jobs/job_1"]

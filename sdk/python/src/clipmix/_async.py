@@ -266,6 +266,13 @@ class AsyncClient(BaseClient):
                     if response.status_code != 200:
                         await response.aread()
                         self._outcome(response)  # raises the API's error
+                    kind = response.headers.get("content-type", "")
+                    if not kind.startswith("text/event-stream"):
+                        # Something between us and the API answered without streaming.
+                        raise APIConnectionError(
+                            f"GET {spec.path} answered {response.status_code} ({kind or 'no'}"
+                            " content type), not an event stream"
+                        )
                     async for line in response.aiter_lines():
                         heard = decoder.comments
                         message = decoder.feed(line)
