@@ -66,8 +66,9 @@ class JobLanguage(_Shape):
     completed_at: str | None = Field(json_schema_extra=_TIME)
 
 
-class _JobObject(_Shape):
-    """The public job object, as `GET /api/v1/jobs/{id}` answers it (``job_object``)."""
+class JobObject(_Shape):
+    """The public job object, as `GET /api/v1/jobs/{id}` answers it (``job_object``): every
+    field but ``status``, which each event narrows (and the OpenAPI document's ``Job`` adds)."""
 
     id: str = Field(description="job_…")
     object: Literal["job"]
@@ -89,19 +90,19 @@ class _JobObject(_Shape):
     )
 
 
-class ProcessingJob(_JobObject):
+class ProcessingJob(JobObject):
     status: Literal["processing"]
 
 
-class CompletedJob(_JobObject):
+class CompletedJob(JobObject):
     status: Literal["completed"]
 
 
-class FailedJob(_JobObject):
+class FailedJob(JobObject):
     status: Literal["failed"]
 
 
-class CanceledJob(_JobObject):
+class CanceledJob(JobObject):
     status: Literal["canceled"]
 
 
