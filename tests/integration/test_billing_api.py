@@ -178,23 +178,22 @@ class Billing:
         return await self.pool.fetchval("SELECT state FROM reservations WHERE job_id = $1", job)  # type: ignore[no-any-return]
 
 
-@pytest.fixture(scope="module")
-async def billing(infra: Infra) -> AsyncIterator[Billing]:
+@contextlib.asynccontextmanager
+async def running_billing(infra: Infra, **settings: Any) -> AsyncIterator[Billing]:
+    """Billing in-process on a free port, with a fake jobs service; ``settings`` override."""
     async with fake_jobs_server(TOKEN) as (fake, jobs_url):
         port = free_port()
-        settings = BillingSettings(
+        configured = BillingSettings(
             database_url=infra.database_url,
             amqp_url=infra.amqp_url,
             port=port,
             internal_token=TOKEN,
             jobs_url=jobs_url,
             gateway_url=jobs_url,
-            internal_timeout_seconds=0.5,
-            reconcile_every_seconds=0.05,
-            reconcile_after_seconds=1.0,
             db_pool_max=5,
+            **settings,
         )
-        runner = web.AppRunner(create_app(settings))
+        runner = web.AppRunner(create_app(configured))
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         pool = await db.create_pool(infra.database_url, "billing", min_size=1, max_size=3)
@@ -203,6 +202,17 @@ async def billing(infra: Infra) -> AsyncIterator[Billing]:
         finally:
             await pool.close()
             await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+async def billing(infra: Infra) -> AsyncIterator[Billing]:
+    async with running_billing(
+        infra,
+        internal_timeout_seconds=0.5,
+        reconcile_every_seconds=0.05,
+        reconcile_after_seconds=1.0,
+    ) as started:
+        yield started
 
 
 @pytest.fixture

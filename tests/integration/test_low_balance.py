@@ -12,43 +12,20 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 from aio_pika.abc import AbstractRobustConnection
-from aiohttp import web
 
 from services.billing.adapters import low_balance
-from services.billing.app import create_app
-from services.billing.config import BillingSettings
 from services.contracts.notices import WalletLow
 from services.messaging.topology import EVENTS, QueueSpec, declare
-from services.runtime import db
 from services.runtime.internal import TEST_HEADER, TOKEN_HEADER
-from tests.infra import Infra, free_port
+from tests.infra import Infra
 from tests.integration.conftest import TestQueue, unique
-from tests.integration.test_billing_api import TOKEN, Billing, fake_jobs_server
+from tests.integration.test_billing_api import TOKEN, Billing, running_billing
 
 
 @pytest.fixture(scope="module")
 async def billing(infra: Infra) -> AsyncIterator[Billing]:
-    async with fake_jobs_server(TOKEN) as (fake, jobs_url):
-        port = free_port()
-        settings = BillingSettings(
-            database_url=infra.database_url,
-            amqp_url=infra.amqp_url,
-            port=port,
-            internal_token=TOKEN,
-            jobs_url=jobs_url,
-            gateway_url=jobs_url,
-            low_balance_every_seconds=0.05,
-            db_pool_max=5,
-        )
-        runner = web.AppRunner(create_app(settings))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        pool = await db.create_pool(infra.database_url, "billing", min_size=1, max_size=4)
-        try:
-            yield Billing(f"http://127.0.0.1:{port}", pool, fake, infra.amqp_url)
-        finally:
-            await pool.close()
-            await runner.cleanup()
+    async with running_billing(infra, low_balance_every_seconds=0.05) as started:
+        yield started
 
 
 @pytest.fixture
