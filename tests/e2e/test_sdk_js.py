@@ -68,6 +68,9 @@ print(json.dumps({
     "RESTRICTED_KEY": key(main_account, "test", "--restricted", "jobs=read,webhook=read,wallet=read"),
     "LIVE_KEY": funded("sdk-js-live", 100),
     "POOR_LIVE_KEY": funded("sdk-js-poor", 1),
+    "ISSUE19_LIVE_KEY": funded("sdk-js-issue19", 100),
+    # Its own account: the other tests' wait() calls hold streams of TEST_KEY (5 per key).
+    "STREAM_KEY": key(account("sdk-js-stream"), "test"),
     "UNFUNDED_LIVE_KEY": key(account("sdk-js-unfunded"), "live"),
 }))
 """
