@@ -7,8 +7,11 @@ verified by ``clipmix.webhooks.construct_status_event``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import clipmix
 import pytest
@@ -138,6 +141,111 @@ async def test_languages_arrive_one_by_one_on_the_live_stream(suite: Suite) -> N
         assert sorted(
             e.data.language for e in mine if isinstance(e.data, clipmix.LanguageCompletedData)
         ) == ["es", "fr"]
+
+
+class CuttingProxy:
+    """Between the SDK and the gateway: the first answer with an event is passed on until that
+    event ends, then its client is cut off (as a dropped network would); everything else
+    passes through. Keeps what the clients sent."""
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        assert parts.hostname is not None and parts.port is not None
+        self.target = (parts.hostname, parts.port)
+        self.sent = b""
+        self.cut = False
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    def stream_requests(self) -> list[str]:
+        """The head of each request for a job's events, in order."""
+        heads = re.findall(
+            rb"GET /api/v1/jobs/[^ ]+/events HTTP/1.1\r\n.*?\r\n\r\n", self.sent, re.S
+        )
+        return [h.decode("latin-1").lower() for h in heads]
+
+    async def __aenter__(self) -> CuttingProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _to_server(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while chunk := await reader.read(65536):
+                self.sent += chunk
+                writer.write(chunk)
+                await writer.drain()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        sending = asyncio.create_task(self._to_server(reader, up_writer))
+        try:
+            seen = b""
+            while chunk := await up_reader.read(65536):
+                seen += chunk
+                start = seen.find(b"event: ")
+                end = seen.find(b"\n\n", start) if start >= 0 else -1
+                if not self.cut and end >= 0:
+                    self.cut = True
+                    writer.write(chunk[: len(chunk) - (len(seen) - end - 2)])
+                    await writer.drain()
+                    writer.transport.abort()  # the first event arrived; then nothing
+                    return
+                writer.write(chunk)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            sending.cancel()
+            up_writer.close()
+            writer.close()
+            self._tasks.discard(task)
+
+
+async def test_a_dropped_stream_resumes_with_last_event_id_and_misses_nothing(
+    suite: Suite,
+) -> None:
+    _, secret = suite.new_test_key()
+    async with (
+        CuttingProxy(suite.gateway) as proxy,
+        clipmix.AsyncClient(api_key=secret, base_url=proxy.url) as client,
+    ):
+        job = await client.translations.create(
+            video_url="https://cdn.example.com/talk.mp4",
+            target_languages=["es", "de"],
+            tier="standard",
+            sandbox_scenario="delay=2",
+        )
+        async with asyncio.timeout(30):
+            events = [e async for e in client.jobs.stream(job.id)]
+    # The first connection was cut after its first event; the second resumed after it.
+    requests = proxy.stream_requests()
+    assert proxy.cut and len(requests) == 2, requests
+    assert "last-event-id" not in requests[0]
+    assert f"last-event-id: {events[0].id}" in requests[1]
+    ids = [e.id for e in events if e.type != "queue_position"]
+    assert ids == sorted(set(ids)), "each event once, in order"
+    assert events[-1].type == "job.completed" and events[-1].job is not None
+    async with clipmix.AsyncClient(api_key=secret, base_url=suite.gateway) as client:
+        unbroken = [e async for e in client.jobs.stream(job.id)]
+    # Every event of the job's log (read again after the fact, unbroken) came through; the
+    # cut stream may have begun with the job as it stood then (id 0, not logged).
+    logged = [e.id for e in unbroken if e.type != "queue_position"]
+    assert logged and ids[-len(logged) :] == logged
 
 
 def _wait_with_the_sync_client(base_url: str, secret: str) -> tuple[clipmix.Job, list[str]]:
