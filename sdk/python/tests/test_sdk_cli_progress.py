@@ -40,3 +40,20 @@ def test_a_pipe_gets_a_plain_line_per_change() -> None:
     lines = out.getvalue().splitlines()
     assert len(lines) == 2 and "\r" not in out.getvalue()
     assert "processing" in lines[0] and "completed" in lines[1]
+
+
+def test_the_queue_position_and_each_delivered_language_show() -> None:
+    from clipmix.types import Artifact, JobStreamEvent, LanguageCompletedData
+
+    out = io.StringIO()
+    progress = Progress(out)
+    progress.update(_job("queued", 0.0))
+    progress.event(JobStreamEvent(type="queue_position", id=0, queue_position=3))
+    dub = Artifact(url="https://cdn/es.mp4")
+    language = LanguageCompletedData(language="es", output=dub, completed_at="")
+    progress.event(JobStreamEvent(type="job.language_completed", id=1, language=language))
+    progress.update(_job("processing", 0.5))
+    lines = out.getvalue().splitlines()
+    assert "queue position 3" in lines[1]
+    assert lines[2] == "  es delivered: https://cdn/es.mp4"
+    assert "processing" in lines[3] and "queue position" not in lines[3]

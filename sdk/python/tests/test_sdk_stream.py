@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
-from scripted import DROP, Raw, ScriptedServer, error, job
+from scripted import DROP, Raw, Reply, ScriptedServer, Sleep, error, job
 
 import clipmix
 from clipmix import errors
@@ -179,3 +180,13 @@ def test_wait_polls_when_something_answers_without_streaming(server: ScriptedSer
     with _client(server) as client:
         assert client.jobs.wait("job_1", poll_interval=0.01).status == "completed"
     assert [s.path for s in server.seen] == ["/api/v1/jobs/job_1/events", "/api/v1/jobs/job_1"]
+
+
+def test_wait_keeps_its_deadline_on_a_silent_stream(server: ScriptedServer) -> None:
+
+    server.script = [Sleep(5, Raw(FIRST)), Reply(200, job(status="processing"))]
+    started = time.monotonic()
+    with _client(server) as client, pytest.raises(clipmix.JobWaitTimeout) as caught:
+        client.jobs.wait("job_1", timeout=0.5)
+    assert time.monotonic() - started < 3
+    assert caught.value.job.status == "processing"
