@@ -25,18 +25,18 @@ class Reply:
 
 
 @dataclass
-class Sleep:
-    seconds: float
-    reply: Reply
-
-
-@dataclass
 class Raw:
     """A body sent as is (e.g. Server-Sent Events), then the connection closed."""
 
     text: str
     status: int = 200
     content_type: str = "text/event-stream"
+
+
+@dataclass
+class Sleep:
+    seconds: float
+    reply: Reply | Raw
 
 
 DROP = "drop"
