@@ -141,6 +141,19 @@ describe("wait()", () => {
     assert.equal(server.requests.length, 1);
   });
 
+  test("keeps its deadline on a silent stream", async () => {
+    const server = await serve((req, res) => {
+      if (req.n === 1) return res.writeHead(200, { "Content-Type": "text/event-stream" }).flushHeaders();
+      json(res, 200, { ...JOB, status: "processing" });
+    });
+    const started = Date.now();
+    await assert.rejects(
+      client(server).jobs.wait("job_01", { timeoutMs: 300 }),
+      (err) => err.name === "WaitTimeoutError" && err.job.status === "processing",
+    );
+    assert.ok(Date.now() - started < 2_000);
+  });
+
   test("polls when the stream is refused (429 too_many_job_streams)", async () => {
     const server = await serve((req, res) =>
       req.n === 1
