@@ -289,8 +289,7 @@ async def test_low_balance_standing_and_threshold(suite: Suite, receiver: Receiv
         with pytest.raises(ValueError, match="threshold"):
             await client.set_low_balance(-1)
         catalog = {t.type for t in await client.webhook_endpoint.event_types()}
-    if "wallet.low" not in catalog:
-        pytest.skip("wallet.low is not in GET /api/v1/event-types yet (the lead adds it)")
+    assert "wallet.low" in catalog
     async with clipmix.AsyncClient(api_key=secret, base_url=suite.gateway) as client:
         async with asyncio.timeout(30):
             while True:
