@@ -14,7 +14,7 @@ import asyncpg
 import structlog
 
 from services.billing import metrics
-from services.billing.adapters import checkouts, ledger
+from services.billing.adapters import checkouts, ledger, low_balance
 from services.billing.adapters.payments import CheckoutProvider, SessionObject
 from services.billing.domain import checkout as domain
 from services.billing.domain.pricing import TopUp
@@ -84,6 +84,7 @@ async def fulfil(pool: asyncpg.Pool, event_id: str, session: SessionObject) -> F
             return _counted(Fulfilment("repeat", found), session.id)
         grant = TopUp(found.paid_credits, found.bonus_credits, found.bonus_percent)
         result = await ledger.purchase(conn, found.account_id, found.usd_cents, found.id, grant)
+        await low_balance.after_purchase(conn, found.account_id)
         await checkouts.complete(conn, found.id, event_id, result.purchase.id)
         fulfilled = await checkouts.lock(conn, found.id)
     if not result.repeat:

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from services.billing.adapters import ledger, prices
+from services.billing.adapters import ledger, low_balance, prices
 from services.billing.domain.pricing import top_up
 from services.runtime.config import ServiceSettings
 from services.runtime.migrations import operator_connection
@@ -43,6 +43,7 @@ async def _purchase(settings: ServiceSettings, args: argparse.Namespace) -> Any:
         book = await prices.current(conn)
         grant = top_up(book, args.usd)
         result = await ledger.purchase(conn, args.account, args.usd, args.reference, grant)
+        await low_balance.after_purchase(conn, args.account)
     first = result.purchase
     if result.repeat and (first.account_id, first.usd_cents) != (args.account, args.usd):
         raise SystemExit(f"reference {args.reference} was recorded for a different purchase")

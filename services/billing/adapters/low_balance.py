@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from services.contracts.ids import new_id
@@ -157,6 +157,15 @@ async def evaluate(conn: Connection, account_ids: list[str], at: datetime) -> li
         elif not standing.below and standing.low:
             await conn.execute(_REARM, standing.account_id, at)
     return sent
+
+
+async def after_purchase(conn: Connection, account_id: str) -> None:
+    """A top-up may lift the wallet back to its threshold: arm the next warning now rather than
+    at the chore's next round, or a top-up followed by a dip below again between two rounds
+    would warn nobody. (Also warns if the wallet is still below a threshold it had not crossed.)
+    """
+    async with conn.transaction():  # a savepoint inside the purchase's own transaction
+        await evaluate(conn, [account_id], datetime.now(UTC))
 
 
 async def set_threshold(conn: Connection, account_id: str, threshold: int | None) -> None:

@@ -235,6 +235,7 @@ async def create_purchase(request: web.Request) -> web.Response:
     grant = top_up(request.app[PRICES].book, body.usd_cents)
     async with request.app[POOL].acquire() as conn:
         result = await ledger.purchase(conn, body.account_id, body.usd_cents, body.reference, grant)
+        await low_balance.after_purchase(conn, body.account_id)
     first = result.purchase
     if result.repeat and (first.account_id, first.usd_cents) != (body.account_id, body.usd_cents):
         raise errors.PURCHASE_REFERENCE_REUSE.error(param="reference")
