@@ -57,7 +57,11 @@ async def test_estimate_a_song_and_see_its_price_and_eta(page: Page, suite: Suit
     await page.get_by_label("Body of the create").fill(json.dumps(body, indent=2))
     await page.get_by_role("button", name="Estimate").click()
     await expect(page.get_by_test_id("credits")).to_have_text("45")  # 1 credit a second
-    await expect(page.get_by_test_id("eta-basis")).to_contain_text("From 3 live AI music jobs")
+    # At least the three just made (the run's other tests may have completed more this hour).
+    basis = page.get_by_test_id("eta-basis")
+    await expect(basis).to_contain_text(re.compile(r"From \d+ live AI music jobs"))
+    samples = re.search(r"From (\d+) live", await basis.inner_text())
+    assert samples is not None and int(samples.group(1)) >= 3
     await expect(page.get_by_test_id("p50")).to_have_text(re.compile(r"^\d+ s$"))
     await expect(page.get_by_test_id("quote-id")).to_have_text(re.compile(r"^quo_[0-9a-z]{26}$"))
     await check_a11y(page)
@@ -83,7 +87,10 @@ async def test_a_refused_field_is_named_and_a_test_estimate_is_free(page: Page) 
     await page.get_by_role("button", name="Estimate").click()
     await expect(page.get_by_test_id("credits")).to_have_text("0")
     await expect(page.get_by_text("test mode: sandbox jobs are free")).to_be_visible()
-    await expect(page.get_by_test_id("eta-basis")).to_contain_text("No live Faceswap & avatars job")
+    # A test estimate still shows the live ETA (or that there is none yet this hour).
+    await expect(page.get_by_test_id("eta-basis")).to_contain_text(
+        re.compile(r"No live Faceswap & avatars job|From \d+ live Faceswap & avatars job")
+    )
 
 
 async def test_the_estimate_page_on_a_phone(phone: Page) -> None:

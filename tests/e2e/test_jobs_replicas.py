@@ -55,7 +55,7 @@ async def test_two_replicas_process_300_mixed_jobs_exactly_once(stack: JobsStack
         async with message.process():
             env = orjson.loads(message.body)
             seen[(env["type"], env["data"]["job_id"])] += 1
-            if env["type"] != "job.started":
+            if env["type"] in ("job.completed", "job.failed", "job.canceled"):
                 settled.add(env["data"]["job_id"])
                 if settled >= set(ids):
                     all_settled.set()
@@ -73,10 +73,16 @@ async def test_two_replicas_process_300_mixed_jobs_exactly_once(stack: JobsStack
 
     statuses = await stack.statuses(ids)
     assert Counter(statuses.values()) == {"completed": JOBS}
-    for job_id in ids:
+    languages = 0
+    for command in commands:
+        job_id = command.job_id
         assert seen[("job.started", job_id)] == 1, job_id
         assert seen[("job.completed", job_id)] == 1, job_id
-    assert sum(seen.values()) == 2 * JOBS
+        # A translation also announces each language once (es, de), before it completes.
+        for_each = len(command.input.get("target_languages", []))
+        assert seen[("job.language_completed", job_id)] == for_each, job_id
+        languages += for_each
+    assert sum(seen.values()) == 2 * JOBS + languages
     stats = await stack.sim("GET", "/__admin/stats")
     assert stats["tasks_created"] == JOBS
     assert set(stats["tasks_by_key"]) == set(ids)
