@@ -10,9 +10,6 @@ VENV_PY     := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 RUN_DIR     := .run
 PYTEST_ARGS ?=
-# Test processes (pytest-xdist): each has its own database, vhost and suite of services, and
-# takes whole files (--dist loadfile), so a module's fixtures stay in one process.
-PYTEST_WORKERS ?= 2
 # When `make` started (ns), so `make up` can print its total time.
 MAKE_T0_NS  := $(shell date +%s%N)
 
@@ -75,7 +72,7 @@ ps: ## show whether the suite runs, its processes and each service's /readyz
 test: install infra ## run the whole test suite (services and both SDKs) against real PostgreSQL and RabbitMQ
 	@bash scripts/ensure-node.sh
 	@bash scripts/ensure-test-tools.sh
-	$(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 lint: install ## ruff and mypy (strict) on the services, the tests, the bench and the Python SDK
 	$(VENV_PY) scripts/unasync_sdk.py --check  # the SDK's _sync.py is generated from _async.py
