@@ -29,6 +29,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from tests import infra as infra_mod
 from tests.e2e.suite import Suite
 from tests.infra import Infra
 
@@ -62,14 +63,21 @@ def _require(path: Path | str, what: str) -> None:
 
 
 @pytest.fixture(scope="session")
-async def suite(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite]:
+async def suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite]:
+    """The browser tests' own suite, in a database and vhost of its own: the e2e suite (still
+    running until the session ends) would otherwise share its queues and tables — its jobs
+    runner taking these jobs to its own simulator, its dispatcher these deliveries, its status
+    service counting these evaluations twice."""
+    own: Infra = await infra_mod.create()
     log_dir: Path = tmp_path_factory.mktemp("browser-suite")
-    running = Suite.build(infra, log_dir)
-    await running.start()
+    running = Suite.build(own, log_dir)
     try:
+        await running.start()
         yield running
     finally:
         running.stop()
+        if not os.environ.get("CLIPMIX_TEST_KEEP"):
+            await infra_mod.destroy(own)
 
 
 @pytest.fixture(scope="session")
