@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -27,6 +28,24 @@ async def claim(conn: Connection, consumer: str, message_id: uuid.UUID) -> bool:
         message_id,
     )
     return row is not None
+
+
+async def claim_many(
+    conn: Connection, consumer: str, message_ids: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """The ids of ``message_ids`` that ``consumer`` sees for the first time (one statement).
+
+    As ``claim``, inside the batch's transaction. Claimed in id order, so two batches sharing
+    ids (a redelivery racing its first delivery) wait on each other instead of deadlocking.
+    """
+    rows = await conn.fetch(
+        "INSERT INTO inbox (consumer, message_id)"
+        " SELECT $1, id FROM unnest($2::uuid[]) AS t(id) ORDER BY id"
+        " ON CONFLICT DO NOTHING RETURNING message_id",
+        consumer,
+        list(message_ids),
+    )
+    return {r["message_id"] for r in rows}
 
 
 async def purge(conn: Connection, older_than_days: int) -> int:

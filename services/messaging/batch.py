@@ -1,0 +1,198 @@
+"""Consuming in batches: many messages, one transaction, one inbox statement.
+
+A ``BatchConsumer`` is a ``Consumer`` (same start/stop, dead-letter path, retries, gate and
+metrics) whose messages are gathered into batches of at most ``max_batch``, waiting at most
+``linger_seconds`` for a batch to fill. A batch is handled in one transaction: one statement
+claims the inbox for every message, the handlers see only the fresh ones, and every message is
+acknowledged after the commit. If the batch's transaction fails for any reason, each of its
+messages is handled again on its own (its own transaction, tries and dead-letter path), so a
+poison message is dead-lettered alone and the rest are applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
+from typing import TYPE_CHECKING
+
+import asyncpg
+import structlog
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
+
+from services.messaging import inbox
+from services.messaging.consumer import Consumer, Handler
+from services.messaging.envelope import Envelope
+from services.runtime import metrics
+
+if TYPE_CHECKING:
+    from services.runtime.db import Connection
+
+log = structlog.get_logger()
+
+BatchHandler = Callable[["Connection", Sequence[Envelope]], Awaitable[None]]
+
+# Defaults: a batch is small enough that one poison message costs little when the batch falls
+# back to one-by-one, and the linger short next to a commit (~1 ms), so a lone message is not
+# held back noticeably. The prefetch must exceed ``max_batch`` for the next batch to gather
+# while one commits.
+MAX_BATCH = 32
+LINGER_SECONDS = 0.002
+PREFETCH = 128
+
+
+def _future() -> asyncio.Future[bool]:
+    return asyncio.get_running_loop().create_future()
+
+
+@dataclass
+class _Item:
+    message: AbstractIncomingMessage
+    env: Envelope
+    # True: settled (acked) by its batch; False: to be handled on its own.
+    settled: asyncio.Future[bool] = field(default_factory=_future)
+
+
+def _alone(handler: BatchHandler) -> Handler:
+    async def one(conn: Connection, env: Envelope) -> None:
+        await handler(conn, (env,))
+
+    return one
+
+
+class BatchConsumer(Consumer):
+    """Feeds one queue's messages, in batches, to the batch handler of each message type.
+
+    ``handlers`` maps a message type to ``handler(conn, envelopes)``, called inside the batch's
+    transaction with consecutive fresh envelopes of that type, in delivery order (a batch of
+    mixed types calls several handlers, one per run of one type, in the same transaction). A
+    handler must not assume more than one envelope, nor fewer than ``max_batch``.
+    """
+
+    def __init__(
+        self,
+        *,
+        connection: AbstractConnection,
+        pool: asyncpg.Pool,
+        queue: str,
+        handlers: Mapping[str, BatchHandler],
+        service: str,
+        prefetch: int = PREFETCH,
+        max_batch: int = MAX_BATCH,
+        linger_seconds: float = LINGER_SECONDS,
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        super().__init__(
+            connection=connection,
+            pool=pool,
+            queue=queue,
+            handlers={kind: _alone(h) for kind, h in handlers.items()},
+            service=service,
+            prefetch=max(prefetch, max_batch),
+            after_commit=after_commit,
+        )
+        self._batch_handlers = handlers
+        self._max_batch = max_batch
+        self._linger = linger_seconds
+        self._waiting: list[_Item] = []
+        self._arrived = asyncio.Event()
+        self._full = asyncio.Event()
+        self._batcher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._batcher = asyncio.create_task(self._batch_forever(), name=f"batch-{self._queue_name}")
+        await super().start()
+
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """As ``Consumer.stop``; the batch being handled finishes, waiting ones are let go."""
+        await super().stop(grace_seconds)
+        if self._batcher is not None:
+            self._batcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._batcher
+            self._batcher = None
+        # Anything still waiting is given back to the broker with the closed channel.
+        for item in self._waiting:
+            if not item.settled.done():
+                item.settled.set_result(True)
+        self._waiting.clear()
+
+    async def _handle(
+        self, message: AbstractIncomingMessage, env: Envelope, handler: Handler
+    ) -> None:
+        item = _Item(message, env)
+        self._waiting.append(item)
+        self._arrived.set()
+        if len(self._waiting) >= self._max_batch:
+            self._full.set()
+        if not await item.settled:
+            await super()._handle(message, env, handler)
+
+    async def _batch_forever(self) -> None:
+        while True:
+            await self._arrived.wait()
+            if len(self._waiting) < self._max_batch and self._linger > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._linger):
+                        await self._full.wait()
+            batch = self._waiting[: self._max_batch]
+            del self._waiting[: self._max_batch]
+            if len(self._waiting) < self._max_batch:
+                self._full.clear()
+            if not self._waiting:
+                self._arrived.clear()
+            try:
+                await self._run(batch)
+            except Exception as exc:  # the batch's messages are then each handled alone
+                log.error("batch_crashed", queue=self._queue_name, error=repr(exc))
+            for item in batch:
+                if not item.settled.done():
+                    item.settled.set_result(False)
+
+    async def _run(self, batch: list[_Item]) -> None:
+        """One try of the whole batch; on any failure its messages go on one by one."""
+        live = [i for i in batch if not i.message.channel.is_closed]
+        if not live or not await self._gate.passage():
+            return  # each, alone, finds the channel closed or the consumer stopping
+        try:
+            fresh = await self._apply_batch(live)
+        except Exception as exc:
+            log.warning(
+                "batch_failed_one_by_one", queue=self._queue_name, size=len(live), error=repr(exc)
+            )
+            return
+        if fresh:
+            self._after_commit()
+        ids = {id(i) for i in fresh}
+        await asyncio.gather(
+            *(self._settle(i.message.ack(), "ok" if id(i) in ids else "duplicate") for i in live)
+        )
+        for item in live:
+            item.settled.set_result(True)
+
+    async def _apply_batch(self, batch: list[_Item]) -> list[_Item]:
+        """The inbox claims and the handlers' effects in one transaction; the fresh items."""
+        started = time.perf_counter()
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                claimed = await inbox.claim_many(
+                    conn, self._queue_name, [i.env.message_id for i in batch]
+                )
+                fresh: list[_Item] = []
+                for item in batch:  # a message twice in one batch: only its first copy
+                    if item.env.message_id in claimed:
+                        claimed.discard(item.env.message_id)
+                        fresh.append(item)
+                for kind, run in groupby(fresh, key=lambda i: i.env.type):
+                    await self._batch_handlers[kind](conn, [i.env for i in run])
+                return fresh
+        finally:
+            elapsed = time.perf_counter() - started
+            observed = metrics.MESSAGE_DURATION.labels(self._service, self._queue_name)
+            for _ in batch:
+                observed.observe(elapsed)
