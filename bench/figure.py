@@ -9,6 +9,8 @@ measure is left out (``total=False``); ``Required`` marks what every figure has.
 
 from __future__ import annotations
 
+import math
+import statistics
 from typing import Any, NotRequired, Required, TypedDict
 
 
@@ -56,12 +58,49 @@ class Baseline(TypedDict, total=False):
 
 
 class Target(TypedDict):
-    """A target of issue 22 and whether this run met it."""
+    """A target (of issue 22, 20, ...) and whether this run met it. ``target`` is what is
+    wanted, ``"<= 5"`` or ``">= 0.8"`` (the report's summary plot reads the threshold from
+    it); ``measured`` the value compared (the median of ``runs`` when there are runs).
+    Build one with ``target()``."""
 
     what: str
     target: str
     measured: float
     met: bool
+    runs: NotRequired[Summary]  # each measured run's value, summarised (min-max in the report)
+    issue: NotRequired[int]  # the issue that set it: the report sums up issue 20's
+
+
+def target(what: str, wanted: str, runs: list[float], *, issue: int = 20) -> Target:
+    """A target measured over ``runs``: met when the runs' median is on the right side of the
+    threshold in ``wanted`` (``"<= 100"``, ``">= 0.1"``)."""
+    op, threshold = threshold_of(wanted)
+    values = [float(v) for v in runs if v is not None and not math.isnan(float(v))]
+    if not values:
+        nan = float("nan")
+        return {"what": what, "target": wanted, "measured": nan, "met": False, "issue": issue}
+    median = statistics.median(values)
+    return {
+        "what": what,
+        "target": wanted,
+        "measured": round(median, 4),
+        "met": median <= threshold if op == "<=" else median >= threshold,
+        "runs": {
+            "runs": [round(v, 4) for v in values],
+            "median": round(median, 4),
+            "min": round(min(values), 4),
+            "max": round(max(values), 4),
+        },
+        "issue": issue,
+    }
+
+
+def threshold_of(wanted: str) -> tuple[str, float]:
+    """``"<= 5"`` -> ``("<=", 5.0)``; a target's wanted side and threshold."""
+    op, _, number = wanted.strip().partition(" ")
+    if op not in ("<=", ">="):
+        raise ValueError(f"a target is '<= x' or '>= x', not {wanted!r}")
+    return op, float(number)
 
 
 class OverloadPoint(TypedDict):
@@ -157,6 +196,10 @@ class Figure(RunCosts, total=False):
     endpoints: int
     ledger_sql_direct: SqlDirect
     ledger_problems: list[str]
+    # e2e_live_job: CPU milliseconds per completed job of each service (all its replicas),
+    # per replica count; and the bare handler's CPU per request it is compared with
+    cpu_ms_per_job: dict[str, dict[str, Summary]]
+    bare_cpu_ms_per_request: Summary
 
 
 class Run(TypedDict):

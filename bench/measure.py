@@ -136,9 +136,12 @@ class Point:
     latencies: list[float] = field(default_factory=list)  # every sample, seconds
     every_cpu: dict[str, float] = field(default_factory=dict)  # each service, all replicas
     measured_seconds: float = 0.0
+    run_cpu: list[dict[str, float]] = field(default_factory=list)  # each run's, by service
+    done: list[int] = field(default_factory=list)  # operations each run completed (if counted)
 
     def add(self, use: CpuUse) -> None:
         self.measured_seconds += use.seconds
+        self.run_cpu.append(dict(use.cpu))
         for name, used in use.cpu.items():
             self.every_cpu[name] = self.every_cpu.get(name, 0.0) + used
 
@@ -171,6 +174,26 @@ class Scaled:
             else None
             for n, p in self.points.items()
         }
+
+    def cpu_ms_per_operation(self, services: Iterable[str]) -> dict[str, dict[str, Summary]]:
+        """Per replica count: each of ``services``' CPU milliseconds per completed operation
+        (its runs' CPU over the operations each run counted in ``Point.done``), and their
+        sum under ``"total"``."""
+        names = list(services)
+        out: dict[str, dict[str, Summary]] = {}
+        for n, p in self.points.items():
+            runs = [(cpu, done) for cpu, done in zip(p.run_cpu, p.done, strict=False) if done]
+            if not runs:
+                continue
+            by = {
+                name: summary(cpu.get(name, 0.0) * 1000 / done for cpu, done in runs)
+                for name in names
+            }
+            by["total"] = summary(
+                sum(cpu.get(name, 0.0) for name in names) * 1000 / done for cpu, done in runs
+            )
+            out[str(n)] = by
+        return out
 
     def cpu_by_service(self) -> dict[str, dict[str, float]]:
         """Per replica count: every service's CPU seconds per second of measuring (2 cores:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import asyncpg
 
-from bench.figure import Figure, Latency, Run, Summary
+from bench.figure import Figure, Latency, Run, Summary, Target, threshold_of
 from bench.figure import measured as measured_figures
 
 if TYPE_CHECKING:
@@ -196,6 +196,10 @@ def figure_section(f: Figure, plots: dict[str, str]) -> list[str]:
             )
         out.append("")
     out += overload_tables(f)
+    out += cpu_per_job_table(f)
+    cpu_plot = plots.get(f"cpu-{f['id']}")
+    if cpu_plot:
+        out += [f"![CPU per job by service]({cpu_plot})", ""]
     if f.get("notes"):
         out += [f"Notes: {f['notes']}", ""]
     profile = f.get("profile")
@@ -276,6 +280,72 @@ def overload_tables(f: Figure) -> list[str]:
     return out
 
 
+def issue_targets(figures: list[Figure], issue: int = 20) -> list[tuple[str, Target]]:
+    """Every figure's targets set by ``issue``, with the figure's id."""
+    return [(f["id"], t) for f in figures for t in f.get("targets", []) if t.get("issue") == issue]
+
+
+def targets_section(figures: list[Figure], made: dict[str, str]) -> list[str]:
+    """Issue 20's targets across every figure: wanted, the median over the runs, min-max."""
+    found = issue_targets(figures)
+    if not found:
+        return []
+    met = sum(t["met"] for _, t in found)
+    out = [
+        "## Issue 20 targets",
+        "",
+        f"{met} of {len(found)} met in this run (each a ratio to a baseline measured in the same"
+        " run; met means the median of the runs is on the wanted side).",
+        "",
+        "| figure | target | wanted | measured (median) | min-max over runs | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for figure_id, t in found:
+        runs = t.get("runs")
+        out.append(
+            f"| {figure_id} | {t['what']} | {t['target']} | {_num(t['measured'], 2)} "
+            f"| {_spread(runs, 2) if runs else '-'} | {'yes' if t['met'] else '**no**'} |"
+        )
+    out.append("")
+    if "targets" in made:
+        out += [f"![Issue 20 targets]({made['targets']})", ""]
+    return out
+
+
+def cpu_per_job_table(f: Figure) -> list[str]:
+    """CPU milliseconds per job of each service (e2e_live_job), per replica count."""
+    per_job = f.get("cpu_ms_per_job")
+    if not per_job:
+        return []
+    counts = sorted(per_job)
+    services = [s for s in per_job[counts[0]] if s != "total"]
+    out = [
+        "CPU per completed job (ms, utime + stime of every replica from /proc; median and"
+        " min-max over the runs):",
+        "",
+        "| service | "
+        + " | ".join(f"{n} jobs replica{'s' if n != '1' else ''}" for n in counts)
+        + " |",
+        "|---|" + "---|" * len(counts),
+    ]
+    for name in [*services, "total"]:
+        cells = []
+        for n in counts:
+            s = per_job[n].get(name)
+            cells.append(f"{_num(_med(s), 2)} ({_spread(s, 2)})" if s else "-")
+        label = f"**{name}**" if name == "total" else name
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    bare = f.get("bare_cpu_ms_per_request")
+    if bare:
+        out += [
+            "",
+            f"Bare aiohttp handler, same run: {_num(_med(bare), 4)} ms of CPU per request"
+            f" ({_spread(bare, 4)}).",
+        ]
+    out.append("")
+    return out
+
+
 # --- plots -------------------------------------------------------------------------------------
 def plots(run: Run, results_dir: Path, stamp: str) -> dict[str, str]:
     try:
@@ -328,6 +398,13 @@ def plots(run: Run, results_dir: Path, stamp: str) -> dict[str, str]:
         ax.legend()
         made["scaling"] = _saved(fig, results_dir / f"{stamp}-replica-scaling.png")
 
+    for f in figures:
+        if f.get("cpu_ms_per_job"):
+            made[f"cpu-{f['id']}"] = _cpu_plot(plt, f, results_dir / f"{stamp}-{f['id']}-cpu.png")
+    targets = issue_targets(figures)
+    if targets:
+        made["targets"] = _targets_plot(plt, targets, results_dir / f"{stamp}-issue-20.png")
+
     rated = {f["id"]: r for f in figures if isinstance(r := f.get("ratio"), int | float)}
     if rated:
         fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(rated)), 4.2))
@@ -344,6 +421,60 @@ def plots(run: Run, results_dir: Path, stamp: str) -> dict[str, str]:
         ax.legend()
         made["ratio"] = _saved(fig, results_dir / f"{stamp}-ratio-to-baseline.png")
     return made
+
+
+def _cpu_plot(plt: Any, f: Figure, path: Path) -> str:
+    """Stacked bars: each service's CPU ms per job, one bar per replica count; the line is
+    100x the bare handler's CPU per request (issue 20's target)."""
+    per_job = f.get("cpu_ms_per_job", {})
+    counts = sorted(per_job)
+    services = [s for s in per_job[counts[0]] if s != "total"]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    bottoms = [0.0] * len(counts)
+    for name in services:
+        heights = [_med(per_job[n].get(name)) for n in counts]
+        heights = [0.0 if math.isnan(h) else h for h in heights]
+        ax.bar(range(len(counts)), heights, 0.5, bottom=bottoms, label=name)
+        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    for i, total in enumerate(bottoms):
+        ax.text(i, total, f"{total:.1f} ms", ha="center", va="bottom", fontsize=8)
+    bare = _med(f.get("bare_cpu_ms_per_request"))
+    if not math.isnan(bare):
+        ax.axhline(100 * bare, color="#c44e52", ls="--", lw=1,
+                   label=f"100x bare handler ({100 * bare:.1f} ms)")  # fmt: skip
+    ax.set_xticks(range(len(counts)), [f"{n} jobs replica{'s' if n != '1' else ''}"
+                                        for n in counts])  # fmt: skip
+    ax.set_ylabel("CPU ms per completed job")
+    ax.set_title(f"{f['id']}: CPU per live job by service")
+    ax.legend(fontsize=8)
+    return _saved(fig, path)
+
+
+def _targets_plot(plt: Any, targets: list[tuple[str, Target]], path: Path) -> str:
+    """Each issue-20 target's measured ratio (median, min-max) against its threshold, on a
+    log scale (the thresholds range from 0.1 to 100)."""
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.3 * len(targets)), 4.6))
+    labels = []
+    for i, (figure_id, t) in enumerate(targets):
+        op, threshold = threshold_of(t["target"])
+        runs = t.get("runs")
+        value = t["measured"]
+        color = "#55a868" if t["met"] else "#c44e52"
+        if not math.isnan(value) and value > 0:
+            err = None
+            if runs and runs.get("runs"):
+                err = [[max(0.0, value - runs["min"])], [max(0.0, runs["max"] - value)]]
+            ax.bar(i, value, 0.55, color=color, yerr=err, capsize=3)
+            ax.text(i, value, f"{value:.3g}", ha="center", va="bottom", fontsize=8)
+        ax.plot([i - 0.35, i + 0.35], [threshold, threshold], color="black", lw=2)
+        ax.text(i + 0.37, threshold, f"{op} {threshold:g}", va="center", fontsize=7)
+        labels.append(f"{figure_id}\n{t['what'][:38]}")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(targets)), labels, rotation=20, ha="right", fontsize=6)
+    ax.set_ylabel("measured ratio (log)")
+    ax.set_title("Issue 20 targets: measured (bar, min-max) against threshold (black)")
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    return _saved(fig, path)
 
 
 def _saved(fig: Any, path: Path) -> str:
@@ -391,6 +522,7 @@ def markdown(run: Run, made: dict[str, str]) -> str:
     for key, title in (("ratio", "Ratio to baseline"), ("scaling", "Replica scaling")):
         if key in made:
             lines += [f"![{title}]({made[key]})", ""]
+    lines += targets_section(figures, made)
     lines += ["## Figures", ""]
     for f in figures:
         lines += figure_section(f, made)

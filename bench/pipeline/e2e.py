@@ -13,15 +13,17 @@ import secrets
 import statistics
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import aio_pika
 import aiohttp
 from aio_pika.abc import AbstractIncomingMessage
 
-from bench import measure
-from bench.figure import Baseline, CurvePoint, Figure, PooledLatency, StageMs
+from bench import loadgen, measure
+from bench.figure import Baseline, CurvePoint, Figure, PooledLatency, StageMs, Summary, Target
+from bench.figure import target as make_target
+from bench.http_figures import PATH, SANDBOX_BODY, Server
 from bench.pipeline.common import MUSIC_SECONDS, Sizes, busy_machine, connect, job_event, session
 from bench.pipeline.live_jobs import E2E_KEYS, LiveKeys, Sample, live_keys
 from bench.pipeline.receiver import receiving
@@ -31,8 +33,16 @@ from services.contracts.ids import new_id
 if TYPE_CHECKING:
     from bench.stack import Stack
 
-# Jobs in flight in the end-to-end figure (its broker baseline uses the same).
-E2E_CONCURRENCY = 8
+# Jobs in flight in the end-to-end figure (its broker baseline uses the same): issue 20's
+# target is the rate at 32 in flight.
+E2E_CONCURRENCY = 32
+# The processes a live job costs CPU in (issue 20, target 1); the simulator stands for the
+# provider and is not counted, the dashboard and the mail sink do nothing for a job.
+CPU_SERVICES = ("gateway", "billing", "jobs", "webhooks", "status")
+# Issue 20's targets for this figure.
+CPU_RATIO_WANTED = "<= 100"
+RATE_RATIO_WANTED = ">= 0.1"
+P99_RATIO_WANTED = "<= 10"
 
 
 async def e2e_live_job(stack: Stack, runs: int, sizes: Sizes) -> Figure:
@@ -41,6 +51,7 @@ async def e2e_live_job(stack: Stack, runs: int, sizes: Sizes) -> Figure:
     failed = 0
     samples: dict[int, list[Sample]] = {n: [] for n in measure.REPLICAS}
     curve: list[CurvePoint] = []
+    half = HalfRate()
     async with session() as http, receiving(track_jobs=True) as receiver:
         keys = await live_keys(stack, http, receiver)
         meter.mark("setup")
@@ -56,6 +67,8 @@ async def e2e_live_job(stack: Stack, runs: int, sizes: Sizes) -> Figure:
             warm_up=lambda: trips(sizes.rtt_messages // 4),
         )
         meter.mark("baseline")
+        bare = await bare_cpu_per_request(stack, runs, quick=sizes.curve_seconds <= 0)
+        meter.mark("bare handler")
 
         async def warm_up(n: int) -> None:
             warm = await keys.closed_loop(http, jobs=sizes.e2e_warmup, concurrency=E2E_CONCURRENCY)
@@ -72,13 +85,18 @@ async def e2e_live_job(stack: Stack, runs: int, sizes: Sizes) -> Figure:
             point.p50s.append(ms(percentile(done.latencies, 50)))
             point.p99s.append(ms(percentile(done.latencies, 99)))
             point.latencies += done.latencies
+            point.done.append(len(done.samples))
             samples[n] += done.samples
 
         async def after(n: int, point: measure.Point) -> None:
-            nonlocal curve
-            if n == 1 and sizes.curve_seconds > 0:
+            nonlocal curve, half
+            if n != 1:
+                return
+            if sizes.curve_seconds > 0:
                 curve = await load_curve(http, keys, statistics.median(point.rates), sizes)
                 meter.mark("load curve")
+            half = await half_rate(http, keys, statistics.median(point.rates) / 2, runs, sizes)
+            meter.mark("open loop at half the rate")
 
         async with measure.replicas_restored(stack, "jobs"):
             scaled = await measure.over_replicas(
@@ -108,6 +126,8 @@ async def e2e_live_job(stack: Stack, runs: int, sizes: Sizes) -> Figure:
     ratio = scaled.ratio(baseline)
     scaling = scaled.scaling()
     cpu = scaled.cpu()
+    per_job = scaled.cpu_ms_per_operation(CPU_SERVICES)
+    targets = e2e_targets(scaled, baseline, bare, per_job, half)
     busy = round(sum(scaled.cpu_by_service().get("1", {}).values()), 2)
     load = os.getloadavg()[0]
     by_size = sorted(STAGES, key=lambda stage: -split["1"][stage]["p50"])
@@ -130,6 +150,14 @@ async def e2e_live_job(stack: Stack, runs: int, sizes: Sizes) -> Figure:
         f" quorum queue of the run's vhost, {E2E_CONCURRENCY} in flight."
         f" 2 replicas gave {scaling:.2f}x the 1-replica rate; the jobs processes used"
         f" {cpu['1']} CPU-s/s at 1 replica and {cpu['2']} at 2."
+        " CPU per job (cpu_ms_per_job): each service process's utime + stime from /proc over"
+        " each measured run, summed over its replicas, divided by the jobs that run completed"
+        f" ({', '.join(CPU_SERVICES)}; the simulator, the provider's stand-in, not counted),"
+        " against the CPU per request of a bare aiohttp handler (parse the JSON body, answer"
+        " JSON; bench/baselines_http.py bare) loaded by wrk at 32 connections in the same run"
+        " (bare_cpu_ms_per_request). The p99 target's open-loop point offers half the"
+        " 1-replica closed-loop median, its runs as many as the closed loop's, latency from"
+        " each job's due time, against the broker round trip's p99 of the same run."
     )
     if ratio < 0.5:
         notes += (
@@ -190,6 +218,9 @@ async def e2e_live_job(stack: Stack, runs: int, sizes: Sizes) -> Figure:
     scaled.add_costs(figure, meter)
     figure.update(
         {
+            "cpu_ms_per_job": per_job,
+            "bare_cpu_ms_per_request": summary(bare),
+            "targets": targets,
             "concurrency": E2E_CONCURRENCY,
             "load_curve": curve,
             "load_curve_generator": "open loop, latency from each job's due time, 1 jobs replica",
@@ -220,6 +251,111 @@ async def load_curve(
             }
         )
     return curve
+
+
+@dataclass
+class HalfRate:
+    """The open-loop point of the p99 target: each run's offered rate and p99 (ms)."""
+
+    offered: float = 0.0
+    p99s: list[float] = field(default_factory=list)
+    jobs: int = 0
+    errors: int = 0
+
+
+async def half_rate(
+    http: aiohttp.ClientSession, keys: LiveKeys, rate: float, runs: int, sizes: Sizes
+) -> HalfRate:
+    """``runs`` open-loop runs at ``rate`` (half the closed-loop rate), each long enough for
+    about 200 jobs (a p99 from a couple of hundred samples), at least 3 s."""
+    rate = max(1.0, rate)
+    seconds = max(3.0, min(8.0, 200 / rate)) if sizes.curve_seconds > 0 else 2.0
+    half = HalfRate(offered=round(rate, 2))
+    for _ in range(runs):
+        done = await keys.open_loop(http, rate=rate, seconds=seconds)
+        half.p99s.append(ms(percentile(done.latencies, 99)))
+        half.jobs += len(done.latencies)
+        half.errors += len(done.errors)
+    return half
+
+
+def e2e_targets(
+    scaled: measure.Scaled,
+    baseline: Baseline,
+    bare: list[float],
+    per_job: dict[str, dict[str, Summary]],
+    half: HalfRate,
+) -> list[Target]:
+    """Issue 20's three targets of a live job, each run against the same-run baseline's
+    median (1 replica of every service)."""
+    bare_ms = statistics.median(bare) if bare else float("nan")
+    broker_rate = baseline["value"]["median"]
+    broker_p99 = baseline.get("latency_ms", {}).get("p99", {}).get("median", float("nan"))
+    total_1 = per_job.get("1", {}).get("total")
+    total = total_1["runs"] if total_1 else []
+    rates = scaled.points[1].rates
+    return [
+        make_target(
+            "CPU per live job (gateway + billing + jobs + webhooks + status)"
+            " / the bare handler's CPU per request",
+            CPU_RATIO_WANTED,
+            [t / bare_ms for t in total] if bare_ms > 0 else [],
+        ),
+        make_target(
+            f"end-to-end jobs/s at {E2E_CONCURRENCY} in flight / broker round trips/s",
+            RATE_RATIO_WANTED,
+            [r / broker_rate for r in rates] if broker_rate > 0 else [],
+        ),
+        make_target(
+            f"p99 POST -> verified webhook, open loop at half that rate ({half.offered:g}/s)"
+            " / broker round trip p99",
+            P99_RATIO_WANTED,
+            [p / broker_p99 for p in half.p99s] if broker_p99 > 0 else [],
+        ),
+    ]
+
+
+async def bare_cpu_per_request(stack: Stack, runs: int, *, quick: bool) -> list[float]:
+    """The bare aiohttp handler's server CPU milliseconds per request, each of ``runs`` wrk
+    runs (2 s, 32 connections, after a 1 s warm-up): what target 1 divides by."""
+    size = await _sandbox_answer_size(stack)
+    server = Server("bare", size, {**stack.env}, stack.log_dir)
+    await server.start()
+    seconds = 1 if quick else 2
+    values: list[float] = []
+    try:
+
+        async def one() -> float:
+            with measure.cpu_used(lambda: {"server": [server.pid]}) as used:
+                sample = await asyncio.to_thread(
+                    loadgen.run_wrk, [server.url], path=PATH, body=SANDBOX_BODY,
+                    connections=32, seconds=seconds,
+                )  # fmt: skip
+            ok = max(1, sample["requests"] - sample["non_2xx"] - sample["socket_errors"])
+            return float(used.cpu["server"] * 1000 / ok)
+
+        values = await measure.repeated(runs, one, warm_up=one)
+    finally:
+        await server.stop()
+    return values
+
+
+async def _sandbox_answer_size(stack: Stack) -> int:
+    """Bytes of a sandbox create's answer (the bare handler answers as many)."""
+    _, secret = await asyncio.to_thread(stack.new_test_key)
+    headers = {
+        "Authorization": f"Bearer {secret}",
+        "Content-Type": "application/json",
+        "Idempotency-Key": f"probe-{secrets.token_hex(6)}",
+    }
+    async with (
+        session() as http,
+        http.post(stack.url("gateway") + PATH, data=SANDBOX_BODY, headers=headers) as r,
+    ):
+        raw = await r.read()
+        if r.status != 201:
+            raise RuntimeError(f"probe create answered {r.status}: {raw[:300]!r}")
+    return len(raw)
 
 
 # --- the stage split and the baseline ----------------------------------------------------------
