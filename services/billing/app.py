@@ -15,10 +15,11 @@ from services.billing.adapters.payments import CheckoutProvider
 from services.billing.app_keys import PAYMENTS, PRICES, QUOTE_VALID
 from services.billing.config import BillingSettings
 from services.billing.entrypoints import payments
-from services.billing.entrypoints.events import HANDLERS
+from services.billing.entrypoints.events import BATCH_HANDLERS
 from services.billing.entrypoints.http import add_routes
 from services.billing.state import PriceCache
 from services.contracts.routing import BILLING_JOB_EVENTS, QUEUES
+from services.messaging.batch import BatchConsumer
 from services.runtime import service
 from services.runtime.internal import HTTP_SESSION, InternalClient
 
@@ -122,13 +123,44 @@ def _purge_quotes(settings: BillingSettings) -> service.Context:
     return service.periodic("billing_quote_purge", settings.quote_purge_every_seconds, work)
 
 
+# Job events per batch (one transaction, one inbox statement, one settlement call each): at most
+# this many, waiting at most this long for a batch to fill; prefetch: the next one gathers while
+# one commits.
+_EVENT_BATCH = 32
+_EVENT_LINGER_SECONDS = 0.002
+_EVENT_PREFETCH = 128
+
+
+def _job_events(settings: BillingSettings) -> service.Context:
+    """Consumes billing.job-events in batches (services/messaging/batch.py): started last
+    (after everything it uses), stopped first."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        consumer = BatchConsumer(
+            connection=app[service.AMQP],
+            pool=app[service.POOL],
+            queue=BILLING_JOB_EVENTS,
+            handlers=BATCH_HANDLERS,
+            service=NAME,
+            prefetch=max(settings.prefetch, _EVENT_PREFETCH),
+            max_batch=_EVENT_BATCH,
+            linger_seconds=_EVENT_LINGER_SECONDS,
+            after_commit=service.wake_relay(app),
+        )
+        await consumer.start()
+        yield
+        await consumer.stop(settings.shutdown_grace_seconds)
+
+    return ctx
+
+
 def create_app(settings: BillingSettings) -> web.Application:
     app = service.build_app(
         NAME,
         settings,
         migrations=MIGRATIONS,
         queues=QUEUES,
-        consume=(service.ConsumerSpec(BILLING_JOB_EVENTS, HANDLERS),),
+        consume=(),  # billing.job-events: a batch consumer, the last chore (_job_events)
         relay=True,  # low-balance warnings (wallet.low) go out through the outbox
         chores=(
             _price_book(),
@@ -137,6 +169,7 @@ def create_app(settings: BillingSettings) -> web.Application:
             _reconcile(settings),
             _low_balance(settings),
             _purge_quotes(settings),
+            _job_events(settings),
         ),
     )
     app[QUOTE_VALID] = timedelta(seconds=settings.quote_valid_seconds)

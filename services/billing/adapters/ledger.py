@@ -53,6 +53,24 @@ async def capture(conn: Connection, job_id: str, reason: str) -> SettleResult:
     return SettleResult(row["outcome"], row["amount"], row["paid"], row["bonus"])
 
 
+async def capture_many(
+    conn: Connection, job_ids: Sequence[str], reason: str
+) -> list[tuple[str, SettleResult]]:
+    """``capture`` of every job, in one statement (locks in one order: migration 0009)."""
+    rows = await conn.fetch("SELECT * FROM capture_many($1::text[], $2)", list(job_ids), reason)
+    return [
+        (r["job_id"], SettleResult(r["outcome"], r["amount"], r["paid"], r["bonus"])) for r in rows
+    ]
+
+
+async def release_many(
+    conn: Connection, job_ids: Sequence[str], reason: str
+) -> list[tuple[str, SettleResult]]:
+    """``release`` of every job, in one statement (locks in one order: migration 0009)."""
+    rows = await conn.fetch("SELECT * FROM release_many($1::text[], $2)", list(job_ids), reason)
+    return [(r["job_id"], SettleResult(r["outcome"], r["amount"])) for r in rows]
+
+
 async def release(conn: Connection, job_id: str, reason: str) -> SettleResult:
     row = await conn.fetchrow("SELECT * FROM release($1, $2)", job_id, reason)
     assert row is not None
@@ -98,10 +116,15 @@ async def settle_languages(
 
 async def confirm(conn: Connection, job_id: str) -> None:
     """The job exists (an event or the jobs service said so): the reconciler leaves it be."""
+    await confirm_many(conn, [job_id])
+
+
+async def confirm_many(conn: Connection, job_ids: Sequence[str]) -> None:
+    """``confirm`` of every job, in one statement (rows locked in job id order)."""
     await conn.execute(
         "UPDATE reservations SET confirmed_at = now()"
-        " WHERE job_id = $1 AND state = 'held' AND confirmed_at IS NULL",
-        job_id,
+        " WHERE job_id = ANY ($1::text[]) AND state = 'held' AND confirmed_at IS NULL",
+        sorted(set(job_ids)),
     )
 
 

@@ -4,13 +4,15 @@ A translation is charged only for the languages it delivered: when some of its l
 not, its reservation is split (``domain/settlement.py``): the delivered languages' share is
 captured and each other language's share released by a transfer of its own.
 
-Each handler runs in the consumer's transaction together with the inbox claim, so a
-redelivered event has no second effect; the ledger functions are idempotent per job as well,
+Events come in batches (services/messaging/batch.py): each handler gets a run of events of one
+type and runs in the batch's transaction together with their inbox claims, so a redelivered
+event has no second effect; the ledger functions are idempotent per job as well,
 so an event that arrives for a settled or unknown reservation is a recorded no-op.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import structlog
@@ -27,6 +29,7 @@ from services.contracts.jobs import (
     JobStatus,
     languages_of,
 )
+from services.messaging.batch import BatchHandler
 from services.messaging.consumer import Handler
 from services.messaging.envelope import Envelope
 
@@ -36,23 +39,27 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 
-async def _record_settlement(conn: Connection, job: JobSnapshot) -> None:
+async def _record_settlements(conn: Connection, jobs: Sequence[JobSnapshot]) -> None:
     # One row per settled job, test or live (test jobs cost nothing): the settlement log.
+    # One statement for the batch, rows in job id order (the primary key's lock order).
+    rows = sorted(jobs, key=lambda j: j.job_id)
     await conn.execute(
         "INSERT INTO job_settlements (job_id, account_id, outcome, test, cost_credits)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id) DO NOTHING",
-        job.job_id,
-        job.account_id,
-        job.status.value,
-        job.test,
-        0 if job.test else job.cost_credits,
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::int[])"
+        " ON CONFLICT (job_id) DO NOTHING",
+        [j.job_id for j in rows],
+        [j.account_id for j in rows],
+        [j.status.value for j in rows],
+        [j.test for j in rows],
+        [0 if j.test else j.cost_credits for j in rows],
     )
 
 
-async def job_started(conn: Connection, env: Envelope) -> None:
-    job = JobSnapshot.model_validate(env.data)
-    if not job.test:
-        await ledger.confirm(conn, job.job_id)
+async def jobs_started(conn: Connection, envs: Sequence[Envelope]) -> None:
+    jobs = [JobSnapshot.model_validate(env.data) for env in envs]
+    live = [job.job_id for job in jobs if not job.test]
+    if live:
+        await ledger.confirm_many(conn, live)
 
 
 def _delivered(job: JobSnapshot) -> tuple[list[str], list[str]] | None:
@@ -93,43 +100,81 @@ async def _settle_languages(
     return True
 
 
-async def job_completed(conn: Connection, env: Envelope) -> None:
-    job = JobSnapshot.model_validate(env.data)
-    await _record_settlement(conn, job)
-    if job.test:
-        return  # test jobs never touch the ledger
-    partial = _delivered(job)
-    if partial is not None and await _settle_languages(conn, job, env.type, *partial):
-        return
-    result = await ledger.capture(conn, job.job_id, env.type)
-    metrics.SETTLEMENTS.labels("capture", result.outcome, "event").inc()
-    if result.outcome == "captured":
-        metrics.CREDITS.labels("captured_paid").inc(result.paid)
-        metrics.CREDITS.labels("captured_bonus").inc(result.bonus)
-    else:
-        log.info("capture_noop", job_id=job.job_id, found=result.outcome)
+def _by_reason(envs: Sequence[Envelope]) -> dict[str, list[JobSnapshot]]:
+    """The events' jobs by the reason they are settled with (the event type)."""
+    found: dict[str, list[JobSnapshot]] = {}
+    for env in envs:
+        found.setdefault(env.type, []).append(JobSnapshot.model_validate(env.data))
+    return found
 
 
-async def job_ended_unpaid(conn: Connection, env: Envelope) -> None:
-    job = JobSnapshot.model_validate(env.data)
-    await _record_settlement(conn, job)
-    if job.test:
-        return
-    # A translation canceled after some languages were delivered pays for those.
-    partial = _delivered(job)
-    if partial is not None and await _settle_languages(conn, job, env.type, *partial):
-        return
-    result = await ledger.release(conn, job.job_id, env.type)
-    metrics.SETTLEMENTS.labels("release", result.outcome, "event").inc()
-    if result.outcome == "released":
-        metrics.CREDITS.labels("released").inc(result.amount)
-    else:
-        log.info("release_noop", job_id=job.job_id, found=result.outcome)
+async def _settled_whole(conn: Connection, jobs: Sequence[JobSnapshot], reason: str) -> list[str]:
+    """The live jobs to settle whole; a translation that delivered only some of its languages
+    is settled here, per language (``_settle_languages``)."""
+    whole: list[str] = []
+    for job in jobs:
+        if job.test:
+            continue  # test jobs never touch the ledger
+        partial = _delivered(job)
+        if partial is not None and await _settle_languages(conn, job, reason, *partial):
+            continue
+        whole.append(job.job_id)
+    return whole
 
 
-HANDLERS: dict[str, Handler] = {
-    JOB_STARTED: job_started,
-    JOB_COMPLETED: job_completed,
-    JOB_FAILED: job_ended_unpaid,
-    JOB_CANCELED: job_ended_unpaid,
+async def jobs_completed(conn: Connection, envs: Sequence[Envelope]) -> None:
+    """Capture every completed job of the batch: the settlement rows in one statement, the
+    captures in one more (``capture_many``: each job as ``capture`` alone, locks in order)."""
+    for reason, jobs in _by_reason(envs).items():
+        await _record_settlements(conn, jobs)
+        whole = await _settled_whole(conn, jobs, reason)
+        if not whole:
+            continue
+        for job_id, result in await ledger.capture_many(conn, whole, reason):
+            metrics.SETTLEMENTS.labels("capture", result.outcome, "event").inc()
+            if result.outcome == "captured":
+                metrics.CREDITS.labels("captured_paid").inc(result.paid)
+                metrics.CREDITS.labels("captured_bonus").inc(result.bonus)
+            else:
+                log.info("capture_noop", job_id=job_id, found=result.outcome)
+
+
+async def jobs_ended_unpaid(conn: Connection, envs: Sequence[Envelope]) -> None:
+    """Release every failed or canceled job of the batch (a translation canceled after some
+    languages were delivered pays for those)."""
+    for reason, jobs in _by_reason(envs).items():
+        await _record_settlements(conn, jobs)
+        whole = await _settled_whole(conn, jobs, reason)
+        if not whole:
+            continue
+        for job_id, result in await ledger.release_many(conn, whole, reason):
+            metrics.SETTLEMENTS.labels("release", result.outcome, "event").inc()
+            if result.outcome == "released":
+                metrics.CREDITS.labels("released").inc(result.amount)
+            else:
+                log.info("release_noop", job_id=job_id, found=result.outcome)
+
+
+# The consumer's handlers: billing.job-events is consumed in batches (services/messaging/
+# batch.py), one transaction per batch with its inbox claims; a batch that fails is handled
+# again one message at a time, each with a one-element list.
+BATCH_HANDLERS: dict[str, BatchHandler] = {
+    JOB_STARTED: jobs_started,
+    JOB_COMPLETED: jobs_completed,
+    JOB_FAILED: jobs_ended_unpaid,
+    JOB_CANCELED: jobs_ended_unpaid,
 }
+
+
+def _one(handler: BatchHandler) -> Handler:
+    async def one(conn: Connection, env: Envelope) -> None:
+        await handler(conn, (env,))
+
+    return one
+
+
+# The same, one event at a time (as a per-message consumer would call them).
+HANDLERS: dict[str, Handler] = {kind: _one(h) for kind, h in BATCH_HANDLERS.items()}
+job_started = HANDLERS[JOB_STARTED]
+job_completed = HANDLERS[JOB_COMPLETED]
+job_ended_unpaid = HANDLERS[JOB_FAILED]

@@ -1,0 +1,186 @@
+"""Billing's job events in batches against real Postgres: one call of a batch handler settles
+every job of the batch exactly as one event at a time would (same transfers, no-ops and
+settlement rows, the ledger sound), and concurrent batches over the same wallets in opposite
+orders finish without a deadlock (capture_many / release_many lock in one order)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from services.billing.adapters import ledger, prices
+from services.billing.app import MIGRATIONS
+from services.billing.domain.pricing import top_up
+from services.billing.entrypoints import events
+from services.contracts.jobs import JobSnapshot, JobStatus, Service
+from services.messaging.envelope import Envelope
+from services.runtime import db
+from tests.infra import Infra
+from tests.integration.conftest import migrate_schema, unique
+
+
+@pytest.fixture(scope="module")
+async def pool(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
+    schema = unique("billing")
+    await migrate_schema(infra.database_url, schema, MIGRATIONS)
+    created = await db.create_pool(infra.database_url, schema, min_size=1, max_size=6)
+    try:
+        yield created
+    finally:
+        await created.close()
+
+
+async def _account(pool: asyncpg.Pool) -> str:
+    """An account with $10 (1000 paid credits)."""
+    account = unique("acct")
+    async with pool.acquire() as conn:
+        book = await prices.current(conn)
+        await ledger.purchase(conn, account, 1000, unique("pay"), top_up(book, 1000))
+    return account
+
+
+async def _held(pool: asyncpg.Pool, account: str, amount: int = 5) -> str:
+    job = unique("job")
+    async with pool.acquire() as conn:
+        book = await prices.current(conn)
+        held = await ledger.reserve(conn, job, account, "music", amount, book.version)
+        assert held.outcome == "reserved"
+    return job
+
+
+def _event(type: str, job: str, account: str, *, test: bool = False) -> Envelope:
+    status = {
+        "job.started": JobStatus.PROCESSING,
+        "job.completed": JobStatus.COMPLETED,
+        "job.failed": JobStatus.FAILED,
+        "job.canceled": JobStatus.CANCELED,
+    }[type]
+    snapshot = JobSnapshot(
+        job_id=job,
+        account_id=account,
+        api_key_id="key_1",
+        service=Service.MUSIC,
+        status=status,
+        test=test,
+        input={"prompt": "p", "duration_seconds": 5},
+        cost_credits=0 if test else 5,
+        created_at=datetime.now(UTC),
+        version=3,
+    )
+    return Envelope(type=type, data=snapshot.model_dump(mode="json"), correlation_id=job)
+
+
+async def _states(conn: asyncpg.Connection, jobs: list[str]) -> dict[str, str]:
+    rows = await conn.fetch(
+        "SELECT job_id, state FROM reservations WHERE job_id = ANY($1::text[])", jobs
+    )
+    return {r["job_id"]: r["state"] for r in rows}
+
+
+async def test_a_batch_captures_every_job_as_one_by_one_would(pool: asyncpg.Pool) -> None:
+    a, b = await _account(pool), await _account(pool)
+    jobs = [await _held(pool, acct) for acct in (a, b, a, b, a)]
+    unknown = unique("job")
+    sandbox = unique("job")
+    batch = [_event("job.completed", j, acct) for j, acct in zip(jobs, (a, b, a, b, a))]
+    batch += [
+        _event("job.completed", unknown, a),
+        _event("job.completed", sandbox, a, test=True),
+        _event("job.completed", jobs[0], a),  # the same job again (another message): a no-op
+    ]
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            await events.jobs_completed(conn, batch)
+        assert set((await _states(conn, jobs)).values()) == {"captured"}
+        assert (await ledger.balance(conn, a)).available == 1000 - 15
+        assert (await ledger.balance(conn, a)).reserved == 0
+        assert (await ledger.balance(conn, b)).available == 1000 - 10
+        settled = await conn.fetch(
+            "SELECT job_id, outcome, test, cost_credits FROM job_settlements"
+            " WHERE job_id = ANY($1::text[])",
+            [*jobs, unknown, sandbox],
+        )
+        assert len(settled) == 7
+        assert {r["job_id"]: r["cost_credits"] for r in settled}[sandbox] == 0
+        noops = await conn.fetch(
+            "SELECT job_id, found FROM settlement_noops WHERE action = 'capture'"
+            " AND job_id = ANY($1::text[])",
+            [jobs[0], unknown, sandbox],
+        )
+        assert sorted((r["job_id"], r["found"]) for r in noops) == sorted(
+            [(jobs[0], "captured"), (unknown, "unknown")]
+        )
+        async with conn.transaction():  # the batch again (as redelivered): nothing more
+            await events.jobs_completed(conn, batch)
+        assert (await ledger.balance(conn, a)).available == 1000 - 15
+        assert await ledger.problems(conn) == []
+
+
+async def test_a_batch_releases_failed_and_canceled_jobs(pool: asyncpg.Pool) -> None:
+    a, b = await _account(pool), await _account(pool)
+    failed, canceled, started = await _held(pool, a), await _held(pool, b), await _held(pool, a)
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            await events.jobs_started(conn, [_event("job.started", started, a)])
+            await events.jobs_ended_unpaid(
+                conn, [_event("job.failed", failed, a), _event("job.canceled", canceled, b)]
+            )
+        assert await _states(conn, [failed, canceled, started]) == {
+            failed: "released",
+            canceled: "released",
+            started: "held",
+        }
+        confirmed = await conn.fetchval(
+            "SELECT confirmed_at IS NOT NULL FROM reservations WHERE job_id = $1", started
+        )
+        assert confirmed
+        reasons = await conn.fetch(
+            "SELECT job_id, settle_reason FROM reservations WHERE job_id = ANY($1::text[])",
+            [failed, canceled],
+        )
+        assert {r["job_id"]: r["settle_reason"] for r in reasons} == {
+            failed: "job.failed",
+            canceled: "job.canceled",
+        }
+        assert (await ledger.balance(conn, a)).available == 1000 - 5  # only `started` held
+        assert (await ledger.balance(conn, b)).available == 1000
+        assert await ledger.problems(conn) == []
+
+
+async def test_concurrent_batches_over_the_same_wallets_do_not_deadlock(
+    pool: asyncpg.Pool,
+) -> None:
+    """Two batches whose jobs name the same wallets in opposite orders (as two billing
+    processes would take them): both commit, nothing is captured twice."""
+    wallets = [await _account(pool) for _ in range(4)]
+    captures = [[await _held(pool, w) for w in wallets] for _ in range(2)]
+    releases = [[await _held(pool, w) for w in wallets] for _ in range(2)]
+
+    async def batch(jobs: list[str], order: list[str], kind: str) -> None:
+        by_wallet = dict(zip(wallets, jobs))
+        envs = [_event(kind, by_wallet[w], w) for w in order]
+        async with pool.acquire() as conn, conn.transaction():
+            if kind == "job.completed":
+                await events.jobs_completed(conn, envs)
+            else:
+                await events.jobs_ended_unpaid(conn, envs)
+
+    async with asyncio.timeout(30):
+        await asyncio.gather(
+            batch(captures[0], wallets, "job.completed"),
+            batch(captures[1], wallets[::-1], "job.completed"),
+            batch(releases[0], wallets[::-1], "job.failed"),
+            batch(releases[1], wallets, "job.failed"),
+        )
+    async with pool.acquire() as conn:
+        states = await _states(conn, [j for group in captures + releases for j in group])
+        assert [states[j] for g in captures for j in g] == ["captured"] * 8
+        assert [states[j] for g in releases for j in g] == ["released"] * 8
+        for wallet in wallets:
+            balance = await ledger.balance(conn, wallet)
+            assert (balance.available, balance.reserved) == (1000 - 10, 0)
+        assert await ledger.problems(conn) == []
