@@ -5,6 +5,13 @@ in the same run (see docs/performance.md).
 * ``idempotent_replay``: the same key and body again (the stored answer is replayed).
 * ``live_create``: live ``POST /api/v1/music`` (billing reserves credits, the command goes
   through the outbox).
+* ``poll_read``: live ``GET /api/v1/music/{id}`` of a job in flight (created once the jobs
+  service is stopped, so it stays queued): the customer's poll. Baseline: one SELECT by
+  primary key (issue 20, target 4: >= 0.8).
+
+The sandbox create's baseline is a handler doing one durable INSERT per request (issue 20,
+target 5: >= 1.0); its ratio to the bare no-I/O handler is kept as a second line
+(``sandbox_create_no_io``, same runs).
 
 Throughput and latency at a fixed concurrency come from wrk (closed loop); the p99 against
 offered load of the sandbox create from the open-loop generator (bench/openloop.c). The jobs
@@ -19,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -33,7 +42,7 @@ import aiohttp
 import asyncpg
 
 from bench import loadgen
-from bench.figure import Baseline, CurvePoint, Figure, Latency
+from bench.figure import Baseline, CurvePoint, Figure, Latency, Summary, Target
 from bench.measure import cpu_used, repeated
 from bench.stack import ROOT, Replica, Stack, free_port
 from bench.stats import latency, summary
@@ -41,7 +50,10 @@ from bench.stats import latency, summary
 PATH = "/api/v1/music"
 SANDBOX_BODY = '{"prompt": "a lullaby for a rainy day", "duration_seconds": 30}'
 LIVE_BODY = '{"prompt": "a lullaby for a rainy day", "duration_seconds": 5}'
-HTTP_FIGURES = ("sandbox_create", "idempotent_replay", "live_create")
+HTTP_FIGURES = ("sandbox_create", "idempotent_replay", "live_create", "poll_read")
+GET_LUA = Path(__file__).resolve().parent / "get.lua"
+# Issue 20's targets measured here: figure id -> the least ratio to its baseline wanted.
+TARGETS = {"poll_read": 0.8, "sandbox_create": 1.0}
 JOBS_COMMANDS_QUEUE = "jobs.commands"
 
 
@@ -121,6 +133,9 @@ class Variant:
     body: str
     mode: str
     prefix: str = field(default_factory=lambda: secrets.token_hex(4))
+    method: str = "POST"
+    path: str = PATH
+    etag: str = ""  # GET: sent as If-None-Match
     # Waits until what the run left behind (the gateway's outbox) is gone; seconds waited.
     drain: Callable[[], Awaitable[float]] | None = None
 
@@ -140,17 +155,20 @@ async def _wrk(
     variant: Variant, budget: Budget, seconds: int, log: Callable[[str], None]
 ) -> dict[str, Any]:
     with cpu_used(lambda: {"server": variant.pids()}) as used:
-        sample = await asyncio.to_thread(
-            loadgen.run_wrk,
-            variant.targets(),
-            path=PATH,
-            body=variant.body,
-            secret=variant.secret,
-            mode=variant.mode,
-            prefix=variant.prefix,
-            connections=budget.connections,
-            seconds=seconds,
-        )
+        if variant.method == "GET":
+            sample = await asyncio.to_thread(_run_get_wrk, variant, budget.connections, seconds)
+        else:
+            sample = await asyncio.to_thread(
+                loadgen.run_wrk,
+                variant.targets(),
+                path=PATH,
+                body=variant.body,
+                secret=variant.secret,
+                mode=variant.mode,
+                prefix=variant.prefix,
+                connections=budget.connections,
+                seconds=seconds,
+            )
     server_cpu = used.cpu["server"]
     if variant.drain is not None:
         # The next point starts from an empty outbox; the wait shows how far the relay lagged.
@@ -165,6 +183,63 @@ async def _wrk(
         + (f"  outbox drained in {sample['outbox_drain_seconds']:.1f} s" if variant.drain else "")
     )
     return sample
+
+
+def _run_get_wrk(variant: Variant, connections: int, seconds: int) -> dict[str, Any]:
+    """One wrk run of ``GET variant.path`` (bench/get.lua), in run_wrk's result shape."""
+    targets = variant.targets()
+    threads = max(2, len(targets))
+    env = {
+        **os.environ,
+        "BENCH_TARGETS": ",".join(t.removeprefix("http://") for t in targets),
+        "BENCH_SECRET": variant.secret,
+        "BENCH_PATH": variant.path,
+        "BENCH_ETAG": variant.etag,
+    }
+    command = [
+        loadgen.wrk_path(), f"-t{threads}", f"-c{max(connections, threads)}", f"-d{seconds}s",
+        "--timeout", "10s", "-s", str(GET_LUA), targets[0] + variant.path,
+    ]  # fmt: skip
+    out, cpu = loadgen._run_child(command, env, timeout=seconds + 30)
+    line = next((ln for ln in out.splitlines() if ln.startswith("BENCH_RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result:\n{out}")
+    r = json.loads(line.removeprefix("BENCH_RESULT "))
+    duration = r["duration_us"] / 1e6
+    errors = r["connect"] + r["read"] + r["write"] + r["timeout"]
+    return {
+        "generator": "wrk",
+        "connections": connections,
+        "seconds": duration,
+        "requests": r["requests"],
+        "rps": (r["requests"] - r["status"] - errors) / duration,
+        "non_2xx": r["status"],
+        "socket_errors": errors,
+        "p50_ms": r["p50_us"] / 1000,
+        "p90_ms": r["p90_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000,
+        "p999_ms": r["p999_us"] / 1000,
+        "max_ms": r["max_us"] / 1000,
+        "loadgen_cpu_seconds": cpu,
+    }
+
+
+async def _poll_target(url: str, secret: str) -> tuple[str, int, str]:
+    """A live job left queued (the jobs service is stopped): its path, the size of its GET
+    answer and its ETag (empty when the gateway sends none)."""
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        async with http.post(url + PATH, data=LIVE_BODY, headers=headers) as r:
+            created = await r.json()
+            if r.status != 201:
+                raise RuntimeError(f"poll target create answered {r.status}: {created}")
+        path = f"{PATH}/{created['id']}"
+        async with http.get(url + path, headers=headers) as r:
+            raw = await r.read()
+            if r.status != 200:
+                raise RuntimeError(f"poll target read answered {r.status}: {raw[:500]!r}")
+            return path, len(raw), r.headers.get("ETag", "")
 
 
 async def _sample_answer(url: str, secret: str, body: str) -> bytes:
@@ -213,7 +288,7 @@ async def run(
     log("http: preparing keys and baselines")
     _, test_secret = await asyncio.to_thread(stack.new_test_key)
     live_secret = ""
-    if "live_create" in wanted:
+    if {"live_create", "poll_read"} & set(wanted):
         _, live_secret = await asyncio.to_thread(stack.new_live_key, 20000)
     gateway = stack.url("gateway")
     sandbox_size = len(await _sample_answer(gateway, test_secret, SANDBOX_BODY))
@@ -224,11 +299,17 @@ async def run(
         servers["bare"] = Server("bare", sandbox_size, env, stack.log_dir)
         if not quick:
             servers["bare2"] = Server("bare", sandbox_size, env, stack.log_dir)
+    if "sandbox_create" in wanted:
+        servers["pginsert"] = Server("pginsert", sandbox_size, env, stack.log_dir)
     if "live_create" in wanted:
         servers["pgmq"] = Server("pgmq", live_size, env, stack.log_dir)
     # The commands a create stages wait in their durable queue while the jobs service is
     # stopped; they are dropped afterwards (see the module docstring).
     await stack.pause("jobs")
+    poll_path, poll_etag = "", ""
+    if "poll_read" in wanted:  # created now: it stays queued while jobs is stopped
+        poll_path, poll_size, poll_etag = await _poll_target(gateway, live_secret)
+        servers["pgselect"] = Server("pgselect", poll_size, env, stack.log_dir)
     measured = Measured()
     phase_error = ""
     db = await asyncpg.connect(stack.database_url, timeout=10)
@@ -273,6 +354,16 @@ async def run(
                 "unique",
                 drain=drain,
             )
+        if "poll_read" in wanted:
+            variants["poll_read"] = Variant(
+                "gateway poll (live GET)", gw_targets, gw_pids, live_secret, "", "none",
+                method="GET", path=poll_path,
+            )  # fmt: skip
+        if "poll_read" in wanted and poll_etag:
+            variants["poll_read_304"] = Variant(
+                "gateway poll, If-None-Match (304)", gw_targets, gw_pids, live_secret, "",
+                "none", method="GET", path=poll_path, etag=poll_etag,
+            )  # fmt: skip
         if "bare" in servers:
             bare = servers["bare"]
             variants["bare"] = Variant(
@@ -285,6 +376,18 @@ async def run(
                 "bare aiohttp x2 processes", lambda: [bare.url, bare2.url],
                 lambda: [bare.pid, bare2.pid], test_secret, SANDBOX_BODY, "unique",
             )  # fmt: skip
+        if "pginsert" in servers:
+            pginsert = servers["pginsert"]
+            variants["pginsert"] = Variant(
+                "bare aiohttp + durable INSERT", lambda: [pginsert.url],
+                lambda: [pginsert.pid], test_secret, SANDBOX_BODY, "unique",
+            )  # fmt: skip
+        if "pgselect" in servers:
+            pgselect = servers["pgselect"]
+            variants["pgselect"] = Variant(
+                "bare aiohttp + SELECT by key", lambda: [pgselect.url], lambda: [pgselect.pid],
+                live_secret, "", "none", method="GET", path=f"{PATH}/job_baseline",
+            )  # fmt: skip
         if "pgmq" in servers:
             pgmq = servers["pgmq"]
             variants["pgmq"] = Variant(
@@ -292,8 +395,10 @@ async def run(
                 live_secret, LIVE_BODY, "unique",
             )  # fmt: skip
 
-        gateway_names = [n for n in HTTP_FIGURES if n in variants]
-        baseline_names: list[str] = [n for n in ("bare", "pgmq") if n in variants]
+        gateway_names = [n for n in (*HTTP_FIGURES, "poll_read_304") if n in variants]
+        baseline_names: list[str] = [
+            n for n in ("bare", "pginsert", "pgmq", "pgselect") if n in variants
+        ]
         # Replica count 1: every variant and baseline, runs interleaved so a slow moment of
         # the machine hits all of them alike.
         log(f"http: 1 gateway replica, {budget.runs} runs x {budget.seconds}s per point")
@@ -559,7 +664,17 @@ def _figures(
     meta = {
         "sandbox_create": (
             "Sandbox POST /api/v1/music, fresh Idempotency-Key per request",
+            "pginsert", "bare aiohttp handler: parse the JSON body, one durable INSERT"
+            " (autocommit, synchronous_commit on, pool of 10), answer JSON of the same size",
+        ),
+        "sandbox_create_no_io": (
+            "Sandbox POST /api/v1/music against the no-I/O handler (the runs of sandbox_create)",
             "bare", "bare aiohttp handler: parse the JSON body, answer JSON of the same size",
+        ),
+        "poll_read": (
+            "Polling read: live GET /api/v1/music/{id} of a queued job",
+            "pgselect", "bare aiohttp handler: one SELECT by primary key (pool of 10), answer"
+            " JSON of the same size",
         ),
         "idempotent_replay": (
             "Idempotent replay: same Idempotency-Key, same body (stored answer replayed)",
@@ -571,9 +686,11 @@ def _figures(
         ),
     }  # fmt: skip
     figures = []
-    for name in wanted:
+    extra = ["sandbox_create_no_io"] if "sandbox_create" in wanted else []
+    for name in wanted + extra:
         title, base_key, base_name = meta[name]
-        r1, r2 = measured.get(f"{name}/1"), measured.get(f"{name}/2")
+        runs_of = "sandbox_create" if name == "sandbox_create_no_io" else name
+        r1, r2 = measured.get(f"{runs_of}/1"), measured.get(f"{runs_of}/2")
         base = measured.get(f"{base_key}/1")
         value = {"1": summary(s["rps"] for s in r1)}
         latency = {"1": _latency(r1)}
@@ -623,6 +740,17 @@ def _figures(
             "wall_seconds": round(wall, 1),
             "notes": NOTES.get(name, ""),
         }
+        if name in TARGETS:
+            figure["targets"] = [_ratio_target(name, ratio, value["1"], baseline["value"])]
+        if name == "poll_read" and measured.get("poll_read_304/1"):
+            rps = summary(s["rps"] for s in measured.get("poll_read_304/1"))
+            figure["notes"] += (
+                f" With If-None-Match of the job as it stands (304, no body):"
+                f" {rps['median']:.0f} req/s (min {rps['min']:.0f}, max {rps['max']:.0f}),"
+                f" {rps['median'] / b:.2f}x the baseline."
+                if b
+                else ""
+            )
         if name == "sandbox_create":
             if curves.get("sandbox_create"):
                 figure["load_curve"] = curves["sandbox_create"]
@@ -651,6 +779,20 @@ def _figures(
     return figures
 
 
+def _ratio_target(name: str, ratio: float, value: Summary, base: Summary) -> Target:
+    """Issue 20's target for ``name``: the median ratio, met or not; ``what`` also carries the
+    range of the run-by-run ratios (the runs are interleaved, run i of each side together)."""
+    pairs = [v / b for v, b in zip(value["runs"], base["runs"], strict=False) if b]
+    spread = f" (runs {min(pairs):.2f}-{max(pairs):.2f})" if pairs else ""
+    wanted = TARGETS[name]
+    return {
+        "what": f"{name} / same-run baseline{spread}",
+        "target": f">= {wanted}",
+        "measured": round(ratio, 3),
+        "met": bool(ratio >= wanted),
+    }
+
+
 # How each figure is measured (shown with its table in the report).
 NOTES = {
     "sandbox_create": (
@@ -662,6 +804,16 @@ NOTES = {
         "proxy in between: on two cores a proxy would take the CPU the second replica needs). "
         "The 1- and 2-replica phases run minutes apart: compare the scaling with the bare "
         "pair's, measured in the same phase."
+    ),
+    "sandbox_create_no_io": (
+        "The runs of sandbox_create, against the handler that does no I/O at all (the"
+        " figure's baseline until issue 20): kept for comparison with earlier reports."
+    ),
+    "poll_read": (
+        "wrk, closed loop, 32 connections, every request the same GET of one live job left"
+        " queued (the jobs service is stopped while the HTTP figures run): key check + bucket,"
+        " the job's row, the job object as JSON. The baseline reads one row by primary key"
+        " from a pool of 10 and answers JSON of the same size."
     ),
     "idempotent_replay": (
         "Every request repeats one of 128 keys per wrk thread with the same body: after the "
@@ -680,6 +832,10 @@ NOTES = {
 # Why a figure is below half of its baseline (the report carries it when it is).
 BELOW_HALF = {
     "sandbox_create": (
+        "Below half of a handler doing one durable INSERT: see sandbox_create_no_io for where"
+        " the gateway's time goes."
+    ),
+    "sandbox_create_no_io": (
         "Below half of the bare handler, which does no I/O: a create makes four Postgres "
         "round trips (auth + bucket, BEGIN + claim, the one write statement, COMMIT), the "
         "relay's confirmed publish and outbox delete, a log line and a traffic sample, in one "
