@@ -21,6 +21,21 @@ _COLUMNS = (
 )
 
 _N = len(_COLUMNS.split(","))  # parameters of one row
+_NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
+# The job's columns under names of their own (``j_<column>``), for a statement that reads the
+# job along with something else (adapters/ratelimit.py: the poll's key check).
+READ_ALONG_COLUMNS = ", ".join(f"j.{c} AS j_{c}" for c in _NAMES)
+_ALONG = tuple((f"j_{c}", c) for c in _NAMES)
+
+
+def from_read_along(row: asyncpg.Record) -> dict[str, Any] | None:
+    """The job of a row read with ``READ_ALONG_COLUMNS`` (as :func:`get` answers it), or None
+    when the row holds none."""
+    if row["j_id"] is None:
+        return None
+    return {column: row[along] for along, column in _ALONG}
+
+
 _VALUES = "(" + ",".join(f"${n}" for n in range(1, _N + 1)) + ")"
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from services.gateway.adapters import jobs_view
 from services.gateway.adapters.accounts import Caller, KeyRefused
 from services.gateway.domain import keys
 
@@ -67,7 +68,8 @@ _LEVEL = (
     " EXCLUDED.refilled_at - b.refilled_at)::float8))"
 )
 
-_AUTHENTICATE_AND_TAKE = f"""
+# The key and its bucket after taking a token: what both statements below start with.
+_KEY_AND_TAKEN = f"""
 WITH k AS (
     SELECT k.id, k.account_id, k.mode, k.permissions,
            k.revoked_at IS NOT NULL AS revoked,
@@ -89,9 +91,27 @@ WITH k AS (
     RETURNING granted, tokens, rate, burst
 )
 SELECT k.id, k.account_id, k.mode, k.permissions, k.revoked, k.expired,
-       taken.granted, taken.tokens, taken.rate, taken.burst
+       taken.granted, taken.tokens, taken.rate, taken.burst"""
+
+_AUTHENTICATE_AND_TAKE = f"{_KEY_AND_TAKEN} FROM k LEFT JOIN taken ON true"
+
+# The same, and the job a read names when the key may read it now (a token granted): a poll
+# costs one round trip, not two. The job's row is of the key's account and mode, as
+# ``jobs_view.get`` reads it; another account's job is simply not there.
+_AUTHENTICATE_TAKE_AND_READ = f"""{_KEY_AND_TAKEN}, {jobs_view.READ_ALONG_COLUMNS}
 FROM k LEFT JOIN taken ON true
+LEFT JOIN jobs j ON taken.granted AND j.id = $4 AND j.account_id = k.account_id
+    AND j.test = (k.mode = 'test') AND ($5::text IS NULL OR j.service = $5)
 """
+
+
+@dataclass(frozen=True)
+class JobRead:
+    """A job read that rides along with the key check: its id and the service of its route
+    (None: any service, ``/api/v1/jobs/{id}``)."""
+
+    job_id: str
+    service: str | None
 
 
 async def authenticate_and_take(
@@ -105,6 +125,29 @@ async def authenticate_and_take(
     row = await conn.fetchrow(
         _AUTHENTICATE_AND_TAKE, keys.digest(secret), default.per_second, default.burst
     )
+    return _caller(row)
+
+
+async def authenticate_take_and_read(
+    conn: Connection | asyncpg.Pool, secret: str, default: Limit, read: JobRead
+) -> tuple[Caller, Bucket, dict[str, Any] | None]:
+    """:func:`authenticate_and_take`, and the job ``read`` names as ``jobs_view.get`` would
+    answer it for this caller (None: not found, or no token granted), in the same statement.
+    The caller still checks the key's permission before showing the job."""
+    row = await conn.fetchrow(
+        _AUTHENTICATE_TAKE_AND_READ,
+        keys.digest(secret),
+        default.per_second,
+        default.burst,
+        read.job_id,
+        read.service,
+    )
+    caller, bucket = _caller(row)
+    assert row is not None  # _caller refused a missing key
+    return caller, bucket, jobs_view.from_read_along(row)
+
+
+def _caller(row: asyncpg.Record | None) -> tuple[Caller, Bucket]:
     if row is None:
         raise KeyRefused("invalid_api_key")
     if row["revoked"]:

@@ -23,6 +23,24 @@ def public(row: Mapping[str, Any]) -> dict[str, Any]:
     return job_object(snapshot(row))
 
 
+# How long a client may keep a job object before asking again (``Cache-Control: max-age``):
+# a job in flight changes within seconds (progress), a settled one never changes again (the
+# read model refuses any change to a finished job), but its output links are worth a fresh
+# look now and then. A client that polls sooner gets a 304 when nothing changed.
+POLL_AFTER_SECONDS = {
+    JobStatus.QUEUED: 2,
+    JobStatus.PROCESSING: 1,
+    JobStatus.COMPLETED: 60,
+    JobStatus.FAILED: 60,
+    JobStatus.CANCELED: 60,
+}
+
+
+def poll_after(status: str) -> int:
+    """Seconds until a job of ``status`` is worth polling again."""
+    return POLL_AFTER_SECONDS.get(JobStatus(status), 1)
+
+
 # --- shapes for the OpenAPI document (contracts.jobs.job_object makes the values) --------------
 # The fields are the event catalog's (one definition of the job object for answers and events).
 

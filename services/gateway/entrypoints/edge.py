@@ -4,6 +4,7 @@ Both are answered by one statement (``ratelimit.authenticate_and_take``): a requ
 Postgres round trip before its handler runs, not two. There is no key cache, so a revoked key
 is refused by every replica on its very next request. A restricted key's permissions come back
 in that same statement; the permission a route needs is the one rule of domain/permissions.py.
+A read of one job (the customer's poll) reads the job in that statement too (``PREFETCHED``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from services.gateway.adapters import accounts, ratelimit
 from services.gateway.adapters.accounts import KeyRefused
 from services.gateway.app_keys import RATE_LIMIT
 from services.gateway.domain import keys, permissions
-from services.gateway.entrypoints.http import CALLER
+from services.gateway.entrypoints.http import CALLER, PREFETCHED, Prefetched, job_read
 from services.runtime.http import ApiError, Handler
 from services.runtime.service import POOL
 from services.runtime.traffic import exempt_latency
@@ -66,6 +67,22 @@ def needed(request: web.Request) -> permissions.Permission | None:
     return permissions.of_route(request.method, resource.canonical)
 
 
+async def _take(
+    request: web.Request, secret: str, limit: ratelimit.Limit
+) -> tuple[accounts.Caller, ratelimit.Bucket]:
+    """The key check and its token; a read of one job reads the job in the same statement."""
+    pool = request.app[POOL]
+    read = job_read(request)
+    if read is None:
+        return await ratelimit.authenticate_and_take(pool, secret, limit)
+    job_id, service = read
+    caller, bucket, job = await ratelimit.authenticate_take_and_read(
+        pool, secret, limit, ratelimit.JobRead(job_id, service.value if service else None)
+    )
+    request[PREFETCHED] = Prefetched(job)
+    return caller, bucket
+
+
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every ``/api/v1`` call needs a usable key, a token from that key's bucket and, for a
@@ -79,7 +96,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         if limit is None:
             caller = await accounts.authenticate(pool, secret)
         else:
-            caller, bucket = await ratelimit.authenticate_and_take(pool, secret, limit)
+            caller, bucket = await _take(request, secret, limit)
             request[BUCKET] = bucket
             if not bucket.granted:
                 request[CALLER] = caller  # a known key's 429 still shows in its request log

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -42,7 +43,7 @@ from services.gateway.domain.requests import (
     ListJobsQuery,
     dump,
 )
-from services.gateway.entrypoints import inputs, refusals
+from services.gateway.entrypoints import conditional, inputs, refusals
 from services.gateway.service_layer import (
     Answer,
     CreateRequest,
@@ -58,6 +59,19 @@ from services.runtime.traffic import exempt_latency
 log = structlog.get_logger()
 
 CALLER = web.RequestKey("caller", Caller)
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    """The job a read names, as read with the key check (edge.py): None when not found."""
+
+    row: dict[str, Any] | None
+
+
+PREFETCHED = web.RequestKey("prefetched_job", Prefetched)
+# The job reads' routes (canonical path -> the service the route serves, None: any), filled by
+# routes.add_routes: the edge reads their job in the key check's statement.
+JOB_READS = web.AppKey("job_reads", dict[str, Service | None])
 
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 
@@ -167,21 +181,40 @@ def _not_found(job_id: str) -> ApiError:
     return errors.RESOURCE_MISSING.error(what="job", value=job_id[:64], param="id")
 
 
+def job_read(request: web.Request) -> tuple[str, Service | None] | None:
+    """(job id, route's service) when ``request`` reads one job by a well-formed id: what the
+    edge reads along with the key check."""
+    if request.method != "GET":
+        return None
+    resource = request.match_info.route.resource
+    reads = request.app.get(JOB_READS)
+    if resource is None or not reads or resource.canonical not in reads:
+        return None
+    job_id = request.match_info.get("id", "")
+    if not _JOB_ID.fullmatch(job_id):
+        return None
+    return job_id, reads[resource.canonical]
+
+
 async def _get(request: web.Request, service: Service | None) -> web.Response:
     caller = request[CALLER]
     job_id = request.match_info["id"]
     if not _JOB_ID.fullmatch(job_id):  # not an id at all: no need to ask the database
         raise _not_found(job_id)
-    row = await jobs_view.get(
-        request.app[POOL],
-        job_id,
-        caller.account_id,
-        caller.test,
-        service.value if service else None,
-    )
+    prefetched = request.get(PREFETCHED)
+    if prefetched is not None:
+        row = prefetched.row
+    else:
+        row = await jobs_view.get(
+            request.app[POOL],
+            job_id,
+            caller.account_id,
+            caller.test,
+            service.value if service else None,
+        )
     if row is None:
         raise _not_found(job_id)
-    return json_response(public(row))
+    return conditional.answer(request, public(row))
 
 
 async def list_jobs(request: web.Request) -> web.Response:

@@ -211,6 +211,9 @@ def document() -> dict[str, Any]:
 def add_routes(app: web.Application) -> None:
     """The table into the router, and its document served at /api/openapi.json and /api/docs."""
     paths = table()
+    # The job reads: the edge reads their job along with the key check (entrypoints/edge.py).
+    reads: dict[str, Service | None] = {f"{p}/{{id}}": s for s, p in SERVICE_PATHS.items()}
+    app[http.JOB_READS] = {**reads, "/api/v1/jobs/{id}": None}
     for path, methods in paths.items():
         for method, operation in methods.items():
             permissions.required(method, path)  # every route placed in the rule, or no start
