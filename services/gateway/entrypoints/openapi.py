@@ -133,6 +133,22 @@ def _components() -> dict[str, Any]:
             "schema": {"type": "string"},
         },
         "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "string"}},
+        "ETag": {
+            "description": "The job object as it stands (a digest of this body): send it back"
+            " in `If-None-Match` to get a 304 without a body while nothing changed.",
+            "schema": {"type": "string"},
+            "example": '"5d41402abc4b2a76b9719d91"',
+        },
+        "Cache-Control": {
+            "description": "`private, max-age=N`: how many seconds before the job is worth"
+            " polling again (1 while processing, 2 while queued, 60 once settled).",
+            "schema": {"type": "string"},
+            "example": "private, max-age=1",
+        },
+        "Vary": {
+            "description": "`Authorization`: the answer is the calling key's.",
+            "schema": {"type": "string"},
+        },
     }
     parameters = {
         "IdempotencyKey": {
@@ -179,6 +195,15 @@ def _components() -> dict[str, Any]:
             " record.",
             "schema": {"type": "string", "enum": ["true", "false"]},
             "example": "true",
+        },
+        "IfNoneMatch": {
+            "name": "If-None-Match",
+            "in": "header",
+            "description": "The `ETag` of the job as the client holds it: answered 304 with no"
+            " body while the job has not changed (after the key, the rate limit and the job's"
+            " owner are checked, as for any read).",
+            "schema": {"type": "string"},
+            "example": '"5d41402abc4b2a76b9719d91"',
         },
         "JobId": {
             "name": "id",

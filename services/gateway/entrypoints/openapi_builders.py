@@ -59,6 +59,23 @@ def ok(
     }
 
 
+# What a read of one job answers besides the job: its validator and when to poll again.
+JOB_READ_HEADERS = ("ETag", "Cache-Control", "Vary")
+
+
+def not_modified() -> dict[str, Any]:
+    """The 304 of a conditional read: no body, the same validator and caching headers."""
+    headers = {"Request-Id": {"$ref": "#/components/headers/Request-Id"}}
+    for name in JOB_READ_HEADERS:
+        headers[name] = {"$ref": f"#/components/headers/{name}"}
+    return {
+        "304": {
+            "description": "Not modified: the job is as the `If-None-Match` ETag says.",
+            "headers": headers,
+        }
+    }
+
+
 def errors(*statuses: int) -> dict[str, Any]:
     return {str(s): {"$ref": f"#/components/responses/{s}"} for s in statuses}
 

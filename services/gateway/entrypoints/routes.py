@@ -34,11 +34,13 @@ from services.gateway.entrypoints import (
     routes_webhook_tools,
 )
 from services.gateway.entrypoints.openapi_builders import (
+    JOB_READ_HEADERS,
     REF,
     Operation,
     Paths,
     errors,
     internal,
+    not_modified,
     ok,
     op,
     schema_ref,
@@ -52,6 +54,7 @@ _CREATE_HEADERS = [
     {"$ref": "#/components/parameters/DryRun"},
 ]
 _JOB_ID = [{"$ref": "#/components/parameters/JobId"}]
+_JOB_READ = [*_JOB_ID, {"$ref": "#/components/parameters/IfNoneMatch"}]
 # Paths of the create and read routes, per service.
 SERVICE_PATHS: dict[Service, str] = {
     Service.MUSIC: "/api/v1/music",
@@ -110,9 +113,21 @@ def _job_paths() -> Paths:
                 http.get_handler(service),
                 tag,
                 f"Retrieve a {tag} job",
-                "A job of this service, account and mode; any other id answers 404.",
-                {**ok(200, "The job.", job, ex.job(service, example)), **errors(404, 401, 429)},
-                parameters=_JOB_ID,
+                "A job of this service, account and mode; any other id answers 404. Poll it"
+                " with `If-None-Match`: 304 while nothing changed; `Cache-Control` says when"
+                " to ask again.",
+                {
+                    **ok(
+                        200,
+                        "The job.",
+                        job,
+                        ex.job(service, example),
+                        extra_headers=JOB_READ_HEADERS,
+                    ),
+                    **not_modified(),
+                    **errors(404, 401, 429),
+                },
+                parameters=_JOB_READ,
             )
         }
     return paths
@@ -152,12 +167,19 @@ def _list_paths() -> Paths:
                 http.get_handler(None),
                 "jobs",
                 "Retrieve a job",
-                "Any service's job, by id.",
+                "Any service's job, by id (conditional, as the service's own read).",
                 {
-                    **ok(200, "The job.", schema_ref(Job), ex.job(Service.MUSIC)),
+                    **ok(
+                        200,
+                        "The job.",
+                        schema_ref(Job),
+                        ex.job(Service.MUSIC),
+                        extra_headers=JOB_READ_HEADERS,
+                    ),
+                    **not_modified(),
                     **errors(404, 401, 429),
                 },
-                parameters=_JOB_ID,
+                parameters=_JOB_READ,
             )
         },
         "/api/v1/jobs/{id}/cancel": {
