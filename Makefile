@@ -10,6 +10,9 @@ VENV_PY     := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 RUN_DIR     := .run
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist). tests/conftest.py's scheduler puts the e2e and browser files (one
+# suite of services each) in one process and hands the other files out whole, one at a time.
+PYTEST_WORKERS ?= 2
 # When `make` started (ns), so `make up` can print its total time.
 MAKE_T0_NS  := $(shell date +%s%N)
 
@@ -72,7 +75,7 @@ ps: ## show whether the suite runs, its processes and each service's /readyz
 test: install infra ## run the whole test suite (services and both SDKs) against real PostgreSQL and RabbitMQ
 	@bash scripts/ensure-node.sh
 	@bash scripts/ensure-test-tools.sh
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: install ## ruff and mypy (strict) on the services, the tests, the bench and the Python SDK
 	$(VENV_PY) scripts/unasync_sdk.py --check  # the SDK's _sync.py is generated from _async.py

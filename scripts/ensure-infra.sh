@@ -182,6 +182,36 @@ ensure_postgres() {
     say "PostgreSQL is ready at $host:$port (started $ver/$name in $((SECONDS - t0))s)"
 }
 
+# A local server needs room for the test run's connections: two test processes (pytest-xdist),
+# each with a suite of services (a pool per service), plus the bench smoke's own stack. Debian's
+# default of 100 is not enough; raise it once (ALTER SYSTEM + restart) when it is lower.
+PG_MIN_CONNECTIONS="${CLIPMIX_PG_MIN_CONNECTIONS:-300}"
+ensure_pg_connections() {
+    local host port have ver name
+    parse_url "$DATABASE_URL" 5432
+    host="$URL_HOST" port="$URL_PORT"
+    is_local "$host" || return 0
+    command -v psql >/dev/null 2>&1 || return 0
+    have="$(timeout 10 psql -h "$host" -p "$port" -U postgres -d postgres -Atc 'SHOW max_connections' 2>/dev/null)" || return 0
+    [[ "$have" =~ ^[0-9]+$ ]] || return 0
+    ((have >= PG_MIN_CONNECTIONS)) && return 0
+    read -r ver name < <(pg_clusters | awk -v p="$port" '$3 == p {print $1, $2; exit}')
+    [[ -n "${ver:-}" ]] || {
+        warn "max_connections is $have (< $PG_MIN_CONNECTIONS) and no local cluster on port $port to restart: the test run may run out of connections"
+        return 0
+    }
+    say "raising PostgreSQL max_connections from $have to $PG_MIN_CONNECTIONS (restarts $ver/$name)"
+    timeout 10 psql -h "$host" -p "$port" -U postgres -d postgres -qc "ALTER SYSTEM SET max_connections = $PG_MIN_CONNECTIONS" ||
+        die "could not set max_connections"
+    timeout 60 pg_ctlcluster --skip-systemctl-redirect "$ver" "$name" restart ||
+        die "could not restart PostgreSQL $ver/$name (see /var/log/postgresql/postgresql-$ver-$name.log)"
+    local t0=$SECONDS
+    until pg_ready "$host" "$port"; do
+        ((SECONDS - t0 >= PG_START_TIMEOUT)) && die "PostgreSQL $ver/$name did not come back within ${PG_START_TIMEOUT}s"
+        sleep 1
+    done
+}
+
 # --- RabbitMQ ----------------------------------------------------------------------
 # AMQP handshake: send the 0-9-1 protocol header, expect a method frame (type 1).
 amqp_handshake() {
@@ -284,5 +314,6 @@ ensure_haproxy() {
 }
 
 ensure_postgres
+ensure_pg_connections
 ensure_rabbitmq
 ensure_haproxy

@@ -9,7 +9,7 @@ from tests.e2e.suite import Suite
 from tests.infra import Infra
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def suite(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite]:
     log_dir: Path = tmp_path_factory.mktemp("suite-logs")
     running = Suite.build(infra, log_dir)
