@@ -11,6 +11,7 @@ import aiohttp
 from aiohttp import web
 
 from services.contracts.routing import QUEUES, WEBHOOKS_JOB_EVENTS, WEBHOOKS_NOTICES
+from services.messaging.batch import BatchConsumer
 from services.messaging.outbox import OutboxRelay
 from services.messaging.publisher import Publisher
 from services.runtime import egress, service
@@ -173,22 +174,51 @@ def events_waking(settings: WebhooksSettings) -> service.Context:
     return ctx
 
 
+# Job events per batch (one transaction: the inbox claims, event rows and delivery tasks in a
+# few statements), waiting at most this long for a batch to fill; the prefetch lets the next
+# batch gather while one commits.
+EVENT_BATCH = 32
+EVENT_LINGER_SECONDS = 0.002
+EVENT_PREFETCH = 128
+
+
+def job_events(settings: WebhooksSettings) -> service.Context:
+    """Consumes webhooks.job-events in batches (services/messaging/batch.py): started last
+    (after the dispatcher it feeds), stopped first."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        consumer = BatchConsumer(
+            connection=app[service.AMQP],
+            pool=app[service.POOL],
+            queue=WEBHOOKS_JOB_EVENTS,
+            handlers=HANDLERS,
+            service=NAME,
+            prefetch=max(settings.prefetch, EVENT_PREFETCH),
+            max_batch=EVENT_BATCH,
+            linger_seconds=EVENT_LINGER_SECONDS,
+        )
+        await consumer.start()
+        yield
+        await consumer.stop(settings.shutdown_grace_seconds)
+
+    return ctx
+
+
 def create_app(settings: WebhooksSettings) -> web.Application:
     app = service.build_app(
         NAME,
         settings,
         migrations=MIGRATIONS,
         queues=QUEUES,
-        consume=(
-            service.ConsumerSpec(WEBHOOKS_JOB_EVENTS, HANDLERS),
-            service.ConsumerSpec(WEBHOOKS_NOTICES, NOTICE_HANDLERS),
-        ),
+        # webhooks.job-events: a batch consumer, the last chore (job_events)
+        consume=(service.ConsumerSpec(WEBHOOKS_NOTICES, NOTICE_HANDLERS),),
         relay=False,  # notice_relay below, woken only when a notice is staged
         chores=(
             notice_relay(settings),
             dispatching(settings),
             events_waking(settings),
             service.periodic("webhooks_purge", 3600, _purge),
+            job_events(settings),
         ),
         report_traffic=True,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -55,6 +56,29 @@ class Endpoint:
             failing_since=iso(self.failing_since),
             held_events=self.held_events,
         )
+
+
+@dataclass(frozen=True)
+class Target:
+    """What queuing a job event's delivery needs to know of the key's endpoint."""
+
+    api_key_id: str
+    events: frozenset[str]
+    test: bool | None
+
+    def with_mode(self, test: bool) -> Target:
+        return Target(self.api_key_id, self.events, test)
+
+
+async def targets(conn: Connection, api_key_ids: Collection[str]) -> dict[str, Target]:
+    """The endpoints of these keys (one statement; a key without one is left out)."""
+    rows = await conn.fetch(
+        "SELECT api_key_id, events, test FROM endpoints WHERE api_key_id = ANY($1::text[])",
+        list(api_key_ids),
+    )
+    return {
+        r["api_key_id"]: Target(r["api_key_id"], frozenset(r["events"]), r["test"]) for r in rows
+    }
 
 
 def _endpoint(row: object) -> Endpoint:

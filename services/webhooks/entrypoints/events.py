@@ -1,18 +1,20 @@
 """Consumer of ``webhooks.job-events``: each settled job, and each language of a translation as
 it is delivered (``job.language_completed``), becomes a delivery to its key's endpoint.
 
-The event row, the delivery task and the inbox claim commit together, and the task is unique
-per (event, key): a redelivered job event queues nothing twice.
+Consumed in batches (``services.messaging.batch``): a batch's inbox claims, event rows and
+delivery tasks commit together, in a handful of statements whatever the batch's size, and the
+task is unique per (event, key): a redelivered job event queues nothing twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from services.contracts.jobs import JOB_LANGUAGE_COMPLETED, SETTLED_EVENTS, JobSnapshot
-from services.messaging.consumer import Handler
+from services.messaging.batch import BatchHandler
 from services.messaging.envelope import Envelope
-from services.webhooks.adapters import deliveries, endpoints, protection
+from services.webhooks.adapters import deliveries, endpoints, events, protection
 from services.webhooks.domain.events import job_event_body
 from services.webhooks.waker import EVENTS_CHANNEL
 
@@ -25,43 +27,46 @@ def event_id(env: Envelope) -> str:
     return f"evt_{env.message_id.hex}"
 
 
-async def job_settled(conn: Connection, env: Envelope) -> None:
-    job = JobSnapshot.model_validate(env.data)
-    evt = event_id(env)
-    stored = await conn.fetchval(
-        "INSERT INTO events"
-        " (id, type, account_id, api_key_id, job_id, test, payload, occurred_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING RETURNING true",
-        evt,
-        env.type,
-        job.account_id,
-        job.api_key_id,
-        job.job_id,
-        job.test,
-        env.data,
-        env.occurred_at,
-    )
-    if stored:  # held reads of this key wake when this commits (every process's)
-        await conn.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, job.api_key_id)
-    endpoint = await endpoints.get(conn, job.api_key_id)
-    if endpoint is None:
-        return
-    if endpoint.test is not job.test:  # the endpoint.disabled event and notice carry the mode
-        await protection.note_mode(conn, job.api_key_id, job.test)
-    if env.type not in endpoint.events:
-        return
-    await deliveries.enqueue(
+async def jobs_settled(conn: Connection, envs: Sequence[Envelope]) -> None:
+    """Store the batch's events (held reads of their keys wake at the commit) and queue a
+    first delivery of each to its key's endpoint, if the endpoint wants that event type."""
+    jobs = [JobSnapshot.model_validate(env.data) for env in envs]
+    stored = await events.store(
         conn,
-        api_key_id=job.api_key_id,
-        account_id=job.account_id,
-        event_id=evt,
-        event_type=env.type,
-        body=job_event_body(evt, env.type, env.occurred_at, job),
-        trigger="first",
+        [
+            events.NewEvent(event_id(env), env.type, job, env.data, env.occurred_at)
+            for env, job in zip(envs, jobs, strict=True)
+        ],
     )
+    if stored:  # held reads of these keys wake when this commits (every process's)
+        await conn.execute(
+            "SELECT pg_notify($1, key) FROM unnest($2::text[]) AS key",
+            EVENTS_CHANNEL,
+            sorted(stored),
+        )
+    targets = await endpoints.targets(conn, {job.api_key_id for job in jobs})
+    queued: list[deliveries.NewDelivery] = []
+    for env, job in zip(envs, jobs, strict=True):
+        target = targets.get(job.api_key_id)
+        if target is None:
+            continue
+        if target.test is not job.test:  # the endpoint.disabled event and notice carry the mode
+            await protection.note_mode(conn, job.api_key_id, job.test)
+            targets[job.api_key_id] = target.with_mode(job.test)
+        if env.type not in target.events:
+            continue
+        evt = event_id(env)
+        body = job_event_body(evt, env.type, env.occurred_at, job)
+        queued.append(deliveries.NewDelivery(job.api_key_id, job.account_id, evt, env.type, body))
+    await deliveries.enqueue_first(conn, queued)
 
 
-HANDLERS: dict[str, Handler] = {
-    **{event: job_settled for event in SETTLED_EVENTS},
-    JOB_LANGUAGE_COMPLETED: job_settled,  # the same event row and delivery, with its ``data``
+async def job_settled(conn: Connection, env: Envelope) -> None:
+    """One event alone (what the batch consumer does for a message that failed in a batch)."""
+    await jobs_settled(conn, (env,))
+
+
+HANDLERS: dict[str, BatchHandler] = {
+    **{event: jobs_settled for event in SETTLED_EVENTS},
+    JOB_LANGUAGE_COMPLETED: jobs_settled,  # the same event row and delivery, with its ``data``
 }
