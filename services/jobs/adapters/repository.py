@@ -83,27 +83,34 @@ async def insert(
     return row is not None
 
 
-async def save(
-    conn: Connection,
-    job: Job,
-    *,
-    next_check_at: datetime | None = None,
-    provider_task_id: str | None = None,
-    deadline_at: datetime | None = None,
-) -> None:
-    """Store ``job`` if the stored one is the version it was derived from.
+_SAVE = (
+    "UPDATE jobs SET status=$2, output=$3, error=$4, progress=$5, started_at=$6,"
+    " completed_at=$7, version=$8, next_check_at=(CASE WHEN nudged AND $10::timestamptz IS NOT"
+    " NULL THEN least($10, now()) ELSE $10 END), leased_until=NULL, nudged=false,"
+    " provider_task_id=coalesce($11, provider_task_id),"
+    " deadline_at=coalesce($12, deadline_at), languages=$13, updated_at=now()"
+    " WHERE id=$1 AND version=$9"
+)
+# The save, its event's outbox row and (a settled job freed capacity) the runners' wake-up in
+# ONE statement: atomic on its own, so a runner's transition is one round trip, not BEGIN,
+# UPDATE, INSERT, NOTIFY, COMMIT. The outbox row is written only if the save matched.
+_SAVE_AND_STAGE = (
+    f"WITH saved AS ({_SAVE} RETURNING 1),"
+    " staged AS (INSERT INTO outbox (message_id, exchange, routing_key, body)"
+    " SELECT $14::uuid, $15::text, $16::text, $17::bytea FROM saved RETURNING 1)"
+    " SELECT (SELECT count(*) FROM saved) AS saved, (SELECT count(*) FROM staged) AS staged,"
+    " (SELECT pg_notify($18, $19) WHERE $20::bool AND EXISTS (SELECT 1 FROM saved)) AS woke"
+)
+_SETTLED = ("completed", "failed", "canceled")
 
-    ``next_check_at`` is when a runner should look at the job again (None: never, it is
-    settled; now, if a nudge came during the lease); the provider task id and deadline are only
-    ever set, never cleared. Saving ends the caller's lease.
-    """
-    status = await conn.execute(
-        "UPDATE jobs SET status=$2, output=$3, error=$4, progress=$5, started_at=$6,"
-        " completed_at=$7, version=$8, next_check_at=" + _AFTER_LEASE.format(at="$10") + ","
-        " leased_until=NULL, nudged=false,"
-        " provider_task_id=coalesce($11, provider_task_id),"
-        " deadline_at=coalesce($12, deadline_at), languages=$13, updated_at=now()"
-        " WHERE id=$1 AND version=$9",
+
+def _save_values(
+    job: Job,
+    next_check_at: datetime | None,
+    provider_task_id: str | None,
+    deadline_at: datetime | None,
+) -> tuple[object, ...]:
+    return (
         job.id,
         job.status.value,
         job.output,
@@ -113,14 +120,41 @@ async def save(
         job.completed_at,
         job.version,
         job.version - 1,
-        None if job.status.value in ("completed", "failed", "canceled") else next_check_at,
+        None if job.status.value in _SETTLED else next_check_at,
         provider_task_id,
         deadline_at,
         job.languages,
     )
+
+
+async def save(
+    conn: Connection,
+    job: Job,
+    *,
+    next_check_at: datetime | None = None,
+    provider_task_id: str | None = None,
+    deadline_at: datetime | None = None,
+    event: tuple[object, ...] | None = None,
+) -> None:
+    """Store ``job`` if the stored one is the version it was derived from.
+
+    ``next_check_at`` is when a runner should look at the job again (None: never, it is
+    settled; now, if a nudge came during the lease); the provider task id and deadline are only
+    ever set, never cleared. Saving ends the caller's lease. ``event``: the outbox row
+    announcing it (``outbox.stage_values``), written by the same statement (so a caller
+    outside a transaction still gets both or neither).
+    """
+    values = _save_values(job, next_check_at, provider_task_id, deadline_at)
+    settled = job.status.value in _SETTLED
+    if event is not None:
+        row = await conn.fetchrow(_SAVE_AND_STAGE, *values, *event, WORK_CHANNEL, ADMIT, settled)
+        if row is None or row["saved"] != 1:
+            raise StaleJob(job.id)
+        return
+    status = await conn.execute(_SAVE, *values)
     if status != "UPDATE 1":
         raise StaleJob(job.id)
-    if job.status.value in ("completed", "failed", "canceled"):
+    if settled:
         # Capacity was freed: a waiting job may now be admitted.
         await conn.execute("SELECT pg_notify($1, $2)", WORK_CHANNEL, ADMIT)
 

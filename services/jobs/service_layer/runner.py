@@ -270,7 +270,8 @@ class Runner:
         started = job.transition(JobStatus.PROCESSING, now)
         deadline = now + timedelta(seconds=self._config.deadlines.get(job.service.value, 3600.0))
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
+            # One statement (the row, its event's outbox row): no explicit transaction needed.
+            async with self._pool.acquire() as conn:
                 await record_transition(
                     conn,
                     started,
@@ -400,7 +401,7 @@ class Runner:
             settled = ended_early(run.job, status, _now(), error)
         else:
             settled = run.job.transition(status, _now(), output=output, error=error)
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.acquire() as conn:  # one statement, atomic on its own
             await record_transition(conn, settled, correlation_id=run.correlation_id)
         self._after_commit()
         log.info("job_settled", status=settled.status.value, error=(error or {}).get("code"))

@@ -39,21 +39,22 @@ async def record_transition(
     provider_task_id: str | None = None,
     deadline_at: datetime | None = None,
 ) -> None:
-    """Save ``job`` (version-checked: raises StaleJob) and stage the event of its status."""
-    await repository.save(
-        conn,
-        job,
-        next_check_at=next_check_at,
-        provider_task_id=provider_task_id,
-        deadline_at=deadline_at,
-    )
+    """Save ``job`` (version-checked: raises StaleJob) and stage the event of its status, in
+    one statement: atomic inside the caller's transaction or, outside one, on its own."""
     event_type = EVENT_FOR_STATUS[job.status]
     data = job.snapshot().model_dump(mode="json")
     if cause is not None:
         env = cause.caused(event_type, data)
     else:
         env = Envelope(type=event_type, data=data, correlation_id=correlation_id or job.id)
-    await outbox.stage(conn, EVENTS, event_type, env)
+    await repository.save(
+        conn,
+        job,
+        next_check_at=next_check_at,
+        provider_task_id=provider_task_id,
+        deadline_at=deadline_at,
+        event=outbox.stage_values(EVENTS, event_type, env),
+    )
     observe(job)
 
 
