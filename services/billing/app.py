@@ -12,7 +12,8 @@ from services.billing import reconciler
 from services.billing.adapters import low_balance, prices, quotes
 from services.billing.adapters.jobs import HttpJobDirectory
 from services.billing.adapters.payments import CheckoutProvider
-from services.billing.app_keys import PAYMENTS, PRICES, QUOTE_VALID
+from services.billing.adapters.reserve_batch import ReserveBatcher
+from services.billing.app_keys import PAYMENTS, PRICES, QUOTE_VALID, RESERVER
 from services.billing.config import BillingSettings
 from services.billing.entrypoints import payments
 from services.billing.entrypoints.events import BATCH_HANDLERS
@@ -40,6 +41,18 @@ async def _refresh_prices(app: web.Application) -> int:
     async with app[service.POOL].acquire() as conn:
         app[PRICES].book = await prices.current(conn)
     return app[PRICES].book.version
+
+
+def _reserver(settings: BillingSettings) -> service.Context:
+    """Group commit of the reservations that arrive together (adapters/reserve_batch.py)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        app[RESERVER] = ReserveBatcher(app[service.POOL])
+        app[RESERVER].start()
+        yield
+        await app[RESERVER].stop(settings.shutdown_grace_seconds)
+
+    return ctx
 
 
 def _payments(settings: BillingSettings) -> service.Context:
@@ -164,6 +177,7 @@ def create_app(settings: BillingSettings) -> web.Application:
         relay=True,  # low-balance warnings (wallet.low) go out through the outbox
         chores=(
             _price_book(),
+            _reserver(settings),
             _payments(settings),
             service.periodic("billing_prices", settings.price_refresh_seconds, _refresh_prices),
             _reconcile(settings),

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from services.billing.adapters.reserve_batch import ReserveBatcher
 from services.billing.state import PriceCache
 
 if TYPE_CHECKING:
@@ -19,3 +20,5 @@ PRICES = web.AppKey("prices", PriceCache)
 PAYMENTS: web.AppKey[Payments] = web.AppKey("payments")
 # How long a quote may be cited (CLIPMIX_BILLING_QUOTE_VALID_SECONDS).
 QUOTE_VALID = web.AppKey("quote_valid", timedelta)
+# Group commit of reservations (adapters/reserve_batch.py).
+RESERVER = web.AppKey("reserver", ReserveBatcher)

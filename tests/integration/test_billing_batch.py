@@ -1,21 +1,25 @@
 """Billing's job events in batches against real Postgres: one call of a batch handler settles
 every job of the batch exactly as one event at a time would (same transfers, no-ops and
 settlement rows, the ledger sound), and concurrent batches over the same wallets in opposite
-orders finish without a deadlock (capture_many / release_many lock in one order)."""
+orders finish without a deadlock (capture_many / release_many lock in one order); reservations
+made together (group commit) answer each caller as one made alone would."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import pytest
 
 from services.billing.adapters import ledger, prices
+from services.billing.adapters.reserve_batch import ReserveBatcher
 from services.billing.app import MIGRATIONS
 from services.billing.domain.pricing import top_up
 from services.billing.entrypoints import events
+from services.contracts.errors import ApiError
 from services.contracts.jobs import JobSnapshot, JobStatus, Service
 from services.messaging.envelope import Envelope
 from services.runtime import db
@@ -74,7 +78,7 @@ def _event(type: str, job: str, account: str, *, test: bool = False) -> Envelope
     return Envelope(type=type, data=snapshot.model_dump(mode="json"), correlation_id=job)
 
 
-async def _states(conn: asyncpg.Connection, jobs: list[str]) -> dict[str, str]:
+async def _states(conn: Any, jobs: list[str]) -> dict[str, str]:
     rows = await conn.fetch(
         "SELECT job_id, state FROM reservations WHERE job_id = ANY($1::text[])", jobs
     )
@@ -86,7 +90,9 @@ async def test_a_batch_captures_every_job_as_one_by_one_would(pool: asyncpg.Pool
     jobs = [await _held(pool, acct) for acct in (a, b, a, b, a)]
     unknown = unique("job")
     sandbox = unique("job")
-    batch = [_event("job.completed", j, acct) for j, acct in zip(jobs, (a, b, a, b, a))]
+    batch = [
+        _event("job.completed", j, acct) for j, acct in zip(jobs, (a, b, a, b, a), strict=True)
+    ]
     batch += [
         _event("job.completed", unknown, a),
         _event("job.completed", sandbox, a, test=True),
@@ -161,7 +167,7 @@ async def test_concurrent_batches_over_the_same_wallets_do_not_deadlock(
     releases = [[await _held(pool, w) for w in wallets] for _ in range(2)]
 
     async def batch(jobs: list[str], order: list[str], kind: str) -> None:
-        by_wallet = dict(zip(wallets, jobs))
+        by_wallet = dict(zip(wallets, jobs, strict=True))
         envs = [_event(kind, by_wallet[w], w) for w in order]
         async with pool.acquire() as conn, conn.transaction():
             if kind == "job.completed":
@@ -184,3 +190,53 @@ async def test_concurrent_batches_over_the_same_wallets_do_not_deadlock(
             balance = await ledger.balance(conn, wallet)
             assert (balance.available, balance.reserved) == (1000 - 10, 0)
         assert await ledger.problems(conn) == []
+
+
+# --- reservations: group commit (adapters/reserve_batch.py) -------------------------------------
+
+
+@pytest.mark.parametrize("refused", [False, True], ids=["one-batch", "one-refused"])
+async def test_reservations_arriving_together_get_each_their_own_outcome(
+    pool: asyncpg.Pool, refused: bool
+) -> None:
+    """One wallet with room for a 100-credit job asked twice and 4 of 5 200-credit ones,
+    an account that never bought credits and a reservation the database refuses (amount 0): each
+    caller gets what a reservation made alone would have answered; the refused one fails alone
+    (its batch is made again one by one) and the ledger stays sound."""
+    account = await _account(pool)  # 1000 credits
+    batcher = ReserveBatcher(pool, max_batch=64, flights=1)
+    batcher.start()
+    try:
+        async with pool.acquire() as conn:
+            version = (await prices.current(conn)).version
+        jobs = [unique("job") for _ in range(5)]
+        twice = unique("job")
+        asks = [
+            batcher.reserve(twice, account, "music", 100, version),
+            batcher.reserve(twice, account, "music", 100, version),
+        ]
+        asks += [batcher.reserve(j, account, "music", 200, version) for j in jobs[:5]]
+        asks.append(batcher.reserve(unique("job"), unique("acct"), "music", 5, version))
+        if refused:
+            asks.append(batcher.reserve(unique("job"), account, "music", 0, version))
+        async with asyncio.timeout(30):
+            results = await asyncio.gather(*asks, return_exceptions=True)
+    finally:
+        await batcher.stop(5)
+    outcomes = [r.outcome if not isinstance(r, BaseException) else "error" for r in results]
+    assert outcomes[:2] == ["reserved", "repeat"]
+    assert outcomes[2:7] == ["reserved", "reserved", "reserved", "reserved", "insufficient"]
+    assert outcomes[7:] == (["not_live", "error"] if refused else ["not_live"])
+    if refused:
+        assert isinstance(results[8], asyncpg.CheckViolationError)
+    async with pool.acquire() as conn:
+        balance = await ledger.balance(conn, account)
+        assert (balance.available, balance.reserved) == (100, 900)
+        assert await ledger.problems(conn) == []
+
+
+async def test_a_stopped_batcher_refuses_with_503(pool: asyncpg.Pool) -> None:
+    batcher = ReserveBatcher(pool)
+    with pytest.raises(ApiError) as refused:
+        await batcher.reserve(unique("job"), unique("acct"), "music", 5, 1)
+    assert refused.value.status == 503

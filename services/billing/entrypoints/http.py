@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.billing import metrics
 from services.billing.adapters import ledger, low_balance, quotes
-from services.billing.app_keys import PRICES, QUOTE_VALID
+from services.billing.app_keys import PRICES, QUOTE_VALID, RESERVER
 from services.billing.domain import quotes as quote_rules
 from services.billing.domain.pricing import PriceUnavailable, quote, top_up
 from services.contracts import errors
@@ -148,10 +148,11 @@ async def create_reservation(request: web.Request) -> web.Response:
         result = await _reserve_quoted(request, body)
     else:
         amount, version = _priced(request, body)
-        async with request.app[POOL].acquire() as conn:
-            result = await ledger.reserve(
-                conn, body.job_id, body.account_id, body.service.value, amount, version
-            )
+        # Made together with the reservations that arrive meanwhile: one statement, one commit
+        # (adapters/reserve_batch.py); answered after that commit.
+        result = await request.app[RESERVER].reserve(
+            body.job_id, body.account_id, body.service.value, amount, version
+        )
     metrics.RESERVATIONS.labels(result.outcome).inc()
     if result.outcome in ("reserved", "repeat"):
         answer = Reservation(
