@@ -247,10 +247,13 @@ async def claim(conn: Connection, free: Mapping[Service, int], lease_seconds: fl
     return [_run(r) for r in rows]
 
 
-async def seconds_to_next_due(conn: Connection) -> float | None:
+async def seconds_to_next_due(conn: Connection, services: list[str]) -> float | None:
+    """Seconds until the next row of ``services`` (lanes) is due (negative: one is already)."""
     value = await conn.fetchval(
         "SELECT extract(epoch FROM min(next_check_at) - now()) FROM jobs"
         " WHERE next_check_at IS NOT NULL AND status IN ('queued', 'processing')"
+        " AND service = ANY($1::text[])",
+        services,
     )
     return float(value) if value is not None else None
 

@@ -130,8 +130,8 @@ class Runner:
             except Exception as exc:  # database away: try again at the next tick
                 log.warning("runner_tick_failed", error=repr(exc))
                 claimed, next_due = 0, self._config.tick_seconds
-            if claimed:
-                continue
+            if claimed and next_due <= 0:
+                continue  # a lane took all it could: more may be due at once
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.005, min(next_due, self._config.tick_seconds))):
                     await self._wake.wait()
@@ -145,7 +145,8 @@ class Runner:
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def tick(self) -> tuple[int, float]:
-        """Admit, claim and start work; return (jobs claimed, seconds until the next due row)."""
+        """Admit, claim and start work; return (jobs claimed, seconds until the next due row:
+        0 when a lane took as many as it had room for, so more may be due now)."""
         cfg = self._config
         now = time.monotonic()
         admit = self._admit_due or now - self._admitted_at >= cfg.tick_seconds
@@ -165,15 +166,29 @@ class Runner:
                     conn, _CANCELS_PER_TICK, cfg.lease_seconds
                 )
             runs = await repository.claim(conn, free, cfg.lease_seconds)
+            taken = {lane: 0 for lane in Service}
+            for run in runs:
+                taken[run.job.service] += 1
+            filled = any(n > 0 and taken[lane] >= n for lane, n in free.items())
+            # Every lane took less than it had room for: nothing else was due (rows locked by
+            # another runner are that runner's), so the next look is at the next due row, a
+            # NOTIFY or a finished task; asked on the same connection, not a second checkout.
+            # A full lane's due rows wait for one of its tasks to end (which wakes the loop).
+            open_lanes = [lane.value for lane, n in free.items() if n > taken[lane]]
+            next_due = (
+                None
+                if filled or not open_lanes
+                else await repository.seconds_to_next_due(conn, open_lanes)
+            )
         for todo in cancels:
             self._track(asyncio.create_task(self._stop_at_provider(todo)))
         for run in runs:
             self._spawn(run)
-        if runs:
+        if filled:
             return len(runs), 0.0
-        async with self._pool.acquire() as conn:
-            next_due = await repository.seconds_to_next_due(conn)
-        return 0, next_due if next_due is not None else cfg.tick_seconds
+        wait = next_due if next_due is not None else cfg.tick_seconds
+        # A row due now but skipped (locked meanwhile) is looked at again shortly.
+        return len(runs), max(wait, 0.005) if runs else wait
 
     def _spawn(self, run: Run) -> None:
         lane = run.job.service
