@@ -28,11 +28,12 @@ from services.contracts.jobs import (
     Service,
     job_object,
 )
-from services.gateway.adapters import idempotency, jobs_view
+from services.gateway.adapters import group_commit, idempotency, jobs_view
 from services.gateway.adapters.accounts import Caller
 from services.gateway.adapters.billing import Billing, Reservation
 from services.gateway.domain import sandbox
 from services.gateway.domain.refusals import (
+    CreatesBacklogged,
     DurationMismatch,
     KeyInUse,
     KeyReused,
@@ -107,6 +108,8 @@ class Gateway:
     # The public error of a refusal kept under an Idempotency-Key (entrypoints/refusals.py).
     as_error: Callable[[Refusal], ApiError]
     idempotency_lease: timedelta = CREATE_LEASE
+    # Sandbox creates committed in groups (adapters/group_commit.py); None: one transaction each.
+    group: group_commit.GroupCommit | None = None
 
 
 def _sandbox_job(
@@ -264,8 +267,10 @@ async def _create_plain_sandbox_job(gw: Gateway, req: CreateRequest) -> Answer:
 
 
 async def create_job(gw: Gateway, req: CreateRequest) -> Answer:
-    plain = req.idempotency_key is None and not req.input.get("music_job_id")
-    if req.caller.test and plain and req.quote_id is None:
+    sandbox_only = req.caller.test and req.quote_id is None and not req.input.get("music_job_id")
+    if sandbox_only and gw.group is not None:
+        return await _create_grouped_sandbox_job(gw, gw.group, req)
+    if sandbox_only and req.idempotency_key is None:
         return await _create_plain_sandbox_job(gw, req)
     req = await prepare(gw, req)
     if req.caller.test and req.quote_id is None:
@@ -273,6 +278,27 @@ async def create_job(gw: Gateway, req: CreateRequest) -> Answer:
     # Live; or a test key's create citing a quote, which billing must use (once) before the
     # job is written: the same lease, call and transaction, with the sandbox's job.
     return await _create_live_job(gw, req)
+
+
+async def _create_grouped_sandbox_job(
+    gw: Gateway, group: group_commit.GroupCommit, req: CreateRequest
+) -> Answer:
+    """A test job that needs no read: its claim and write committed with the creates that
+    arrived with it (one transaction for all); answered once that transaction committed."""
+    snapshot, command = _sandbox_job(gw, req, new_id("job"), _now())
+    answer = _answer(snapshot)
+    kept = _kept(gw, req, answer) if req.idempotency_key is not None else None
+    write = group_commit.Write(snapshot, COMMANDS, _envelope(req, command), kept)
+    try:
+        outcome = await group.submit(write)
+    except group_commit.Full:
+        raise CreatesBacklogged() from None
+    if outcome.claimed is group_commit.Claimed.BUSY:
+        raise KeyInUse()
+    if outcome.stored is not None:
+        return _replay(req, outcome.stored)
+    log.info("job_accepted", job_id=snapshot.job_id, job_service=req.service.value, test=True)
+    return answer
 
 
 async def _create_sandbox_job(gw: Gateway, req: CreateRequest) -> Answer:
@@ -443,6 +469,11 @@ async def _claim(conn: Connection, req: CreateRequest) -> Answer | None:
         raise KeyInUse()
     if stored is None:
         return None
+    return _replay(req, stored)
+
+
+def _replay(req: CreateRequest, stored: idempotency.Stored) -> Answer:
+    """The stored answer of the request's key, if this request is the same one."""
     if stored.fingerprint != req.fingerprint:
         raise KeyReused()
     if stored.pending:  # held under a lease by a request still in flight

@@ -23,8 +23,9 @@ class Stored:
     pending: bool = False
 
 
-def _stored(row: asyncpg.Record) -> Stored:
-    """A record as read by ``find``, ``lock_and_find`` or ``claim`` (same column names)."""
+def stored_of(row: asyncpg.Record) -> Stored:
+    """A record as read by ``find``, ``lock_and_find``, ``claim`` or ``claim_idempotency_key``
+    (same column names)."""
     return Stored(
         row["fingerprint"],
         row["response_status"],
@@ -51,7 +52,7 @@ async def lock_and_find(conn: Connection, api_key_id: str, key: str) -> tuple[bo
     assert row is not None  # the function always returns one row
     if not row["got"] or row["fingerprint"] is None:
         return bool(row["got"]), None
-    return True, _stored(row)
+    return True, stored_of(row)
 
 
 async def find(conn: Connection, api_key_id: str, key: str) -> Stored | None:
@@ -62,7 +63,7 @@ async def find(conn: Connection, api_key_id: str, key: str) -> Stored | None:
         api_key_id,
         key,
     )
-    return None if row is None else _stored(row)
+    return None if row is None else stored_of(row)
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ async def claim(
         )
         assert row is not None  # the outer SELECT always yields one row
         if row["fingerprint"] is not None:
-            stored = _stored(row)
+            stored = stored_of(row)
             return Claim(None, stored, busy=stored.pending)
         if row["claimed"]:
             return Claim(token, None)

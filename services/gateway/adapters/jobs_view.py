@@ -71,6 +71,28 @@ async def insert(conn: Connection, snapshot: JobSnapshot) -> dict[str, Any]:
     return dict(row)
 
 
+# Show a new job and stage its command in the outbox (and, the second, keep the create's answer
+# under its Idempotency-Key) in ONE statement; parameters from ``insert_values``.
+INSERT_WITH_COMMAND = (
+    f"WITH job AS (INSERT INTO jobs ({_COLUMNS}) VALUES {_VALUES}) {outbox.stage_sql(_N + 1)}"
+)
+INSERT_WITH_COMMAND_AND_ANSWER = (
+    f"WITH job AS (INSERT INTO jobs ({_COLUMNS}) VALUES {_VALUES}),"
+    f" kept AS ({idempotency.store_sql(_N + 5)}) {outbox.stage_sql(_N + 1)}"
+)
+
+
+def insert_values(
+    snapshot: JobSnapshot, exchange: str, env: Envelope, answer: idempotency.Record | None = None
+) -> tuple[Any, ...]:
+    """The parameters of ``INSERT_WITH_COMMAND`` (``..._AND_ANSWER`` with ``answer``)."""
+    return (
+        *_values(snapshot),
+        *outbox.stage_values(exchange, env.type, env),
+        *(answer.values() if answer is not None else ()),
+    )
+
+
 async def insert_with_command(
     conn: Connection | asyncpg.Pool,
     snapshot: JobSnapshot,
@@ -85,16 +107,8 @@ async def insert_with_command(
     trips (docs/performance.md). The outbox row is ``messaging.outbox``'s own INSERT; the
     caller wakes the relay after the commit, as for any commit.
     """
-    keep = ""
-    if answer is not None:
-        keep = f", kept AS ({idempotency.store_sql(_N + 5)})"
-    await conn.execute(
-        f"WITH job AS (INSERT INTO jobs ({_COLUMNS}) VALUES {_VALUES})"
-        f"{keep} {outbox.stage_sql(_N + 1)}",
-        *_values(snapshot),
-        *outbox.stage_values(exchange, env.type, env),
-        *(answer.values() if answer is not None else ()),
-    )
+    sql = INSERT_WITH_COMMAND if answer is None else INSERT_WITH_COMMAND_AND_ANSWER
+    await conn.execute(sql, *insert_values(snapshot, exchange, env, answer))
 
 
 async def apply(conn: Connection, snapshot: JobSnapshot) -> bool:

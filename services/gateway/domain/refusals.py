@@ -8,6 +8,10 @@ class Refusal(Exception):
     """A create refused by the gateway's own rules."""
 
 
+class CreatesBacklogged(Refusal):
+    """Too many creates are waiting for their commit already: nothing was done, retry soon."""
+
+
 class MusicJobMissing(Refusal):
     """``music_job_id`` names no job of the caller's account and mode."""
 

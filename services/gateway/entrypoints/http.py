@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.contracts import errors
 from services.contracts.jobs import TERMINAL, JobStatus, Service
-from services.gateway.adapters import jobs_view
+from services.gateway.adapters import group_commit, jobs_view
 from services.gateway.adapters import media as media_fetch
 from services.gateway.adapters.accounts import Caller
 from services.gateway.adapters.billing import HttpBilling
@@ -287,6 +287,7 @@ def _wiring(settings: GatewaySettings) -> Callable[[web.Application], AsyncItera
     """Build the create use case's dependencies once the pools and downstream clients exist."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
+        group = group_commit.GroupCommit(app[POOL])
         app[GATEWAY] = Gateway(
             pool=app[POOL],
             billing=HttpBilling(app[DOWNSTREAM].billing),
@@ -296,6 +297,7 @@ def _wiring(settings: GatewaySettings) -> Callable[[web.Application], AsyncItera
             files=app[SANDBOX_FILES],
             idempotency_lease=app[IDEMPOTENCY_LEASE],
             as_error=refusals.as_error,
+            group=group,
         )
         app[ETA] = EtaReader(
             app[POOL],
@@ -303,7 +305,8 @@ def _wiring(settings: GatewaySettings) -> Callable[[web.Application], AsyncItera
             settings.eta_cache_seconds,
             settings.eta_max_samples,
         )
-        yield
+        async with group_commit.running(group):
+            yield
 
     return ctx
 

@@ -40,6 +40,7 @@ REFUSALS: dict[type[sl.Refusal], Callable[[Any], ApiError]] = {
     sl.DurationMismatch: lambda r: errors.DURATION_MISMATCH.error(
         declared=r.declared, seconds=r.seconds, param="duration_seconds"
     ),
+    sl.CreatesBacklogged: lambda _: errors.OVERLOADED.error(headers=dict(_RETRY_AFTER)),
     sl.KeyInUse: lambda _: errors.IDEMPOTENCY_KEY_IN_USE.error(headers=dict(_RETRY_AFTER)),
     sl.KeyReused: lambda _: errors.IDEMPOTENCY_KEY_REUSE.error(),
     sl.LeaseLost: lambda _: errors.IDEMPOTENCY_LEASE_EXPIRED.error(headers=dict(_RETRY_AFTER)),
