@@ -34,6 +34,7 @@ from services.webhooks.adapters.sender import Outcome, Sender
 from services.webhooks.domain.protection import DEFAULT_DISABLE_AFTER_SECONDS
 from services.webhooks.domain.schedule import next_delay, parse_retry_after
 from services.webhooks.domain.signing import signature_headers
+from services.webhooks.recorder import Recorder
 
 log = structlog.get_logger()
 
@@ -103,6 +104,7 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._tests = 0
         self._wake = asyncio.Event()
+        self._recorder = Recorder(pool, max_batch=max(1, policy.concurrency))
 
     def wake(self, *_: object) -> None:
         self._wake.set()
@@ -247,30 +249,15 @@ class Dispatcher:
             response_head=outcome.response_head,
             request_headers=outcome.request_headers,
         )
-        disabled = False
         counts = task.trigger != "test" and task.url is not None  # test fires never do
-        async with self._pool.acquire() as conn:
-            if outcome.succeeded or not counts:
-                # The common case stays one statement; a success also ends a failing run.
-                logged = await deliveries.record(conn, task, attempt, next_delay=delay, url=url)
-                if logged is not None and counts and task.failing:
-                    await protection.succeeded(conn, task.api_key_id)
-            else:
-                # A failure may disable the endpoint: its retry is then held in the same
-                # transaction, never claimable in between. The endpoint is locked first, as
-                # pause, resume, disable and delete lock it before its deliveries: one order,
-                # no deadlock between them.
-                async with conn.transaction():
-                    await protection.lock(conn, task.api_key_id)
-                    logged = await deliveries.record(conn, task, attempt, next_delay=delay, url=url)
-                    if logged is not None:
-                        disabled = await notices.after_failure(
-                            conn,
-                            task.api_key_id,
-                            status_code=outcome.status_code,
-                            attempted_at=attempted_at,
-                            window_seconds=self._policy.disable_after_seconds,
-                        )
+        if task.trigger != "test" and not task.failing and (outcome.succeeded or not counts):
+            # The common case: closed together with the attempts finishing now.
+            logged = await self._recorder.record(
+                deliveries.Finished(task, attempt, next_delay=delay, url=url)
+            )
+            disabled = False
+        else:
+            logged, disabled = await self._record_alone(task, attempt, outcome, delay, counts)
         if disabled:
             log.warning("webhook_endpoint_disabled", api_key_id=task.api_key_id)
             self._on_disabled()
@@ -287,6 +274,37 @@ class Dispatcher:
             fenced_out=logged is None,
         )
         return logged
+
+    async def _record_alone(
+        self, task: Claimed, attempt: Attempt, outcome: Outcome, delay: float | None, counts: bool
+    ) -> tuple[WebhookDelivery | None, bool]:
+        """A test fire, a success ending a failing run, or a failure (which may disable the
+        endpoint): recorded in its own statement or transaction. Also whether it disabled."""
+        url = attempt.url
+        disabled = False
+        async with self._pool.acquire() as conn:
+            if outcome.succeeded or not counts:
+                # One statement; a success also ends a failing run.
+                logged = await deliveries.record(conn, task, attempt, next_delay=delay, url=url)
+                if logged is not None and counts and task.failing:
+                    await protection.succeeded(conn, task.api_key_id)
+            else:
+                # A failure may disable the endpoint: its retry is then held in the same
+                # transaction, never claimable in between. The endpoint is locked first, as
+                # pause, resume, disable and delete lock it before its deliveries: one order,
+                # no deadlock between them.
+                async with conn.transaction():
+                    await protection.lock(conn, task.api_key_id)
+                    logged = await deliveries.record(conn, task, attempt, next_delay=delay, url=url)
+                    if logged is not None:
+                        disabled = await notices.after_failure(
+                            conn,
+                            task.api_key_id,
+                            status_code=outcome.status_code,
+                            attempted_at=attempt.attempted_at,
+                            window_seconds=self._policy.disable_after_seconds,
+                        )
+        return logged, disabled
 
 
 def _retry_after(outcome: Outcome, attempted_at: datetime) -> float | None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from services.contracts.ids import new_id
 from services.contracts.jobs import iso
 from services.contracts.webhooks import WebhookDelivery
@@ -359,6 +361,97 @@ async def record(
         None if attempt.request_headers is None else task.body,
     )
     return public(row) if row is not None else None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """One attempt to close: the task, what the attempt did, the next try's delay (None: the
+    task is settled) and the URL it went to."""
+
+    task: Claimed
+    attempt: Attempt
+    next_delay: float | None
+    url: str
+
+    @property
+    def state(self) -> str:
+        if self.attempt.succeeded:
+            return "succeeded"
+        return "failed" if self.next_delay is None else "pending"
+
+
+async def record_many(conn: Connection, done: Sequence[Finished]) -> list[WebhookDelivery | None]:
+    """``record`` for many attempts in one statement (atomic on its own): close each task,
+    log each attempt in their order, prune the keys' logs to ``LOG_SIZE``. Each row is fenced
+    by its claim token as in ``record``: a fenced-out one is None in the answer."""
+    if not done:
+        return []
+    rows = await conn.fetch(
+        "WITH input AS ("
+        "  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[],"
+        "    $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::timestamptz[],"
+        "    $12::text[], $13::text[], $14::int[], $15::text[], $16::bool[], $17::float8[],"
+        "    $18::text[], $19::text[], $20::bytea[])"
+        "  WITH ORDINALITY AS i(delivery_id, token, state, delay, log_id, api_key_id, event_id,"
+        "    event_type, attempt, trigger, attempted_at, url, resolved_ip, status_code, error,"
+        "    succeeded, latency_ms, response_head, request_headers, request_body, n)"
+        "), closed AS ("
+        "  UPDATE deliveries d SET attempts_done = d.attempts_done + 1, state = i.state,"
+        "    next_attempt_at = CASE WHEN i.delay IS NULL THEN NULL"
+        "      ELSE clock_timestamp() + make_interval(secs => i.delay) END,"
+        "    finished_at = CASE WHEN i.state = 'pending' THEN NULL ELSE now() END,"
+        "    claim_token = NULL, claimed_until = NULL"
+        "  FROM input i WHERE d.id = i.delivery_id AND d.claim_token = i.token"
+        "  RETURNING d.id, d.next_attempt_at"
+        "), logged AS ("
+        "  INSERT INTO attempts (id, delivery_id, api_key_id, event_id, event_type, attempt,"
+        "    trigger, attempted_at, url, resolved_ip, status_code, error, succeeded, latency_ms,"
+        "    response_head, next_attempt_at, request_headers, request_body)"
+        "  SELECT i.log_id, i.delivery_id, i.api_key_id, i.event_id, i.event_type, i.attempt,"
+        "    i.trigger, i.attempted_at, i.url, i.resolved_ip, i.status_code, i.error,"
+        "    i.succeeded, i.latency_ms, i.response_head, c.next_attempt_at,"
+        "    i.request_headers::json, i.request_body"
+        "  FROM input i JOIN closed c ON c.id = i.delivery_id ORDER BY i.n RETURNING *"
+        "), keys AS ("
+        "  SELECT i.api_key_id, count(*) AS n FROM input i JOIN closed c ON c.id = i.delivery_id"
+        "  GROUP BY i.api_key_id"
+        "), pruned AS ("
+        # As in ``record``: the prune sees the log before these inserts, so it keeps the
+        # LOG_SIZE newest rows less as many as this statement adds to the key.
+        "  DELETE FROM attempts a USING keys k WHERE a.api_key_id = k.api_key_id"
+        "  AND a.seq <= (SELECT seq FROM attempts WHERE api_key_id = k.api_key_id"
+        "    ORDER BY seq DESC OFFSET greatest($21 - k.n, 0) LIMIT 1)"
+        ")"
+        " SELECT * FROM logged",
+        [o.task.id for o in done],
+        [o.task.claim_token for o in done],
+        [o.state for o in done],
+        [o.next_delay for o in done],
+        [new_id("whd") for _ in done],
+        [o.task.api_key_id for o in done],
+        [o.task.event_id for o in done],
+        [o.task.event_type for o in done],
+        [o.task.attempt for o in done],
+        [o.task.log_trigger for o in done],
+        [o.attempt.attempted_at for o in done],
+        [o.url for o in done],
+        [o.attempt.resolved_ip for o in done],
+        [o.attempt.status_code for o in done],
+        [o.attempt.error for o in done],
+        [o.attempt.succeeded for o in done],
+        [o.attempt.latency_ms for o in done],
+        [o.attempt.response_head for o in done],
+        [_headers_json(o.attempt.request_headers) for o in done],
+        # The bytes signed and sent are the task's own (the same for every attempt).
+        [None if o.attempt.request_headers is None else o.task.body for o in done],
+        LOG_SIZE,
+    )
+    by_delivery = {r["delivery_id"]: public(r) for r in rows}
+    return [by_delivery.get(o.task.id) for o in done]
+
+
+def _headers_json(headers: dict[str, str] | None) -> str | None:
+    return None if headers is None else orjson.dumps(headers).decode()
 
 
 def public(row: Any) -> WebhookDelivery:
