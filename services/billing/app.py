@@ -47,7 +47,12 @@ def _reserver(settings: BillingSettings) -> service.Context:
     """Group commit of the reservations that arrive together (adapters/reserve_batch.py)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        app[RESERVER] = ReserveBatcher(app[service.POOL])
+        app[RESERVER] = ReserveBatcher(
+            app[service.POOL],
+            max_batch=settings.reserve_batch,
+            flights=settings.reserve_flights,
+            max_waiting=settings.reserve_max_waiting,
+        )
         app[RESERVER].start()
         yield
         await app[RESERVER].stop(settings.shutdown_grace_seconds)
@@ -136,11 +141,8 @@ def _purge_quotes(settings: BillingSettings) -> service.Context:
     return service.periodic("billing_quote_purge", settings.quote_purge_every_seconds, work)
 
 
-# Job events per batch (one transaction, one inbox statement, one settlement call each): at most
-# this many, waiting at most this long for a batch to fill; prefetch: the next one gathers while
-# one commits.
-_EVENT_BATCH = 32
-_EVENT_LINGER_SECONDS = 0.002
+# Job events held unacknowledged at most: the next batch gathers while one commits (settings:
+# event_batch per transaction, event_linger_ms to fill one).
 _EVENT_PREFETCH = 128
 
 
@@ -155,10 +157,11 @@ def _job_events(settings: BillingSettings) -> service.Context:
             queue=BILLING_JOB_EVENTS,
             handlers=BATCH_HANDLERS,
             service=NAME,
-            prefetch=max(settings.prefetch, _EVENT_PREFETCH),
-            max_batch=_EVENT_BATCH,
-            linger_seconds=_EVENT_LINGER_SECONDS,
-            after_commit=service.wake_relay(app),
+            prefetch=max(settings.prefetch, _EVENT_PREFETCH, 2 * settings.event_batch),
+            max_batch=settings.event_batch,
+            linger_seconds=settings.event_linger_ms / 1000,
+            # No relay wake per batch: the event handlers stage nothing in the outbox (wallet.low
+            # is staged by the low-balance chore, which wakes the relay itself).
         )
         await consumer.start()
         yield

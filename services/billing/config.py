@@ -69,3 +69,16 @@ class BillingSettings(ServiceSettings):
     quote_purge_every_seconds: float = Field(
         600.0, gt=0, validation_alias="CLIPMIX_BILLING_QUOTE_PURGE_EVERY_SECONDS"
     )
+    # Group commit of reservations (adapters/reserve_batch.py): at most this many per statement
+    # (1: each reservation alone), this many statements in flight, this many waiting (then 503).
+    reserve_batch: int = Field(64, ge=1, le=1000, validation_alias="CLIPMIX_BILLING_RESERVE_BATCH")
+    reserve_flights: int = Field(2, ge=1, le=16, validation_alias="CLIPMIX_BILLING_RESERVE_FLIGHTS")
+    reserve_max_waiting: int = Field(
+        1024, ge=1, validation_alias="CLIPMIX_BILLING_RESERVE_MAX_WAITING"
+    )
+    # Job events per transaction (services/messaging/batch.py; 1: one at a time), and how long
+    # a batch waits to fill (milliseconds).
+    event_batch: int = Field(32, ge=1, le=500, validation_alias="CLIPMIX_BILLING_EVENT_BATCH")
+    event_linger_ms: float = Field(
+        2.0, ge=0, le=100, validation_alias="CLIPMIX_BILLING_EVENT_LINGER_MS"
+    )

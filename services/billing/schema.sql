@@ -53,6 +53,24 @@ BEGIN
     RETURN QUERY SELECT 'captured'::text, r.amount, v_paid, v_bonus;
 END $$;
 
+CREATE FUNCTION billing.capture_many(p_jobs text[], p_reason text) RETURNS TABLE(job_id text, outcome text, amount bigint, paid bigint, bonus bigint)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_job text;
+BEGIN
+    PERFORM 1 FROM reservations r WHERE r.job_id = ANY (p_jobs) ORDER BY r.job_id FOR UPDATE;
+    FOR v_job IN
+        SELECT t.j FROM unnest(p_jobs) WITH ORDINALITY AS t (j, n)
+          LEFT JOIN reservations r ON r.job_id = t.j
+         ORDER BY r.account_id, t.n
+    LOOP
+        RETURN QUERY SELECT v_job, c.outcome, c.amount, c.paid, c.bonus
+                       FROM capture(v_job, p_reason) c;
+    END LOOP;
+END $$;
+
 CREATE FUNCTION billing.forbid_change() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -214,6 +232,26 @@ BEGIN
     RETURN QUERY SELECT 'released'::text, r.amount;
 END $$;
 
+CREATE FUNCTION billing.release_many(p_jobs text[], p_reason text) RETURNS TABLE(job_id text, outcome text, amount bigint)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_job text;
+BEGIN
+    FOR v_job IN SELECT DISTINCT t.j FROM unnest(p_jobs) AS t (j) ORDER BY t.j LOOP
+        PERFORM pg_advisory_xact_lock(hashtextextended('billing.reservation:' || v_job, 0));
+    END LOOP;
+    PERFORM 1 FROM reservations r WHERE r.job_id = ANY (p_jobs) ORDER BY r.job_id FOR UPDATE;
+    FOR v_job IN
+        SELECT t.j FROM unnest(p_jobs) WITH ORDINALITY AS t (j, n)
+          LEFT JOIN reservations r ON r.job_id = t.j
+         ORDER BY r.account_id, t.n
+    LOOP
+        RETURN QUERY SELECT v_job, c.outcome, c.amount FROM release(v_job, p_reason) c;
+    END LOOP;
+END $$;
+
 CREATE FUNCTION billing.reserve(p_job text, p_account text, p_service text, p_amount bigint, p_price_version integer) RETURNS TABLE(outcome text, amount bigint, price_version integer, available bigint)
     LANGUAGE plpgsql
     AS $$
@@ -265,6 +303,26 @@ BEGIN
         -p_amount, p_amount, w.available, w.reserved, 0, 0, p_job, NULL,
         ARRAY['available', 'reserved'], ARRAY[-p_amount, p_amount]);
     RETURN QUERY SELECT 'reserved'::text, p_amount, p_price_version, w.available;
+END $$;
+
+CREATE FUNCTION billing.reserve_many(p_jobs text[], p_accounts text[], p_services text[], p_amounts bigint[], p_price_versions integer[]) RETURNS TABLE(n bigint, outcome text, amount bigint, price_version integer, available bigint)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v record;
+BEGIN
+    FOR v IN SELECT DISTINCT t.j FROM unnest(p_jobs) AS t (j) ORDER BY t.j LOOP
+        PERFORM pg_advisory_xact_lock(hashtextextended('billing.reservation:' || v.j, 0));
+    END LOOP;
+    FOR v IN
+        SELECT * FROM unnest(p_jobs, p_accounts, p_services, p_amounts, p_price_versions)
+                      WITH ORDINALITY AS t (j, a, s, m, pv, i)
+         ORDER BY t.a, t.i
+    LOOP
+        RETURN QUERY SELECT v.i, r.outcome, r.amount, r.price_version, r.available
+                       FROM reserve(v.j, v.a, v.s, v.m, v.pv) r;
+    END LOOP;
 END $$;
 
 CREATE FUNCTION billing.settle_languages(p_job text, p_reason text, p_capture bigint, p_languages text[], p_releases bigint[]) RETURNS TABLE(outcome text, amount bigint, paid bigint, bonus bigint, released bigint)
