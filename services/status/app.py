@@ -12,12 +12,13 @@ import aiohttp
 from aiohttp import web
 
 from services.contracts.routing import QUEUES, STATUS_JOB_EVENTS, STATUS_TRAFFIC
+from services.messaging.batch import BatchConsumer
 from services.runtime import egress, service
 from services.status.adapters.sender import Sender
 from services.status.app_keys import DISPATCHER, SENDER
 from services.status.config import StatusSettings
 from services.status.entrypoints import http
-from services.status.entrypoints.events import handlers
+from services.status.entrypoints.events import handlers, job_batch_handlers
 from services.status.service_layer.delivery import Dispatcher
 from services.status.service_layer.evaluation import evaluate
 
@@ -34,20 +35,19 @@ def create_app(settings: StatusSettings) -> web.Application:
             app[DISPATCHER].wake()
         return done
 
-    job_events, traffic = handlers(settings.traffic_bucket_seconds)
+    _, traffic = handlers(settings.traffic_bucket_seconds)
     app = service.build_app(
         NAME,
         settings,
         migrations=MIGRATIONS,
         queues=QUEUES,
-        consume=(
-            service.ConsumerSpec(STATUS_JOB_EVENTS, job_events),
-            service.ConsumerSpec(STATUS_TRAFFIC, traffic),
-        ),
+        # status.job-events: a batch consumer, the last chore (_job_events)
+        consume=(service.ConsumerSpec(STATUS_TRAFFIC, traffic),),
         relay=False,
         chores=(
             delivering(settings),
             service.periodic("status_evaluation", settings.status_recompute_seconds, recompute),
+            _job_events(settings),
         ),
     )
     http.add_routes(
@@ -62,6 +62,36 @@ def create_app(settings: StatusSettings) -> web.Application:
         ),
     )
     return app
+
+
+# Job events per batch (one transaction: one inbox statement, one tally statement, one traffic
+# upsert per product and bucket): at most this many, waiting at most this long to fill.
+_EVENT_BATCH = 64
+_EVENT_LINGER_SECONDS = 0.005
+_EVENT_PREFETCH = 256
+
+
+def _job_events(settings: StatusSettings) -> service.Context:
+    """Consumes status.job-events in batches (services/messaging/batch.py): every live job
+    sends two or three events here, and one transaction per event was most of what a job cost
+    this service. Started last (after everything it uses), stopped first."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        consumer = BatchConsumer(
+            connection=app[service.AMQP],
+            pool=app[service.POOL],
+            queue=STATUS_JOB_EVENTS,
+            handlers=job_batch_handlers(settings.traffic_bucket_seconds),
+            service=NAME,
+            prefetch=max(settings.prefetch, _EVENT_PREFETCH),
+            max_batch=_EVENT_BATCH,
+            linger_seconds=_EVENT_LINGER_SECONDS,
+        )
+        await consumer.start()
+        yield
+        await consumer.stop(settings.shutdown_grace_seconds)
+
+    return ctx
 
 
 def delivering(settings: StatusSettings) -> service.Context:

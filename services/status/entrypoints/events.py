@@ -10,6 +10,9 @@ sandbox failure scenarios.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -23,6 +26,7 @@ from services.contracts.jobs import (
     JobStatus,
 )
 from services.contracts.status import COMPONENTS, LATENCY_BOUNDS, TrafficReported
+from services.messaging.batch import BatchHandler
 from services.messaging.consumer import Handler
 from services.messaging.envelope import Envelope
 from services.status import metrics
@@ -35,18 +39,38 @@ log = structlog.get_logger()
 
 # Failures caused by what the customer sent, not by the platform or its providers.
 CUSTOMER_ERROR_CODES = frozenset({"provider_rejected_input"})
+# The events that settle a job (counted as traffic of its product); the others only tallied.
+SETTLED_EVENTS = frozenset({JOB_COMPLETED, JOB_FAILED})
 
 
 async def count_outcome(conn: Connection, env: Envelope) -> None:
     """Raw per-minute tally of every job event (kept for operators' ad-hoc queries)."""
     job = JobSnapshot.model_validate(env.data)
+    await count_outcomes(
+        conn, Counter({(_minute(env.occurred_at), job.service.value, job.status.value): 1})
+    )
+
+
+def _minute(at: datetime) -> datetime:
+    return at.replace(second=0, microsecond=0)
+
+
+async def count_outcomes(conn: Connection, tally: Counter[tuple[datetime, str, str]]) -> None:
+    """Add ``tally`` ((minute, service, outcome) -> events) to the per-minute tally: one
+    statement for a whole batch (each key once, as ON CONFLICT DO UPDATE requires)."""
+    if not tally:
+        return
+    keys = list(tally)
     await conn.execute(
         "INSERT INTO job_outcomes (minute, service, outcome, count)"
-        " VALUES (date_trunc('minute', $1::timestamptz), $2, $3, 1)"
-        " ON CONFLICT (minute, service, outcome) DO UPDATE SET count = job_outcomes.count + 1",
-        env.occurred_at,
-        job.service.value,
-        job.status.value,
+        " SELECT date_trunc('minute', m), s, o, c"
+        " FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::int[]) AS t(m, s, o, c)"
+        " ON CONFLICT (minute, service, outcome)"
+        " DO UPDATE SET count = job_outcomes.count + EXCLUDED.count",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+        [tally[k] for k in keys],
     )
 
 
@@ -66,23 +90,57 @@ def job_signal(job: JobSnapshot) -> tuple[bool, float] | None:
     return error, max((end - start).total_seconds(), 0.0)
 
 
-def handlers(bucket_seconds: float) -> tuple[dict[str, Handler], dict[str, Handler]]:
-    """The handler maps of status.job-events and status.traffic, with the bucket width."""
+@dataclass
+class _Traffic:
+    count: int = 0
+    errors: int = 0
+    latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS) + 1))
 
-    async def job_settled(conn: Connection, env: Envelope) -> None:
-        await count_outcome(conn, env)
-        job = JobSnapshot.model_validate(env.data)
-        signal = job_signal(job)
-        if signal is None:
-            return
-        error, seconds = signal
-        metrics.JOB_OUTCOMES.labels(job.service.value, "error" if error else "ok").inc()
-        latency = [0] * (len(LATENCY_BOUNDS) + 1)
-        latency[bisect_left(LATENCY_BOUNDS, seconds)] = 1
-        at = job.completed_at or env.occurred_at
-        await store.add_traffic(
-            conn, bucket_of(at, bucket_seconds), job.service.value, "jobs", 1, int(error), latency
-        )
+
+def job_events_batch(bucket_seconds: float) -> BatchHandler:
+    """Handler of a batch of job events (any types): every event tallied per minute, the
+    settled ones counted as traffic of their product; a statement per table, not per event."""
+
+    async def batch(conn: Connection, envs: Sequence[Envelope]) -> None:
+        tally: Counter[tuple[datetime, str, str]] = Counter()
+        traffic: dict[tuple[datetime, str], _Traffic] = {}
+        for env in envs:
+            job = JobSnapshot.model_validate(env.data)
+            tally[(_minute(env.occurred_at), job.service.value, job.status.value)] += 1
+            if env.type not in SETTLED_EVENTS:
+                continue  # job.started, job.canceled, ...: tally only
+            signal = job_signal(job)
+            if signal is None:
+                continue
+            error, seconds = signal
+            metrics.JOB_OUTCOMES.labels(job.service.value, "error" if error else "ok").inc()
+            at = job.completed_at or env.occurred_at
+            counts = traffic.setdefault(
+                (bucket_of(at, bucket_seconds), job.service.value), _Traffic()
+            )
+            counts.count += 1
+            counts.errors += int(error)
+            counts.latency[bisect_left(LATENCY_BOUNDS, seconds)] += 1
+        await count_outcomes(conn, tally)
+        for (start, component), c in traffic.items():
+            await store.add_traffic(conn, start, component, "jobs", c.count, c.errors, c.latency)
+
+    return batch
+
+
+def job_batch_handlers(bucket_seconds: float) -> dict[str, BatchHandler]:
+    """The batch handler map of status.job-events (services/messaging/batch.py)."""
+    batch = job_events_batch(bucket_seconds)
+    return dict.fromkeys(ALL_JOB_EVENTS, batch)
+
+
+def handlers(bucket_seconds: float) -> tuple[dict[str, Handler], dict[str, Handler]]:
+    """The handler maps of status.job-events (one event at a time: the batch handler on one)
+    and status.traffic, with the bucket width."""
+    batch = job_events_batch(bucket_seconds)
+
+    async def job_event(conn: Connection, env: Envelope) -> None:
+        await batch(conn, (env,))
 
     async def traffic_reported(conn: Connection, env: Envelope) -> None:
         sample = TrafficReported.model_validate(env.data)
@@ -95,10 +153,6 @@ def handlers(bucket_seconds: float) -> tuple[dict[str, Handler], dict[str, Handl
                 conn, start, b.component, sample.source, b.count, b.errors, b.latency_counts
             )
 
-    job_events: dict[str, Handler] = {
-        **{e: count_outcome for e in ALL_JOB_EVENTS},  # job.started, job.canceled: tally only
-        JOB_COMPLETED: job_settled,
-        JOB_FAILED: job_settled,
-    }
+    job_events: dict[str, Handler] = dict.fromkeys(ALL_JOB_EVENTS, job_event)
     traffic: dict[str, Handler] = {TrafficReported.TYPE: traffic_reported}
     return job_events, traffic
