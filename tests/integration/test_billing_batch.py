@@ -240,3 +240,70 @@ async def test_a_stopped_batcher_refuses_with_503(pool: asyncpg.Pool) -> None:
     with pytest.raises(ApiError) as refused:
         await batcher.reserve(unique("job"), unique("acct"), "music", 5, 1)
     assert refused.value.status == 503
+
+
+async def _ledger_of(conn: Any, account: str) -> list[tuple[Any, ...]]:
+    """An account's capture transfers with their postings and draws, in transfer order, grants
+    named by their position among the account's grants (comparable across accounts)."""
+    grants = [
+        r["id"]
+        for r in await conn.fetch(
+            "SELECT id FROM grants WHERE account_id = $1 ORDER BY id", account
+        )
+    ]
+    rows = await conn.fetch(
+        "SELECT t.seq, t.job_id, t.amount, t.available_change, t.reserved_change,"
+        " t.available_after, t.reserved_after, t.paid_amount, t.bonus_amount,"
+        " (SELECT array_agg(p.ledger_account || ':' || p.amount ORDER BY p.ledger_account)"
+        "  FROM postings p WHERE p.transfer_seq = t.seq) AS postings,"
+        " (SELECT array_agg(d.grant_id || ':' || d.amount ORDER BY d.grant_id)"
+        "  FROM grant_draws d WHERE d.transfer_seq = t.seq) AS draws"
+        " FROM transfers t WHERE t.account_id = $1 AND t.type = 'capture' ORDER BY t.seq",
+        account,
+    )
+    out = []
+    for r in rows:
+        draws = [
+            f"{grants.index(int(d.split(':')[0]))}:{d.split(':')[1]}" for d in r["draws"] or []
+        ]
+        out.append((r["job_id"][-2:], *list(r.values())[2:9], r["postings"], draws))
+    return out
+
+
+async def test_capture_many_books_what_capture_one_by_one_books(pool: asyncpg.Pool) -> None:
+    """Two accounts bought the same (three purchases: paid and bonus grants), hold the same
+    jobs (amounts that straddle grants and run past the bonus ones); one is captured by
+    capture() job by job, the other by one capture_many(): the same transfers, running
+    balances, postings and draws, grant by grant."""
+    amounts = [700, 300, 5200, 1, 4000, 999]
+    accounts = []
+    for _ in range(2):
+        account = unique("acct")
+        async with pool.acquire() as conn:
+            book = await prices.current(conn)
+            for usd_cents in (5000, 1000, 20000):  # $50 (5% bonus), $10, $200 (10% bonus)
+                await ledger.purchase(
+                    conn, account, usd_cents, unique("pay"), top_up(book, usd_cents)
+                )
+        accounts.append(account)
+    jobs: list[list[str]] = [[], []]
+    async with pool.acquire() as conn:
+        version = (await prices.current(conn)).version
+        for k, account in enumerate(accounts):
+            for n, amount in enumerate(amounts):
+                job = f"{unique('job')}{n:02d}"
+                held = await ledger.reserve(conn, job, account, "music", amount, version)
+                assert held.outcome == "reserved"
+                jobs[k].append(job)
+        async with conn.transaction():
+            one_by_one = [await ledger.capture(conn, j, "job.completed") for j in jobs[0]]
+        async with conn.transaction():
+            batch = dict(await ledger.capture_many(conn, jobs[1], "job.completed"))
+        assert [(r.outcome, r.amount, r.paid, r.bonus) for r in one_by_one] == [
+            (batch[j].outcome, batch[j].amount, batch[j].paid, batch[j].bonus) for j in jobs[1]
+        ]
+        assert any(r.paid and r.bonus for r in one_by_one)  # a job drew from both kinds
+        assert await _ledger_of(conn, accounts[0]) == await _ledger_of(conn, accounts[1])
+        for account in accounts:
+            assert (await ledger.balance(conn, account)).reserved == 0
+        assert await ledger.problems(conn) == []
