@@ -70,6 +70,9 @@ class BatchConsumer(Consumer):
     transaction with consecutive fresh envelopes of that type, in delivery order (a batch of
     mixed types calls several handlers, one per run of one type, in the same transaction). A
     handler must not assume more than one envelope, nor fewer than ``max_batch``.
+
+    ``concurrency`` batches may be in their transactions at once (default one: the next batch
+    gathers while one commits); with more, handlers must take their locks in a stable order.
     """
 
     def __init__(
@@ -83,10 +86,11 @@ class BatchConsumer(Consumer):
         prefetch: int = PREFETCH,
         max_batch: int = MAX_BATCH,
         linger_seconds: float = LINGER_SECONDS,
+        concurrency: int = 1,
         after_commit: Callable[[], None] | None = None,
     ) -> None:
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
+        if max_batch < 1 or concurrency < 1:
+            raise ValueError("max_batch and concurrency must be at least 1")
         super().__init__(
             connection=connection,
             pool=pool,
@@ -102,20 +106,24 @@ class BatchConsumer(Consumer):
         self._waiting: list[_Item] = []
         self._arrived = asyncio.Event()
         self._full = asyncio.Event()
-        self._batcher: asyncio.Task[None] | None = None
+        self._concurrency = concurrency
+        self._batchers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self._batcher = asyncio.create_task(self._batch_forever(), name=f"batch-{self._queue_name}")
+        self._batchers = [
+            asyncio.create_task(self._batch_forever(), name=f"batch-{self._queue_name}-{n}")
+            for n in range(self._concurrency)
+        ]
         await super().start()
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """As ``Consumer.stop``; the batch being handled finishes, waiting ones are let go."""
         await super().stop(grace_seconds)
-        if self._batcher is not None:
-            self._batcher.cancel()
+        for batcher in self._batchers:
+            batcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._batcher
-            self._batcher = None
+                await batcher
+        self._batchers = []
         # Anything still waiting is given back to the broker with the closed channel.
         for item in self._waiting:
             if not item.settled.done():
@@ -140,6 +148,8 @@ class BatchConsumer(Consumer):
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._linger):
                         await self._full.wait()
+            if not self._waiting:
+                continue  # another batcher took them while this one lingered
             batch = self._waiting[: self._max_batch]
             del self._waiting[: self._max_batch]
             if len(self._waiting) < self._max_batch:

@@ -180,6 +180,9 @@ def events_waking(settings: WebhooksSettings) -> service.Context:
 EVENT_BATCH = 32
 EVENT_LINGER_SECONDS = 0.002
 EVENT_PREFETCH = 128
+# Batches in their transactions at once: a batch waits mostly on Postgres round trips, so a
+# few overlap. Safe: a batch's rows are its own (events, tasks, inbox claims by unique ids).
+EVENT_BATCHES_AT_ONCE = 3
 
 
 def job_events(settings: WebhooksSettings) -> service.Context:
@@ -196,6 +199,7 @@ def job_events(settings: WebhooksSettings) -> service.Context:
             prefetch=max(settings.prefetch, EVENT_PREFETCH),
             max_batch=EVENT_BATCH,
             linger_seconds=EVENT_LINGER_SECONDS,
+            concurrency=EVENT_BATCHES_AT_ONCE,
         )
         await consumer.start()
         yield

@@ -101,7 +101,10 @@ class Dispatcher:
         # When a key at its bound last got a slot back: its waiting deliveries were waiting
         # for their own receiver until then (not counted against the platform).
         self._freed: dict[str, datetime] = {}
+        # Attempts not finished (sending, or sent and being recorded) and those sending: a
+        # slot is taken while sending; a plain success frees it once sent (``_attempt``).
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sending = 0
         self._tests = 0
         self._wake = asyncio.Event()
         self._recorder = Recorder(pool, max_batch=max(1, policy.concurrency))
@@ -135,7 +138,9 @@ class Dispatcher:
                     await self._wake.wait()
 
     async def _claim(self) -> list[Claimed]:
-        free = self._policy.concurrency - len(self._tasks)
+        free = self._policy.concurrency - self._sending
+        # Attempts sent and waiting for their outcome's statement: bounded too.
+        free = min(free, 2 * self._policy.concurrency - len(self._tasks))
         if free <= 0:
             return []
         async with self._pool.acquire() as conn:
@@ -152,13 +157,23 @@ class Dispatcher:
         lag = dispatch_lag(task.due_at, datetime.now(UTC), self._freed.get(task.api_key_id))
         self._on_attempt(lag >= self._policy.late_seconds, lag)
         self._busy[task.api_key_id] += 1
-        running = asyncio.create_task(self.attempt(task), name=f"webhook-{task.id}")
-        self._tasks.add(running)
-        running.add_done_callback(lambda t: self._done(t, task.api_key_id))
+        self._sending += 1
+        freed = False
 
-    def _done(self, running: asyncio.Task[None], api_key_id: str) -> None:
+        def free_slot() -> None:
+            nonlocal freed
+            if not freed:
+                freed = True
+                self._sending -= 1
+                self._release(task.api_key_id)
+
+        running = asyncio.create_task(self._attempt(task, free_slot), name=f"webhook-{task.id}")
+        self._tasks.add(running)
+        running.add_done_callback(lambda t: self._done(t, free_slot))
+
+    def _done(self, running: asyncio.Task[None], free_slot: Callable[[], None]) -> None:
         self._tasks.discard(running)
-        self._release(api_key_id)
+        free_slot()
         if not running.cancelled() and running.exception() is not None:
             log.error("webhook_attempt_crashed", error=repr(running.exception()))
 
@@ -221,12 +236,21 @@ class Dispatcher:
     async def attempt(self, task: Claimed) -> None:
         await self.attempt_and_record(task)
 
+    async def _attempt(self, task: Claimed, sent: Callable[[], None]) -> None:
+        await self.attempt_and_record(task, sent=sent)
+
     async def attempt_and_record(
         self,
         task: Claimed,
         timeout: float | None = None,  # noqa: ASYNC109 - a per-attempt deadline override
+        *,
+        sent: Callable[[], None] | None = None,
     ) -> WebhookDelivery | None:
-        """One attempt of a leased task, recorded in its own transaction."""
+        """One attempt of a leased task, then its outcome recorded. A plain success (not a test
+        fire, not ending a failing run) is closed with the others finishing now, and ``sent``
+        is called before: its slot may serve the next attempt while the outcome is written
+        (the task stays leased until then, so nothing sends it again). Failures keep their
+        slot until recorded: they may disable the endpoint, which must stop what follows."""
         attempted_at = datetime.now(UTC)
         url = task.url or ""
         if task.url is None:  # the endpoint was deleted after the task was queued
@@ -252,6 +276,8 @@ class Dispatcher:
         counts = task.trigger != "test" and task.url is not None  # test fires never do
         if task.trigger != "test" and not task.failing and (outcome.succeeded or not counts):
             # The common case: closed together with the attempts finishing now.
+            if sent is not None:
+                sent()
             logged = await self._recorder.record(
                 deliveries.Finished(task, attempt, next_delay=delay, url=url)
             )
