@@ -26,8 +26,9 @@ from services.jobs.config import (
 )
 from services.jobs.domain.providers import Provider
 from services.jobs.entrypoints import http
-from services.jobs.entrypoints.events import HANDLERS
+from services.jobs.entrypoints.events import BATCH_HANDLERS
 from services.jobs.service_layer.runner import Runner, RunnerConfig
+from services.messaging.batch import BatchConsumer
 from services.runtime import service
 
 __all__ = ["MIGRATIONS", "NAME", "create_app", "main"]
@@ -110,6 +111,36 @@ def runner_ctx(settings: JobsSettings) -> service.Context:
     return ctx
 
 
+# Create commands per batch (one transaction, one inbox statement, one NOTIFY for the runners):
+# at most this many, waiting at most this long to fill; the next gathers while one commits.
+_COMMAND_BATCH = 32
+_COMMAND_LINGER_SECONDS = 0.002
+_COMMAND_PREFETCH = 128
+
+
+def _commands(settings: JobsSettings) -> service.Context:
+    """Consumes jobs.commands in batches (services/messaging/batch.py): started last (after
+    the runner it wakes), stopped first."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        consumer = BatchConsumer(
+            connection=app[service.AMQP],
+            pool=app[service.POOL],
+            queue=JOBS_COMMANDS,
+            handlers=BATCH_HANDLERS,
+            service=NAME,
+            prefetch=max(settings.prefetch, _COMMAND_PREFETCH),
+            max_batch=_COMMAND_BATCH,
+            linger_seconds=_COMMAND_LINGER_SECONDS,
+            after_commit=service.wake_relay(app),  # a sandbox job's events are staged
+        )
+        await consumer.start()
+        yield
+        await consumer.stop(settings.shutdown_grace_seconds)
+
+    return ctx
+
+
 def _refuse_dev_secrets(settings: JobsSettings) -> None:
     if settings.env != "production":
         return
@@ -130,9 +161,9 @@ def create_app(settings: JobsSettings) -> web.Application:
         settings,
         migrations=MIGRATIONS,
         queues=QUEUES,
-        consume=(service.ConsumerSpec(JOBS_COMMANDS, HANDLERS),),
+        consume=(),  # jobs.commands: a batch consumer, the last chore (_commands)
         relay=True,
-        chores=(runner_ctx(settings),),
+        chores=(runner_ctx(settings), _commands(settings)),
     )
     app[STORE] = LocalArtifactStore(
         settings.artifact_dir,
