@@ -140,11 +140,15 @@ async def ledger_reserve_capture(stack: Stack, runs: int, sizes: Sizes) -> Figur
             " confirmed publish to a quorum queue, then a broker delivery, each hop a wake-up"
             " of another process on 2 shared cores, where the bare pair has two round trips"
             " to Postgres. Neither the bench process nor billing is busy (each well under a"
-            " core): the pairs wait. Sampled in Postgres, the reservations' batches wait on"
-            " wallet rows that a capture batch holds until its COMMIT (every batch touches"
-            " most of the 20 wallets). What it would take: captures that update each wallet"
-            " once per batch (set-based, not capture() per job) to shorten those holds, and"
-            " billing replicas on cores of their own."
+            " core): the pairs wait. Sampled in Postgres (pg_stat_activity), a capture batch's"
+            " transaction spends most of its life idle in transaction, waiting for billing's"
+            " next statement or its COMMIT (five round trips: BEGIN, inbox, settlement rows,"
+            " capture_many, COMMIT), and the reservations' batches wait on the wallet rows it"
+            " holds meanwhile (every batch touches most of the 20 wallets); at 2 replicas two"
+            " processes' batches queue on the same wallets. What it would take: fewer round"
+            " trips in a capture batch's transaction (the inbox claim and the settlement in the"
+            " capture statement), a bench that publishes completions as the jobs service's relay"
+            " does (confirms awaited off the reserving worker), and billing on cores of its own."
         )
     notes += busy_machine()
     figure: Figure = {
