@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -34,6 +35,12 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 BatchHandler = Callable[["Connection", Sequence[Envelope]], Awaitable[None]]
+# A handler that claims the inbox itself, in the one statement that also applies the effect
+# (``inbox.claim_statement`` embedded as a CTE): no transaction around it, so no BEGIN and
+# COMMIT round trips. Called with the inbox's consumer name (the queue) and the envelopes;
+# returns the ids it claimed now (the others were handled before, and it applied nothing of
+# theirs).
+ClaimingHandler = Callable[["Connection", str, Sequence[Envelope]], Awaitable[set[uuid.UUID]]]
 
 # Defaults: a batch is small enough that one poison message costs little when the batch falls
 # back to one-by-one, and the linger short next to a commit (~1 ms), so a lone message is not
@@ -202,7 +209,75 @@ class BatchConsumer(Consumer):
                     await self._batch_handlers[kind](conn, [i.env for i in run])
                 return fresh
         finally:
-            elapsed = time.perf_counter() - started
-            observed = metrics.MESSAGE_DURATION.labels(self._service, self._queue_name)
-            for _ in batch:
-                observed.observe(elapsed)
+            _observe(self._service, self._queue_name, time.perf_counter() - started, len(batch))
+
+
+class ClaimingBatchConsumer(BatchConsumer):
+    """A ``BatchConsumer`` whose handlers each apply a run of one type in ONE statement that
+    claims the inbox too (``ClaimingHandler``): a batch costs a round trip per run of one type,
+    nothing else. Each statement is atomic on its own, so a batch whose second run fails after
+    the first committed loses nothing: handled again one by one, the first run's messages find
+    their claims and are only acked."""
+
+    def __init__(
+        self,
+        *,
+        connection: AbstractConnection,
+        pool: asyncpg.Pool,
+        queue: str,
+        handlers: Mapping[str, ClaimingHandler],
+        service: str,
+        prefetch: int = PREFETCH,
+        max_batch: int = MAX_BATCH,
+        linger_seconds: float = LINGER_SECONDS,
+        concurrency: int = 1,
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(
+            connection=connection,
+            pool=pool,
+            queue=queue,
+            handlers={kind: _unclaimed for kind in handlers},
+            service=service,
+            prefetch=prefetch,
+            max_batch=max_batch,
+            linger_seconds=linger_seconds,
+            concurrency=concurrency,
+            after_commit=after_commit,
+        )
+        self._claiming = handlers
+
+    async def _apply_batch(self, batch: list[_Item]) -> list[_Item]:
+        started = time.perf_counter()
+        firsts: dict[uuid.UUID, _Item] = {}
+        for item in batch:  # a message twice in one batch: only its first copy
+            firsts.setdefault(item.env.message_id, item)
+        claimed: set[uuid.UUID] = set()
+        try:
+            async with self._pool.acquire() as conn:
+                for kind, run in groupby(firsts.values(), key=lambda i: i.env.type):
+                    envs = [i.env for i in run]
+                    claimed |= await self._claiming[kind](conn, self._queue_name, envs)
+        finally:
+            _observe(self._service, self._queue_name, time.perf_counter() - started, len(batch))
+        return [i for i in firsts.values() if i.env.message_id in claimed]
+
+    async def _apply(self, env: Envelope, handler: Handler) -> bool:
+        """One message alone (after its batch failed): its type's handler with it only."""
+        started = time.perf_counter()
+        try:
+            async with self._pool.acquire() as conn:
+                claimed = await self._claiming[env.type](conn, self._queue_name, (env,))
+            return env.message_id in claimed
+        finally:
+            _observe(self._service, self._queue_name, time.perf_counter() - started, 1)
+
+
+async def _unclaimed(conn: Connection, envs: Sequence[Envelope]) -> None:
+    raise AssertionError("a ClaimingBatchConsumer applies messages through its own handlers")
+
+
+def _observe(service: str, queue: str, seconds: float, count: int) -> None:
+    observed = metrics.MESSAGE_DURATION.labels(service, queue)
+    for _ in range(count):
+        observed.observe(seconds)

@@ -38,14 +38,19 @@ async def claim_many(
     As ``claim``, inside the batch's transaction. Claimed in id order, so two batches sharing
     ids (a redelivery racing its first delivery) wait on each other instead of deadlocking.
     """
-    rows = await conn.fetch(
-        "INSERT INTO inbox (consumer, message_id)"
-        " SELECT $1, id FROM unnest($2::uuid[]) AS t(id) ORDER BY id"
-        " ON CONFLICT DO NOTHING RETURNING message_id",
-        consumer,
-        list(message_ids),
-    )
+    rows = await conn.fetch(claim_statement("$1", "$2"), consumer, list(message_ids))
     return {r["message_id"] for r in rows}
+
+
+def claim_statement(consumer: str, message_ids: str) -> str:
+    """``claim_many`` as SQL to embed (a data-modifying CTE) in a statement that applies the
+    messages' effect in the same breath; ``consumer`` and ``message_ids`` name its parameters
+    (text, uuid[]). Returns the fresh ids as ``message_id``."""
+    return (
+        f"INSERT INTO inbox (consumer, message_id) SELECT {consumer}, id"
+        f" FROM unnest({message_ids}::uuid[]) AS t(id) ORDER BY id"
+        " ON CONFLICT DO NOTHING RETURNING message_id"
+    )
 
 
 async def purge(conn: Connection, older_than_days: int) -> int:

@@ -11,7 +11,7 @@ import aiohttp
 from aiohttp import web
 
 from services.contracts.routing import QUEUES, WEBHOOKS_JOB_EVENTS, WEBHOOKS_NOTICES
-from services.messaging.batch import BatchConsumer
+from services.messaging.batch import ClaimingBatchConsumer
 from services.messaging.outbox import OutboxRelay
 from services.messaging.publisher import Publisher
 from services.runtime import egress, service
@@ -174,23 +174,24 @@ def events_waking(settings: WebhooksSettings) -> service.Context:
     return ctx
 
 
-# Job events per batch (one transaction: the inbox claims, event rows and delivery tasks in a
-# few statements), waiting at most this long for a batch to fill; the prefetch lets the next
-# batch gather while one commits.
-EVENT_BATCH = 32
+# Job events per batch (two round trips: the endpoints read, then one statement for the inbox
+# claims, event rows and delivery tasks), waiting at most this long for a batch to fill.
+EVENT_BATCH = 64
 EVENT_LINGER_SECONDS = 0.002
-EVENT_PREFETCH = 128
-# Batches in their transactions at once: a batch waits mostly on Postgres round trips, so a
-# few overlap. Safe: a batch's rows are its own (events, tasks, inbox claims by unique ids).
+# Batches in their statements at once: a batch waits mostly on Postgres, so a few overlap.
+# Safe: a batch's rows are its own (events, tasks, inbox claims by unique ids).
 EVENT_BATCHES_AT_ONCE = 3
+# Enough for every batch in flight plus the next ones gathering: a consumer takes at most
+# this many messages per round trip time.
+EVENT_PREFETCH = EVENT_BATCH * (EVENT_BATCHES_AT_ONCE + 1)
 
 
 def job_events(settings: WebhooksSettings) -> service.Context:
-    """Consumes webhooks.job-events in batches (services/messaging/batch.py): started last
+    """Consumes webhooks.job-events in batches (``ClaimingBatchConsumer``): started last
     (after the dispatcher it feeds), stopped first."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        consumer = BatchConsumer(
+        consumer = ClaimingBatchConsumer(
             connection=app[service.AMQP],
             pool=app[service.POOL],
             queue=WEBHOOKS_JOB_EVENTS,

@@ -12,7 +12,13 @@ import asyncpg
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
-from services.messaging.batch import BatchConsumer, BatchHandler
+from services.messaging import inbox
+from services.messaging.batch import (
+    BatchConsumer,
+    BatchHandler,
+    ClaimingBatchConsumer,
+    ClaimingHandler,
+)
 from services.messaging.envelope import Envelope
 from services.messaging.topology import DELIVERY_LIMIT
 from tests.integration.conftest import MakeQueue, TestQueue, eventually, take, unique
@@ -198,3 +204,97 @@ async def test_stop_lets_the_batch_in_hand_commit_and_takes_no_more(
     assert await effect_count(effects, later.message_id) == 0
     (waiting,) = await q.take(1)
     assert waiting.message_id == str(later.message_id)
+
+
+def claiming(
+    poison: uuid.UUID | None = None, tries: list[uuid.UUID] | None = None
+) -> ClaimingHandler:
+    """Claims the inbox and writes the effects of the claimed messages in one statement."""
+
+    async def handle(
+        conn: asyncpg.Connection, consumer: str, envs: Sequence[Envelope]
+    ) -> set[uuid.UUID]:
+        if poison is not None and any(e.message_id == poison for e in envs):
+            assert tries is not None
+            tries.append(poison)
+            # The statement fails as a whole: nothing of the batch is claimed or written.
+            await conn.fetch(
+                f"WITH claimed AS ({inbox.claim_statement('$1', '$2')}) SELECT 1 / 0 FROM claimed",
+                consumer,
+                [e.message_id for e in envs],
+            )
+        rows = await conn.fetch(
+            f"WITH claimed AS ({inbox.claim_statement('$1', '$2')}),"
+            " written AS (INSERT INTO effects (message_id, note)"
+            "  SELECT m, n FROM unnest($2::uuid[], $3::text[]) AS t(m, n)"
+            "  WHERE m IN (SELECT message_id FROM claimed))"
+            " SELECT message_id FROM claimed",
+            consumer,
+            [e.message_id for e in envs],
+            [e.data.get("note") for e in envs],
+        )
+        return {r["message_id"] for r in rows}
+
+    return handle
+
+
+async def test_a_claiming_consumer_applies_each_once_in_one_statement_per_batch(
+    amqp: AbstractRobustConnection, effects: asyncpg.Pool, make_queue: MakeQueue
+) -> None:
+    q = await make_queue()
+    svc = unique("svc")
+    envs = [an_event(q, note=f"n{i}") for i in range(40)]
+    await asyncio.gather(*(send(amqp, q, e) for e in envs + envs[:10]))
+    consumer = ClaimingBatchConsumer(
+        connection=amqp,
+        pool=effects,
+        queue=q.name,
+        handlers={q.routing_key: claiming()},
+        service=svc,
+        max_batch=16,
+        linger_seconds=0.05,
+    )
+    await consumer.start()
+    try:
+        await eventually(lambda: consumed(svc, q, "ok") + consumed(svc, q, "duplicate") == 50)
+    finally:
+        await consumer.stop(grace_seconds=5)
+    for env in envs:
+        assert await effect_count(effects, env.message_id) == 1
+    assert (consumed(svc, q, "ok"), consumed(svc, q, "duplicate")) == (40, 10)
+    assert await effects.fetchval("SELECT count(DISTINCT tx) FROM effects") <= 50 // 4
+    assert await q.ready() == 0
+
+
+async def test_a_claiming_consumer_dead_letters_a_poison_message_alone(
+    amqp: AbstractRobustConnection, effects: asyncpg.Pool, make_queue: MakeQueue
+) -> None:
+    q = await make_queue()
+    svc = unique("svc")
+    poison = an_event(q, note="poison")
+    good = [an_event(q, note=f"good{i}") for i in range(10)]
+    tries: list[uuid.UUID] = []
+    for env in [*good[:5], poison, *good[5:]]:
+        await send(amqp, q, env)
+    consumer = ClaimingBatchConsumer(
+        connection=amqp,
+        pool=effects,
+        queue=q.name,
+        handlers={q.routing_key: claiming(poison.message_id, tries)},
+        service=svc,
+        max_batch=16,
+        linger_seconds=0.05,
+    )
+    await consumer.start()
+    try:
+        (dead,) = await take(q.dlq, 1, timeout=20)
+        await eventually(lambda: consumed(svc, q, "ok") == 10)
+    finally:
+        await consumer.stop(grace_seconds=5)
+    assert Envelope.from_json(dead.body) == poison
+    for env in good:
+        assert await effect_count(effects, env.message_id) == 1
+    assert await effect_count(effects, poison.message_id) == 0
+    assert len(tries) == 1 + DELIVERY_LIMIT
+    assert consumed(svc, q, "dead_lettered") == 1
+    assert await q.ready() == 0

@@ -120,50 +120,6 @@ async def enqueue(
     return row["id"]  # type: ignore[no-any-return]
 
 
-@dataclass(frozen=True)
-class NewDelivery:
-    """A job event's first delivery to its key's endpoint."""
-
-    api_key_id: str
-    account_id: str
-    event_id: str
-    event_type: str
-    body: bytes = field(repr=False)
-
-
-async def enqueue_first(conn: Connection, new: Sequence[NewDelivery]) -> int:
-    """Queue these first deliveries due now, in their order (one statement; held instead
-    while the key's endpoint is paused or disabled); one already queued is left as it is.
-    Wakes the dispatchers once if any is due. The number queued pending."""
-    if not new:
-        return 0
-    pending = await conn.fetchval(
-        "WITH queued AS ("
-        "  INSERT INTO deliveries (id, api_key_id, account_id, event_id, event_type, body,"
-        "    trigger, state, next_attempt_at)"
-        "  SELECT d.id, d.api_key_id, d.account_id, d.event_id, d.event_type, d.body, 'first',"
-        "    CASE WHEN coalesce(e.status, 'enabled') <> 'enabled' THEN 'held' ELSE 'pending' END,"
-        "    CASE WHEN coalesce(e.status, 'enabled') <> 'enabled' THEN NULL ELSE now() END"
-        "  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[])"
-        "    WITH ORDINALITY AS d(id, api_key_id, account_id, event_id, event_type, body, n)"
-        "  LEFT JOIN endpoints e ON e.api_key_id = d.api_key_id"
-        "  ORDER BY d.n"
-        "  ON CONFLICT (event_id, api_key_id) WHERE trigger = 'first' DO NOTHING"
-        "  RETURNING state"
-        ")"
-        " SELECT count(*) FROM queued WHERE state = 'pending'",
-        [new_id("whdlv") for _ in new],
-        [d.api_key_id for d in new],
-        [d.account_id for d in new],
-        [d.event_id for d in new],
-        [d.event_type for d in new],
-        [d.body for d in new],
-    )
-    if pending:
-        await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
-    return int(pending)
-
-
 _CLAIMED = (
     "d.id, d.api_key_id, d.event_id, d.event_type, d.body, d.trigger, d.attempts_done,"
     " d.next_attempt_at AS due_at"

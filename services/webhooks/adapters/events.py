@@ -9,9 +9,6 @@ so a reader whose cursor has moved on never skips it (migration 0003 explains th
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -21,41 +18,6 @@ from services.webhooks.domain.events import job_event_body, notice_event_body
 
 if TYPE_CHECKING:
     from services.runtime.db import Connection
-
-
-@dataclass(frozen=True)
-class NewEvent:
-    """A job event to store under its stable id."""
-
-    id: str
-    type: str
-    job: JobSnapshot
-    payload: dict[str, Any]
-    occurred_at: datetime
-
-
-async def store(conn: Connection, new: Sequence[NewEvent]) -> set[str]:
-    """Store the events in their order (one statement); the key ids of those stored now (an
-    event already stored, from a replayed message, is left as it was)."""
-    rows = await conn.fetch(
-        "INSERT INTO events"
-        " (id, type, account_id, api_key_id, job_id, test, payload, occurred_at)"
-        " SELECT id, type, account_id, api_key_id, job_id, test, payload::jsonb, occurred_at"
-        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[],"
-        "   $7::text[], $8::timestamptz[])"
-        "   WITH ORDINALITY AS e(id, type, account_id, api_key_id, job_id, test, payload,"
-        "   occurred_at, n)"
-        " ORDER BY n ON CONFLICT (id) DO NOTHING RETURNING api_key_id",
-        [e.id for e in new],
-        [e.type for e in new],
-        [e.job.account_id for e in new],
-        [e.job.api_key_id for e in new],
-        [e.job.job_id for e in new],
-        [e.job.test for e in new],
-        [orjson.dumps(e.payload).decode() for e in new],
-        [e.occurred_at for e in new],
-    )
-    return {r["api_key_id"] for r in rows}
 
 
 _COLUMNS = (

@@ -1,22 +1,23 @@
 """Consumer of ``webhooks.job-events``: each settled job, and each language of a translation as
 it is delivered (``job.language_completed``), becomes a delivery to its key's endpoint.
 
-Consumed in batches (``services.messaging.batch``): a batch's inbox claims, event rows and
-delivery tasks commit together, in a handful of statements whatever the batch's size, and the
-task is unique per (event, key): a redelivered job event queues nothing twice.
+Consumed in batches (``services.messaging.batch.ClaimingBatchConsumer``): one query reads the
+batch's endpoints, one statement claims the inbox, stores the event rows and queues the
+delivery tasks (``adapters.intake``). The task is unique per (event, key): a redelivered job
+event queues nothing twice.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from services.contracts.jobs import JOB_LANGUAGE_COMPLETED, SETTLED_EVENTS, JobSnapshot
-from services.messaging.batch import BatchHandler
+from services.messaging.batch import ClaimingHandler
 from services.messaging.envelope import Envelope
-from services.webhooks.adapters import deliveries, endpoints, events, protection
+from services.webhooks.adapters import endpoints, intake, protection
 from services.webhooks.domain.events import job_event_body
-from services.webhooks.waker import EVENTS_CHANNEL
 
 if TYPE_CHECKING:
     from services.runtime.db import Connection
@@ -27,26 +28,20 @@ def event_id(env: Envelope) -> str:
     return f"evt_{env.message_id.hex}"
 
 
-async def jobs_settled(conn: Connection, envs: Sequence[Envelope]) -> None:
-    """Store the batch's events (held reads of their keys wake at the commit) and queue a
-    first delivery of each to its key's endpoint, if the endpoint wants that event type."""
+async def jobs_settled(conn: Connection, consumer: str, envs: Sequence[Envelope]) -> set[uuid.UUID]:
+    """Store the batch's events and queue a first delivery of each to its key's endpoint, if
+    the endpoint wants that event type; the message ids claimed (handled) now."""
     jobs = [JobSnapshot.model_validate(env.data) for env in envs]
-    stored = await events.store(
-        conn,
-        [
-            events.NewEvent(event_id(env), env.type, job, env.data, env.occurred_at)
-            for env, job in zip(envs, jobs, strict=True)
-        ],
-    )
-    if stored:  # held reads of these keys wake when this commits (every process's)
-        await conn.execute(
-            "SELECT pg_notify($1, key) FROM unnest($2::text[]) AS key",
-            EVENTS_CHANNEL,
-            sorted(stored),
-        )
+    # Read before the statement, not in it: a delivery's body is built only for an endpoint
+    # that wants it. Whether it is held is decided in the statement, from the endpoint then.
     targets = await endpoints.targets(conn, {job.api_key_id for job in jobs})
-    queued: list[deliveries.NewDelivery] = []
+    events: list[intake.NewEvent] = []
+    queued: list[intake.NewDelivery] = []
     for env, job in zip(envs, jobs, strict=True):
+        evt = event_id(env)
+        events.append(
+            intake.NewEvent(env.message_id, evt, env.type, job, env.data, env.occurred_at)
+        )
         target = targets.get(job.api_key_id)
         if target is None:
             continue
@@ -55,18 +50,14 @@ async def jobs_settled(conn: Connection, envs: Sequence[Envelope]) -> None:
             targets[job.api_key_id] = target.with_mode(job.test)
         if env.type not in target.events:
             continue
-        evt = event_id(env)
         body = job_event_body(evt, env.type, env.occurred_at, job)
-        queued.append(deliveries.NewDelivery(job.api_key_id, job.account_id, evt, env.type, body))
-    await deliveries.enqueue_first(conn, queued)
+        queued.append(
+            intake.NewDelivery(env.message_id, job.api_key_id, job.account_id, evt, env.type, body)
+        )
+    return await intake.take_in(conn, consumer, events, queued)
 
 
-async def job_settled(conn: Connection, env: Envelope) -> None:
-    """One event alone (what the batch consumer does for a message that failed in a batch)."""
-    await jobs_settled(conn, (env,))
-
-
-HANDLERS: dict[str, BatchHandler] = {
+HANDLERS: dict[str, ClaimingHandler] = {
     **{event: jobs_settled for event in SETTLED_EVENTS},
     JOB_LANGUAGE_COMPLETED: jobs_settled,  # the same event row and delivery, with its ``data``
 }
