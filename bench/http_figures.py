@@ -797,9 +797,12 @@ def _ratio_target(name: str, ratio: float, value: Summary, base: Summary) -> Tar
 NOTES = {
     "sandbox_create": (
         "wrk, closed loop, fixed concurrency; every request carries a new Idempotency-Key, so "
-        "each one authenticates (key lookup + token bucket, one statement), runs the create "
-        "transaction (BEGIN, lock + lookup in one call, job + outbox row + kept answer in one "
-        "statement, COMMIT) and wakes the outbox relay that publishes with confirms. "
+        "each one authenticates (key lookup + token bucket, one statement), then waits for its "
+        "group commit (adapters/group_commit.py: the creates that arrived together share one "
+        "transaction: BEGIN, one claim statement for all their keys, their writes pipelined, "
+        "COMMIT; each answered after that COMMIT) and wakes the outbox relay that publishes "
+        "with confirms. The baseline commits one INSERT per request, waiting for its own WAL "
+        "flush (Postgres itself groups concurrent flushes). "
         "2 replicas: wrk's two threads each hold half of the connections to one replica (no "
         "proxy in between: on two cores a proxy would take the CPU the second replica needs). "
         "The 1- and 2-replica phases run minutes apart: compare the scaling with the bare "
@@ -836,17 +839,16 @@ BELOW_HALF = {
         " the gateway's time goes."
     ),
     "sandbox_create_no_io": (
-        "Below half of the bare handler, which does no I/O: a create makes four Postgres "
-        "round trips (auth + bucket, BEGIN + claim, the one write statement, COMMIT), the "
-        "relay's confirmed publish and outbox delete, a log line and a traffic sample, in one "
-        "Python process; the profile shows asyncpg and aiohttp, not handler code, taking most "
-        "of its CPU. Closing the gap takes fewer round trips per request (the create is at "
-        "four since ADR-021) and more cores for more processes, not a faster handler."
+        "Below half of the bare handler, which does no I/O: a create makes its auth + bucket "
+        "round trip and its share of a group commit (four statements per group), the "
+        "relay's confirmed publish and outbox delete, a log line, a request-log row and a "
+        "traffic sample, in one Python process; the profile shows asyncpg and aiohttp, not "
+        "handler code, taking most of its CPU."
     ),
     "idempotent_replay": (
-        "Below half of the bare handler: a replay still makes four round trips (auth + "
-        "bucket, BEGIN, lock + lookup, COMMIT). Looking a finished answer up before BEGIN "
-        "(it never changes until it expires) would answer most replays in two."
+        "Below half of the bare handler: a replay still authenticates (one round trip) and "
+        "finds its answer in a group commit's claim statement (BEGIN, claim, COMMIT shared by "
+        "the creates and replays that arrived together)."
     ),
     "live_create": (
         "Below half of the insert+publish baseline: a live create adds an internal HTTP call "
