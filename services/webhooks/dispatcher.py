@@ -116,31 +116,43 @@ class Dispatcher:
         """Claim and send until cancelled."""
         while True:
             self._wake.clear()
-            wait = self._policy.poll_seconds
             try:
-                claimed = await self._claim()
-                for task in claimed:
-                    self._start(task)
-                if claimed:
-                    continue  # there may be more due right away
-                async with self._pool.acquire() as conn:
-                    due = await deliveries.next_due_in(conn)
-                # Due now yet not claimed: those rows belong to keys at their bound here (a
-                # finished attempt wakes us) or are being claimed elsewhere; do not spin on them.
-                if due is not None and due > 0:
-                    wait = min(wait, due)
+                wait = await self._dispatch_due()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # database away: keep going, the tasks wait in Postgres
                 log.warning("webhook_claim_failed", error=repr(exc))
+                wait = self._policy.poll_seconds
+            if wait <= 0:
+                continue  # there may be more due right away
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
 
-    async def _claim(self) -> list[Claimed]:
+    async def _dispatch_due(self) -> float:
+        """Start what is due and fits; how long to sleep before looking again (0: at once)."""
+        if self._free() <= 0:
+            return self._policy.poll_seconds  # a finished attempt wakes us
+        claimed = await self._claim()
+        for task in claimed:
+            self._start(task)
+        if claimed:
+            return 0.0
+        async with self._pool.acquire() as conn:
+            due = await deliveries.next_due_in(conn)
+        # Due now yet not claimed: those rows belong to keys at their bound here (a finished
+        # attempt wakes us) or are being claimed elsewhere; do not spin on them.
+        if due is not None and due > 0:
+            return min(self._policy.poll_seconds, due)
+        return self._policy.poll_seconds
+
+    def _free(self) -> int:
         free = self._policy.concurrency - self._sending
         # Attempts sent and waiting for their outcome's statement: bounded too.
-        free = min(free, 2 * self._policy.concurrency - len(self._tasks))
+        return min(free, 2 * self._policy.concurrency - len(self._tasks))
+
+    async def _claim(self) -> list[Claimed]:
+        free = self._free()
         if free <= 0:
             return []
         async with self._pool.acquire() as conn:
@@ -246,11 +258,15 @@ class Dispatcher:
         *,
         sent: Callable[[], None] | None = None,
     ) -> WebhookDelivery | None:
-        """One attempt of a leased task, then its outcome recorded. A plain success (not a test
-        fire, not ending a failing run) is closed with the others finishing now, and ``sent``
-        is called before: its slot may serve the next attempt while the outcome is written
-        (the task stays leased until then, so nothing sends it again). Failures keep their
-        slot until recorded: they may disable the endpoint, which must stop what follows."""
+        """One attempt of a leased task, then its outcome recorded; its log row (None when
+        fenced out, or closed in a batch).
+
+        With ``sent`` (the dispatcher's own attempts), a plain success (not ending a failing
+        run) is closed together with the attempts finishing now, and ``sent`` is called first:
+        its slot may serve the next attempt while the outcome is written (the task stays leased
+        until then, so nothing sends it again). Failures keep their slot until recorded: they
+        may disable the endpoint, which must stop what follows. Test fires come without
+        ``sent``: recorded alone, their log row answered."""
         attempted_at = datetime.now(UTC)
         url = task.url or ""
         if task.url is None:  # the endpoint was deleted after the task was queued
@@ -274,16 +290,17 @@ class Dispatcher:
             request_headers=outcome.request_headers,
         )
         counts = task.trigger != "test" and task.url is not None  # test fires never do
-        if task.trigger != "test" and not task.failing and (outcome.succeeded or not counts):
+        logged = None
+        if sent is not None and not task.failing and (outcome.succeeded or not counts):
             # The common case: closed together with the attempts finishing now.
-            if sent is not None:
-                sent()
-            logged = await self._recorder.record(
+            sent()
+            recorded = await self._recorder.record(
                 deliveries.Finished(task, attempt, next_delay=delay, url=url)
             )
             disabled = False
         else:
             logged, disabled = await self._record_alone(task, attempt, outcome, delay, counts)
+            recorded = logged is not None
         if disabled:
             log.warning("webhook_endpoint_disabled", api_key_id=task.api_key_id)
             self._on_disabled()
@@ -297,7 +314,7 @@ class Dispatcher:
             status_code=outcome.status_code,
             error=outcome.error,
             next_in=delay,
-            fenced_out=logged is None,
+            fenced_out=not recorded,
         )
         return logged
 

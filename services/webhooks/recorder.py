@@ -17,13 +17,12 @@ import contextlib
 import asyncpg
 import structlog
 
-from services.contracts.webhooks import WebhookDelivery
 from services.webhooks.adapters import deliveries
 from services.webhooks.adapters.deliveries import Finished
 
 log = structlog.get_logger()
 
-Result = asyncio.Future[WebhookDelivery | None]
+Result = asyncio.Future[bool]
 
 # A batch is at most as large as the attempts one process has in flight by default; the linger
 # is short next to an attempt's own round trip.
@@ -46,9 +45,9 @@ class Recorder:
         self._full = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
-    async def record(self, outcome: Finished) -> WebhookDelivery | None:
-        """Close one attempt (with the others finishing now); its log row, or None when its
-        lease was lost to another process (fenced out)."""
+    async def record(self, outcome: Finished) -> bool:
+        """Close one attempt (with the others finishing now); False when its lease was lost
+        to another process (fenced out: the late outcome changes nothing)."""
         result: Result = asyncio.get_running_loop().create_future()
         self._waiting.append((outcome, result))
         if len(self._waiting) >= self._max_batch:
@@ -103,4 +102,4 @@ class Recorder:
                 result.set_exception(exc)
             return
         if not result.done():
-            result.set_result(row)
+            result.set_result(row is not None)

@@ -128,12 +128,17 @@ async def test_a_late_outcome_of_a_lost_lease_closes_nothing_in_a_batch(infra: I
                     next_delay=None,
                     url="u",
                 )
-                assert await deliveries.record_many(conn, [stale]) == [None]
+                assert await deliveries.record_many(conn, [stale]) == [False]
                 state = await conn.fetchval("SELECT state FROM deliveries WHERE id = $1", row["id"])
                 assert state == "pending"
-                [logged] = await deliveries.record_many(conn, [fresh])
-                assert logged is not None and logged.succeeded
+                assert await deliveries.record_many(conn, [fresh]) == [True]
                 state = await conn.fetchval("SELECT state FROM deliveries WHERE id = $1", row["id"])
                 assert state == "succeeded"
+                logged = await conn.fetchrow(
+                    "SELECT succeeded, attempt, trigger FROM attempts WHERE delivery_id = $1"
+                    " ORDER BY seq DESC LIMIT 1",
+                    row["id"],
+                )
+                assert dict(logged) == {"succeeded": True, "attempt": 2, "trigger": "retry"}
         finally:
             await pool.close()

@@ -336,10 +336,10 @@ class Finished:
         return "failed" if self.next_delay is None else "pending"
 
 
-async def record_many(conn: Connection, done: Sequence[Finished]) -> list[WebhookDelivery | None]:
+async def record_many(conn: Connection, done: Sequence[Finished]) -> list[bool]:
     """``record`` for many attempts in one statement (atomic on its own): close each task,
     log each attempt in their order, prune the keys' logs to ``LOG_SIZE``. Each row is fenced
-    by its claim token as in ``record``: a fenced-out one is None in the answer."""
+    by its claim token as in ``record``: a fenced-out one is False in the answer."""
     if not done:
         return []
     rows = await conn.fetch(
@@ -367,7 +367,8 @@ async def record_many(conn: Connection, done: Sequence[Finished]) -> list[Webhoo
         "    i.trigger, i.attempted_at, i.url, i.resolved_ip, i.status_code, i.error,"
         "    i.succeeded, i.latency_ms, i.response_head, c.next_attempt_at,"
         "    i.request_headers::json, i.request_body"
-        "  FROM input i JOIN closed c ON c.id = i.delivery_id ORDER BY i.n RETURNING *"
+        "  FROM input i JOIN closed c ON c.id = i.delivery_id ORDER BY i.n"
+        "  RETURNING delivery_id"
         "), keys AS ("
         "  SELECT i.api_key_id, count(*) AS n FROM input i JOIN closed c ON c.id = i.delivery_id"
         "  GROUP BY i.api_key_id"
@@ -402,8 +403,8 @@ async def record_many(conn: Connection, done: Sequence[Finished]) -> list[Webhoo
         [None if o.attempt.request_headers is None else o.task.body for o in done],
         LOG_SIZE,
     )
-    by_delivery = {r["delivery_id"]: public(r) for r in rows}
-    return [by_delivery.get(o.task.id) for o in done]
+    closed = {r["delivery_id"] for r in rows}
+    return [o.task.id in closed for o in done]
 
 
 def _headers_json(headers: dict[str, str] | None) -> str | None:
