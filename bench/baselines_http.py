@@ -121,7 +121,10 @@ async def _pool() -> asyncpg.Pool:
         server_settings={"synchronous_commit": "on"},
     )
     assert pool is not None
-    async with pool.acquire() as conn:
+    # The baselines start together: their IF NOT EXISTS would race on the catalog without
+    # this lock.
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('bench_baseline'))")
         await conn.execute(
             "CREATE SCHEMA IF NOT EXISTS bench_baseline;"
             "CREATE TABLE IF NOT EXISTS bench_baseline.events ("
