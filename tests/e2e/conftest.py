@@ -13,8 +13,8 @@ from tests.infra import Infra
 async def suite(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite]:
     log_dir: Path = tmp_path_factory.mktemp("suite-logs")
     running = Suite.build(infra, log_dir)
-    await running.start()
     try:
+        await running.start()  # a start that times out still stops what it started
         yield running
     finally:
         running.stop()

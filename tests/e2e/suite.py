@@ -69,7 +69,7 @@ class Process:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=timeout)
 
-    async def wait_ready(self, timeout: float = 30) -> None:
+    async def wait_ready(self, timeout: float = 60) -> None:
         async with aiohttp.ClientSession() as http:
             async with asyncio.timeout(timeout):
                 while True:
