@@ -16,11 +16,11 @@ from services.billing.adapters.reserve_batch import ReserveBatcher
 from services.billing.app_keys import PAYMENTS, PRICES, QUOTE_VALID, RESERVER
 from services.billing.config import BillingSettings
 from services.billing.entrypoints import payments
-from services.billing.entrypoints.events import BATCH_HANDLERS
+from services.billing.entrypoints.events import CLAIMING_HANDLERS
 from services.billing.entrypoints.http import add_routes
 from services.billing.state import PriceCache
 from services.contracts.routing import BILLING_JOB_EVENTS, QUEUES
-from services.messaging.batch import BatchConsumer
+from services.messaging.batch import ClaimingBatchConsumer
 from services.runtime import service
 from services.runtime.internal import HTTP_SESSION, InternalClient
 
@@ -147,15 +147,16 @@ _EVENT_PREFETCH = 128
 
 
 def _job_events(settings: BillingSettings) -> service.Context:
-    """Consumes billing.job-events in batches (services/messaging/batch.py): started last
-    (after everything it uses), stopped first."""
+    """Consumes billing.job-events in batches (services/messaging/batch.py): each run of one
+    event type is one statement with its inbox claims (events.CLAIMING_HANDLERS), no
+    transaction around it. Started last (after everything it uses), stopped first."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        consumer = BatchConsumer(
+        consumer = ClaimingBatchConsumer(
             connection=app[service.AMQP],
             pool=app[service.POOL],
             queue=BILLING_JOB_EVENTS,
-            handlers=BATCH_HANDLERS,
+            handlers=CLAIMING_HANDLERS,
             service=NAME,
             prefetch=max(settings.prefetch, _EVENT_PREFETCH, 2 * settings.event_batch),
             max_batch=settings.event_batch,

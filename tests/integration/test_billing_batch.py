@@ -192,6 +192,105 @@ async def test_concurrent_batches_over_the_same_wallets_do_not_deadlock(
         assert await ledger.problems(conn) == []
 
 
+# --- the consumer's claiming handlers (events.CLAIMING_HANDLERS: claim + settle in one statement)
+
+
+async def test_a_claiming_batch_settles_once_as_the_batch_handlers_do(pool: asyncpg.Pool) -> None:
+    """One statement per run claims the inbox, writes the settlement rows and captures /
+    releases / confirms, exactly as the batch handlers in a transaction; the same messages
+    again (a redelivery) claim nothing and change nothing."""
+    a, b = await _account(pool), await _account(pool)
+    jobs = [await _held(pool, acct) for acct in (a, b, a)]
+    failed, started = await _held(pool, b), await _held(pool, a)
+    unknown, sandbox = unique("job"), unique("job")
+    completed = [_event("job.completed", j, acct) for j, acct in zip(jobs, (a, b, a), strict=True)]
+    completed += [
+        _event("job.completed", unknown, a),
+        _event("job.completed", sandbox, a, test=True),
+        _event("job.completed", jobs[0], a),  # the same job again (another message): a no-op
+    ]
+    runs = [
+        completed,
+        [_event("job.failed", failed, b)],
+        [_event("job.started", started, a)],
+    ]
+    consumer = unique("billing.job-events")
+    async with pool.acquire() as conn:
+        for run in runs:
+            claimed = await events.CLAIMING_HANDLERS[run[0].type](conn, consumer, run)
+            assert claimed == {env.message_id for env in run}
+        states = await _states(conn, [*jobs, failed, started])
+        assert [states[j] for j in jobs] == ["captured"] * 3
+        assert (states[failed], states[started]) == ("released", "held")
+        assert await conn.fetchval(
+            "SELECT confirmed_at IS NOT NULL FROM reservations WHERE job_id = $1", started
+        )
+        assert (
+            await conn.fetchval("SELECT settle_reason FROM reservations WHERE job_id = $1", failed)
+            == "job.failed"
+        )
+        settled = await conn.fetch(
+            "SELECT job_id, cost_credits FROM job_settlements WHERE job_id = ANY($1::text[])",
+            [*jobs, unknown, sandbox, failed],
+        )
+        assert len(settled) == 6
+        assert {r["job_id"]: r["cost_credits"] for r in settled}[sandbox] == 0
+        noops = await conn.fetch(
+            "SELECT job_id, found FROM settlement_noops WHERE action = 'capture'"
+            " AND job_id = ANY($1::text[])",
+            [jobs[0], unknown, sandbox],
+        )
+        assert sorted((r["job_id"], r["found"]) for r in noops) == sorted(
+            [(jobs[0], "captured"), (unknown, "unknown")]
+        )
+        for run in runs:  # redelivered: nothing claimed, nothing more settled
+            assert await events.CLAIMING_HANDLERS[run[0].type](conn, consumer, run) == set()
+        assert (await ledger.balance(conn, a)).available == 1000 - 15
+        assert ((await ledger.balance(conn, a)).reserved) == 5  # `started`, still held
+        assert (await ledger.balance(conn, b)).available == 1000 - 5
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM settlement_noops WHERE job_id = ANY($1::text[])",
+                [jobs[0], unknown, sandbox],
+            )
+            == 2
+        )
+        assert await ledger.problems(conn) == []
+
+
+async def test_concurrent_claiming_batches_over_the_same_wallets_do_not_deadlock(
+    pool: asyncpg.Pool,
+) -> None:
+    """As above for the claiming handlers, with the same messages delivered to two batches
+    at once too (a redelivery racing its first delivery): each applied once."""
+    wallets = [await _account(pool) for _ in range(4)]
+    captures = [[await _held(pool, w) for w in wallets] for _ in range(2)]
+    consumer = unique("billing.job-events")
+    envs = [
+        [_event("job.completed", j, w) for j, w in zip(group, wallets, strict=True)]
+        for group in captures
+    ]
+
+    async def batch(run: list[Envelope]) -> set[Any]:
+        async with pool.acquire() as conn:
+            return await events.CLAIMING_HANDLERS["job.completed"](conn, consumer, run)
+
+    async with asyncio.timeout(30):
+        claimed = await asyncio.gather(
+            batch(envs[0]), batch(envs[1][::-1]), batch(envs[0][::-1]), batch(envs[1])
+        )
+    assert claimed[0] | claimed[2] == {e.message_id for e in envs[0]}
+    assert not claimed[0] & claimed[2]
+    assert claimed[1] | claimed[3] == {e.message_id for e in envs[1]}
+    async with pool.acquire() as conn:
+        states = await _states(conn, [j for group in captures for j in group])
+        assert set(states.values()) == {"captured"}
+        for wallet in wallets:
+            balance = await ledger.balance(conn, wallet)
+            assert (balance.available, balance.reserved) == (1000 - 10, 0)
+        assert await ledger.problems(conn) == []
+
+
 # --- reservations: group commit (adapters/reserve_batch.py) -------------------------------------
 
 

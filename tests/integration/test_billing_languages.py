@@ -102,6 +102,34 @@ async def test_two_of_three_languages_delivered_charge_two(pool: asyncpg.Pool) -
         assert state == "captured"
 
 
+async def test_the_claiming_handler_settles_a_partial_translation_per_language(
+    pool: asyncpg.Pool,
+) -> None:
+    """The consumer's claiming handler (events.CLAIMING_HANDLERS) takes a run holding a
+    partial translation through one transaction (inbox claim + per-language settlement)."""
+    account, job = await _held(pool, 360)
+    _, whole = await _held(pool, 360)
+    run = [
+        _event("job.completed", job, account, JobStatus.COMPLETED, {"es", "fr"}),
+        _event("job.completed", whole, account, JobStatus.COMPLETED, {"es", "de", "fr"}),
+    ]
+    handler = events.CLAIMING_HANDLERS["job.completed"]
+    consumer = f"billing.job-events.{job}"
+    async with pool.acquire() as conn:
+        assert await handler(conn, consumer, run) == {env.message_id for env in run}
+        assert await handler(conn, consumer, run) == set()  # redelivered: nothing more
+        assert await _moves(conn, account, job) == [
+            ("capture", 240, None),
+            ("release", 120, "de"),
+            ("reservation", 360, None),
+        ]
+        states = await conn.fetch(
+            "SELECT state FROM reservations WHERE job_id = ANY($1::text[])", [job, whole]
+        )
+        assert [r["state"] for r in states] == ["captured", "captured"]
+        assert await ledger.problems(conn) == []
+
+
 async def test_a_translation_canceled_after_one_language_pays_for_that_one(
     pool: asyncpg.Pool,
 ) -> None:

@@ -12,6 +12,7 @@ so an event that arrives for a settled or unknown reservation is a recorded no-o
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,8 @@ from services.contracts.jobs import (
     JobStatus,
     languages_of,
 )
-from services.messaging.batch import BatchHandler
+from services.messaging import inbox
+from services.messaging.batch import BatchHandler, ClaimingHandler
 from services.messaging.consumer import Handler
 from services.messaging.envelope import Envelope
 
@@ -178,3 +180,115 @@ HANDLERS: dict[str, Handler] = {kind: _one(h) for kind, h in BATCH_HANDLERS.item
 job_started = HANDLERS[JOB_STARTED]
 job_completed = HANDLERS[JOB_COMPLETED]
 job_ended_unpaid = HANDLERS[JOB_FAILED]
+
+
+# The same handlers for messaging's ClaimingBatchConsumer (what billing runs): a run of one
+# type is ONE statement that claims the inbox (``inbox.claim_statement`` as a CTE), writes the
+# settlement rows of the messages it claimed and settles their jobs (capture_many /
+# release_many / the confirm), so no transaction stays open between round trips while it
+# holds wallets. A run holding a translation that delivered only some of its languages (a
+# reservation split per language, job by job) takes the path above instead: one transaction
+# with the inbox claim and the batch handler.
+
+_EVENTS = (
+    "unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::int[])"
+    " WITH ORDINALITY AS e (message_id, job_id, account_id, outcome, test, cost, n)"
+)
+
+
+def _settle_statement(function: str) -> str:
+    """Claim + settlement rows + ``function`` (capture_many / release_many) of the claimed
+    live jobs in arrival order; rows: each job's outcome, then each claimed message id."""
+    return (
+        f"WITH claimed AS ({inbox.claim_statement('$1', '$2')}),"
+        f" ev AS (SELECT * FROM {_EVENTS}"
+        " WHERE e.message_id IN (SELECT message_id FROM claimed)),"
+        " logged AS (INSERT INTO job_settlements"
+        " (job_id, account_id, outcome, test, cost_credits)"
+        " SELECT job_id, account_id, outcome, test, cost FROM ev ORDER BY job_id"
+        " ON CONFLICT (job_id) DO NOTHING)"
+        " SELECT NULL::uuid AS message_id, s.job_id, s.outcome, s.amount, s.paid, s.bonus"
+        f" FROM {function}(ARRAY(SELECT job_id FROM ev WHERE NOT test ORDER BY n), $8) s"
+        " UNION ALL"
+        " SELECT message_id, NULL, NULL, NULL, NULL, NULL FROM claimed"
+    )
+
+
+_CAPTURE = _settle_statement("capture_many")
+_RELEASE = _settle_statement("release_many").replace("s.paid, s.bonus", "0::bigint, 0::bigint")
+_CONFIRM = (
+    f"WITH claimed AS ({inbox.claim_statement('$1', '$2')}),"
+    f" ev AS (SELECT * FROM {_EVENTS} WHERE e.message_id IN (SELECT message_id FROM claimed)),"
+    " confirmed AS (UPDATE reservations SET confirmed_at = now()"
+    " WHERE job_id = ANY (ARRAY(SELECT DISTINCT job_id FROM ev WHERE NOT test ORDER BY job_id))"
+    " AND state = 'held' AND confirmed_at IS NULL)"
+    " SELECT message_id FROM claimed"
+)
+
+
+def _arguments(
+    consumer: str, envs: Sequence[Envelope], jobs: Sequence[JobSnapshot]
+) -> tuple[object, ...]:
+    return (
+        consumer,
+        [env.message_id for env in envs],
+        [j.job_id for j in jobs],
+        [j.account_id for j in jobs],
+        [j.status.value for j in jobs],
+        [j.test for j in jobs],
+        [0 if j.test else j.cost_credits for j in jobs],
+    )
+
+
+async def _in_transaction(
+    conn: Connection, consumer: str, envs: Sequence[Envelope], handler: BatchHandler
+) -> set[uuid.UUID]:
+    """The inbox claim and ``handler`` of the fresh messages in one transaction."""
+    async with conn.transaction():
+        claimed = await inbox.claim_many(conn, consumer, [env.message_id for env in envs])
+        fresh = [env for env in envs if env.message_id in claimed]
+        if fresh:
+            await handler(conn, fresh)
+    return claimed
+
+
+def _claiming_settle(statement: str, kind: str, handler: BatchHandler) -> ClaimingHandler:
+    async def settle(conn: Connection, consumer: str, envs: Sequence[Envelope]) -> set[uuid.UUID]:
+        jobs = [JobSnapshot.model_validate(env.data) for env in envs]
+        if any(not job.test and _delivered(job) is not None for job in jobs):
+            return await _in_transaction(conn, consumer, envs, handler)
+        reason = envs[0].type  # a run is of one type
+        rows = await conn.fetch(statement, *_arguments(consumer, envs, jobs), reason)
+        claimed: set[uuid.UUID] = set()
+        for r in rows:
+            if r["message_id"] is not None:
+                claimed.add(r["message_id"])
+                continue
+            outcome = r["outcome"]
+            metrics.SETTLEMENTS.labels(kind, outcome, "event").inc()
+            if outcome == "captured":
+                metrics.CREDITS.labels("captured_paid").inc(r["paid"])
+                metrics.CREDITS.labels("captured_bonus").inc(r["bonus"])
+            elif outcome == "released":
+                metrics.CREDITS.labels("released").inc(r["amount"])
+            else:
+                log.info(f"{kind}_noop", job_id=r["job_id"], found=outcome)
+        return claimed
+
+    return settle
+
+
+async def _claiming_started(
+    conn: Connection, consumer: str, envs: Sequence[Envelope]
+) -> set[uuid.UUID]:
+    jobs = [JobSnapshot.model_validate(env.data) for env in envs]
+    rows = await conn.fetch(_CONFIRM, *_arguments(consumer, envs, jobs))
+    return {r["message_id"] for r in rows}
+
+
+CLAIMING_HANDLERS: dict[str, ClaimingHandler] = {
+    JOB_STARTED: _claiming_started,
+    JOB_COMPLETED: _claiming_settle(_CAPTURE, "capture", jobs_completed),
+    JOB_FAILED: _claiming_settle(_RELEASE, "release", jobs_ended_unpaid),
+    JOB_CANCELED: _claiming_settle(_RELEASE, "release", jobs_ended_unpaid),
+}
