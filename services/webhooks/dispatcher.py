@@ -304,7 +304,9 @@ class Dispatcher:
         if disabled:
             log.warning("webhook_endpoint_disabled", api_key_id=task.api_key_id)
             self._on_disabled()
-        log.info(
+        # A success at debug: every attempt is in the attempts table and the delivery log API;
+        # failures and fenced-out outcomes stay at info.
+        (log.debug if outcome.succeeded and recorded else log.info)(
             "webhook_attempt",
             delivery_id=task.id,
             event_id=task.event_id,
