@@ -103,10 +103,19 @@ class OutboxRelay:
         return len(rows)
 
     async def drain(self) -> int:
+        """Publish batches until one comes back short of ``batch_size``.
+
+        A short batch took every committed row this relay could lock: no second, empty SELECT
+        (a transaction of its own) just to learn that. A row committed after that SELECT is
+        this process's own (its committer calls ``wake()``, so ``run`` drains again at once) or
+        another replica's (its relay publishes it; ``poll_seconds`` is the backstop either way).
+        """
         total = 0
-        while (n := await self.publish_once()) > 0:
+        while True:
+            n = await self.publish_once()
             total += n
-        return total
+            if n < self._batch_size:
+                return total
 
     async def _refresh_gauges(self) -> None:
         now = time.monotonic()
