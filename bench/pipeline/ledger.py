@@ -7,6 +7,7 @@ Baseline: the same statements as bare Postgres transactions on a scratch schema
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ from bench.stats import summary
 from services.contracts.ids import new_id
 from services.contracts.routing import BILLING_JOB_EVENTS
 from services.runtime.internal import TOKEN_HEADER
+
+# The outbox relay's batch (services/messaging/outbox.py): completions published at once.
+RELAY_BATCH = 100
 
 if TYPE_CHECKING:
     from bench.stack import Stack
@@ -109,12 +113,16 @@ async def ledger_reserve_capture(stack: Stack, runs: int, sizes: Sizes) -> Figur
         f"Driven as the platform does: {LEDGER_CONCURRENCY} workers, each reserving a 5-credit"
         " music job over billing's internal POST /internal/v1/reservations (the gateway's call,"
         " internal token from the stack's environment; round robin over billing replicas), then"
-        " publishing its job.completed event (confirmed, persistent) to the billing.job-events"
-        " queue, which billing consumes and captures. Billing makes the reservations that arrive"
+        " staging its job.completed event for a relay task that publishes them as the jobs"
+        f" service's outbox relay does (batches of up to {RELAY_BATCH} sent at once, persistent,"
+        " every confirm awaited off the reserving worker) to the billing.job-events queue,"
+        " which billing consumes and captures. Billing makes the reservations that arrive"
         " together in one statement and one commit (group commit: reserve_many, each caller"
         " answered after that commit with its own outcome), and captures its events in batches"
-        " (up to 32 a transaction: one inbox statement, one settlement-row insert, one"
-        f" capture_many() call). {LEDGER_WALLETS} funded wallets; runs of {batches[1]} (1 replica)"
+        " of up to 32, each ONE statement with no transaction around it (messaging's"
+        " ClaimingBatchConsumer: the inbox claim and the settlement rows as CTEs of the"
+        f" capture_many() call, so no wallet is held between round trips)."
+        f" {LEDGER_WALLETS} funded wallets; runs of {batches[1]} (1 replica)"
         f" and {batches[2]} (2 replicas) pairs, sized from {sizes.ledger_warmup} warm-up pairs to"
         f" last about {sizes.run_seconds:g} s; the clock stops when every reservation of"
         " the run is captured (polled in Postgres every 10 ms). Value: reserve+capture pairs/s"
@@ -140,15 +148,11 @@ async def ledger_reserve_capture(stack: Stack, runs: int, sizes: Sizes) -> Figur
             " confirmed publish to a quorum queue, then a broker delivery, each hop a wake-up"
             " of another process on 2 shared cores, where the bare pair has two round trips"
             " to Postgres. Neither the bench process nor billing is busy (each well under a"
-            " core): the pairs wait. Sampled in Postgres (pg_stat_activity), a capture batch's"
-            " transaction spends most of its life idle in transaction, waiting for billing's"
-            " next statement or its COMMIT (five round trips: BEGIN, inbox, settlement rows,"
-            " capture_many, COMMIT), and the reservations' batches wait on the wallet rows it"
-            " holds meanwhile (every batch touches most of the 20 wallets); at 2 replicas two"
-            " processes' batches queue on the same wallets. What it would take: fewer round"
-            " trips in a capture batch's transaction (the inbox claim and the settlement in the"
-            " capture statement), a bench that publishes completions as the jobs service's relay"
-            " does (confirms awaited off the reserving worker), and billing on cores of its own."
+            " core): the pairs wait. A capture batch is one statement (inbox claim,"
+            " settlement rows and capture_many() in one round trip), and the reservations'"
+            " group commits take the same wallets (every batch touches most of the 20"
+            " wallets); at 2 replicas two processes' batches queue on the same wallet rows."
+            " What it would take: billing and the broker on cores of their own."
         )
     notes += busy_machine()
     figure: Figure = {
@@ -208,10 +212,14 @@ class Ledger:
 
     async def pairs(self, count: int) -> float:
         """Reserve+capture pairs/s: ``LEDGER_CONCURRENCY`` workers each reserve a job (HTTP,
-        round robin over billing's replicas) and publish its completion; the clock stops when
-        every reservation of the batch is captured."""
+        round robin over billing's replicas) and stage its completion for a relay task that
+        publishes as the jobs service's outbox relay does (batches of up to ``RELAY_BATCH``
+        sent at once, every confirm awaited, the next batch meanwhile staged): the reserving
+        worker moves on without waiting for the broker. The clock stops when every reservation
+        of the run is captured."""
         urls = self.stack.urls("billing")
         jobs: list[str] = []
+        staged: asyncio.Queue[aio_pika.Message] = asyncio.Queue()
 
         async def one(_: int) -> None:
             i = next(self.serial)
@@ -224,22 +232,39 @@ class Ledger:
             }
             await self._post(f"{urls[i % len(urls)]}/internal/v1/reservations", body, "reserve")
             jobs.append(job_id)
-            await self.channel.default_exchange.publish(
-                message(job_event(job_id, account, "key_bench")),
-                routing_key=BILLING_JOB_EVENTS,
-                timeout=10,
-            )
+            staged.put_nowait(message(job_event(job_id, account, "key_bench")))
+
+        async def relay() -> None:
+            published = 0
+            while published < count:
+                batch = [await staged.get()]
+                while len(batch) < RELAY_BATCH and not staged.empty():
+                    batch.append(staged.get_nowait())
+                sends = [
+                    self.channel.default_exchange.publish(m, routing_key=BILLING_JOB_EVENTS)
+                    for m in batch
+                ]
+                async with asyncio.timeout(10):
+                    await asyncio.gather(*sends)
+                published += len(batch)
 
         started = time.perf_counter()
-        await measure.closed_loop(count, LEDGER_CONCURRENCY, one)
-        async with asyncio.timeout(WAIT_SECONDS):
-            while True:
-                captured = await self.db.fetchval(
-                    "SELECT count(*) FROM billing.reservations"
-                    " WHERE job_id = ANY($1::text[]) AND state = 'captured'",
-                    jobs,
-                )
-                if captured >= count:
-                    break
-                await asyncio.sleep(0.01)
+        relaying = asyncio.create_task(relay())
+        try:
+            await measure.closed_loop(count, LEDGER_CONCURRENCY, one)
+            async with asyncio.timeout(WAIT_SECONDS):
+                await asyncio.shield(relaying)
+                while True:
+                    captured = await self.db.fetchval(
+                        "SELECT count(*) FROM billing.reservations"
+                        " WHERE job_id = ANY($1::text[]) AND state = 'captured'",
+                        jobs,
+                    )
+                    if captured >= count:
+                        break
+                    await asyncio.sleep(0.01)
+        finally:
+            relaying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relaying
         return count / (time.perf_counter() - started)
