@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import TYPE_CHECKING
 
+import aiormq
 import asyncpg
 import structlog
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
@@ -115,6 +116,9 @@ class BatchConsumer(Consumer):
         self._full = asyncio.Event()
         self._concurrency = concurrency
         self._batchers: list[asyncio.Task[None]] = []
+        # Per channel, the delivery tags received and not yet acked or rejected: a batch acks
+        # with one ``multiple`` ack up to a tag only when every unsettled tag below it is its own.
+        self._unsettled: dict[object, set[int]] = {}
 
     async def start(self) -> None:
         self._batchers = [
@@ -136,6 +140,19 @@ class BatchConsumer(Consumer):
             if not item.settled.done():
                 item.settled.set_result(True)
         self._waiting.clear()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        # Registered before anything else (messages start in delivery order): a batch never
+        # acks past a message that is still being handled, rejected or left for the broker.
+        tag = message.delivery_tag
+        tags = self._unsettled.setdefault(message.channel, set())
+        if tag is not None:
+            tags.add(tag)
+        try:
+            await super()._on_message(message)
+        finally:
+            if tag is not None and (message.processed or message.channel.is_closed):
+                tags.discard(tag)
 
     async def _handle(
         self, message: AbstractIncomingMessage, env: Envelope, handler: Handler
@@ -186,11 +203,42 @@ class BatchConsumer(Consumer):
         if fresh:
             self._after_commit()
         ids = {id(i) for i in fresh}
-        await asyncio.gather(
-            *(self._settle(i.message.ack(), "ok" if id(i) in ids else "duplicate") for i in live)
-        )
+        await self._ack(live, lambda i: "ok" if id(i) in ids else "duplicate")
         for item in live:
             item.settled.set_result(True)
+
+    async def _ack(self, items: list[_Item], outcome: Callable[[_Item], str]) -> None:
+        """Ack a committed batch: one ``multiple`` ack for its messages below the lowest tag
+        of the channel that is not the batch's (another batch's, one handled alone, one left
+        unacked for the broker), each remaining one on its own."""
+        by_channel: dict[object, list[_Item]] = {}
+        for item in items:
+            by_channel.setdefault(item.message.channel, []).append(item)
+        for channel in [c for c in self._unsettled if getattr(c, "is_closed", False)]:
+            del self._unsettled[channel]  # the broker took those back with the channel
+        alone: list[_Item] = []
+        for channel, mine in by_channel.items():
+            unsettled = self._unsettled.get(channel, set())
+            own = {_tag(i) for i in mine}
+            below = min(unsettled - own, default=None)
+            covered = [i for i in mine if below is None or _tag(i) < below]
+            alone += [i for i in mine if below is not None and _tag(i) > below]
+            if len(covered) < 2:
+                alone += covered
+                continue
+            unsettled.difference_update(_tag(i) for i in covered)
+            top = max(covered, key=_tag)
+            try:
+                await top.message.ack(multiple=True)
+            except (aiormq.exceptions.AMQPError, RuntimeError, ConnectionError) as exc:
+                log.warning("message_settle_lost", queue=self._queue_name, error=repr(exc))
+                for _ in covered:
+                    self._outcome("returned")
+                continue
+            for item in covered:
+                self._outcome(outcome(item))
+        if alone:
+            await asyncio.gather(*(self._settle(i.message.ack(), outcome(i)) for i in alone))
 
     async def _apply_batch(self, batch: list[_Item]) -> list[_Item]:
         """The inbox claims and the handlers' effects in one transaction; the fresh items."""
@@ -275,6 +323,12 @@ class ClaimingBatchConsumer(BatchConsumer):
 
 async def _unclaimed(conn: Connection, envs: Sequence[Envelope]) -> None:
     raise AssertionError("a ClaimingBatchConsumer applies messages through its own handlers")
+
+
+def _tag(item: _Item) -> int:
+    tag = item.message.delivery_tag
+    assert tag is not None  # consumed with manual acks: every message has one
+    return tag
 
 
 def _observe(service: str, queue: str, seconds: float, count: int) -> None:
