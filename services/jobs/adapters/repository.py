@@ -83,24 +83,35 @@ async def insert(
     return row is not None
 
 
-_SAVE = (
+_SAVE_TEMPLATE = (
     "UPDATE jobs SET status=$2, output=$3, error=$4, progress=$5, started_at=$6,"
-    " completed_at=$7, version=$8, next_check_at=(CASE WHEN nudged AND $10::timestamptz IS NOT"
-    " NULL THEN least($10, now()) ELSE $10 END), leased_until=NULL, nudged=false,"
+    " completed_at=$7, version=$8, {lease},"
     " provider_task_id=coalesce($11, provider_task_id),"
     " deadline_at=coalesce($12, deadline_at), languages=$13, updated_at=now()"
     " WHERE id=$1 AND version=$9"
 )
+# Saving lets go of the caller's lease (a nudge that came meanwhile makes the row due now) ...
+_LET_GO = (
+    "next_check_at=(CASE WHEN nudged AND $10::timestamptz IS NOT NULL THEN least($10, now())"
+    " ELSE $10 END), leased_until=NULL, nudged=false"
+)
+# ... or keeps it, for a caller that goes on at once with a provider state that cannot change
+# any more (a task that finished at its submit): a nudge about it has nothing new to say.
+_HOLD = "next_check_at=$10::timestamptz, nudged=false"
+_SAVE = _SAVE_TEMPLATE.format(lease=_LET_GO)
+_SAVE_HOLDING = _SAVE_TEMPLATE.format(lease=_HOLD)
 # The save, its event's outbox row and (a settled job freed capacity) the runners' wake-up in
 # ONE statement: atomic on its own, so a runner's transition is one round trip, not BEGIN,
 # UPDATE, INSERT, NOTIFY, COMMIT. The outbox row is written only if the save matched.
-_SAVE_AND_STAGE = (
-    f"WITH saved AS ({_SAVE} RETURNING 1),"
+_SAVE_AND_STAGE_TEMPLATE = (
+    "WITH saved AS ({save} RETURNING 1),"
     " staged AS (INSERT INTO outbox (message_id, exchange, routing_key, body)"
     " SELECT $14::uuid, $15::text, $16::text, $17::bytea FROM saved RETURNING 1)"
     " SELECT (SELECT count(*) FROM saved) AS saved, (SELECT count(*) FROM staged) AS staged,"
     " (SELECT pg_notify($18, $19) WHERE $20::bool AND EXISTS (SELECT 1 FROM saved)) AS woke"
 )
+_SAVE_AND_STAGE = _SAVE_AND_STAGE_TEMPLATE.format(save=_SAVE)
+_SAVE_AND_STAGE_HOLDING = _SAVE_AND_STAGE_TEMPLATE.format(save=_SAVE_HOLDING)
 _SETTLED = ("completed", "failed", "canceled")
 
 
@@ -135,6 +146,7 @@ async def save(
     provider_task_id: str | None = None,
     deadline_at: datetime | None = None,
     event: tuple[object, ...] | None = None,
+    hold_lease: bool = False,
 ) -> None:
     """Store ``job`` if the stored one is the version it was derived from.
 
@@ -142,16 +154,19 @@ async def save(
     settled; now, if a nudge came during the lease); the provider task id and deadline are only
     ever set, never cleared. Saving ends the caller's lease. ``event``: the outbox row
     announcing it (``outbox.stage_values``), written by the same statement (so a caller
-    outside a transaction still gets both or neither).
+    outside a transaction still gets both or neither). ``hold_lease``: keep the caller's lease
+    (and drop a nudge) for a caller that goes on with the job at once, with a provider state
+    no nudge can add to; its next save lets go (or the lease runs out).
     """
     values = _save_values(job, next_check_at, provider_task_id, deadline_at)
     settled = job.status.value in _SETTLED
     if event is not None:
-        row = await conn.fetchrow(_SAVE_AND_STAGE, *values, *event, WORK_CHANNEL, ADMIT, settled)
+        sql = _SAVE_AND_STAGE_HOLDING if hold_lease else _SAVE_AND_STAGE
+        row = await conn.fetchrow(sql, *values, *event, WORK_CHANNEL, ADMIT, settled)
         if row is None or row["saved"] != 1:
             raise StaleJob(job.id)
         return
-    status = await conn.execute(_SAVE, *values)
+    status = await conn.execute(_SAVE_HOLDING if hold_lease else _SAVE, *values)
     if status != "UPDATE 1":
         raise StaleJob(job.id)
     if settled:

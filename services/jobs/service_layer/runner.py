@@ -284,6 +284,10 @@ class Runner:
         now = _now()
         started = job.transition(JobStatus.PROCESSING, now)
         deadline = now + timedelta(seconds=self._config.deadlines.get(job.service.value, 3600.0))
+        # A task that already ended at its submit is followed below, by this task: the row stays
+        # leased meanwhile, so the provider's webhook about that end (often here before this
+        # save) does not hand the row to a second look that would fetch and download it again.
+        finished = state.status is not TaskStatus.RUNNING
         try:
             # One statement (the row, its event's outbox row): no explicit transaction needed.
             async with self._pool.acquire() as conn:
@@ -294,13 +298,14 @@ class Runner:
                     next_check_at=min(now + timedelta(seconds=self._config.poll_seconds), deadline),
                     provider_task_id=state.task_id,
                     deadline_at=deadline,
+                    hold_lease=finished,
                 )
         except StaleJob:
             await self._moved_on_after_submit(run, state.task_id)
             raise
         self._after_commit()
         log.info("provider_task_started", provider=provider.name, task_id=state.task_id)
-        if state.status is not TaskStatus.RUNNING:
+        if finished:
             await self._follow(
                 Run(
                     job=started,

@@ -38,9 +38,11 @@ async def record_transition(
     next_check_at: datetime | None = None,
     provider_task_id: str | None = None,
     deadline_at: datetime | None = None,
+    hold_lease: bool = False,
 ) -> None:
     """Save ``job`` (version-checked: raises StaleJob) and stage the event of its status, in
-    one statement: atomic inside the caller's transaction or, outside one, on its own."""
+    one statement: atomic inside the caller's transaction or, outside one, on its own.
+    ``hold_lease``: see ``repository.save``."""
     event_type = EVENT_FOR_STATUS[job.status]
     data = job.snapshot().model_dump(mode="json")
     if cause is not None:
@@ -54,6 +56,7 @@ async def record_transition(
         provider_task_id=provider_task_id,
         deadline_at=deadline_at,
         event=outbox.stage_values(EVENTS, event_type, env),
+        hold_lease=hold_lease,
     )
     observe(job)
 
