@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -136,8 +137,38 @@ def new_request_id() -> str:
     return "req_" + secrets.token_hex(12)
 
 
+_MAX_METRIC_CHILDREN = 512
+
+
+@dataclass(frozen=True, slots=True)
+class _Measured:
+    """One request's count and duration children."""
+
+    requests: Any
+    duration: Any
+
+    def observe(self, elapsed: float) -> None:
+        self.requests.inc()
+        self.duration.observe(elapsed)
+
+
 def edge_middleware(service: str) -> Middleware:
     """Gives every request an id, logs and measures it, and turns failures into the error shape."""
+
+    # Each (method, route, status)'s metric children, looked up once: ``labels()`` takes a lock
+    # and builds its key on every call. Bounded: past the cap (odd methods), looked up each time.
+    children: dict[tuple[str, str, int], _Measured] = {}
+
+    def _measured(method: str, route: str, status: int) -> _Measured:
+        found = children.get((method, route, status))
+        if found is None:
+            found = _Measured(
+                metrics.HTTP_REQUESTS.labels(service, method, route, str(status)),
+                metrics.HTTP_DURATION.labels(service, method, route),
+            )
+            if len(children) < _MAX_METRIC_CHILDREN:
+                children[(method, route, status)] = found
+        return found
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -147,7 +178,11 @@ def edge_middleware(service: str) -> Middleware:
         route = resource.canonical if resource is not None else "unmatched"
         started = request.get(ARRIVED) or time.perf_counter()
         request[STARTED] = started
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        # Bound for this request's log lines, reset to what it was after (a kept-alive
+        # connection's next request runs in the same task). Tokens, not bound_contextvars():
+        # that copies the whole context on every request.
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
             try:
                 response = await handler(request)
             except ApiError as err:
@@ -164,8 +199,7 @@ def edge_middleware(service: str) -> Middleware:
                 response = _from_failure(request, exc, route, request_id)
             response.headers["Request-Id"] = request_id
             elapsed = time.perf_counter() - started
-            metrics.HTTP_REQUESTS.labels(service, request.method, route, str(response.status)).inc()
-            metrics.HTTP_DURATION.labels(service, request.method, route).observe(elapsed)
+            _measured(request.method, route, response.status).observe(elapsed)
             reporter = request.app.get(TRAFFIC)
             # A short overload's refusals count nowhere (runtime/admission.py); a lasting one does.
             forgiven = request.get(SHED_FORGIVEN, False)
@@ -182,5 +216,7 @@ def edge_middleware(service: str) -> Middleware:
             if response.status >= 500 and not forgiven:
                 log.warning("request_5xx", route=route, status=response.status)
             return response
+        finally:
+            structlog.contextvars.reset_contextvars(**bound)
 
     return middleware

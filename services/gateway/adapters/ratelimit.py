@@ -115,28 +115,35 @@ class JobRead:
 
 
 async def authenticate_and_take(
-    conn: Connection | asyncpg.Pool, secret: str, default: Limit
+    conn: Connection | asyncpg.Pool, secret: str, default: Limit, *, key_hash: bytes | None = None
 ) -> tuple[Caller, Bucket]:
     """The caller for a usable key (with a restricted key's permissions: checked by the caller,
     no round trip of their own) and its bucket after taking a token; refused keys take none.
 
-    Raises :class:`KeyRefused` like :func:`accounts.authenticate`.
+    Raises :class:`KeyRefused` like :func:`accounts.authenticate`. ``key_hash``: the
+    secret's ``keys.digest`` when the caller already has it (the edge: admission control
+    hashed it to count the key's requests).
     """
     row = await conn.fetchrow(
-        _AUTHENTICATE_AND_TAKE, keys.digest(secret), default.per_second, default.burst
+        _AUTHENTICATE_AND_TAKE, key_hash or keys.digest(secret), default.per_second, default.burst
     )
     return _caller(row)
 
 
 async def authenticate_take_and_read(
-    conn: Connection | asyncpg.Pool, secret: str, default: Limit, read: JobRead
+    conn: Connection | asyncpg.Pool,
+    secret: str,
+    default: Limit,
+    read: JobRead,
+    *,
+    key_hash: bytes | None = None,
 ) -> tuple[Caller, Bucket, dict[str, Any] | None]:
     """:func:`authenticate_and_take`, and the job ``read`` names as ``jobs_view.get`` would
     answer it for this caller (None: not found, or no token granted), in the same statement.
     The caller still checks the key's permission before showing the job."""
     row = await conn.fetchrow(
         _AUTHENTICATE_TAKE_AND_READ,
-        keys.digest(secret),
+        key_hash or keys.digest(secret),
         default.per_second,
         default.burst,
         read.job_id,

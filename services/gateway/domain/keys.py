@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import string
 from dataclasses import dataclass
@@ -34,6 +35,11 @@ class NewKey:
 FULL_PREFIX = "sk"
 RESTRICTED_PREFIX = "rk"
 _PREFIXES = (FULL_PREFIX, RESTRICTED_PREFIX)
+# <kind>_<mode>_<43 base62 characters>, nothing before or after.
+_SHAPE = re.compile(
+    f"(?:{'|'.join(_PREFIXES)})_(?:{'|'.join(m.value for m in Mode)})_"
+    f"[A-Za-z0-9]{{{_SECRET_LENGTH}}}"
+)
 
 
 def generate(mode: Mode, *, restricted: bool = False) -> NewKey:
@@ -50,16 +56,8 @@ def digest(secret: str) -> bytes:
 
 
 def looks_like_key(candidate: str) -> bool:
-    """Cheap shape check before any database work."""
-    if len(candidate) > MAX_KEY_LENGTH:
-        return False
-    for kind in _PREFIXES:
-        for mode in Mode:
-            prefix = f"{kind}_{mode.value}_"
-            if candidate.startswith(prefix):
-                body = candidate[len(prefix) :]
-                return len(body) == _SECRET_LENGTH and all(c in _ALPHABET for c in body)
-    return False
+    """Cheap shape check before any database work (one compiled pattern: every request runs it)."""
+    return len(candidate) <= MAX_KEY_LENGTH and _SHAPE.fullmatch(candidate) is not None
 
 
 # How long a rolled key keeps working beside its replacement, as Stripe offers it: at once, an

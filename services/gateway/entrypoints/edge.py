@@ -26,6 +26,9 @@ from services.runtime.traffic import exempt_latency
 API_PREFIX = "/api/v1/"
 
 BUCKET = web.RequestKey("rate_bucket", ratelimit.Bucket)
+# The presented secret and its digest, as admission control hashed them (key_identity): the key
+# check reuses the digest instead of hashing the secret a second time.
+_HASHED = web.RequestKey("key_hashed", tuple[str, bytes])
 
 
 def _unauthorized(spec: ErrorSpec, variant: str | None = None) -> ApiError:
@@ -53,7 +56,15 @@ def key_identity(request: web.Request) -> str | None:
     secret = secret.strip()
     if scheme.lower() != "bearer" or not keys.looks_like_key(secret):
         return None
-    return keys.digest(secret).hex()
+    digest = keys.digest(secret)
+    request[_HASHED] = (secret, digest)
+    return digest.hex()
+
+
+def _key_hash(request: web.Request, secret: str) -> bytes | None:
+    """The digest admission control computed for ``secret``, if it did (None: hash it)."""
+    hashed = request.get(_HASHED)
+    return hashed[1] if hashed is not None and hashed[0] == secret else None
 
 
 def needed(request: web.Request) -> permissions.Permission | None:
@@ -73,11 +84,16 @@ async def _take(
     """The key check and its token; a read of one job reads the job in the same statement."""
     pool = request.app[POOL]
     read = job_read(request)
+    key_hash = _key_hash(request, secret)
     if read is None:
-        return await ratelimit.authenticate_and_take(pool, secret, limit)
+        return await ratelimit.authenticate_and_take(pool, secret, limit, key_hash=key_hash)
     job_id, service = read
     caller, bucket, job = await ratelimit.authenticate_take_and_read(
-        pool, secret, limit, ratelimit.JobRead(job_id, service.value if service else None)
+        pool,
+        secret,
+        limit,
+        ratelimit.JobRead(job_id, service.value if service else None),
+        key_hash=key_hash,
     )
     request[PREFETCHED] = Prefetched(job)
     return caller, bucket
@@ -109,10 +125,14 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         raise errors.PERMISSION_DENIED.error(permission=str(wanted))
     if caller.test:  # sandbox traffic is the customer's to shape: its time is not our latency
         exempt_latency(request)
-    with structlog.contextvars.bound_contextvars(
+    # Tokens reset after, as the edge's request id (runtime/http.py): no copy of the context.
+    bound = structlog.contextvars.bind_contextvars(
         account_id=caller.account_id, api_key_id=caller.key_id
-    ):
+    )
+    try:
         return await handler(request)
+    finally:
+        structlog.contextvars.reset_contextvars(**bound)
 
 
 async def rate_limit_headers(request: web.Request, response: web.StreamResponse) -> None:
