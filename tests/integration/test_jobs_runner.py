@@ -65,13 +65,15 @@ async def simulator() -> AsyncIterator[tuple[str, State]]:
         await server.close()
 
 
-def runner(pool: asyncpg.Pool, provider: Provider, tmp_path: Path) -> Runner:
+def runner(
+    pool: asyncpg.Pool, provider: Provider, tmp_path: Path, *, lease_seconds: float = 0.05
+) -> Runner:
     config = RunnerConfig(
         account_limit=5,
         lane_limit=5,
         lane_parallelism=5,
         poll_seconds=0.05,
-        lease_seconds=0.05,
+        lease_seconds=lease_seconds,
         tick_seconds=0.05,
         deadlines={"music": 30},
         callback_base="http://127.0.0.1:9",  # nobody listens: completion comes by polling
@@ -142,3 +144,94 @@ async def test_a_crash_after_submit_resumes_the_same_provider_task(
     assert artifact["content_type"] == "audio/wav" and artifact["bytes"] > 0
     events = await pool.fetch("SELECT routing_key FROM outbox ORDER BY id")
     assert [e["routing_key"] for e in events] == ["job.started", "job.completed"]
+
+
+class NudgedAtSubmit:
+    """The provider's webhook about the task's end arrives while the submit is still answering
+    (a task that finishes at once): the row is nudged while its runner holds the lease."""
+
+    def __init__(self, real: Provider, pool: asyncpg.Pool) -> None:
+        self.real = real
+        self.name = real.name
+        self.pool = pool
+        self.fetches = 0
+        self.downloads = 0
+
+    async def submit(self, job_id: str, *args: Any) -> TaskState:
+        state = await self.real.submit(job_id, *args)
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE jobs SET nudged = true WHERE id = $1 AND leased_until > now()", job_id
+            )
+        return state
+
+    async def fetch(self, task_id: str) -> TaskState:
+        self.fetches += 1
+        return await self.real.fetch(task_id)
+
+    async def download(self, *args: Any) -> bytes:
+        self.downloads += 1
+        await asyncio.sleep(0.3)  # a few of the runner's ticks: time for a second look
+        return await self.real.download(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+async def test_a_task_finished_at_submit_is_settled_by_one_look(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    app = create_simulator(SimulatorSettings(latency_seconds=0.0))
+    server = TestServer(app)
+    await server.start_server()
+    command = CreateJob(
+        job_id="job_at_once",
+        account_id="acct",
+        api_key_id="key",
+        service=Service.MUSIC,
+        test=False,
+        input={"prompt": "x", "duration_seconds": 5},
+        created_at=datetime.now(UTC),
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        env = Envelope(
+            type=CreateJob.TYPE, correlation_id="c", data=command.model_dump(mode="json")
+        )
+        await create_job(conn, env)
+    try:
+        async with aiohttp.ClientSession() as session:
+            http = ProviderHttp(
+                session,
+                name="replicate",
+                base_url=str(server.make_url("")).rstrip("/"),
+                headers={"Authorization": "Bearer sim-dev-provider-key"},
+                timeout=2,
+                tries=2,
+                backoff=0.01,
+            )
+            provider = NudgedAtSubmit(ReplicatePredictions(http), pool)
+            # A lease long enough to outlast the follow: only a nudge could hand the row on.
+            looking = runner(pool, provider, tmp_path, lease_seconds=10.0)
+            task = asyncio.create_task(looking.run())
+            try:
+                async with asyncio.timeout(10):
+                    while True:
+                        async with pool.acquire() as conn:
+                            run = await repository.get(conn, "job_at_once")
+                        assert run is not None
+                        if run.job.status is JobStatus.COMPLETED:
+                            break
+                        await asyncio.sleep(0.02)
+                await asyncio.sleep(0.3)  # a second look, if the nudge had made one, ends here
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+    finally:
+        await server.close()
+    assert provider.fetches == 0  # followed with the submit's own answer
+    assert provider.downloads == 1
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT leased_until, nudged, next_check_at FROM jobs WHERE id = 'job_at_once'"
+        )
+    assert row is not None and row["leased_until"] is None and row["next_check_at"] is None
