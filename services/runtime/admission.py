@@ -153,9 +153,10 @@ class Gate:
         self._queue_empty_at = time.monotonic()  # when the queue was last empty
         self._episode_started = -1e18
         self._last_shed = -1e18
-        self._gauge_work = metrics.REQUESTS_IN_FLIGHT.labels(service, "work")
-        self._gauge_held = metrics.REQUESTS_IN_FLIGHT.labels(service, "held")
-        self._gauge_queued = metrics.REQUESTS_IN_FLIGHT.labels(service, "queued")
+        # Read when scraped, not set on every request (a gauge's set() takes a lock).
+        metrics.REQUESTS_IN_FLIGHT.labels(service, "work").set_function(lambda: self.working)
+        metrics.REQUESTS_IN_FLIGHT.labels(service, "held").set_function(lambda: self.held)
+        metrics.REQUESTS_IN_FLIGHT.labels(service, "queued").set_function(lambda: len(self._queue))
         self._shed_overloaded = metrics.REQUESTS_SHED.labels(service, "overloaded")
         self._shed_held = metrics.REQUESTS_SHED.labels(service, "too_many_held")
         self._shed_key = metrics.REQUESTS_SHED.labels(service, "key_concurrency")
@@ -172,7 +173,6 @@ class Gate:
                 self._shed_held.inc()
                 raise self._overloaded(request)
             self.held += 1
-            self._gauge_held.set(self.held)
             return Slot("held", None)
         key = self._key_of(request) if self._key_of is not None else None
         if key is not None and self.per_key_limit is not None:
@@ -183,7 +183,6 @@ class Gate:
                 )
         if self.working < self.limit:
             self.working += 1
-            self._gauge_work.set(self.working)
             slot = Slot("work", key)
         elif len(self._queue) < self.queue_limit and (wait := self._wait_now()) > 0:
             slot = Slot("work", key, pending=self._enqueue(wait))
@@ -210,7 +209,6 @@ class Gate:
             self._queue_empty_at = time.monotonic()
         future: asyncio.Future[bool] = loop.create_future()
         self._queue.append(future)
-        self._gauge_queued.set(len(self._queue))
         loop.call_later(wait, self._expire, future)
         return future
 
@@ -224,7 +222,6 @@ class Gate:
             self._queue.remove(future)
         except ValueError:
             return
-        self._gauge_queued.set(len(self._queue))
 
     async def _wait(self, request: web.Request, slot: Slot) -> None:
         """Wait in the queue for a working slot; refused (raised) at the deadline."""
@@ -252,7 +249,6 @@ class Gate:
         slot.released = True
         if slot.kind == "held":
             self.held -= 1
-            self._gauge_held.set(self.held)
             return
         self._forget_key(slot.key)
         self._free_working_slot()
@@ -273,12 +269,10 @@ class Gate:
             future = queue.pop() if self._standing() else queue.popleft()
             if not queue:
                 self._queue_empty_at = time.monotonic()
-            self._gauge_queued.set(len(queue))
             if not future.done():
                 future.set_result(True)  # the working slot passes on: ``working`` is unchanged
                 return
         self.working -= 1
-        self._gauge_work.set(self.working)
 
     def hold(self, slot: Slot) -> None:
         """``slot``'s request now only waits: give its working slot back, count it as held.
@@ -291,7 +285,6 @@ class Gate:
         self.release(slot)
         slot.kind, slot.key, slot.released = "held", None, False
         self.held += 1
-        self._gauge_held.set(self.held)
 
     # --- refusing ----------------------------------------------------------------------------
     def _overloaded(self, request: web.Request) -> ApiError:
