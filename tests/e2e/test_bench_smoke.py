@@ -38,8 +38,11 @@ def test_quick_bench_writes_a_report_with_figure_baseline_and_plots(tmp_path: Pa
     assert md.parent == tmp_path and md.exists()
     data = json.loads(md.with_suffix(".json").read_text())
     assert data["failures"] == []
-    figure, overload, fairness = data["figures"]
-    assert figure["id"] == "sandbox_create"
+    figures = {f["id"]: f for f in data["figures"]}
+    # The sandbox create against the bare durable INSERT, and against the no-I/O handler.
+    assert set(figures) == {"sandbox_create", "sandbox_create_no_io", "overload", "fairness"}
+    figure, overload, fairness = figures["sandbox_create"], figures["overload"], figures["fairness"]
+    assert figures["sandbox_create_no_io"]["baseline"]["value"]["median"] > 0
     # Requests were answered 201 by the gateway, at one and at two replicas, and by the baseline.
     assert figure["errors"] == 0
     assert figure["value"]["1"]["median"] > 0 and figure["value"]["2"]["median"] > 0
@@ -53,6 +56,7 @@ def test_quick_bench_writes_a_report_with_figure_baseline_and_plots(tmp_path: Pa
     )
     text = md.read_text()
     assert "sandbox_create" in text and "bare aiohttp" in text
+    assert "Issue 20 targets" in text  # the summary of the five targets, this run's one of them
     for png in ("ratio-to-baseline", "replica-scaling", "sandbox_create-p99-vs-load"):
         [plot] = tmp_path.glob(f"*-{png}.png")
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
