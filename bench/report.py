@@ -451,7 +451,7 @@ def _cpu_plot(plt: Any, f: Figure, path: Path) -> str:
     per_job = f.get("cpu_ms_per_job", {})
     counts = sorted(per_job)
     services = [s for s in per_job[counts[0]] if s != "total"]
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = plt.subplots(figsize=(8, 4.2))
     bottoms = [0.0] * len(counts)
     for name in services:
         heights = [_med(per_job[n].get(name)) for n in counts]
@@ -468,7 +468,7 @@ def _cpu_plot(plt: Any, f: Figure, path: Path) -> str:
                                         for n in counts])  # fmt: skip
     ax.set_ylabel("CPU ms per completed job")
     ax.set_title(f"{f['id']}: CPU per live job by service")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside, not on, the bars
     return _saved(fig, path)
 
 
