@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import secrets
 import shutil
@@ -196,32 +195,10 @@ def _run_get_wrk(variant: Variant, connections: int, seconds: int) -> dict[str, 
         "BENCH_PATH": variant.path,
         "BENCH_ETAG": variant.etag,
     }
-    command = [
-        loadgen.wrk_path(), f"-t{threads}", f"-c{max(connections, threads)}", f"-d{seconds}s",
-        "--timeout", "10s", "-s", str(GET_LUA), targets[0] + variant.path,
-    ]  # fmt: skip
-    out, cpu = loadgen._run_child(command, env, timeout=seconds + 30)
-    line = next((ln for ln in out.splitlines() if ln.startswith("BENCH_RESULT ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk printed no result:\n{out}")
-    r = json.loads(line.removeprefix("BENCH_RESULT "))
-    duration = r["duration_us"] / 1e6
-    errors = r["connect"] + r["read"] + r["write"] + r["timeout"]
-    return {
-        "generator": "wrk",
-        "connections": connections,
-        "seconds": duration,
-        "requests": r["requests"],
-        "rps": (r["requests"] - r["status"] - errors) / duration,
-        "non_2xx": r["status"],
-        "socket_errors": errors,
-        "p50_ms": r["p50_us"] / 1000,
-        "p90_ms": r["p90_us"] / 1000,
-        "p99_ms": r["p99_us"] / 1000,
-        "p999_ms": r["p999_us"] / 1000,
-        "max_ms": r["max_us"] / 1000,
-        "loadgen_cpu_seconds": cpu,
-    }
+    url = targets[0] + variant.path
+    return loadgen.run_wrk_script(
+        GET_LUA, env, url, connections=connections, threads=threads, seconds=seconds
+    )
 
 
 async def _poll_target(url: str, secret: str) -> tuple[str, int, str]:

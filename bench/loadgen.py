@@ -98,9 +98,18 @@ def run_wrk(
         "BENCH_PREFIX": prefix,
         "BENCH_REPLAY_KEYS": str(replay_keys),
     }
+    return run_wrk_script(LUA, env, targets[0] + path, connections=connections, threads=threads,
+                          seconds=seconds)  # fmt: skip
+
+
+def run_wrk_script(
+    script: Path, env: dict[str, str], url: str, *, connections: int, threads: int, seconds: int
+) -> dict[str, Any]:
+    """wrk with one of the bench's Lua scripts (which print a ``BENCH_RESULT`` JSON line): the
+    result shape every HTTP figure reads (requests/s, percentiles in ms, errors, wrk's CPU)."""
     command = [
         wrk_path(), f"-t{threads}", f"-c{max(connections, threads)}", f"-d{seconds}s",
-        "--timeout", "10s", "-s", str(LUA), targets[0] + path,
+        "--timeout", "10s", "-s", str(script), url,
     ]  # fmt: skip
     out, cpu = _run_child(command, env, timeout=seconds + 30)
     line = next((ln for ln in out.splitlines() if ln.startswith("BENCH_RESULT ")), None)
