@@ -572,6 +572,8 @@ async def _fairness(
             "offered": quiet_rate,
             "statuses_alone": _added(r["statuses"] for r in alone),
             "statuses_with_noisy": _added(r["statuses"] for r in together),
+            "error_codes_alone": _added(r["error_codes"] for r in alone),
+            "error_codes_with_noisy": _added(r["error_codes"] for r in together),
         },
         "noisy": {
             "rate_limit_per_second": limit,
