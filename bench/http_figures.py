@@ -462,11 +462,13 @@ async def _later_phases(
             if variant is None or (quick and key == "bare"):
                 continue
             curves[key] = await _curve(variant, peak, budget, log)
-        # Profile of the gateway under the sandbox create load (not a measured run).
-        if budget.profile_seconds:
-            profile.update(
-                await _profile(stack, variants["sandbox_create"], budget, results_dir, stamp, log)
-            )
+    # Profiles of the gateway under the sandbox create and the poll loads (not measured runs).
+    if budget.profile_seconds:
+        for name, label in (("sandbox_create", "sandbox-create"), ("poll_read", "poll")):
+            if name in variants:
+                profile[name] = await _profile(
+                    stack, variants[name], label, budget, results_dir, stamp, log
+                )
     # Replica count 2: the gateway variants, wrk's threads split across both replicas.
     await stack.set_replicas("gateway", 2)
     log(f"http: 2 gateway replicas ({', '.join(stack.urls('gateway'))})")
@@ -520,20 +522,21 @@ async def _curve(
 async def _profile(
     stack: Stack,
     variant: Variant,
+    label: str,
     budget: Budget,
     results_dir: Path,
     stamp: str,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    """py-spy of gateway replica 0 under the sandbox create load: a flame graph (SVG) and the
+    """py-spy of gateway replica 0 under ``variant``'s load: a flame graph (SVG) and the
     collapsed stacks (for the top-functions table of the report)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         log("http: py-spy not found; no profile")
         return {"error": "py-spy not installed"}
     pid = stack.pids("gateway")[0]
-    svg = results_dir / f"{stamp}-gateway-sandbox-create.svg"
-    raw = results_dir / f"{stamp}-gateway-sandbox-create.collapsed.txt"
+    svg = results_dir / f"{stamp}-gateway-{label}.svg"
+    raw = results_dir / f"{stamp}-gateway-{label}.collapsed.txt"
     seconds = budget.profile_seconds
     common = ["--pid", str(pid), "--duration", str(seconds), "--rate", "200", "--nonblocking"]
     commands = [
@@ -734,8 +737,8 @@ def _figures(
                 figure["load_curve_generator"] = "open-loop C (bench/openloop.c)"
             if curves.get("bare"):
                 figure["baseline"]["load_curve"] = curves["bare"]
-            if profile:
-                figure["profile"] = profile
+        if profile.get(name):
+            figure["profile"] = profile[name]
         if r2 and value["1"]["median"]:
             scale = value["2"]["median"] / value["1"]["median"]
             pair = baseline.get("value_2_processes")
