@@ -143,6 +143,8 @@ async def test_another_accounts_etag_is_a_404_never_a_304(
 async def test_the_wrong_service_or_mode_is_a_404(gw: Gateway, http: aiohttp.ClientSession) -> None:
     live = await new_key(gw.pool, Mode.LIVE)
     job_id = await _live_job(gw, live)
+    # The owner's poll first: its answer is kept rendered, and must still never reach the others.
+    assert (await call(http, "GET", f"{gw.url}/api/v1/music/{job_id}", live)).status == 200
     wrong_service = await call(http, "GET", f"{gw.url}/api/v1/avatars/{job_id}", live)
     assert wrong_service.status == 404
     async with gw.pool.acquire() as conn:  # the same account's test key
@@ -170,3 +172,29 @@ async def test_a_rate_limited_or_revoked_key_gets_no_304(
         await accounts.revoke_key(conn, key.id)
     revoked = await call(http, "GET", url, key, headers={"If-None-Match": "*"})
     assert revoked.status == 401
+
+
+async def test_an_unchanged_job_is_answered_from_its_rendering_and_a_new_version_renders_anew(
+    gw: Gateway, http: aiohttp.ClientSession
+) -> None:
+    """The poll's statement sends back only the id and version of a job at the version the
+    gateway holds rendered, and the kept answer (body, ETag) is served. Shown here by a write
+    the read model never makes (a change without a new version): it stays unseen until the
+    version moves, then the whole new row is rendered."""
+    key = await new_key(gw.pool, Mode.LIVE)
+    job_id = await _live_job(gw, key)
+    url = f"{gw.url}/api/v1/music/{job_id}"
+    first = await call(http, "GET", url, key)
+    assert first.status == 200 and first.json()["progress"] == 0.0
+    async with gw.pool.acquire() as conn:
+        await conn.execute("UPDATE jobs SET progress = 0.25 WHERE id = $1", job_id)
+    kept = await call(http, "GET", url, key)
+    assert kept.status == 200 and kept.body == first.body
+    assert _h(kept)["ETag"] == _h(first)["ETag"]
+    await _move(gw, key, job_id, JobStatus.PROCESSING, 1, 0.5)
+    moved = await call(http, "GET", url, key)
+    assert moved.json()["progress"] == 0.5 and moved.json()["status"] == "processing"
+    assert _h(moved)["ETag"] != _h(first)["ETag"]
+    assert (
+        await call(http, "GET", url, key, headers={"If-None-Match": _h(moved)["ETag"]})
+    ).status == 304

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,17 +24,39 @@ _COLUMNS = (
 _N = len(_COLUMNS.split(","))  # parameters of one row
 _NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
 # The job's columns under names of their own (``j_<column>``), for a statement that reads the
-# job along with something else (adapters/ratelimit.py: the poll's key check).
-READ_ALONG_COLUMNS = ", ".join(f"j.{c} AS j_{c}" for c in _NAMES)
+# job along with something else (adapters/ratelimit.py: the poll's key check). ``$6`` is the
+# version the caller holds rendered already (NULL: none): at that version only the id and the
+# version come back, and nothing else is sent, decoded or rendered again.
+_KEPT_ALONG = ("id", "version")
+READ_ALONG_COLUMNS = ", ".join(
+    f"j.{c} AS j_{c}"
+    if c in _KEPT_ALONG
+    else f"CASE WHEN j.version = $6 THEN NULL ELSE j.{c} END AS j_{c}"
+    for c in _NAMES
+)
 _ALONG = tuple((f"j_{c}", c) for c in _NAMES)
 
 
-def from_read_along(row: asyncpg.Record) -> dict[str, Any] | None:
-    """The job of a row read with ``READ_ALONG_COLUMNS`` (as :func:`get` answers it), or None
-    when the row holds none."""
+@dataclass(frozen=True)
+class ReadAlong:
+    """The job a statement read along: ``row`` as :func:`get` answers it, or None when the job
+    is at the version the caller holds (``unchanged``) or not there at all."""
+
+    row: dict[str, Any] | None
+    unchanged: bool = False
+
+
+NOT_FOUND = ReadAlong(None)
+UNCHANGED = ReadAlong(None, unchanged=True)
+
+
+def from_read_along(row: asyncpg.Record, known_version: int | None) -> ReadAlong:
+    """The job of a row read with ``READ_ALONG_COLUMNS`` and ``known_version`` as ``$6``."""
     if row["j_id"] is None:
-        return None
-    return {column: row[along] for along, column in _ALONG}
+        return NOT_FOUND
+    if known_version is not None and row["j_version"] == known_version:
+        return UNCHANGED
+    return ReadAlong({column: row[along] for along, column in _ALONG})
 
 
 _VALUES = "(" + ",".join(f"${n}" for n in range(1, _N + 1)) + ")"

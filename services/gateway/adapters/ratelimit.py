@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -107,11 +107,13 @@ LEFT JOIN jobs j ON taken.granted AND j.id = $4 AND j.account_id = k.account_id
 
 @dataclass(frozen=True)
 class JobRead:
-    """A job read that rides along with the key check: its id and the service of its route
-    (None: any service, ``/api/v1/jobs/{id}``)."""
+    """A job read that rides along with the key check: its id, the service of its route
+    (None: any service, ``/api/v1/jobs/{id}``) and the version of it the caller holds rendered
+    already (None: none; at that version the job's columns are not read again)."""
 
     job_id: str
     service: str | None
+    known_version: int | None = None
 
 
 async def authenticate_and_take(
@@ -137,10 +139,11 @@ async def authenticate_take_and_read(
     read: JobRead,
     *,
     key_hash: bytes | None = None,
-) -> tuple[Caller, Bucket, dict[str, Any] | None]:
+) -> tuple[Caller, Bucket, jobs_view.ReadAlong]:
     """:func:`authenticate_and_take`, and the job ``read`` names as ``jobs_view.get`` would
-    answer it for this caller (None: not found, or no token granted), in the same statement.
-    The caller still checks the key's permission before showing the job."""
+    answer it for this caller (not found also when no token was granted; unchanged when it is
+    at ``read.known_version``), in the same statement. The caller still checks the key's
+    permission before showing the job."""
     row = await conn.fetchrow(
         _AUTHENTICATE_TAKE_AND_READ,
         key_hash or keys.digest(secret),
@@ -148,10 +151,11 @@ async def authenticate_take_and_read(
         default.burst,
         read.job_id,
         read.service,
+        read.known_version,
     )
     caller, bucket = _caller(row)
     assert row is not None  # _caller refused a missing key
-    return caller, bucket, jobs_view.from_read_along(row)
+    return caller, bucket, jobs_view.from_read_along(row, read.known_version)
 
 
 def _caller(row: asyncpg.Record | None) -> tuple[Caller, Bucket]:

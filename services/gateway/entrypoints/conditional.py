@@ -10,6 +10,7 @@ is a 404, never a 304. A 304 carries the same ``ETag`` and ``Cache-Control`` and
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -34,15 +35,62 @@ def matches(if_none_match: str | None, tag: str) -> bool:
     return False
 
 
-def answer(request: web.Request, job: dict[str, Any]) -> web.Response:
-    """The job object as JSON, or 304 when the client holds it as it stands."""
+@dataclass(frozen=True)
+class Rendered:
+    """A job's answer as rendered at one version of its row: the body, its ETag and how soon
+    to poll again. A job's public object is a function of its row alone, and the read model
+    changes a row only with a higher version (adapters/jobs_view.py), so the same version
+    renders the same bytes."""
+
+    version: int
+    body: bytes
+    headers: dict[str, str]
+
+
+def render(job: dict[str, Any], version: int) -> Rendered:
     body = json_body(job)
-    tag = etag(body)
-    headers = {
-        "ETag": tag,
-        "Cache-Control": f"private, max-age={poll_after(job['status'])}",
-        "Vary": "Authorization",
-    }
-    if matches(request.headers.get("If-None-Match"), tag):
-        return web.Response(status=304, headers=headers)
-    return web.Response(body=body, content_type="application/json", headers=headers)
+    return Rendered(
+        version,
+        body,
+        {
+            "ETag": etag(body),
+            "Cache-Control": f"private, max-age={poll_after(job['status'])}",
+            "Vary": "Authorization",
+        },
+    )
+
+
+class RenderedJobs:
+    """The answers of the jobs polled lately, by job id, at most ``entries`` of them (the
+    oldest put goes first). A hit is used only once the poll's own statement has found the
+    job, for this caller, at the same version: ownership is checked on every read as before;
+    only the rendering is saved. Bodies over ``max_body`` bytes are not kept."""
+
+    def __init__(self, entries: int = 4096, max_body: int = 16384) -> None:
+        self.entries = entries
+        self.max_body = max_body
+        self._by_job: dict[str, Rendered] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_job)
+
+    def get(self, job_id: str) -> Rendered | None:
+        return self._by_job.get(job_id)
+
+    def put(self, job_id: str, rendered: Rendered) -> None:
+        if len(rendered.body) > self.max_body:
+            return
+        jobs = self._by_job
+        jobs.pop(job_id, None)
+        jobs[job_id] = rendered
+        if len(jobs) > self.entries:
+            del jobs[next(iter(jobs))]
+
+
+def answer(request: web.Request, rendered: Rendered) -> web.Response:
+    """The job object as JSON, or 304 when the client holds it as it stands."""
+    if matches(request.headers.get("If-None-Match"), rendered.headers["ETag"]):
+        return web.Response(status=304, headers=rendered.headers)
+    return web.Response(
+        body=rendered.body, content_type="application/json", headers=rendered.headers
+    )

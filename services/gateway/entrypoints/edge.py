@@ -18,7 +18,13 @@ from services.gateway.adapters import accounts, ratelimit
 from services.gateway.adapters.accounts import KeyRefused
 from services.gateway.app_keys import RATE_LIMIT
 from services.gateway.domain import keys, permissions
-from services.gateway.entrypoints.http import CALLER, PREFETCHED, Prefetched, job_read
+from services.gateway.entrypoints.http import (
+    CALLER,
+    PREFETCHED,
+    RENDERED_JOBS,
+    Prefetched,
+    job_read,
+)
 from services.runtime.http import ApiError, Handler
 from services.runtime.service import POOL
 from services.runtime.traffic import exempt_latency
@@ -88,14 +94,17 @@ async def _take(
     if read is None:
         return await ratelimit.authenticate_and_take(pool, secret, limit, key_hash=key_hash)
     job_id, service = read
+    known = request.app[RENDERED_JOBS].get(job_id)
     caller, bucket, job = await ratelimit.authenticate_take_and_read(
         pool,
         secret,
         limit,
-        ratelimit.JobRead(job_id, service.value if service else None),
+        ratelimit.JobRead(
+            job_id, service.value if service else None, known.version if known else None
+        ),
         key_hash=key_hash,
     )
-    request[PREFETCHED] = Prefetched(job)
+    request[PREFETCHED] = Prefetched(job, known)
     return caller, bucket
 
 

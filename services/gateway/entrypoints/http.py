@@ -63,12 +63,17 @@ CALLER = web.RequestKey("caller", Caller)
 
 @dataclass(frozen=True)
 class Prefetched:
-    """The job a read names, as read with the key check (edge.py): None when not found."""
+    """The job a read names, as read with the key check (edge.py), and the answer rendered
+    earlier that the read was checked against (``known``: used when the job is unchanged)."""
 
-    row: dict[str, Any] | None
+    read: jobs_view.ReadAlong
+    known: conditional.Rendered | None = None
 
 
 PREFETCHED = web.RequestKey("prefetched_job", Prefetched)
+# The answers of the jobs polled lately (conditional.RenderedJobs): an unchanged job's poll
+# is answered without decoding, rendering or hashing its row again.
+RENDERED_JOBS = web.AppKey("rendered_jobs", conditional.RenderedJobs)
 # The job reads' routes (canonical path -> the service the route serves, None: any), filled by
 # routes.add_routes: the edge reads their job in the key check's statement.
 JOB_READS = web.AppKey("job_reads", dict[str, Service | None])
@@ -203,7 +208,9 @@ async def _get(request: web.Request, service: Service | None) -> web.Response:
         raise _not_found(job_id)
     prefetched = request.get(PREFETCHED)
     if prefetched is not None:
-        row = prefetched.row
+        if prefetched.read.unchanged and prefetched.known is not None:
+            return conditional.answer(request, prefetched.known)
+        row = prefetched.read.row
     else:
         row = await jobs_view.get(
             request.app[POOL],
@@ -214,7 +221,9 @@ async def _get(request: web.Request, service: Service | None) -> web.Response:
         )
     if row is None:
         raise _not_found(job_id)
-    return conditional.answer(request, public(row))
+    rendered = conditional.render(public(row), row["version"])
+    request.app[RENDERED_JOBS].put(job_id, rendered)
+    return conditional.answer(request, rendered)
 
 
 async def list_jobs(request: web.Request) -> web.Response:
@@ -299,6 +308,7 @@ def _wiring(settings: GatewaySettings) -> Callable[[web.Application], AsyncItera
             as_error=refusals.as_error,
             group=group,
         )
+        app[RENDERED_JOBS] = conditional.RenderedJobs()
         app[ETA] = EtaReader(
             app[POOL],
             timedelta(seconds=settings.eta_window_seconds),
