@@ -13,6 +13,7 @@ from datetime import timedelta
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.gateway.adapters import group_commit
 from services.runtime.config import Renamed, ServiceSettings
 
 
@@ -161,6 +162,29 @@ class GatewaySettings(ServiceSettings):
         5.0, ge=0, validation_alias="CLIPMIX_GATEWAY_ETA_CACHE_SECONDS"
     )
     eta_max_samples: int = Field(10_000, ge=1, validation_alias="CLIPMIX_GATEWAY_ETA_MAX_SAMPLES")
+    # Group commit of sandbox creates (adapters/group_commit.py): creates arriving together
+    # share one transaction, at most ``max_batch`` each, ``flushers`` transactions in flight
+    # (each on a pool connection), at most ``max_waiting`` creates waiting (past it: 503
+    # overloaded, nothing done). Off: each create is its own transaction (an incident, or
+    # measuring what the group saves).
+    group_commit_enabled: bool = Field(
+        True, validation_alias="CLIPMIX_GATEWAY_GROUP_COMMIT_ENABLED"
+    )
+    group_commit_max_batch: int = Field(
+        group_commit.MAX_BATCH,
+        ge=1,
+        le=1000,
+        validation_alias="CLIPMIX_GATEWAY_GROUP_COMMIT_MAX_BATCH",
+    )
+    group_commit_flushers: int = Field(
+        group_commit.FLUSHERS, ge=1, le=8, validation_alias="CLIPMIX_GATEWAY_GROUP_COMMIT_FLUSHERS"
+    )
+    group_commit_max_waiting: int = Field(
+        group_commit.MAX_QUEUE,
+        ge=1,
+        le=100_000,
+        validation_alias="CLIPMIX_GATEWAY_GROUP_COMMIT_MAX_WAITING",
+    )
 
 
 class RequestLogSettings(BaseSettings):

@@ -161,3 +161,25 @@ async def test_a_full_queue_refuses_and_nothing_is_written(gw: Gateway, pool: as
     async with group_commit.running(committer):
         with pytest.raises(group_commit.Full):
             await committer.submit(_write(gw, new_id("acct")))
+
+
+async def test_with_the_group_off_each_create_commits_alone_and_keys_still_hold(
+    infra: Infra, http: aiohttp.ClientSession
+) -> None:
+    """``CLIPMIX_GATEWAY_GROUP_COMMIT_ENABLED=false``: no group runs, and a create answers as
+    before (201, its key replayed, a reused key with another body refused)."""
+    async with gateway(infra, group_commit_enabled=False) as off:
+        assert off.app is not None and off.app[GATEWAY].group is None
+        key = await new_key(off.pool)
+        url, headers = f"{off.url}/api/v1/music", idem("alone")
+        answers = await asyncio.gather(
+            *(call(http, "POST", url, key, json=SONG, headers=idem(f"a-{n}")) for n in range(8))
+        )
+        assert [a.status for a in answers] == [201] * 8
+        first = await call(http, "POST", url, key, json=SONG, headers=headers)
+        again = await call(http, "POST", url, key, json=SONG, headers=headers)
+        assert first.status == 201 and again.replayed and again.json()["id"] == first.json()["id"]
+        other = await call(http, "POST", url, key, json={**SONG, "prompt": "x"}, headers=headers)
+        assert other.status == 422
+        jobs = await off.pool.fetchval("SELECT count(*) FROM jobs WHERE api_key_id = $1", key.id)
+        assert jobs == 9

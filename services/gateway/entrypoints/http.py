@@ -296,7 +296,16 @@ def _wiring(settings: GatewaySettings) -> Callable[[web.Application], AsyncItera
     """Build the create use case's dependencies once the pools and downstream clients exist."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        group = group_commit.GroupCommit(app[POOL])
+        group = (
+            group_commit.GroupCommit(
+                app[POOL],
+                max_batch=settings.group_commit_max_batch,
+                max_queue=settings.group_commit_max_waiting,
+                flushers=min(settings.group_commit_flushers, max(1, settings.db_pool_max - 1)),
+            )
+            if settings.group_commit_enabled
+            else None
+        )
         app[GATEWAY] = Gateway(
             pool=app[POOL],
             billing=HttpBilling(app[DOWNSTREAM].billing),
@@ -315,6 +324,9 @@ def _wiring(settings: GatewaySettings) -> Callable[[web.Application], AsyncItera
             settings.eta_cache_seconds,
             settings.eta_max_samples,
         )
+        if group is None:
+            yield
+            return
         async with group_commit.running(group):
             yield
 
