@@ -278,6 +278,7 @@ async def running_webhooks(infra: Infra, **overrides: Any) -> AsyncIterator[Serv
         "webhook_retry_schedule": "0,0.2,0.4,0.6",
         "webhook_poll_seconds": 0.02,
         "webhook_timeout_seconds": 2.0,
+        "webhook_log_trim_seconds": 0.1,
         **overrides,
     }
     settings = WebhooksSettings(**values)

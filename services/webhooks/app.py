@@ -63,6 +63,7 @@ def policy(settings: WebhooksSettings) -> Policy:
         test_concurrency=settings.webhook_test_concurrency,
         late_seconds=settings.webhook_dispatch_late_seconds,
         backlog_sample_seconds=settings.webhook_backlog_sample_seconds,
+        log_trim_seconds=settings.webhook_log_trim_seconds,
         disable_after_seconds=settings.webhook_disable_after_seconds,
     )
 
@@ -103,15 +104,20 @@ def dispatching(settings: WebhooksSettings) -> service.Context:
                 settings.webhook_recover_max_events,
             )
             sampler = asyncio.create_task(dispatcher.sample_forever(), name="webhooks-backlog")
+            trimmer = asyncio.create_task(dispatcher.trim_forever(), name="webhooks-log-trim")
             try:
                 async with service.listening_worker(
                     settings, NAME, CHANNEL, dispatcher, "webhooks-dispatcher"
                 ):
                     yield
             finally:
-                sampler.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sampler
+                for task in (sampler, trimmer):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                with contextlib.suppress(Exception):  # the last round's keys, best effort
+                    async with asyncio.timeout(2.0):
+                        await dispatcher.trim_logs()
                 await lookup.close()
 
     return ctx

@@ -113,6 +113,11 @@ class WebhooksSettings(ServiceSettings):
             "CLIPMIX_WEBHOOKS_BACKLOG_SAMPLE_SECONDS", "CLIPMIX_WEBHOOK_BACKLOG_SAMPLE_SECONDS"
         ),
     )
+    # How often each key's delivery log is trimmed to its newest 100 attempts (behind the
+    # attempts, not in their statements: after a burst a log may hold more for this long).
+    webhook_log_trim_seconds: float = Field(
+        2.0, gt=0, le=3600, validation_alias="CLIPMIX_WEBHOOKS_LOG_TRIM_SECONDS"
+    )
     # The dispatcher is woken by NOTIFY when a delivery is queued; polling finds due retries.
     webhook_poll_seconds: float = Field(
         0.5,

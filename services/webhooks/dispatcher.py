@@ -43,6 +43,10 @@ log = structlog.get_logger()
 AttemptHook = Callable[[bool, float], None]
 
 
+# Keys trimmed in one statement (each an index walk of its log).
+_TRIM_KEYS = 200
+
+
 class Busy(Exception):
     """No slot for a test fire now: the key is at its bound, or every test slot is taken."""
 
@@ -61,6 +65,8 @@ class Policy:
     late_seconds: float = 60.0
     # How often the age of the due backlog is sampled (a stalled dispatcher sends nothing).
     backlog_sample_seconds: float = 15.0
+    # How often the logs of the keys that got attempts are trimmed to their newest rows.
+    log_trim_seconds: float = 2.0
     # Every attempt failing this long disables the endpoint (domain/protection.py).
     disable_after_seconds: float = DEFAULT_DISABLE_AFTER_SECONDS
 
@@ -108,6 +114,8 @@ class Dispatcher:
         self._tests = 0
         self._wake = asyncio.Event()
         self._recorder = Recorder(pool, max_batch=max(1, policy.concurrency))
+        # Keys whose attempt log got rows since it was last trimmed (``trim_forever``).
+        self._untrimmed: set[str] = set()
 
     def wake(self, *_: object) -> None:
         self._wake.set()
@@ -230,6 +238,29 @@ class Dispatcher:
             except Exception as exc:  # database away: the next sample tries again
                 log.warning("webhook_backlog_sample_failed", error=repr(exc))
 
+    async def trim_logs(self) -> int:
+        """Trim the logs of the keys that got attempts since the last trim to their newest
+        ``LOG_SIZE`` rows, at most ``_TRIM_KEYS`` keys per statement; the rows gone. A failed
+        statement leaves its keys for the next round."""
+        trimmed = 0
+        while self._untrimmed:
+            keys = [self._untrimmed.pop() for _ in range(min(_TRIM_KEYS, len(self._untrimmed)))]
+            try:
+                async with self._pool.acquire() as conn:
+                    trimmed += await deliveries.trim_logs(conn, keys)
+            except BaseException:
+                self._untrimmed.update(keys)
+                raise
+        return trimmed
+
+    async def trim_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._policy.log_trim_seconds)
+            try:
+                await self.trim_logs()
+            except Exception as exc:  # database away: the next round trims them
+                log.warning("webhook_log_trim_failed", error=repr(exc))
+
     async def stop(self, grace: float) -> None:
         """Let attempts in flight finish (bounded); unfinished ones come back when leases end."""
         if self._tasks:
@@ -301,6 +332,8 @@ class Dispatcher:
         else:
             logged, disabled = await self._record_alone(task, attempt, outcome, delay, counts)
             recorded = logged is not None
+        if recorded:
+            self._untrimmed.add(task.api_key_id)
         if disabled:
             log.warning("webhook_endpoint_disabled", api_key_id=task.api_key_id)
             self._on_disabled()

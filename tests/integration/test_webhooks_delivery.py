@@ -7,6 +7,7 @@ import itertools
 import sys
 import time
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -179,6 +180,10 @@ async def test_retry_after_lengthens_the_next_delay(infra: Infra) -> None:
         assert 1.0 <= got[1].at - got[0].at + 0.01 < 1.0 + SLACK
 
 
+async def _is(count: Awaitable[int], wanted: int) -> bool:
+    return await count == wanted
+
+
 async def test_the_log_keeps_the_newest_100_rows_per_key(infra: Infra) -> None:
     key = new_key()
     async with running_webhooks(infra) as service, receiving() as receiver:
@@ -188,6 +193,21 @@ async def test_the_log_keeps_the_newest_100_rows_per_key(infra: Infra) -> None:
             status, result = await service.call("POST", "/test", key=key)
             assert status == 200 and result["succeeded"]
             fired.append(result["event_id"])
+        pool: asyncpg.Pool = await db.create_pool(
+            infra.database_url, "webhooks", min_size=1, max_size=1
+        )
+        try:
+
+            async def stored() -> int:
+                found = await pool.fetchval(
+                    "SELECT count(*) FROM attempts WHERE api_key_id = $1", key.id
+                )
+                return int(found)
+
+            # Trimmed behind the attempts (webhook_log_trim_seconds, 0.1 s here).
+            await eventually(lambda: _is(stored(), deliveries.LOG_SIZE), timeout=10)
+        finally:
+            await pool.close()
         status, page = await service.call("GET", "/deliveries", key=key, params={"limit": "100"})
         assert status == 200 and page["has_more"] is False
         assert [d["event_id"] for d in page["data"]] == list(reversed(fired))[:100]
@@ -201,16 +221,6 @@ async def test_the_log_keeps_the_newest_100_rows_per_key(infra: Infra) -> None:
         )
         assert first["has_more"] is True and rest["has_more"] is False
         assert len(first["data"]) + len(rest["data"]) == 100
-        pool: asyncpg.Pool = await db.create_pool(
-            infra.database_url, "webhooks", min_size=1, max_size=1
-        )
-        try:
-            stored = await pool.fetchval(
-                "SELECT count(*) FROM attempts WHERE api_key_id = $1", key.id
-            )
-        finally:
-            await pool.close()
-        assert stored == deliveries.LOG_SIZE
         status, page = await service.call("GET", "/deliveries", key=key, params={"limit": "101"})
         assert status == 400 and page["error"]["param"] == "limit"
 

@@ -270,9 +270,8 @@ async def record(
         state, delay = "failed", None
     else:
         state, delay = "pending", next_delay
-    # One statement (atomic on its own, one round trip): close the task, log the attempt and
-    # prune the key's log. The prune sees the log as it was before this insert, hence
-    # LOG_SIZE - 1 older rows kept; concurrent attempts may leave a row or two extra briefly.
+    # One statement (atomic on its own, one round trip): close the task and log the attempt.
+    # The key's log is trimmed to LOG_SIZE behind (``trim_logs``), not here.
     row = await conn.fetchrow(
         "WITH closed AS ("
         "  UPDATE deliveries SET attempts_done = attempts_done + 1, state = $3,"
@@ -286,11 +285,7 @@ async def record(
         "    trigger, attempted_at, url, resolved_ip, status_code, error, succeeded, latency_ms,"
         "    response_head, next_attempt_at, request_headers, request_body)"
         "  SELECT $5, $1, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
-        "    closed.next_attempt_at, $20, $21 FROM closed RETURNING *"
-        "), pruned AS ("
-        "  DELETE FROM attempts WHERE EXISTS (SELECT 1 FROM closed) AND api_key_id = $6"
-        "  AND seq <= (SELECT seq FROM attempts WHERE api_key_id = $6"
-        "    ORDER BY seq DESC OFFSET $19 LIMIT 1)"
+        "    closed.next_attempt_at, $19, $20 FROM closed RETURNING *"
         ")"
         " SELECT * FROM logged",
         task.id,
@@ -311,7 +306,6 @@ async def record(
         attempt.succeeded,
         attempt.latency_ms,
         attempt.response_head,
-        LOG_SIZE - 1,
         attempt.request_headers,
         # The bytes signed and sent are the task's own (the same for every attempt).
         None if attempt.request_headers is None else task.body,
@@ -338,7 +332,7 @@ class Finished:
 
 async def record_many(conn: Connection, done: Sequence[Finished]) -> list[bool]:
     """``record`` for many attempts in one statement (atomic on its own): close each task,
-    log each attempt in their order, prune the keys' logs to ``LOG_SIZE``. Each row is fenced
+    log each attempt in their order (the keys' logs are trimmed behind). Each row is fenced
     by its claim token as in ``record``: a fenced-out one is False in the answer."""
     if not done:
         return []
@@ -369,15 +363,6 @@ async def record_many(conn: Connection, done: Sequence[Finished]) -> list[bool]:
         "    i.request_headers::json, i.request_body"
         "  FROM input i JOIN closed c ON c.id = i.delivery_id ORDER BY i.n"
         "  RETURNING delivery_id"
-        "), keys AS ("
-        "  SELECT i.api_key_id, count(*) AS n FROM input i JOIN closed c ON c.id = i.delivery_id"
-        "  GROUP BY i.api_key_id"
-        "), pruned AS ("
-        # As in ``record``: the prune sees the log before these inserts, so it keeps the
-        # LOG_SIZE newest rows less as many as this statement adds to the key.
-        "  DELETE FROM attempts a USING keys k WHERE a.api_key_id = k.api_key_id"
-        "  AND a.seq <= (SELECT seq FROM attempts WHERE api_key_id = k.api_key_id"
-        "    ORDER BY seq DESC OFFSET greatest($21 - k.n, 0) LIMIT 1)"
         ")"
         " SELECT * FROM logged",
         [o.task.id for o in done],
@@ -401,10 +386,30 @@ async def record_many(conn: Connection, done: Sequence[Finished]) -> list[bool]:
         [_headers_json(o.attempt.request_headers) for o in done],
         # The bytes signed and sent are the task's own (the same for every attempt).
         [None if o.attempt.request_headers is None else o.task.body for o in done],
-        LOG_SIZE,
     )
     closed = {r["delivery_id"] for r in rows}
     return [o.task.id in closed for o in done]
+
+
+async def trim_logs(conn: Connection, api_key_ids: Sequence[str], keep: int = LOG_SIZE) -> int:
+    """Trim each key's attempt log to its ``keep`` newest rows (one statement); how many rows
+    went. Run behind the attempts (the dispatcher's trimmer), not in their statements: in each
+    of them it cost the database more than the rest of the statement (an index walk of the
+    key's log per batch; docs/decisions.md, ADR-070)."""
+    if not api_key_ids:
+        return 0
+    deleted = await conn.fetchval(
+        "WITH gone AS ("
+        "  DELETE FROM attempts a USING unnest($1::text[]) AS k(api_key_id)"
+        "  WHERE a.api_key_id = k.api_key_id"
+        "  AND a.seq <= (SELECT seq FROM attempts WHERE api_key_id = k.api_key_id"
+        "    ORDER BY seq DESC OFFSET $2 LIMIT 1)"
+        "  RETURNING 1"
+        ") SELECT count(*) FROM gone",
+        sorted(set(api_key_ids)),
+        keep,
+    )
+    return int(deleted or 0)
 
 
 def _headers_json(headers: dict[str, str] | None) -> str | None:
