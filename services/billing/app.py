@@ -20,7 +20,6 @@ from services.billing.entrypoints.events import CLAIMING_HANDLERS
 from services.billing.entrypoints.http import add_routes
 from services.billing.state import PriceCache
 from services.contracts.routing import BILLING_JOB_EVENTS, QUEUES
-from services.messaging.batch import ClaimingBatchConsumer
 from services.runtime import service
 from services.runtime.internal import HTTP_SESSION, InternalClient
 
@@ -146,29 +145,20 @@ def _purge_quotes(settings: BillingSettings) -> service.Context:
 _EVENT_PREFETCH = 128
 
 
-def _job_events(settings: BillingSettings) -> service.Context:
-    """Consumes billing.job-events in batches (services/messaging/batch.py): each run of one
-    event type is one statement with its inbox claims (events.CLAIMING_HANDLERS), no
-    transaction around it. Started last (after everything it uses), stopped first."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        consumer = ClaimingBatchConsumer(
-            connection=app[service.AMQP],
-            pool=app[service.POOL],
-            queue=BILLING_JOB_EVENTS,
-            handlers=CLAIMING_HANDLERS,
-            service=NAME,
-            prefetch=max(settings.prefetch, _EVENT_PREFETCH, 2 * settings.event_batch),
+def _job_events(settings: BillingSettings) -> service.ConsumerSpec:
+    """billing.job-events in batches (services/messaging/batch.py): each run of one event type
+    is one statement with its inbox claims (events.CLAIMING_HANDLERS), no transaction around
+    it. No relay wake per batch: the event handlers stage nothing in the outbox (wallet.low is
+    staged by the low-balance chore, which wakes the relay itself)."""
+    return service.ConsumerSpec(
+        BILLING_JOB_EVENTS,
+        batches=service.Batches(
+            claiming=CLAIMING_HANDLERS,
+            prefetch=max(_EVENT_PREFETCH, 2 * settings.event_batch),
             max_batch=settings.event_batch,
             linger_seconds=settings.event_linger_ms / 1000,
-            # No relay wake per batch: the event handlers stage nothing in the outbox (wallet.low
-            # is staged by the low-balance chore, which wakes the relay itself).
-        )
-        await consumer.start()
-        yield
-        await consumer.stop(settings.shutdown_grace_seconds)
-
-    return ctx
+        ),
+    )
 
 
 def create_app(settings: BillingSettings) -> web.Application:
@@ -177,7 +167,7 @@ def create_app(settings: BillingSettings) -> web.Application:
         settings,
         migrations=MIGRATIONS,
         queues=QUEUES,
-        consume=(),  # billing.job-events: a batch consumer, the last chore (_job_events)
+        consume=(_job_events(settings),),
         relay=True,  # low-balance warnings (wallet.low) go out through the outbox
         chores=(
             _price_book(),
@@ -187,7 +177,6 @@ def create_app(settings: BillingSettings) -> web.Application:
             _reconcile(settings),
             _low_balance(settings),
             _purge_quotes(settings),
-            _job_events(settings),
         ),
     )
     app[QUOTE_VALID] = timedelta(seconds=settings.quote_valid_seconds)

@@ -43,13 +43,24 @@ async def _purge_idempotency(app: web.Application) -> int:
     return await idempotency.purge_expired(app[service.POOL])
 
 
+# Job events per batch: each runs its own statements, so a batch's transaction stays short.
+_EVENT_BATCH = 16
+
+
 def create_app(settings: GatewaySettings) -> web.Application:
     app = service.build_app(
         NAME,
         settings,
         migrations=MIGRATIONS,
         queues=QUEUES,
-        consume=(service.ConsumerSpec(GATEWAY_JOB_EVENTS, events.HANDLERS),),
+        consume=(
+            service.ConsumerSpec(
+                GATEWAY_JOB_EVENTS,
+                # The read model and the streams' log, a batch per transaction; nothing is
+                # staged in the outbox (no relay wake).
+                batches=service.Batches(handlers=events.BATCH_HANDLERS, max_batch=_EVENT_BATCH),
+            ),
+        ),
         relay=True,
         chores=(
             service.periodic(

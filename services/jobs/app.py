@@ -28,7 +28,6 @@ from services.jobs.domain.providers import Provider
 from services.jobs.entrypoints import http
 from services.jobs.entrypoints.events import BATCH_HANDLERS
 from services.jobs.service_layer.runner import Runner, RunnerConfig
-from services.messaging.batch import BatchConsumer
 from services.runtime import service
 
 __all__ = ["MIGRATIONS", "NAME", "create_app", "main"]
@@ -118,27 +117,19 @@ _COMMAND_LINGER_SECONDS = 0.002
 _COMMAND_PREFETCH = 128
 
 
-def _commands(settings: JobsSettings) -> service.Context:
-    """Consumes jobs.commands in batches (services/messaging/batch.py): started last (after
-    the runner it wakes), stopped first."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        consumer = BatchConsumer(
-            connection=app[service.AMQP],
-            pool=app[service.POOL],
-            queue=JOBS_COMMANDS,
+def _commands(settings: JobsSettings) -> service.ConsumerSpec:
+    """jobs.commands in batches (services/messaging/batch.py): consumed once the runner it
+    wakes is up, stopped first."""
+    return service.ConsumerSpec(
+        JOBS_COMMANDS,
+        batches=service.Batches(
             handlers=BATCH_HANDLERS,
-            service=NAME,
-            prefetch=max(settings.prefetch, _COMMAND_PREFETCH),
+            prefetch=_COMMAND_PREFETCH,
             max_batch=_COMMAND_BATCH,
             linger_seconds=_COMMAND_LINGER_SECONDS,
-            after_commit=service.wake_relay(app),  # a sandbox job's events are staged
-        )
-        await consumer.start()
-        yield
-        await consumer.stop(settings.shutdown_grace_seconds)
-
-    return ctx
+            wake_relay=True,  # a sandbox job's events are staged
+        ),
+    )
 
 
 def _refuse_dev_secrets(settings: JobsSettings) -> None:
@@ -161,9 +152,9 @@ def create_app(settings: JobsSettings) -> web.Application:
         settings,
         migrations=MIGRATIONS,
         queues=QUEUES,
-        consume=(),  # jobs.commands: a batch consumer, the last chore (_commands)
+        consume=(_commands(settings),),
         relay=True,
-        chores=(runner_ctx(settings), _commands(settings)),
+        chores=(runner_ctx(settings),),
     )
     app[STORE] = LocalArtifactStore(
         settings.artifact_dir,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,7 +23,8 @@ from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 from pydantic_settings import BaseSettings
 
-from services.messaging import inbox, topology
+from services.messaging import batch, inbox, topology
+from services.messaging.batch import BatchHandler, ClaimingHandler
 from services.messaging.consumer import Consumer, Handler
 from services.messaging.outbox import OutboxRelay
 from services.messaging.publisher import Publisher
@@ -59,9 +60,39 @@ Context = Callable[[web.Application], AsyncIterator[None]]
 
 
 @dataclass(frozen=True)
+class Batches:
+    """A queue consumed in batches (messaging/batch.py): ``handlers`` run inside one
+    transaction per batch (``BatchConsumer``), or ``claiming`` handlers claim the inbox in their
+    own statement (``ClaimingBatchConsumer``); exactly one of the two is given. At most
+    ``max_batch`` messages per batch, waiting at most ``linger_seconds`` for one to fill,
+    ``concurrency`` batches at once, ``prefetch`` messages unacknowledged (at least the
+    service's own setting). ``wake_relay``: a batch stages outbox messages (wake the relay)."""
+
+    handlers: Mapping[str, BatchHandler] = field(default_factory=dict)
+    claiming: Mapping[str, ClaimingHandler] = field(default_factory=dict)
+    max_batch: int = batch.MAX_BATCH
+    linger_seconds: float = batch.LINGER_SECONDS
+    prefetch: int = batch.PREFETCH
+    concurrency: int = 1
+    wake_relay: bool = False
+
+    def __post_init__(self) -> None:
+        if bool(self.handlers) == bool(self.claiming):
+            raise ValueError("Batches takes either handlers or claiming handlers")
+
+
+@dataclass(frozen=True)
 class ConsumerSpec:
+    """One queue this service consumes: one message per transaction with ``handlers``, or in
+    ``batches``."""
+
     queue: str
-    handlers: Mapping[str, Handler]
+    handlers: Mapping[str, Handler] = field(default_factory=dict)
+    batches: Batches | None = None
+
+    def __post_init__(self) -> None:
+        if bool(self.handlers) == (self.batches is not None):
+            raise ValueError(f"{self.queue}: give either handlers or batches")
 
 
 def create_service_app(
@@ -320,18 +351,7 @@ def consumers(settings: ServiceSettings, service: str, specs: tuple[ConsumerSpec
     """Start consuming after everything else is up; stop first on shutdown."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        running = [
-            Consumer(
-                connection=app[AMQP],
-                pool=app[POOL],
-                queue=spec.queue,
-                handlers=spec.handlers,
-                service=service,
-                prefetch=settings.prefetch,
-                after_commit=wake_relay(app),
-            )
-            for spec in specs
-        ]
+        running = [_consumer(app, settings, service, spec) for spec in specs]
         for consumer in running:
             await consumer.start()
         log.info("consuming", queues=[s.queue for s in specs])
@@ -339,6 +359,36 @@ def consumers(settings: ServiceSettings, service: str, specs: tuple[ConsumerSpec
         await asyncio.gather(*(c.stop(settings.shutdown_grace_seconds) for c in running))
 
     return ctx
+
+
+def _consumer(
+    app: web.Application, settings: ServiceSettings, service: str, spec: ConsumerSpec
+) -> Consumer:
+    b = spec.batches
+    if b is None:
+        return Consumer(
+            connection=app[AMQP],
+            pool=app[POOL],
+            queue=spec.queue,
+            handlers=spec.handlers,
+            service=service,
+            prefetch=settings.prefetch,
+            after_commit=wake_relay(app),
+        )
+    common: dict[str, Any] = {
+        "connection": app[AMQP],
+        "pool": app[POOL],
+        "queue": spec.queue,
+        "service": service,
+        "prefetch": max(settings.prefetch, b.prefetch),
+        "max_batch": b.max_batch,
+        "linger_seconds": b.linger_seconds,
+        "concurrency": b.concurrency,
+        "after_commit": wake_relay(app) if b.wake_relay else None,
+    }
+    if b.claiming:
+        return batch.ClaimingBatchConsumer(handlers=b.claiming, **common)
+    return batch.BatchConsumer(handlers=b.handlers, **common)
 
 
 async def _every(name: str, seconds: float, work: Callable[[], Awaitable[object]]) -> None:

@@ -12,7 +12,6 @@ import aiohttp
 from aiohttp import web
 
 from services.contracts.routing import QUEUES, STATUS_JOB_EVENTS, STATUS_TRAFFIC
-from services.messaging.batch import BatchConsumer
 from services.runtime import egress, service
 from services.status.adapters.sender import Sender
 from services.status.app_keys import DISPATCHER, SENDER
@@ -41,13 +40,11 @@ def create_app(settings: StatusSettings) -> web.Application:
         settings,
         migrations=MIGRATIONS,
         queues=QUEUES,
-        # status.job-events: a batch consumer, the last chore (_job_events)
-        consume=(service.ConsumerSpec(STATUS_TRAFFIC, traffic),),
+        consume=(service.ConsumerSpec(STATUS_TRAFFIC, traffic), _job_events(settings)),
         relay=False,
         chores=(
             delivering(settings),
             service.periodic("status_evaluation", settings.status_recompute_seconds, recompute),
-            _job_events(settings),
         ),
     )
     http.add_routes(
@@ -71,27 +68,19 @@ _EVENT_LINGER_SECONDS = 0.005
 _EVENT_PREFETCH = 256
 
 
-def _job_events(settings: StatusSettings) -> service.Context:
-    """Consumes status.job-events in batches (services/messaging/batch.py): every live job
-    sends two or three events here, and one transaction per event was most of what a job cost
-    this service. Started last (after everything it uses), stopped first."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        consumer = BatchConsumer(
-            connection=app[service.AMQP],
-            pool=app[service.POOL],
-            queue=STATUS_JOB_EVENTS,
+def _job_events(settings: StatusSettings) -> service.ConsumerSpec:
+    """status.job-events in batches (services/messaging/batch.py): every live job sends two
+    or three events here, and one transaction per event was most of what a job cost this
+    service."""
+    return service.ConsumerSpec(
+        STATUS_JOB_EVENTS,
+        batches=service.Batches(
             handlers=job_batch_handlers(settings.traffic_bucket_seconds),
-            service=NAME,
-            prefetch=max(settings.prefetch, _EVENT_PREFETCH),
+            prefetch=_EVENT_PREFETCH,
             max_batch=_EVENT_BATCH,
             linger_seconds=_EVENT_LINGER_SECONDS,
-        )
-        await consumer.start()
-        yield
-        await consumer.stop(settings.shutdown_grace_seconds)
-
-    return ctx
+        ),
+    )
 
 
 def delivering(settings: StatusSettings) -> service.Context:

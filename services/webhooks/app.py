@@ -11,7 +11,6 @@ import aiohttp
 from aiohttp import web
 
 from services.contracts.routing import QUEUES, WEBHOOKS_JOB_EVENTS, WEBHOOKS_NOTICES
-from services.messaging.batch import ClaimingBatchConsumer
 from services.messaging.outbox import OutboxRelay
 from services.messaging.publisher import Publisher
 from services.runtime import egress, service
@@ -192,27 +191,19 @@ EVENT_BATCHES_AT_ONCE = 3
 EVENT_PREFETCH = EVENT_BATCH * (EVENT_BATCHES_AT_ONCE + 1)
 
 
-def job_events(settings: WebhooksSettings) -> service.Context:
-    """Consumes webhooks.job-events in batches (``ClaimingBatchConsumer``): started last
-    (after the dispatcher it feeds), stopped first."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        consumer = ClaimingBatchConsumer(
-            connection=app[service.AMQP],
-            pool=app[service.POOL],
-            queue=WEBHOOKS_JOB_EVENTS,
-            handlers=HANDLERS,
-            service=NAME,
-            prefetch=max(settings.prefetch, EVENT_PREFETCH),
+def job_events() -> service.ConsumerSpec:
+    """webhooks.job-events in batches (``ClaimingBatchConsumer``): consumed once the
+    dispatcher it feeds is up, stopped first."""
+    return service.ConsumerSpec(
+        WEBHOOKS_JOB_EVENTS,
+        batches=service.Batches(
+            claiming=HANDLERS,
+            prefetch=EVENT_PREFETCH,
             max_batch=EVENT_BATCH,
             linger_seconds=EVENT_LINGER_SECONDS,
             concurrency=EVENT_BATCHES_AT_ONCE,
-        )
-        await consumer.start()
-        yield
-        await consumer.stop(settings.shutdown_grace_seconds)
-
-    return ctx
+        ),
+    )
 
 
 def create_app(settings: WebhooksSettings) -> web.Application:
@@ -221,15 +212,13 @@ def create_app(settings: WebhooksSettings) -> web.Application:
         settings,
         migrations=MIGRATIONS,
         queues=QUEUES,
-        # webhooks.job-events: a batch consumer, the last chore (job_events)
-        consume=(service.ConsumerSpec(WEBHOOKS_NOTICES, NOTICE_HANDLERS),),
+        consume=(service.ConsumerSpec(WEBHOOKS_NOTICES, NOTICE_HANDLERS), job_events()),
         relay=False,  # notice_relay below, woken only when a notice is staged
         chores=(
             notice_relay(settings),
             dispatching(settings),
             events_waking(settings),
             service.periodic("webhooks_purge", 3600, _purge),
-            job_events(settings),
         ),
         report_traffic=True,
     )

@@ -24,7 +24,7 @@ from services.contracts.jobs import (
     languages_of,
 )
 from services.contracts.routing import QUEUES, WEBHOOKS_JOB_EVENTS
-from services.gateway.entrypoints.events import HANDLERS as GATEWAY
+from services.gateway.entrypoints.events import BATCH_HANDLERS as GATEWAY
 from services.jobs.domain import languages as langs
 from services.jobs.domain.lifecycle import Job
 from services.jobs.service_layer.dubs import ended_early, settled

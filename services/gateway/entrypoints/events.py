@@ -13,6 +13,7 @@ once, before the job's final event.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -29,7 +30,7 @@ from services.contracts.jobs import (
     languages_of,
 )
 from services.gateway.adapters import job_log, jobs_view
-from services.messaging.consumer import Handler
+from services.messaging.batch import BatchHandler
 from services.messaging.envelope import Envelope
 
 if TYPE_CHECKING:
@@ -85,6 +86,15 @@ async def _announce_missed_languages(conn: Connection, snapshot: JobSnapshot) ->
             )
 
 
-HANDLERS: dict[str, Handler] = {
-    event: job_changed for event in (*ALL_JOB_EVENTS, JOB_LANGUAGE_COMPLETED)
+async def jobs_changed(conn: Connection, envs: Sequence[Envelope]) -> None:
+    """A batch of one event type (messaging/batch.py), in the batch's transaction: each moves
+    the read model and is logged as on its own, in delivery order, with no transaction and
+    inbox round trips of its own."""
+    for env in envs:
+        await job_changed(conn, env)
+
+
+# Consumed in batches (app.py): one transaction and one inbox statement per batch.
+BATCH_HANDLERS: dict[str, BatchHandler] = {
+    event: jobs_changed for event in (*ALL_JOB_EVENTS, JOB_LANGUAGE_COMPLETED)
 }
