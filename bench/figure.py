@@ -200,6 +200,8 @@ class Figure(RunCosts, total=False):
     # per replica count; and the bare handler's CPU per request it is compared with
     cpu_ms_per_job: dict[str, dict[str, Summary]]
     bare_cpu_ms_per_request: Summary
+    # ... and of the machine's PostgreSQL and RabbitMQ processes (not part of the target)
+    infrastructure_cpu_ms_per_job: dict[str, dict[str, Summary]]
 
 
 class Run(TypedDict):

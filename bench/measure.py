@@ -87,6 +87,29 @@ class CpuUse:
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds of each group in it
 
 
+# The infrastructure beside the services, measured the same way (never part of a target): every
+# process of the machine's PostgreSQL and RabbitMQ, by command name (the bench has the machine
+# to itself). A backend that ends within a run loses its CPU from the sum, one that starts counts
+# all of its own: the pools are long-lived, so this is close.
+INFRASTRUCTURE = {"postgres": "postgres", "rabbitmq": "beam.smp"}
+
+
+def infrastructure_pids() -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {name: [] for name in INFRASTRUCTURE}
+    by_command = {command: name for name, command in INFRASTRUCTURE.items()}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm", encoding="utf-8") as comm:
+                name = by_command.get(comm.read().strip())
+        except OSError:
+            continue
+        if name is not None:
+            found[name].append(int(entry))
+    return found
+
+
 @contextlib.contextmanager
 def cpu_used(groups: Callable[[], Mapping[str, Iterable[int]]]) -> Iterator[CpuUse]:
     """CPU seconds each group of processes (name -> pids, asked before and after) used while
@@ -232,7 +255,7 @@ async def over_replicas(
     points = {n: Point() for n in REPLICAS}
 
     def every_service() -> dict[str, list[int]]:
-        return {name: stack.pids(name) for name in SERVICES}
+        return {**{name: stack.pids(name) for name in SERVICES}, **infrastructure_pids()}
 
     for n, point in points.items():
         await stack.set_replicas(service, n)

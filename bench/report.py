@@ -364,6 +364,20 @@ def cpu_per_job_table(f: Figure) -> list[str]:
             f"Bare aiohttp handler, same run: {_num(_med(bare), 4)} ms of CPU per request"
             f" ({_spread(bare, 4)}).",
         ]
+    infrastructure = f.get("infrastructure_cpu_ms_per_job", {}).get("1")
+    if infrastructure:
+        parts = [
+            f"{name} {_num(_med(s), 2)} ({_spread(s, 2)})"
+            for name, s in infrastructure.items()
+            if name != "total"
+        ]
+        out += [
+            "",
+            "The same jobs also cost the infrastructure, 1 jobs replica (ms per job, every"
+            " process of the machine's server by command name; not part of the target): "
+            + ", ".join(parts)
+            + ".",
+        ]
     out.append("")
     return out
 

@@ -74,3 +74,35 @@ def test_every_key_of_a_committed_figure_is_declared() -> None:
         for point in f.get("load_curve", []) + f["baseline"].get("load_curve", []):
             check(f"{f['id']}.load_curve", dict(point), CurvePoint)
     assert undeclared == []
+
+
+def _summary(value: float) -> Summary:
+    return {"runs": [value], "median": value, "min": value, "max": value}
+
+
+def test_the_cpu_per_job_table_names_what_the_database_and_broker_spent_too() -> None:
+    figure: Figure = typing.cast(
+        Figure,
+        {
+            "cpu_ms_per_job": {"1": {"gateway": _summary(4.0), "total": _summary(4.0)}},
+            "infrastructure_cpu_ms_per_job": {
+                "1": {
+                    "postgres": _summary(8.5),
+                    "rabbitmq": _summary(3.25),
+                    "total": _summary(11.75),
+                }
+            },
+        },
+    )
+    text = "\n".join(report.cpu_per_job_table(figure))
+    assert "| **total** | 4.00 (4.00-4.00 (n=1)) |" in text
+    assert "postgres 8.50 (8.50-8.50 (n=1)), rabbitmq 3.25 (3.25-3.25 (n=1))." in text
+
+
+def test_the_infrastructure_is_found_by_command_name() -> None:
+    from bench import measure
+
+    found = measure.infrastructure_pids()
+    assert set(found) == {"postgres", "rabbitmq"}
+    assert found["postgres"] and found["rabbitmq"]  # the suite's own servers are running
+    assert measure.process_cpu_seconds(found["postgres"]) > 0
