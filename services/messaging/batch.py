@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiormq
 import asyncpg
@@ -267,32 +267,9 @@ class ClaimingBatchConsumer(BatchConsumer):
     the first committed loses nothing: handled again one by one, the first run's messages find
     their claims and are only acked."""
 
-    def __init__(
-        self,
-        *,
-        connection: AbstractConnection,
-        pool: asyncpg.Pool,
-        queue: str,
-        handlers: Mapping[str, ClaimingHandler],
-        service: str,
-        prefetch: int = PREFETCH,
-        max_batch: int = MAX_BATCH,
-        linger_seconds: float = LINGER_SECONDS,
-        concurrency: int = 1,
-        after_commit: Callable[[], None] | None = None,
-    ) -> None:
-        super().__init__(
-            connection=connection,
-            pool=pool,
-            queue=queue,
-            handlers={kind: _unclaimed for kind in handlers},
-            service=service,
-            prefetch=prefetch,
-            max_batch=max_batch,
-            linger_seconds=linger_seconds,
-            concurrency=concurrency,
-            after_commit=after_commit,
-        )
+    def __init__(self, *, handlers: Mapping[str, ClaimingHandler], **options: Any) -> None:
+        """``options``: as ``BatchConsumer``'s (connection, pool, queue, service, sizes)."""
+        super().__init__(handlers={kind: _unclaimed for kind in handlers}, **options)
         self._claiming = handlers
 
     async def _apply_batch(self, batch: list[_Item]) -> list[_Item]:
