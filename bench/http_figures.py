@@ -50,7 +50,6 @@ PATH = "/api/v1/music"
 SANDBOX_BODY = '{"prompt": "a lullaby for a rainy day", "duration_seconds": 30}'
 LIVE_BODY = '{"prompt": "a lullaby for a rainy day", "duration_seconds": 5}'
 HTTP_FIGURES = ("sandbox_create", "idempotent_replay", "live_create", "poll_read")
-GET_LUA = Path(__file__).resolve().parent / "get.lua"
 # Issue 20's targets measured here: figure id -> the least ratio to its baseline wanted.
 TARGETS = {"poll_read": 0.8, "sandbox_create": 1.0}
 JOBS_COMMANDS_QUEUE = "jobs.commands"
@@ -185,19 +184,20 @@ async def _wrk(
 
 
 def _run_get_wrk(variant: Variant, connections: int, seconds: int) -> dict[str, Any]:
-    """One wrk run of ``GET variant.path`` (bench/get.lua), in run_wrk's result shape."""
+    """One wrk run of ``GET variant.path`` (bench/wrk.lua), in run_wrk's result shape."""
     targets = variant.targets()
     threads = max(2, len(targets))
     env = {
         **os.environ,
         "BENCH_TARGETS": ",".join(t.removeprefix("http://") for t in targets),
+        "BENCH_METHOD": "GET",
         "BENCH_SECRET": variant.secret,
         "BENCH_PATH": variant.path,
         "BENCH_ETAG": variant.etag,
     }
     url = targets[0] + variant.path
     return loadgen.run_wrk_script(
-        GET_LUA, env, url, connections=connections, threads=threads, seconds=seconds
+        loadgen.LUA, env, url, connections=connections, threads=threads, seconds=seconds
     )
 
 

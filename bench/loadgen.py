@@ -1,7 +1,7 @@
 """Load generators of the bench, each a child process whose CPU time is accounted.
 
 * ``run_wrk``: wrk (C, closed loop: a fixed number of connections, each sending its next
-  request when the previous answer arrived) with ``post.lua``; throughput at a fixed
+  request when the previous answer arrived) with ``wrk.lua``; throughput at a fixed
   concurrency. With several targets (replicas) wrk's threads are spread over them, so one
   process, one latency histogram.
 * ``run_open_loop``: the bench's own generator in C (bench/openloop.c, built on first use),
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-LUA = Path(__file__).resolve().parent / "post.lua"
+LUA = Path(__file__).resolve().parent / "wrk.lua"
 ROOT = Path(__file__).resolve().parents[1]
 _WRK_THREADS = 2
 LOADGEN_NICE = 10

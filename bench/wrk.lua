@@ -1,9 +1,14 @@
--- wrk script of the ClipMix bench: POSTs a JSON body with an API key and an Idempotency-Key.
+-- wrk script of the ClipMix bench: each request with an API key, a POST of a JSON body (with an
+-- Idempotency-Key by BENCH_MODE) or a GET of one path (the polling read).
 --   BENCH_TARGETS  "host:port,host:port": thread i connects to target i mod n (replicas)
---   BENCH_MODE     "unique" (a fresh key per request), "replay" (BENCH_REPLAY_KEYS keys per
---                  thread, cycled: every request after the first round replays) or "none"
+--   BENCH_METHOD   "POST" (the default) or "GET"
+--   BENCH_MODE     POST: "unique" (a fresh key per request), "replay" (BENCH_REPLAY_KEYS keys
+--                  per thread, cycled: every request after the first round replays) or "none"
+--   BENCH_ETAG     GET: sent as If-None-Match when set (a poll that already holds the job as
+--                  it stands: 304 expected)
 --   BENCH_SECRET, BENCH_BODY, BENCH_PATH, BENCH_PREFIX (makes keys unique per run)
--- done() prints one line "BENCH_RESULT {json}" with counts and latency percentiles (us).
+-- done() prints one line "BENCH_RESULT {json}" with counts and latency percentiles (us);
+-- bench/loadgen.py reads it.
 
 local targets = {}
 for t in string.gmatch(os.getenv("BENCH_TARGETS") or "", "[^,]+") do
@@ -21,15 +26,33 @@ function setup(thread)
   thread:set("tid", made)
 end
 
+local method = os.getenv("BENCH_METHOD") or "POST"
 local mode = os.getenv("BENCH_MODE") or "none"
 local secret = os.getenv("BENCH_SECRET") or ""
 local body = os.getenv("BENCH_BODY") or "{}"
 local path = os.getenv("BENCH_PATH") or "/"
 local prefix = os.getenv("BENCH_PREFIX") or "bench"
+local etag = os.getenv("BENCH_ETAG") or ""
 local replay_keys = tonumber(os.getenv("BENCH_REPLAY_KEYS") or "64")
 local counter = 0
+local get = nil
+
+-- A GET is the same bytes every time: formatted once per thread, in init() (wrk sets the Host
+-- header only after the script loads).
+function init(args)
+  if method == "GET" then
+    local headers = {["Authorization"] = "Bearer " .. secret}
+    if etag ~= "" then
+      headers["If-None-Match"] = etag
+    end
+    get = wrk.format("GET", path, headers)
+  end
+end
 
 request = function()
+  if get ~= nil then
+    return get
+  end
   counter = counter + 1
   local headers = {
     ["Content-Type"] = "application/json",
