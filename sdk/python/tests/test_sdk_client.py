@@ -271,6 +271,39 @@ def test_wait_without_the_stream_polls_until_a_final_status(server: ScriptedServ
     assert [s.path for s in server.seen] == ["/api/v1/music/job_1"] * 3
 
 
+def test_polling_sends_the_etag_it_holds_and_a_304_keeps_that_copy(server: ScriptedServer) -> None:
+    server.script = [
+        Reply(200, job(status="queued"), {"ETag": '"v1"'}),
+        Reply(304, None, {"ETag": '"v1"'}),
+        Reply(200, job(status="processing"), {"ETag": '"v2"'}),
+        Reply(200, job(status="completed"), {"ETag": '"v3"'}),
+    ]
+    seen: list[str] = []
+    with _client(server) as client:
+        done = client.jobs.wait(
+            "job_1", poll_interval=0.01, on_update=lambda j: seen.append(j.status), stream=False
+        )
+    assert done.status == "completed"
+    assert seen == ["queued", "processing", "completed"]  # the 304 is no new state
+    sent = [s.headers.get("if-none-match") for s in server.seen]
+    assert sent == [None, '"v1"', '"v1"', '"v2"']
+
+
+def test_the_async_client_polls_conditionally_too(server: ScriptedServer) -> None:
+    server.script = [
+        Reply(200, job(status="processing"), {"ETag": '"p"'}),
+        Reply(304, None, {"ETag": '"p"'}),
+        Reply(200, job(status="completed"), {"ETag": '"c"'}),
+    ]
+
+    async def run() -> clipmix.Job:
+        async with _async_client(server) as client:
+            return await client.music.wait("job_1", poll_interval=0.01, stream=False)
+
+    assert asyncio.run(run()).status == "completed"
+    assert [s.headers.get("if-none-match") for s in server.seen] == [None, '"p"', '"p"']
+
+
 def test_wait_gives_up_with_a_clear_timeout(server: ScriptedServer) -> None:
     server.script = [Reply(200, job(status="processing")) for _ in range(50)]
     with _client(server) as client, pytest.raises(clipmix.JobWaitTimeout) as caught:

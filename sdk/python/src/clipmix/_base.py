@@ -194,6 +194,8 @@ class BaseClient:
             body = response.text
         if response.status_code >= 400:
             raise error_from_response(response.status_code, headers, body)
+        if response.status_code == 304:  # asked with If-None-Match: what the caller holds stands
+            return {}, info
         if not isinstance(body, dict):
             raise APIServerError(
                 "The API answered something that is not a JSON object.",

@@ -194,6 +194,15 @@ def get(path: str, object_id: str, timeout: float | None) -> RequestSpec:
     return RequestSpec("GET", f"{path}/{path_id(object_id)}", timeout=timeout)
 
 
+def get_if_changed(path: str, object_id: str, etag: str | None) -> RequestSpec:
+    """A job read that sends the ETag of the copy the caller holds (If-None-Match): the API
+    answers ``304`` without a body when the job has not changed since."""
+    spec = get(path, object_id, None)
+    if etag:
+        spec.headers["If-None-Match"] = etag
+    return spec
+
+
 def cancel(job_id: str, idempotency_key: str | None, timeout: float | None) -> RequestSpec:
     return RequestSpec(
         "POST",

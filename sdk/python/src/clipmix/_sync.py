@@ -61,7 +61,10 @@ class _FetchPage(Protocol[T]):
 
 
 class _ReadJob(Protocol):
-    def __call__(self) -> Job: ...
+    """Reads the job; given the copy read last, answers that same copy when the API says it
+    has not changed (a conditional read: 304, no body)."""
+
+    def __call__(self, known: Job | None, /) -> Job: ...
 
 
 class _StreamJob(Protocol):
@@ -338,6 +341,15 @@ def _wait_streaming(
     return None
 
 
+def _read_if_changed(client: Client, path: str, job_id: str, known: Job | None) -> Job:
+    """The job at ``path``; ``known`` itself when the API answers that it has not changed."""
+    etag = known.response.headers.get("etag") if known and known.response else None
+    data, info = client.request(specs.get_if_changed(path, job_id, etag))
+    if info.status_code == 304 and known is not None:
+        return known
+    return Job.from_dict(data, info)
+
+
 def _wait(
     get: _ReadJob,
     timeout: float,
@@ -355,10 +367,12 @@ def _wait(
             settled = None  # polled below, until the deadline
         if settled is not None:
             return settled
+    job: Job | None = None
     for delay in specs.poll_delays(poll_interval, max_poll_interval):
-        job = get()
-        if on_update is not None:
-            on_update(job)
+        read = get(job)
+        if on_update is not None and read is not job:
+            on_update(read)
+        job = read
         if job.is_terminal:
             return job
         remaining = deadline - time.monotonic()
@@ -405,6 +419,9 @@ class _ServiceResource(_Resource):
         data, info = self._client.request(specs.get(self._path, job_id, timeout))
         return Job.from_dict(data, info)
 
+    def _get_if_changed(self, job_id: str, known: Job | None) -> Job:
+        return _read_if_changed(self._client, self._path, job_id, known)
+
     def wait(
         self,
         job_id: str,
@@ -423,7 +440,7 @@ class _ServiceResource(_Resource):
         ``max_poll_interval``. ``on_update`` sees every state of the job, ``on_event`` every
         stream event (queue positions included)."""
         return _wait(
-            lambda: self.get(job_id),
+            lambda known: self._get_if_changed(job_id, known),
             timeout,
             poll_interval,
             max_poll_interval,
@@ -733,7 +750,7 @@ class Jobs(_Resource):
     ) -> Job:
         """Wait until the job settles, following its live stream (see ``Music.wait``)."""
         return _wait(
-            lambda: self.get(job_id),
+            lambda known: _read_if_changed(self._client, specs.JOBS, job_id, known),
             timeout,
             poll_interval,
             max_poll_interval,
