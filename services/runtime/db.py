@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
@@ -67,15 +66,9 @@ class Pool(asyncpg.Pool):
 
     async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 - asyncpg's signature
         # Overrides asyncpg's private step both acquire paths (``async with``, ``await``) take,
-        # to name the timeout: a caller can tell "no connection" from any other timeout. The
-        # deadline is a timer on the caller's own task (asyncio.timeout): asyncpg's own
-        # (asyncio.wait_for on Python 3.11) starts a task for every acquire, a few percent of
-        # a poll's CPU. asyncpg puts the connection back when the wait is cancelled.
-        if timeout is None:
-            return await super()._acquire(None)  # type: ignore[misc]
+        # to name the timeout: a caller can tell "no connection" from any other timeout.
         try:
-            async with asyncio.timeout(timeout):
-                return await super()._acquire(None)  # type: ignore[misc]
+            return await super()._acquire(timeout)  # type: ignore[misc]
         except TimeoutError as exc:
             raise PoolTimeout(f"no database connection within {timeout}s") from exc
 

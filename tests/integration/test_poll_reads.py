@@ -5,10 +5,12 @@ ownership have had their say."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import aiohttp
+import clipmix
 import pytest
 from multidict import CIMultiDict
 
@@ -17,6 +19,7 @@ from services.contracts.jobs import JobSnapshot, JobStatus, Service
 from services.gateway.adapters import accounts, jobs_view
 from services.gateway.domain.jobs import snapshot
 from services.gateway.domain.keys import Mode
+from services.runtime import metrics
 from tests.infra import Infra
 from tests.integration.gateway_harness import SONG, Answer, Gateway, Key, call, gateway, new_key
 
@@ -198,3 +201,32 @@ async def test_an_unchanged_job_is_answered_from_its_rendering_and_a_new_version
     assert (
         await call(http, "GET", url, key, headers={"If-None-Match": _h(moved)["ETag"]})
     ).status == 304
+
+
+async def test_the_python_sdk_waits_with_conditional_polls(gw: Gateway) -> None:
+    """``wait(stream=False)`` against the gateway: it sends the ETag it holds, the gateway
+    answers 304 while the job stands still, and the SDK reports each state once."""
+    key = await new_key(gw.pool, Mode.LIVE)
+    job_id = await _live_job(gw, key)
+    route = ("gateway", "GET", "/api/v1/music/{id}", "304")
+    before = metrics.HTTP_REQUESTS.labels(*route)._value.get()
+    seen: list[str] = []
+    async with clipmix.AsyncClient(api_key=key.secret, base_url=gw.url) as client:
+        waiting = asyncio.create_task(
+            client.music.wait(
+                job_id,
+                stream=False,
+                poll_interval=0.02,
+                max_poll_interval=0.05,
+                timeout=20,
+                on_update=lambda j: seen.append(j.status),
+            )
+        )
+        await asyncio.sleep(0.4)
+        await _move(gw, key, job_id, JobStatus.PROCESSING, 1, 0.5)
+        await asyncio.sleep(0.4)
+        await _move(gw, key, job_id, JobStatus.COMPLETED, 2, 1.0)
+        done = await waiting
+    assert done.status == "completed" and done.progress == 1.0
+    assert seen == ["queued", "processing", "completed"]
+    assert metrics.HTTP_REQUESTS.labels(*route)._value.get() - before >= 4
