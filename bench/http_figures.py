@@ -43,7 +43,8 @@ import asyncpg
 from bench import loadgen
 from bench.figure import Baseline, CurvePoint, Figure, Latency, Summary, Target, target
 from bench.measure import cpu_used, repeated
-from bench.stack import ROOT, Replica, Stack, free_port
+from bench.ports import free_port
+from bench.stack import ROOT, Replica, Stack
 from bench.stats import latency, summary
 
 PATH = "/api/v1/music"

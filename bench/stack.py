@@ -20,7 +20,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import aiohttp
 import asyncpg
 
+from bench.ports import free_port
 from services.edge.haproxy import EdgeSettings, render
 from services.runtime.config import ServiceSettings
 from services.runtime.internal import TOKEN_HEADER
@@ -75,12 +75,6 @@ _STOP_TIMEOUT = 20.0
 def _start_haproxy(binary: str, config: Path, log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("ab") as log:
         return subprocess.Popen([binary, "-db", "-f", str(config)], stdout=log, stderr=log)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _rabbitmqctl(*args: str) -> None:

@@ -10,12 +10,13 @@ import asyncio
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
+
+from bench.ports import free_port as free_port  # one picker for the bench and the tests
 
 BASE_DATABASE_URL = os.environ.get(
     "CLIPMIX_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -51,12 +52,6 @@ class Infra:
         )
         env.update(extra)
         return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _rabbitmqctl(*args: str) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiohttp import web
 
-from bench.stack import free_port
+from bench.ports import free_port
 from services.contracts.signing import CLIPMIX_SIGNATURE_HEADER, ID_HEADER, verify_clipmix
 
 
