@@ -18,7 +18,7 @@ import contextlib
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -79,6 +79,17 @@ class Policy:
     def lease_seconds(self) -> float:
         # Long enough for one attempt with its deadline; a dead process's tasks come back after.
         return self.timeout * 2 + 5
+
+
+async def _every(seconds: float, work: Callable[[], Awaitable[object]], failed: str) -> None:
+    """``work`` every ``seconds`` until cancelled; a round that fails (the database away) is
+    logged as ``failed`` and the next one tries again."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await work()
+        except Exception as exc:
+            log.warning(failed, error=repr(exc))
 
 
 def dispatch_lag(due_at: datetime | None, picked_at: datetime, freed_at: datetime | None) -> float:
@@ -231,12 +242,11 @@ class Dispatcher:
         return age
 
     async def sample_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._policy.backlog_sample_seconds)
-            try:
-                await self.sample_backlog()
-            except Exception as exc:  # database away: the next sample tries again
-                log.warning("webhook_backlog_sample_failed", error=repr(exc))
+        await _every(
+            self._policy.backlog_sample_seconds,
+            self.sample_backlog,
+            "webhook_backlog_sample_failed",
+        )
 
     async def trim_logs(self) -> int:
         """Trim the logs of the keys that got attempts since the last trim to their newest
@@ -254,12 +264,7 @@ class Dispatcher:
         return trimmed
 
     async def trim_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._policy.log_trim_seconds)
-            try:
-                await self.trim_logs()
-            except Exception as exc:  # database away: the next round trims them
-                log.warning("webhook_log_trim_failed", error=repr(exc))
+        await _every(self._policy.log_trim_seconds, self.trim_logs, "webhook_log_trim_failed")
 
     async def stop(self, grace: float) -> None:
         """Let attempts in flight finish (bounded); unfinished ones come back when leases end."""
