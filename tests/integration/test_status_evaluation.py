@@ -170,3 +170,44 @@ async def test_traffic_samples_add_up_per_bucket(status_pool: asyncpg.Pool) -> N
     assert set(counted) == {"api"}
     api = counted["api"]["requests"]
     assert (api.count, api.errors, api.latency[2]) == (14, 2, 14)
+
+
+async def test_concurrent_samples_naming_the_same_rows_never_deadlock(
+    status_pool: asyncpg.Pool,
+) -> None:
+    """Traffic messages are handled concurrently; two naming the same buckets in opposite
+    orders lock their rows in one order, so neither waits for the other (a deadlock would be
+    DeadlockDetectedError after a second, and a retry)."""
+    lat = [0] * (len(LATENCY_BOUNDS) + 1)
+    buckets = [
+        TrafficBucket(
+            component=c,
+            bucket_start=T0 + timedelta(minutes=m),
+            count=1,
+            errors=0,
+            latency_counts=lat,
+        )
+        for m in range(40)
+        for c in ("api", "music", "webhooks")
+    ]
+
+    def message(ordered: list[TrafficBucket]) -> Envelope:
+        sample = TrafficReported(source="requests", reporter="gateway", buckets=ordered)
+        return Envelope(
+            type=TrafficReported.TYPE, data=sample.model_dump(mode="json"), correlation_id="c"
+        )
+
+    async def apply(env: Envelope) -> None:
+        async with status_pool.acquire() as conn, conn.transaction():
+            await TRAFFIC[TrafficReported.TYPE](conn, env)
+
+    forward, backward = message(buckets), message(list(reversed(buckets)))
+    for _ in range(5):
+        await asyncio.gather(apply(forward), apply(backward))
+    async with status_pool.acquire() as conn:
+        counted = await store.window(conn, T0 - timedelta(minutes=5))
+    assert {c: counted[c]["requests"].count for c in ("api", "music", "webhooks")} == {
+        "api": 400,
+        "music": 400,
+        "webhooks": 400,
+    }

@@ -122,7 +122,8 @@ def job_events_batch(bucket_seconds: float) -> BatchHandler:
             counts.errors += int(error)
             counts.latency[bisect_left(LATENCY_BOUNDS, seconds)] += 1
         await count_outcomes(conn, tally)
-        for (start, component), c in traffic.items():
+        # In key order, as every writer of traffic rows takes their locks (no deadlock).
+        for (start, component), c in sorted(traffic.items()):
             await store.add_traffic(conn, start, component, "jobs", c.count, c.errors, c.latency)
 
     return batch
@@ -144,13 +145,19 @@ def handlers(bucket_seconds: float) -> tuple[dict[str, Handler], dict[str, Handl
 
     async def traffic_reported(conn: Connection, env: Envelope) -> None:
         sample = TrafficReported.model_validate(env.data)
+        rows = []
         for b in sample.buckets:
             if b.component not in COMPONENTS:
                 log.warning("traffic_component_unknown", component=b.component)
                 continue
-            start = bucket_of(b.bucket_start, bucket_seconds)
+            rows.append((bucket_of(b.bucket_start, bucket_seconds), b.component, b))
+        # Messages are handled concurrently and may name the same rows: each transaction locks
+        # them in key order, so two never wait for each other (a deadlock cost a second and a
+        # retry, and held a pool connection meanwhile).
+        rows.sort(key=lambda row: row[:2])
+        for start, component, b in rows:
             await store.add_traffic(
-                conn, start, b.component, sample.source, b.count, b.errors, b.latency_counts
+                conn, start, component, sample.source, b.count, b.errors, b.latency_counts
             )
 
     job_events: dict[str, Handler] = dict.fromkeys(ALL_JOB_EVENTS, job_event)
