@@ -73,6 +73,11 @@ export interface RequestSpec {
   body?: unknown;
   headers?: Record<string, string> | undefined;
   options?: RequestOptions | undefined;
+  /** A conditional read (`If-None-Match` in `headers`): answered with this when the API says
+   * `304 Not Modified`. */
+  notModified?: unknown;
+  /** Sees the headers of a successful answer (an `ETag`, say). */
+  onAnswer?: ((headers: Record<string, string>) => void) | undefined;
 }
 
 /** Reads an environment variable where there is one (Node, Bun, Deno with permission). */
@@ -313,6 +318,9 @@ export class Transport {
       // The body is read under the same deadline: a stalled answer is a timeout too.
       const text = await response.text();
       const headers = headersRecord(response.headers);
+      if (response.status === 304 && spec.notModified !== undefined) {
+        return spec.notModified as T;
+      }
       const parsed = parseJson(text);
       if (response.ok) {
         if (parsed === INVALID) {
@@ -324,6 +332,7 @@ export class Transport {
             headers,
           });
         }
+        spec.onAnswer?.(headers);
         return parsed as T;
       }
       const errorBody =

@@ -33,7 +33,7 @@ export interface WaitOptions {
   /** Follow the job's live progress stream (default true); polls when it is refused (e.g.
    * 429 `too_many_job_streams`) or with `false`. */
   stream?: boolean | undefined;
-  /** Sees every state of the job read (streamed or polled). */
+  /** Sees every state of the job read (streamed or polled; a poll answered 304 is none). */
   onUpdate?: ((job: Job) => void) | undefined;
   /** Sees every live progress event (queue positions and delivered languages included). */
   onEvent?: ((event: JobStreamEvent) => void) | undefined;
@@ -66,7 +66,7 @@ function rfc3339(value: Date | string | undefined): string | undefined {
  * `maxPollIntervalMs`, never past the deadline.
  */
 export async function pollUntilTerminal(
-  get: () => Promise<Job>,
+  get: (known: Job | undefined) => Promise<Job>,
   id: string,
   options: WaitOptions = {},
 ): Promise<Job> {
@@ -74,9 +74,11 @@ export async function pollUntilTerminal(
   const maxInterval = options.maxPollIntervalMs ?? 5_000;
   let interval = Math.min(options.pollIntervalMs ?? 500, maxInterval);
   const deadline = Date.now() + timeoutMs;
+  let job: Job | undefined;
   for (;;) {
-    const job = await get();
-    options.onUpdate?.(job);
+    const read = await get(job);
+    if (read !== job) options.onUpdate?.(read);
+    job = read;
     if (isTerminal(job)) return job;
     const left = deadline - Date.now();
     if (left <= 0) {
@@ -88,6 +90,35 @@ export async function pollUntilTerminal(
     await sleep(Math.min(interval, left), options.signal);
     interval = Math.min(interval * 1.5, maxInterval);
   }
+}
+
+// The ETag each job read came with (a job is plain JSON: its answer's headers are kept here).
+const etags = new WeakMap<Job, string>();
+
+/**
+ * Reads the job at `path`, sending the ETag of `known` (`If-None-Match`): while the job has not
+ * changed the API answers `304` without a body, and `known` itself is answered.
+ */
+export async function readIfChanged(
+  transport: Transport,
+  path: string,
+  known: Job | undefined,
+  options?: RequestOptions,
+): Promise<Job> {
+  const etag = known === undefined ? undefined : etags.get(known);
+  let seen: string | undefined;
+  const job = await transport.request<Job>({
+    method: "GET",
+    path,
+    options,
+    headers: etag === undefined ? undefined : { "If-None-Match": etag },
+    notModified: etag === undefined ? undefined : known,
+    onAnswer: (headers) => {
+      seen = headers["etag"];
+    },
+  });
+  if (seen !== undefined && job !== known) etags.set(job, seen);
+  return job;
 }
 
 function isFallback(error: unknown): boolean {
@@ -106,7 +137,7 @@ function isFallback(error: unknown): boolean {
  */
 export async function waitForJob(
   transport: Transport,
-  get: () => Promise<Job>,
+  get: (known: Job | undefined) => Promise<Job>,
   id: string,
   options: WaitOptions = {},
 ): Promise<Job> {
@@ -180,7 +211,10 @@ export class Jobs {
   /** Waits until the job is completed, failed or canceled (following its live stream, or
    * polling), and answers it. */
   wait(id: string, options: WaitOptions = {}): Promise<Job> {
-    return waitForJob(this.transport, () => this.get(id, options.requestOptions), id, options);
+    const path = `/api/v1/jobs/${encodeURIComponent(id)}`;
+    const get = (known: Job | undefined) =>
+      readIfChanged(this.transport, path, known, options.requestOptions);
+    return waitForJob(this.transport, get, id, options);
   }
 
   /**

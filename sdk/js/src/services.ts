@@ -1,5 +1,5 @@
 import type { RequestOptions, Transport } from "./core.js";
-import { waitForJob, type WaitOptions } from "./jobs.js";
+import { readIfChanged, waitForJob, type WaitOptions } from "./jobs.js";
 import type { Job, Quote } from "./types.js";
 
 /** How a sandbox (sk_test_ or rk_test_) job should behave; see "Sandbox scenarios" in the API docs. */
@@ -154,7 +154,10 @@ export class ServiceJobs<P extends CreateOptions> {
   /** Waits until the job is completed, failed or canceled (following its live stream, or
    * polling), and answers it. */
   wait(id: string, options: WaitOptions = {}): Promise<Job> {
-    return waitForJob(this.transport, () => this.get(id, options.requestOptions), id, options);
+    const path = `${this.path}/${encodeURIComponent(id)}`;
+    const get = (known: Job | undefined) =>
+      readIfChanged(this.transport, path, known, options.requestOptions);
+    return waitForJob(this.transport, get, id, options);
   }
 
   /** Cancels a running job (`409 job_not_cancelable` once it is final). */

@@ -324,6 +324,31 @@ describe("wire format", () => {
     assert.ok(server.requests.every((r) => r.url === "/api/v1/music/job_01"));
   });
 
+  test("wait() polls with the ETag it holds; a 304 keeps that copy and is no new state", async () => {
+    const answers = [
+      (res) => json(res, 200, { ...JOB, status: "queued" }, { ETag: '"v1"' }),
+      (res) => {
+        res.writeHead(304, { ETag: '"v1"' });
+        res.end();
+      },
+      (res) => json(res, 200, { ...JOB, status: "processing" }, { ETag: '"v2"' }),
+      (res) => json(res, 200, { ...JOB, status: "completed" }, { ETag: '"v3"' }),
+    ];
+    const server = await serve((req, res) => answers[req.n - 1](res));
+    const seen = [];
+    const job = await client(server).jobs.wait("job_01", {
+      pollIntervalMs: 10,
+      stream: false,
+      onUpdate: (j) => seen.push(j.status),
+    });
+    assert.equal(job.status, "completed");
+    assert.deepEqual(seen, ["queued", "processing", "completed"]);
+    assert.deepEqual(
+      server.requests.map((r) => r.headers["if-none-match"]),
+      [undefined, '"v1"', '"v1"', '"v2"'],
+    );
+  });
+
   test("wait() gives up at its deadline with the last state", async () => {
     const server = await serve((_, res) => json(res, 200, { ...JOB, status: "processing" }));
     await assert.rejects(
