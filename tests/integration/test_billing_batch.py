@@ -85,6 +85,19 @@ async def _states(conn: Any, jobs: list[str]) -> dict[str, str]:
     return {r["job_id"]: r["state"] for r in rows}
 
 
+async def _assert_capture_noops(conn: Any, *, captured: str, unknown: str, sandbox: str) -> None:
+    """A capture of a job captured before, and of one never reserved, is logged as a no-op
+    (with what was found); a sandbox job's is not."""
+    noops = await conn.fetch(
+        "SELECT job_id, found FROM settlement_noops WHERE action = 'capture'"
+        " AND job_id = ANY($1::text[])",
+        [captured, unknown, sandbox],
+    )
+    assert sorted((r["job_id"], r["found"]) for r in noops) == sorted(
+        [(captured, "captured"), (unknown, "unknown")]
+    )
+
+
 async def test_a_batch_captures_every_job_as_one_by_one_would(pool: asyncpg.Pool) -> None:
     a, b = await _account(pool), await _account(pool)
     jobs = [await _held(pool, acct) for acct in (a, b, a, b, a)]
@@ -112,14 +125,7 @@ async def test_a_batch_captures_every_job_as_one_by_one_would(pool: asyncpg.Pool
         )
         assert len(settled) == 7
         assert {r["job_id"]: r["cost_credits"] for r in settled}[sandbox] == 0
-        noops = await conn.fetch(
-            "SELECT job_id, found FROM settlement_noops WHERE action = 'capture'"
-            " AND job_id = ANY($1::text[])",
-            [jobs[0], unknown, sandbox],
-        )
-        assert sorted((r["job_id"], r["found"]) for r in noops) == sorted(
-            [(jobs[0], "captured"), (unknown, "unknown")]
-        )
+        await _assert_capture_noops(conn, captured=jobs[0], unknown=unknown, sandbox=sandbox)
         async with conn.transaction():  # the batch again (as redelivered): nothing more
             await events.jobs_completed(conn, batch)
         assert (await ledger.balance(conn, a)).available == 1000 - 15
@@ -235,14 +241,7 @@ async def test_a_claiming_batch_settles_once_as_the_batch_handlers_do(pool: asyn
         )
         assert len(settled) == 6
         assert {r["job_id"]: r["cost_credits"] for r in settled}[sandbox] == 0
-        noops = await conn.fetch(
-            "SELECT job_id, found FROM settlement_noops WHERE action = 'capture'"
-            " AND job_id = ANY($1::text[])",
-            [jobs[0], unknown, sandbox],
-        )
-        assert sorted((r["job_id"], r["found"]) for r in noops) == sorted(
-            [(jobs[0], "captured"), (unknown, "unknown")]
-        )
+        await _assert_capture_noops(conn, captured=jobs[0], unknown=unknown, sandbox=sandbox)
         for run in runs:  # redelivered: nothing claimed, nothing more settled
             assert await events.CLAIMING_HANDLERS[run[0].type](conn, consumer, run) == set()
         assert (await ledger.balance(conn, a)).available == 1000 - 15

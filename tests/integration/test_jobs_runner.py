@@ -83,12 +83,10 @@ def runner(
     return Runner(pool, dict.fromkeys(Service, provider), store, config)
 
 
-async def test_a_crash_after_submit_resumes_the_same_provider_task(
-    pool: asyncpg.Pool, simulator: tuple[str, State], tmp_path: Path
-) -> None:
-    url, state = simulator
+async def _create_music_job(pool: asyncpg.Pool, job_id: str) -> None:
+    """A live music job created as the jobs.commands consumer creates it."""
     command = CreateJob(
-        job_id="job_crash",
+        job_id=job_id,
         account_id="acct",
         api_key_id="key",
         service=Service.MUSIC,
@@ -96,11 +94,28 @@ async def test_a_crash_after_submit_resumes_the_same_provider_task(
         input={"prompt": "x", "duration_seconds": 5},
         created_at=datetime.now(UTC),
     )
+    env = Envelope(type=CreateJob.TYPE, correlation_id="c", data=command.model_dump(mode="json"))
     async with pool.acquire() as conn, conn.transaction():
-        env = Envelope(
-            type=CreateJob.TYPE, correlation_id="c", data=command.model_dump(mode="json")
-        )
         await create_job(conn, env)
+
+
+async def _until_completed(pool: asyncpg.Pool, job_id: str) -> repository.Run:
+    """Wait (at most 10 s) until the runner has completed the job; its row then."""
+    async with asyncio.timeout(10):
+        while True:
+            async with pool.acquire() as conn:
+                run = await repository.get(conn, job_id)
+            assert run is not None
+            if run.job.status is JobStatus.COMPLETED:
+                return run
+            await asyncio.sleep(0.02)
+
+
+async def test_a_crash_after_submit_resumes_the_same_provider_task(
+    pool: asyncpg.Pool, simulator: tuple[str, State], tmp_path: Path
+) -> None:
+    url, state = simulator
+    await _create_music_job(pool, "job_crash")
     async with aiohttp.ClientSession() as session:
         http = ProviderHttp(
             session,
@@ -125,14 +140,7 @@ async def test_a_crash_after_submit_resumes_the_same_provider_task(
         restarted = runner(pool, real, tmp_path)
         task = asyncio.create_task(restarted.run())
         try:
-            async with asyncio.timeout(10):
-                while True:
-                    async with pool.acquire() as conn:
-                        run = await repository.get(conn, "job_crash")
-                    assert run is not None
-                    if run.job.status is JobStatus.COMPLETED:
-                        break
-                    await asyncio.sleep(0.05)
+            run = await _until_completed(pool, "job_crash")
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -184,20 +192,7 @@ async def test_a_task_finished_at_submit_is_settled_by_one_look(
     app = create_simulator(SimulatorSettings(latency_seconds=0.0))
     server = TestServer(app)
     await server.start_server()
-    command = CreateJob(
-        job_id="job_at_once",
-        account_id="acct",
-        api_key_id="key",
-        service=Service.MUSIC,
-        test=False,
-        input={"prompt": "x", "duration_seconds": 5},
-        created_at=datetime.now(UTC),
-    )
-    async with pool.acquire() as conn, conn.transaction():
-        env = Envelope(
-            type=CreateJob.TYPE, correlation_id="c", data=command.model_dump(mode="json")
-        )
-        await create_job(conn, env)
+    await _create_music_job(pool, "job_at_once")
     try:
         async with aiohttp.ClientSession() as session:
             http = ProviderHttp(
@@ -214,14 +209,7 @@ async def test_a_task_finished_at_submit_is_settled_by_one_look(
             looking = runner(pool, provider, tmp_path, lease_seconds=10.0)
             task = asyncio.create_task(looking.run())
             try:
-                async with asyncio.timeout(10):
-                    while True:
-                        async with pool.acquire() as conn:
-                            run = await repository.get(conn, "job_at_once")
-                        assert run is not None
-                        if run.job.status is JobStatus.COMPLETED:
-                            break
-                        await asyncio.sleep(0.02)
+                await _until_completed(pool, "job_at_once")
                 await asyncio.sleep(0.3)  # a second look, if the nudge had made one, ends here
             finally:
                 task.cancel()
