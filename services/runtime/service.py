@@ -391,13 +391,18 @@ def _consumer(
     return batch.BatchConsumer(handlers=b.handlers, **common)
 
 
-async def _every(name: str, seconds: float, work: Callable[[], Awaitable[object]]) -> None:
-    """Run ``work`` every ``seconds`` until cancelled; a failed round is logged and retried."""
+async def every(
+    name: str, seconds: float, work: Callable[[], Awaitable[object]], *, log_done: bool = True
+) -> None:
+    """Run ``work`` every ``seconds`` until cancelled; a failed round (the database away, say)
+    is logged as ``<name>_failed`` and the next one tries again. ``log_done``: each round's
+    result is logged (not for loops running every few seconds)."""
     while True:
         await asyncio.sleep(seconds)
         try:
             result = await work()
-            log.info(f"{name}_done", result=result)
+            if log_done:
+                log.info(f"{name}_done", result=result)
         except Exception as exc:
             log.warning(f"{name}_failed", error=repr(exc))
 
@@ -408,7 +413,7 @@ def periodic(
     """A background chore (purges, reconcilers) that lives as long as the app."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(_every(name, seconds, lambda: work(app)), name=name)
+        task = asyncio.create_task(every(name, seconds, lambda: work(app)), name=name)
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

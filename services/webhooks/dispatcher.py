@@ -18,7 +18,7 @@ import contextlib
 import secrets
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,7 +26,7 @@ import asyncpg
 import structlog
 
 from services.contracts.webhooks import WebhookDelivery
-from services.runtime import metrics
+from services.runtime import metrics, service
 from services.webhooks import notices
 from services.webhooks.adapters import deliveries, protection
 from services.webhooks.adapters.deliveries import Attempt, Claimed
@@ -79,17 +79,6 @@ class Policy:
     def lease_seconds(self) -> float:
         # Long enough for one attempt with its deadline; a dead process's tasks come back after.
         return self.timeout * 2 + 5
-
-
-async def _every(seconds: float, work: Callable[[], Awaitable[object]], failed: str) -> None:
-    """``work`` every ``seconds`` until cancelled; a round that fails (the database away) is
-    logged as ``failed`` and the next one tries again."""
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            await work()
-        except Exception as exc:
-            log.warning(failed, error=repr(exc))
 
 
 def dispatch_lag(due_at: datetime | None, picked_at: datetime, freed_at: datetime | None) -> float:
@@ -242,10 +231,11 @@ class Dispatcher:
         return age
 
     async def sample_forever(self) -> None:
-        await _every(
+        await service.every(
+            "webhook_backlog_sample",
             self._policy.backlog_sample_seconds,
             self.sample_backlog,
-            "webhook_backlog_sample_failed",
+            log_done=False,
         )
 
     async def trim_logs(self) -> int:
@@ -264,7 +254,9 @@ class Dispatcher:
         return trimmed
 
     async def trim_forever(self) -> None:
-        await _every(self._policy.log_trim_seconds, self.trim_logs, "webhook_log_trim_failed")
+        await service.every(
+            "webhook_log_trim", self._policy.log_trim_seconds, self.trim_logs, log_done=False
+        )
 
     async def stop(self, grace: float) -> None:
         """Let attempts in flight finish (bounded); unfinished ones come back when leases end."""
