@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aio_pika
-import aiohttp
 import asyncpg
 from aio_pika.abc import AbstractChannel
 
@@ -31,9 +30,9 @@ from bench.pipeline.common import (
     job_event,
     message,
     pool_size,
-    session,
     sized,
 )
+from bench.pipeline.keepalive import KeepAlive, keep_alive
 from bench.pipeline.ledger_baseline import (
     LEDGER_CONCURRENCY,
     LEDGER_WALLETS,
@@ -70,9 +69,14 @@ async def ledger_reserve_capture(stack: Stack, runs: int, sizes: Sizes) -> Figur
     connection = await aio_pika.connect(stack.amqp_url, timeout=10)
     db = await connect(stack.database_url)
     try:
-        async with connection, session() as http, measure.replicas_restored(stack, "billing"):
+        token = internal_token(stack)
+        async with (
+            connection,
+            keep_alive({TOKEN_HEADER: token}) as http,
+            measure.replicas_restored(stack, "billing"),
+        ):
             channel = await connection.channel(publisher_confirms=True)
-            ledger = Ledger(stack, http, channel, db, wallets, internal_token(stack))
+            ledger = Ledger(stack, http, channel, db, wallets)
             await ledger.fund()
             meter.mark("setup")
 
@@ -190,18 +194,17 @@ class Ledger:
     capture through a ``job.completed`` event on billing's queue (the jobs service's)."""
 
     stack: Stack
-    http: aiohttp.ClientSession
+    http: KeepAlive  # the internal token in every request's head
     channel: AbstractChannel
     db: asyncpg.Connection
     wallets: list[str]
-    token: str
     serial: itertools.count[int] = field(default_factory=itertools.count)
 
     async def _post(self, url: str, body: dict[str, Any], what: str) -> None:
         """An internal POST billing must answer 201."""
-        async with self.http.post(url, json=body, headers={TOKEN_HEADER: self.token}) as r:
-            if r.status != 201:
-                raise RuntimeError(f"{what} answered {r.status}: {await r.text()}")
+        status, answer = await self.http.post(url, body)
+        if status != 201:
+            raise RuntimeError(f"{what} answered {status}: {answer[:500]!r}")
 
     async def fund(self) -> None:
         async def buy(account: str) -> None:
@@ -254,15 +257,18 @@ class Ledger:
             await measure.closed_loop(count, LEDGER_CONCURRENCY, one)
             async with asyncio.timeout(WAIT_SECONDS):
                 await asyncio.shield(relaying)
-                while True:
-                    captured = await self.db.fetchval(
-                        "SELECT count(*) FROM billing.reservations"
-                        " WHERE job_id = ANY($1::text[]) AND state = 'captured'",
-                        jobs,
+                # Only the reservations not yet seen captured are asked about again: the wait
+                # must not cost Postgres a lookup of every job of the run each 10 ms.
+                waiting = jobs
+                while waiting:
+                    waiting = await self.db.fetchval(
+                        "SELECT coalesce(array_agg(id), '{}') FROM unnest($1::text[]) AS id"
+                        " WHERE NOT EXISTS (SELECT 1 FROM billing.reservations r"
+                        " WHERE r.job_id = id AND r.state = 'captured')",
+                        waiting,
                     )
-                    if captured >= count:
-                        break
-                    await asyncio.sleep(0.01)
+                    if waiting:
+                        await asyncio.sleep(0.01)
         finally:
             relaying.cancel()
             with contextlib.suppress(asyncio.CancelledError):
