@@ -116,6 +116,7 @@ async def ledger_reserve_capture(stack: Stack, runs: int, sizes: Sizes) -> Figur
     notes = (
         f"Driven as the platform does: {LEDGER_CONCURRENCY} workers, each reserving a 5-credit"
         " music job over billing's internal POST /internal/v1/reservations (the gateway's call,"
+        " sent by a minimal keep-alive client, bench/pipeline/keepalive.py;"
         " internal token from the stack's environment; round robin over billing replicas), then"
         " staging its job.completed event for a relay task that publishes them as the jobs"
         f" service's outbox relay does (batches of up to {RELAY_BATCH} sent at once, persistent,"
