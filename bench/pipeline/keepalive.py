@@ -43,6 +43,10 @@ class _Connection:
         body = await self.reader.readexactly(length) if length else b""
         return int(head[9:12]), body
 
+    @property
+    def open(self) -> bool:
+        return not self.reader.at_eof() and not self.writer.is_closing()
+
     def close(self) -> None:
         self.writer.close()
 
@@ -64,16 +68,26 @@ class KeepAlive:
             f"POST {parts.path} HTTP/1.1\r\nHost: {base}\r\n{self._extra}"
             f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
         ).encode() + payload
-        free = self._free[base]
-        conn = free.pop() if free else await self._open(parts.hostname or "", parts.port or 80)
+        conn = self._kept(base) or await self._open(parts.hostname or "", parts.port or 80)
         try:
             async with asyncio.timeout(self._timeout):
                 answer = await conn.exchange(request)
         except BaseException:
             conn.close()
             raise
-        free.append(conn)
+        self._free[base].append(conn)
         return answer
+
+    def _kept(self, base: str) -> _Connection | None:
+        """A kept connection to ``base`` the server has not closed meanwhile (its idle
+        keep-alive timeout), or None."""
+        free = self._free[base]
+        while free:
+            conn = free.pop()
+            if conn.open:
+                return conn
+            conn.close()
+        return None
 
     async def _open(self, host: str, port: int) -> _Connection:
         async with asyncio.timeout(self._timeout):

@@ -75,3 +75,24 @@ async def test_an_unreadable_answer_fails_and_its_connection_is_not_reused(
         status, _ = await http.post(f"{url}/echo", {"n": 1})
     assert status == 401  # no token sent: the server's own answer, on a fresh connection
     assert len(peers) == 1
+
+
+async def test_a_connection_the_server_closed_while_idle_is_replaced() -> None:
+    async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)  # {}
+        writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()  # as a server whose keep-alive timeout ran out
+
+    server = await asyncio.start_server(once, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with keep_alive({}) as http:
+            first = await http.post(f"http://127.0.0.1:{port}/x", {})
+            await asyncio.sleep(0.05)  # the server's close reaches the kept connection
+            second = await http.post(f"http://127.0.0.1:{port}/x", {})
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert first == (201, b"{}") and second == (201, b"{}")
