@@ -44,6 +44,18 @@ async def test_a_transaction_left_idle_is_ended_by_the_server(infra: Infra) -> N
                 )
 
             await eventually(gone, timeout=5)  # the server ended the session, not the client
+
+            def closed_here() -> bool:
+                # The backend leaves pg_stat_activity a moment before its FATAL message and
+                # the socket's close reach this client; a query sent in between meets asyncpg
+                # mid-way through consuming that error (InternalClientError). Once closed,
+                # asyncpg detaches the connection from its pool proxy, which then refuses.
+                try:
+                    return bool(stuck.is_closed())
+                except asyncpg.InterfaceError:
+                    return True
+
+            await eventually(closed_here, timeout=5)
             with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)):
                 await stuck.fetchval("SELECT 1")
         # The pool goes on serving with a fresh connection.
