@@ -10,6 +10,9 @@ VENV_PY     := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 RUN_DIR     := .run
 PYTEST_ARGS ?=
+# Processes of each stateless service `make up` starts (gateway, jobs, billing, webhooks,
+# status); the edge (HAProxy) balances the gateway replicas.
+REPLICAS    ?= 1
 # Test processes (pytest-xdist). tests/conftest.py's scheduler puts the e2e and browser files (one
 # suite of services each) in one process and hands the other files out whole, one at a time.
 PYTEST_WORKERS ?= 2
@@ -25,7 +28,7 @@ help: ## list the targets
 	@echo "ClipMix platform — make targets:"
 	@grep -E '^[a-z][a-z-]*:.*## ' $(firstword $(MAKEFILE_LIST)) | \
 		awk 'BEGIN {FS = ":.*## "} {printf "  make %-9s %s\n", $$1, $$2}'
-	@echo "Variables: PYTEST_ARGS='-k name -x' (make test), BENCH_ARGS='--quick' (make bench)"
+	@echo "Variables: REPLICAS=2 (make up), PYTEST_ARGS='-k name -x' (make test), BENCH_ARGS='--quick' (make bench)"
 
 install: $(STAMP) ## create .venv (Python 3.11+) and install the project, its dev extras and the Python SDK
 
@@ -59,8 +62,8 @@ infra: ## make sure PostgreSQL and RabbitMQ run (start or install them locally)
 migrate: install infra ## create the database and apply every service's migrations
 	$(VENV_PY) -m services.runtime.migrate
 
-up: install infra migrate ## start the whole suite in the background and print a demo key
-	@MAKE_T0_NS=$(MAKE_T0_NS) bash scripts/up.sh
+up: install infra migrate ## start the whole suite in the background and print a demo key (REPLICAS=2: two of each stateless service)
+	@MAKE_T0_NS=$(MAKE_T0_NS) CLIPMIX_REPLICAS=$(REPLICAS) bash scripts/up.sh
 
 down: ## stop the suite started by `make up`
 	@bash scripts/down.sh

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO_FILE = ROOT / ".run" / "demo.json"
+DEMO_FILE = Path(os.environ.get("CLIPMIX_RUN_DIR") or ROOT / ".run") / "demo.json"
 HTTP_TIMEOUT = 5.0  # seconds per request
 CLI_TIMEOUT = 60.0  # seconds per clipmix-admin call
 

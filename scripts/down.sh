@@ -10,8 +10,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PIDFILE="$ROOT/.run/suite.pid"
-LOG="$ROOT/.run/suite.log"
+RUN_DIR="${CLIPMIX_RUN_DIR:-$ROOT/.run}"
+PIDFILE="$RUN_DIR/suite.pid"
+LOG="$RUN_DIR/suite.log"
 STOP_TIMEOUT="${CLIPMIX_STOP_TIMEOUT:-15}" # seconds between SIGTERM and SIGKILL
 
 say() { printf 'down: %s\n' "$*"; }

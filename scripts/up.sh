@@ -14,7 +14,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 PROCFILE="${CLIPMIX_PROCFILE:-Procfile}"
-RUN_DIR="$ROOT/.run"
+RUN_DIR="${CLIPMIX_RUN_DIR:-$ROOT/.run}"
+# Processes of each stateless service (`make up REPLICAS=2`): the edge balances the gateway
+# replicas; the other services' replicas share the queues and the work tables.
+REPLICAS="${CLIPMIX_REPLICAS:-1}"
+REPLICATED=(gateway jobs billing webhooks status)
 LOG="$RUN_DIR/suite.log"
 PIDFILE="$RUN_DIR/suite.pid"
 READY_TIMEOUT="${CLIPMIX_READY_TIMEOUT:-60}" # seconds until every /readyz answers 200
@@ -90,6 +94,38 @@ url_host() { if [[ "$PROBE_HOST" == *:* ]]; then echo "[$PROBE_HOST]"; else echo
 BASE_HOST="$(url_host)"
 
 [[ -f "$PROCFILE" ]] || die "no $PROCFILE in $ROOT"
+# `make ps` (no REPLICAS given) shows what the running suite was started with.
+if [[ "${1:-}" == "--status" && -z "${CLIPMIX_REPLICAS:-}" && -f "$RUN_DIR/replicas" ]]; then
+    REPLICAS="$(tr -dc '0-9' <"$RUN_DIR/replicas")"
+fi
+[[ "$REPLICAS" =~ ^[1-9]$ ]] || die "REPLICAS (CLIPMIX_REPLICAS) must be a whole number from 1 to 9, got '$REPLICAS'"
+
+# replica_port NAME N: replica N (2, 3, ...) of NAME listens 100*(N-1) above the first.
+replica_port() { echo $(($(port_of "$1") + 100 * ($2 - 1))); }
+
+if ((REPLICAS > 1)); then
+    # A Procfile of our own: the project's, plus "<name>-<n>" lines for the extra replicas,
+    # each told its port (CLIPMIX_<NAME>_<N>_PORT, so `make ps` finds it too).
+    mkdir -p "$RUN_DIR"
+    replicated="$RUN_DIR/Procfile.replicas"
+    {
+        printf '# Rendered by scripts/up.sh for REPLICAS=%s from %s: do not edit.\n' "$REPLICAS" "$PROCFILE"
+        cat "$PROCFILE"
+        for name in "${REPLICATED[@]}"; do
+            upper="$(tr '[:lower:]' '[:upper:]' <<<"$name")"
+            for ((n = 2; n <= REPLICAS; n++)); do
+                var="CLIPMIX_${upper}_${n}_PORT"
+                export "$var=${!var:-$(replica_port "$name" "$n")}"
+                printf '%s-%s: env CLIPMIX_%s_PORT=$%s python -m services.%s\n' "$name" "$n" "$upper" "$var" "$name"
+            done
+        done
+    } >"$replicated"
+    PROCFILE="$replicated"
+    for ((n = 2; n <= REPLICAS; n++)); do
+        var="CLIPMIX_GATEWAY_${n}_PORT"
+        CLIPMIX_EDGE_GATEWAY_URLS+=",http://$BASE_HOST:${!var}"
+    done
+fi
 mapfile -t PROCESSES < <(grep -E '^[A-Za-z0-9_-]+:' "$PROCFILE" | cut -d: -f1)
 ((${#PROCESSES[@]} > 0)) || die "$PROCFILE lists no processes"
 
@@ -230,6 +266,7 @@ else
     done
     pid="$(tr -dc '0-9' <"$PIDFILE" 2>/dev/null || true)"
     [[ -n "$pid" ]] || die "honcho did not start (no pid in $PIDFILE)"
+    echo "$REPLICAS" >"$RUN_DIR/replicas"
     say "started honcho (pid $pid): ${PROCESSES[*]}; logs in .run/suite.log"
 fi
 
@@ -264,7 +301,7 @@ GATEWAY="http://$BASE_HOST:$(port_of edge)"
 # A person who owns the demo key's account (created once; its password set on every start).
 DEMO_EMAIL="demo@clipmix.test"
 DEMO_PASSWORD="clipmix-demo"
-DEMO_ACCOUNT="$("$VENV_BIN/python" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("account_id", ""))' .run/demo.json 2>/dev/null || true)"
+DEMO_ACCOUNT="$("$VENV_BIN/python" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("account_id", ""))' "$RUN_DIR/demo.json" 2>/dev/null || true)"
 "$VENV_BIN/clipmix-admin" dashboard demo-login --email "$DEMO_EMAIL" --password "$DEMO_PASSWORD" \
     ${DEMO_ACCOUNT:+--account "$DEMO_ACCOUNT"} >/dev/null 2>"$RUN_DIR/demo-login.err" ||
     { cat "$RUN_DIR/demo-login.err" >&2; die "could not prepare the demo dashboard login (clipmix-admin dashboard demo-login failed; see above)"; }
@@ -273,7 +310,7 @@ IDEM="demo-$(cat /proc/sys/kernel/random/uuid 2>/dev/null || date +%s%N)"
 cat <<EOF
 
   ClipMix is up (CLIPMIX_ENV=$CLIPMIX_ENV) in $(elapsed) s
-  public     $GATEWAY   (API: $GATEWAY/api/v1, through the edge; gateway behind it on :$(port_of gateway))
+  public     $GATEWAY   (API: $GATEWAY/api/v1, through the edge; gateway behind it on :$(port_of gateway)$(for ((n = 2; n <= REPLICAS; n++)); do printf ' and :%s' "$(port_of "gateway-$n")"; done))
   services   $(for t in "${TARGETS[@]}"; do printf '%s :%s, ' "${t%%=*}" "${t##*:}"; done | sed 's/, $//')
   demo key   $KEY   (sandbox: never charges, answers completed jobs; kept in .run/demo.json)
   dashboard  $GATEWAY/dashboard   sign in as $DEMO_EMAIL / $DEMO_PASSWORD (or sign up)

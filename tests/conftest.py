@@ -20,8 +20,8 @@ for _name, _value in ROOMY_ADMISSION.items():
 # while the other process takes the remaining files, one whole file at a time. Two processes each
 # starting their own suites were four suites of ten processes on two cores.
 _SUITE_DIRS = ("tests/e2e/", "tests/browser/")
-# The bench smoke starts a stack of its own: it balances the other process's share.
-_OWN_STACK = ("tests/e2e/test_bench_smoke.py",)
+# Files that start a stack of their own: they balance the other process's share.
+_OWN_STACK = ("tests/e2e/test_bench_smoke.py", "tests/e2e/test_up_replicas.py")
 
 
 def _file_of(nodeid: str) -> str:

@@ -175,6 +175,11 @@ def render(settings: EdgeSettings) -> str:
         "    option http-keep-alive",
         "    option forwardfor",
         "    option httpchk GET /healthz",
+        # A replica that refuses the connection (it died, and the health check has not seen it
+        # yet) costs the request nothing: it is tried again on another replica. Only failures
+        # to connect are retried, so a request the replica may have read is never sent twice.
+        "    retries 2",
+        "    option redispatch 1",
         "    timeout connect 2s",
         f"    timeout client {settings.idle_timeout_seconds}s",
         f"    timeout server {settings.work_timeout_seconds}s",

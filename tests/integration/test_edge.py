@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from services.contracts import errors
 from services.contracts.jobs import JobStatus
@@ -227,3 +228,30 @@ async def test_with_no_gateway_up_the_edge_says_unavailable(
             assert r.headers["Retry-After"] == "2"
     assert body["error"]["code"] == "service_unavailable"
     assert REQUEST_ID.match(body["error"]["request_id"])
+
+
+async def test_a_replica_that_just_died_costs_no_request(
+    http: aiohttp.ClientSession, gw: Gateway, tmp_path: Path
+) -> None:
+    """Between a replica's death and the health checks' verdict (two failed checks, a second
+    apart), a connection it refuses is tried again on a live replica: nobody sees a 5xx."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    doomed = web.Application()
+    doomed.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(doomed)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    settings = EdgeSettings(
+        port=free_port(), metrics_port=free_port(), gateway_urls=f"http://127.0.0.1:{port},{gw.url}"
+    )
+    key = await new_key(gw.pool)
+    with _haproxy(settings, tmp_path) as url:
+        await _until(http, f"{url}/healthz", 200)
+        await asyncio.sleep(1.5)  # both replicas have passed a health check
+        await runner.cleanup()  # the replica dies: its port now refuses connections
+        answers = [await call(http, "GET", f"{url}/api/v1/jobs", key) for _ in range(20)]
+    assert [a.status for a in answers] == [200] * 20, [a.body for a in answers]
