@@ -1,9 +1,10 @@
 """Our own copy of every result: provider URLs expire, ours are signed links we control.
 
-Local directory store (the default): files under ``artifact_dir/<job_id>/<name>``, served by
-the jobs service at ``/artifacts/<job_id>/<name>?expires=<unix>&signature=<hex>`` where the
-signature is HMAC-SHA256(secret, path + "\\n" + expires). An S3-compatible store would keep
-the same ``put`` contract and hand out presigned URLs instead (not implemented: docs/jobs.md).
+Every store hands out the same links (ADR-073): ``<base>/artifacts/<job_id>/<name>?expires=
+<unix>&signature=<hex>``, the signature HMAC-SHA256(secret, path + "\\n" + expires), served by
+the jobs service whatever holds the bytes. :class:`ArtifactStore` signs and checks them once for
+every store; :class:`LocalArtifactStore` (the default) keeps files under
+``artifact_dir/<job_id>/<name>``; ``s3.S3ArtifactStore`` keeps objects in a bucket.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import re
 import secrets
 import time
+from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,23 +28,40 @@ _SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 CONTENT_TYPES = {".wav": "audio/wav", ".mp4": "video/mp4"}
 
 
-class LocalArtifactStore:
-    def __init__(self, root: str | Path, base_url: str, secret: str, ttl_seconds: int) -> None:
-        self.root = Path(root).resolve()
+class ArtifactStoreUnavailable(Exception):
+    """The store could not take or give a result just now (unreachable, timing out, refusing
+    writes, a full disk): worth trying again later, and never the provider's failure."""
+
+
+def safe_parts(job_id: str, name: str) -> tuple[str, str]:
+    """``(job_id, name)`` when both are plain names; ValueError otherwise (a path outside the
+    store, or a key nobody could link to)."""
+    if not (_SAFE.match(job_id) and _SAFE.match(name)) or ".." in (job_id + name):
+        raise ValueError("unsafe artifact path")
+    return job_id, name
+
+
+def content_type_of(name: str) -> str:
+    return CONTENT_TYPES.get(Path(name).suffix, "application/octet-stream")
+
+
+class ArtifactStore(ABC):
+    """Where results are kept, and the signed, expiring links to them (one implementation of
+    the signing for every store)."""
+
+    def __init__(self, base_url: str, secret: str, ttl_seconds: int) -> None:
         self._base = base_url.rstrip("/")
         self._secret = secret.encode()
         self._ttl = ttl_seconds
 
-    def _file(self, job_id: str, name: str) -> Path:
-        if not (_SAFE.match(job_id) and _SAFE.match(name)) or ".." in (job_id + name):
-            raise ValueError("unsafe artifact path")
-        return self.root / job_id / name
-
+    @abstractmethod
     async def put(self, job_id: str, name: str, data: bytes, content_type: str) -> dict[str, Any]:
-        """Store ``data`` (idempotently: same job and name → same file) and describe it."""
-        target = self._file(job_id, name)
-        await asyncio.to_thread(_write_atomically, target, data)
-        return {"content_type": content_type, "bytes": len(data), **self.link(job_id, name)}
+        """Store ``data`` (idempotently: same job and name → same file or key, the last write
+        wins whole) and describe it: content type, size and a fresh link. Raises
+        :class:`ArtifactStoreUnavailable` when the store cannot take it just now."""
+
+    def described(self, job_id: str, name: str, size: int, content_type: str) -> dict[str, Any]:
+        return {"content_type": content_type, "bytes": size, **self.link(job_id, name)}
 
     def link(self, job_id: str, name: str, now: float | None = None) -> dict[str, Any]:
         expires = int((now if now is not None else time.time()) + self._ttl)
@@ -63,6 +82,26 @@ class LocalArtifactStore:
         if when < (now if now is not None else time.time()):
             return False
         return hmac.compare_digest(self.sign(path, when), signature)
+
+
+class LocalArtifactStore(ArtifactStore):
+    """Files under a directory (one host, or replicas sharing a disk)."""
+
+    def __init__(self, root: str | Path, base_url: str, secret: str, ttl_seconds: int) -> None:
+        super().__init__(base_url, secret, ttl_seconds)
+        self.root = Path(root).resolve()
+
+    def _file(self, job_id: str, name: str) -> Path:
+        job_id, name = safe_parts(job_id, name)
+        return self.root / job_id / name
+
+    async def put(self, job_id: str, name: str, data: bytes, content_type: str) -> dict[str, Any]:
+        target = self._file(job_id, name)
+        try:
+            await asyncio.to_thread(_write_atomically, target, data)
+        except OSError as exc:  # a full or vanished disk: the job tries again later
+            raise ArtifactStoreUnavailable(f"write failed: {exc!r}") from exc
+        return self.described(job_id, name, len(data), content_type)
 
     def locate(self, job_id: str, name: str) -> Path | None:
         try:

@@ -28,7 +28,7 @@ MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.PROVIDER_UNAVAILABLE: "The provider could not be reached.",
     ErrorCode.PROVIDER_REJECTED_INPUT: "The provider rejected the input.",
     ErrorCode.PROVIDER_ERROR: "The provider failed to produce the result.",
-    ErrorCode.ARTIFACT_UNAVAILABLE: "The result could not be fetched from the provider.",
+    ErrorCode.ARTIFACT_UNAVAILABLE: "The result could not be fetched from the provider or stored.",
 }
 
 

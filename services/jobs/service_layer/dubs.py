@@ -21,7 +21,7 @@ import structlog
 
 from services.contracts.jobs import JobStatus
 from services.jobs.adapters import repository
-from services.jobs.adapters.artifacts import LocalArtifactStore
+from services.jobs.adapters.artifacts import ArtifactStore
 from services.jobs.adapters.repository import Run
 from services.jobs.domain import languages as langs
 from services.jobs.domain import paid
@@ -47,7 +47,7 @@ class DubWork:
     """What following a dubbing needs from the runner."""
 
     pool: asyncpg.Pool
-    store: LocalArtifactStore
+    store: ArtifactStore
     artifact_max_bytes: int
     poll_seconds: float
     after_commit: Callable[[], None]
@@ -131,7 +131,8 @@ async def _take(
 ) -> tuple[list[langs.Language], list[str]]:
     """``children`` after taking one language the provider settled (and whether it was
     delivered). A file the provider could not hand over yet stays pending (the next look
-    tries again; the deadline bounds it)."""
+    tries again; the deadline bounds it). A store that cannot take the file raises
+    ``ArtifactStoreUnavailable``: nothing of the look is saved, and the runner looks again."""
     language = report.language
     if report.status in (TaskStatus.FAILED, TaskStatus.CANCELED):
         failure = report.failure or _CANCELED_AT_PROVIDER

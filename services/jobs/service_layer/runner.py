@@ -22,7 +22,7 @@ import structlog
 
 from services.contracts.jobs import TERMINAL, JobStatus, Service
 from services.jobs.adapters import repository
-from services.jobs.adapters.artifacts import LocalArtifactStore
+from services.jobs.adapters.artifacts import ArtifactStore, ArtifactStoreUnavailable
 from services.jobs.adapters.repository import ProviderCancel, Run, StaleJob
 from services.jobs.domain import paid
 from services.jobs.domain.providers import (
@@ -84,7 +84,7 @@ class Runner:
         self,
         pool: asyncpg.Pool,
         providers: Mapping[Service, Provider],
-        store: LocalArtifactStore,
+        store: ArtifactStore,
         config: RunnerConfig,
         after_commit: Callable[[], None] | None = None,
     ) -> None:
@@ -349,7 +349,10 @@ class Runner:
             return
         if job.languages is not None and state.languages:
             # A dubbing reported language by language: each settles on its own.
-            await follow_languages(self._dubs, run, provider, state)
+            try:
+                await follow_languages(self._dubs, run, provider, state)
+            except ArtifactStoreUnavailable as exc:  # nothing of this look was saved
+                await self._store_later(run, exc)
         elif state.status is TaskStatus.RUNNING:
             await self._poll_later(run, now)
         elif state.status is TaskStatus.FAILED:
@@ -379,6 +382,9 @@ class Runner:
                 else:
                     obj = {"type": artifact.kind, **obj}
                 stored.append(obj)
+        except ArtifactStoreUnavailable as exc:
+            await self._store_later(run, exc)
+            return
         except ProviderFailure as failure:
             if failure.retryable:
                 # The adapter already retried; look again later (the deadline bounds this).
@@ -400,6 +406,24 @@ class Runner:
             return
         output = {"dubs": stored} if job.service is Service.TRANSLATIONS else {"artifacts": stored}
         await self._settle(run, JobStatus.COMPLETED, output=output)
+
+    async def _store_later(self, run: Run, exc: ArtifactStoreUnavailable) -> None:
+        """Our store could not take the result (away, timing out, refusing writes). Neither the
+        provider's failure nor the customer's: the job stays ``processing`` with its task and
+        is looked at again, backing off, and copies the result then (the same provider task,
+        settled and charged once). Past the job's deadline it fails as ``artifact_unavailable``
+        (our storage), not as the provider's timeout."""
+        cfg = self._config
+        now = _now()
+        delay = retry_delay(run.attempts, cfg.retry_backoff_seconds, cfg.retry_backoff_max_seconds)
+        at = now + timedelta(seconds=delay)
+        if run.deadline_at is not None and at >= run.deadline_at:
+            log.warning("artifact_store_gave_up", error=str(exc))
+            failure = ProviderFailure(ErrorCode.ARTIFACT_UNAVAILABLE, "store unavailable")
+            await self._settle(run, JobStatus.FAILED, error=failure.error())
+            return
+        log.warning("artifact_store_unavailable", error=str(exc), retry_at=at.isoformat())
+        await self._reschedule(run, at)
 
     async def _refuse_overrun(self, run: Run, artifact: RemoteArtifact) -> None:
         """A result longer than was paid for is not delivered: the job fails (its credits go
