@@ -8,6 +8,7 @@ import pytest
 
 from services.runtime.logging import configure_logging
 from tests import infra as infra_mod
+from tests import s3_server as s3_mod
 from tests.infra import ROOMY_ADMISSION, Infra
 
 # Services built in this process (create_app(settings)) read these from the environment too.
@@ -77,3 +78,11 @@ async def infra() -> AsyncIterator[Infra]:
 @pytest.fixture(scope="session", autouse=True)
 def _logging() -> None:
     configure_logging("tests", "warning")
+
+
+@pytest.fixture(scope="module")
+async def s3_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[s3_mod.S3Server]:
+    """moto's S3 server as a real process (tests/s3_server.py), one per test module, with its
+    bucket created; a test that pauses it or deletes the bucket puts it back."""
+    async with s3_mod.running(tmp_path_factory.mktemp("s3")) as server:
+        yield server

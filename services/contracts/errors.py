@@ -450,8 +450,12 @@ BILLING_UNAVAILABLE = ErrorSpec(
 SERVICE_UNAVAILABLE = ErrorSpec(
     503, _API, "service_unavailable", "The {service} service is unavailable right now; retry"
     " shortly.",
-    "a service behind the gateway, or a database, is away; nothing was done; `Retry-After`",
-    variants={"database": "The service is briefly unavailable; retry shortly."},
+    "a service behind the gateway, a database, or the store results are kept in, is away;"
+    " nothing was done; `Retry-After`",
+    variants={
+        "database": "The service is briefly unavailable; retry shortly.",
+        "artifacts": "The result cannot be read from storage right now; retry shortly.",
+    },
     example={"service": "webhooks"},
 )  # fmt: skip
 PAYMENT_PROVIDER_UNAVAILABLE = ErrorSpec(

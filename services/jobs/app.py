@@ -12,6 +12,7 @@ from aiohttp import web
 from services.contracts.jobs import Service
 from services.contracts.providers import PROVIDER_OF, ProviderApi
 from services.contracts.routing import JOBS_COMMANDS, QUEUES
+from services.jobs.adapters import s3
 from services.jobs.adapters.artifacts import LocalArtifactStore
 from services.jobs.adapters.dubbing import ElevenLabsDubbing
 from services.jobs.adapters.provider_http import ProviderHttp
@@ -67,6 +68,40 @@ def _providers(session: aiohttp.ClientSession, settings: JobsSettings) -> dict[S
         ProviderApi.DUBBING: dubbing,
     }
     return {service: adapters[route.api] for service, route in PROVIDER_OF.items()}
+
+
+def s3_options(settings: JobsSettings) -> s3.S3Options:
+    assert settings.artifact_s3_bucket, "checked by JobsSettings"
+    secret = settings.artifact_s3_secret_key
+    return s3.S3Options(
+        bucket=settings.artifact_s3_bucket,
+        prefix=settings.artifact_s3_prefix,
+        region=settings.artifact_s3_region,
+        endpoint_url=settings.artifact_s3_endpoint,
+        access_key=settings.artifact_s3_access_key,
+        secret_key=secret.get_secret_value() if secret is not None else None,
+        timeout_seconds=settings.artifact_s3_timeout_seconds,
+        tries=settings.artifact_s3_tries,
+        multipart_threshold_bytes=settings.artifact_s3_multipart_threshold_bytes,
+        part_bytes=settings.artifact_s3_part_bytes,
+    )
+
+
+def store_ctx(settings: JobsSettings) -> service.Context:
+    """The artifact store (ADR-073); an S3 client lives as long as the app, and is closed
+    after the runner has stopped (cleanup_ctx order)."""
+    links = (settings.artifact_base, settings.artifact_secret, settings.artifact_ttl_seconds)
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        if settings.artifact_store == "s3":
+            async with s3.open_store(s3_options(settings), *links) as store:
+                app[STORE] = store
+                yield
+        else:
+            app[STORE] = LocalArtifactStore(settings.artifact_dir, *links)
+            yield
+
+    return ctx
 
 
 def runner_ctx(settings: JobsSettings) -> service.Context:
@@ -154,13 +189,7 @@ def create_app(settings: JobsSettings) -> web.Application:
         queues=QUEUES,
         consume=(_commands(settings),),
         relay=True,
-        chores=(runner_ctx(settings),),
-    )
-    app[STORE] = LocalArtifactStore(
-        settings.artifact_dir,
-        settings.artifact_base,
-        settings.artifact_secret,
-        settings.artifact_ttl_seconds,
+        chores=(store_ctx(settings), runner_ctx(settings)),
     )
     app[WEBHOOK_SECRET] = http.webhook_key(settings.provider_webhook_secret)
     http.add_routes(app)

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from services.contracts.jobs import Service
-from services.jobs.adapters.artifacts import LocalArtifactStore
+from services.jobs.adapters.artifacts import ArtifactStore
 from services.jobs.domain.providers import Provider
 from services.jobs.service_layer.runner import Runner
 
 PROVIDERS = web.AppKey("providers", Mapping[Service, Provider])
-STORE = web.AppKey("artifact_store", LocalArtifactStore)
+STORE = web.AppKey("artifact_store", ArtifactStore)
 RUNNER = web.AppKey("runner", Runner)
 WEBHOOK_SECRET = web.AppKey("provider_webhook_secret", bytes)

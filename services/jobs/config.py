@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
 
-from services.runtime.config import ServiceSettings
+from pydantic import Field, SecretStr, model_validator
+
+from services.runtime.config import InvalidSetting, ServiceSettings, env_name
 
 # Dev defaults shared with the simulator; both are refused in production (see app.py).
 DEV_PROVIDER_KEY = "sim-dev-provider-key"
 DEV_WEBHOOK_SECRET = "whsec_c2ltLWRldi13ZWJob29rLXNlY3JldA=="  # noqa: S105 - dev default
 DEV_ARTIFACT_SECRET = "clipmix-dev-artifact-secret"  # noqa: S105 - dev default
+
+# S3 takes parts of at least 5 MiB (but the last), single uploads of at most 5 GiB, and at
+# most 10,000 parts per upload.
+_S3_MIN_PART = 5 * 1024**2
+_S3_MAX_PUT = 5 * 1024**3
+_S3_MAX_PARTS = 10_000
 
 _DEADLINES = {"music": 900.0, "translations": 3600.0, "family_videos": 1800.0, "avatars": 1800.0}
 
@@ -90,6 +98,70 @@ class JobsSettings(ServiceSettings):
     artifact_max_bytes: int = Field(
         200 * 1024**2, ge=1, validation_alias="CLIPMIX_JOBS_ARTIFACT_MAX_BYTES"
     )
+    # Where results are kept: files under ARTIFACT_DIR, or an S3-compatible bucket (ADR-073).
+    # Either way the links are ours, served by this service.
+    artifact_store: Literal["local", "s3"] = Field(
+        "local", validation_alias="CLIPMIX_JOBS_ARTIFACT_STORE"
+    )
+    # --- the S3-compatible store (ARTIFACT_STORE=s3) ---
+    # The endpoint of an S3-compatible server (MinIO, R2, …); unset: AWS S3 in the region.
+    artifact_s3_endpoint: str | None = Field(
+        None, validation_alias="CLIPMIX_JOBS_ARTIFACT_S3_ENDPOINT"
+    )
+    artifact_s3_bucket: str | None = Field(None, validation_alias="CLIPMIX_JOBS_ARTIFACT_S3_BUCKET")
+    artifact_s3_region: str = Field("us-east-1", validation_alias="CLIPMIX_JOBS_ARTIFACT_S3_REGION")
+    # Both or neither; neither: botocore's own chain (AWS_* variables, an instance or pod role).
+    artifact_s3_access_key: str | None = Field(
+        None, validation_alias="CLIPMIX_JOBS_ARTIFACT_S3_ACCESS_KEY"
+    )
+    artifact_s3_secret_key: SecretStr | None = Field(
+        None, validation_alias="CLIPMIX_JOBS_ARTIFACT_S3_SECRET_KEY"
+    )
+    # Put before every key: ``<prefix><job_id>/<name>`` (e.g. "results/").
+    artifact_s3_prefix: str = Field("", validation_alias="CLIPMIX_JOBS_ARTIFACT_S3_PREFIX")
+    # Connect and read timeout of one S3 request, and tries of a call (botocore's standard
+    # retries); a whole call is also cut at tries x timeout plus the backoffs between.
+    artifact_s3_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, validation_alias="CLIPMIX_JOBS_ARTIFACT_S3_TIMEOUT_SECONDS"
+    )
+    artifact_s3_tries: int = Field(
+        3, ge=1, le=10, validation_alias="CLIPMIX_JOBS_ARTIFACT_S3_TRIES"
+    )
+    # A result this large or larger goes up in parts of PART_BYTES (the last one smaller).
+    artifact_s3_multipart_threshold_bytes: int = Field(
+        8 * 1024**2,
+        ge=_S3_MIN_PART,
+        le=_S3_MAX_PUT,
+        validation_alias="CLIPMIX_JOBS_ARTIFACT_S3_MULTIPART_THRESHOLD_BYTES",
+    )
+    artifact_s3_part_bytes: int = Field(
+        8 * 1024**2,
+        ge=_S3_MIN_PART,
+        le=_S3_MAX_PUT,
+        validation_alias="CLIPMIX_JOBS_ARTIFACT_S3_PART_BYTES",
+    )
+
+    @model_validator(mode="after")
+    def _s3_store_is_complete(self) -> JobsSettings:
+        """The S3 store's settings make sense together, checked at start-up. InvalidSetting,
+        not ValueError: pydantic would print the input, the secret key included."""
+        if self.artifact_store != "s3":
+            return self
+        cls = type(self)
+        if not (self.artifact_s3_bucket or "").strip():
+            store, bucket = env_name(cls, "artifact_store"), env_name(cls, "artifact_s3_bucket")
+            raise InvalidSetting(f"{bucket} must be set when {store}=s3")
+        if (self.artifact_s3_access_key is None) != (self.artifact_s3_secret_key is None):
+            raise InvalidSetting(
+                f"set both {env_name(cls, 'artifact_s3_access_key')} and"
+                f" {env_name(cls, 'artifact_s3_secret_key')}, or neither"
+            )
+        if -(-self.artifact_max_bytes // self.artifact_s3_part_bytes) > _S3_MAX_PARTS:
+            raise InvalidSetting(
+                f"{env_name(cls, 'artifact_s3_part_bytes')} is too small for"
+                f" {env_name(cls, 'artifact_max_bytes')}: S3 takes at most {_S3_MAX_PARTS} parts"
+            )
+        return self
 
     def deadline_for(self, service: str) -> float:
         return self.deadline_seconds.get(service, _DEADLINES.get(service, 3600.0))

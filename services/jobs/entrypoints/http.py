@@ -10,8 +10,8 @@ from aiohttp import web
 
 from services.contracts import errors, signing
 from services.jobs.adapters import repository
-from services.jobs.adapters.artifacts import CONTENT_TYPES
-from services.jobs.app_keys import PROVIDERS, RUNNER, STORE, WEBHOOK_SECRET
+from services.jobs.app_keys import PROVIDERS, RUNNER, WEBHOOK_SECRET
+from services.jobs.entrypoints.artifacts import artifact
 from services.jobs.service_layer.cancel import NotCancelable, NotFound, cancel_job
 from services.runtime.http import ApiError, json_response
 from services.runtime.internal import ACCOUNT_HEADER
@@ -70,20 +70,6 @@ async def provider_webhook(request: web.Request) -> web.Response:
     if nudged:
         request.app[RUNNER].wake(repository.DUE)
     return json_response({"received": True})
-
-
-async def artifact(request: web.Request) -> web.StreamResponse:
-    job_id, name = request.match_info["job_id"], request.match_info["name"]
-    store = request.app[STORE]
-    if not store.verify(
-        request.path, request.query.get("expires", ""), request.query.get("signature", "")
-    ):
-        raise errors.LINK_EXPIRED.error()
-    path = store.locate(job_id, name)
-    if path is None:
-        raise errors.ARTIFACT_NOT_FOUND.error()
-    content_type = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
-    return web.FileResponse(path, headers={"Content-Type": content_type})
 
 
 def add_routes(app: web.Application) -> None:
