@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from services.runtime.config import InvalidSetting, ServiceSettings, env_name
 
@@ -140,6 +140,18 @@ class JobsSettings(ServiceSettings):
         le=_S3_MAX_PUT,
         validation_alias="CLIPMIX_JOBS_ARTIFACT_S3_PART_BYTES",
     )
+
+    @field_validator(
+        "artifact_s3_endpoint",
+        "artifact_s3_bucket",
+        "artifact_s3_access_key",
+        "artifact_s3_secret_key",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """An empty variable (compose's ``${VAR:-}``) is an unset one."""
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _s3_store_is_complete(self) -> JobsSettings:

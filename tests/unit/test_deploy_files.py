@@ -26,7 +26,7 @@ from services.billing.config import BillingSettings
 from services.gateway.config import GatewaySettings, RequestLogSettings
 from services.jobs.app import _refuse_dev_secrets
 from services.jobs.config import JobsSettings
-from services.runtime.config import InsecureSettings, Renamed, ServiceSettings
+from services.runtime.config import InsecureSettings, InvalidSetting, Renamed, ServiceSettings
 from services.runtime.traffic import TrafficSettings
 from services.simulator.app import SimulatorSettings
 from services.status.config import StatusSettings
@@ -442,7 +442,7 @@ def production_refusals(process: str, env: Mapping[str, str]) -> list[str]:
     jobs/app.py create_app."""
     try:
         settings = load_settings(PROCESS_SETTINGS[process][0], env)
-    except InsecureSettings as exc:
+    except (InsecureSettings, InvalidSetting) as exc:
         return [f"{process}: {exc}"]
     if not isinstance(settings, ServiceSettings):
         return []
@@ -727,7 +727,11 @@ def test_compose_secret_defaults_are_only_the_refused_development_values(
             assert compose_variables(str(raw)), f"{name}: {key} is written into compose.yaml"
             cls, field = fields[key]
             default = cls.model_fields[field].default
-            assert interpolate(str(raw), {}) == default, f"{name}: {key} defaults to a new value"
+            fallback = interpolate(str(raw), {})
+            if fallback == "" and default is None:  # ${VAR:-}: read as unset (jobs/config.py)
+                assert load_settings(cls, {key: ""}).model_dump()[field] is None, key
+            else:
+                assert fallback == default, f"{name}: {key} defaults to a new value"
             checked += 1
     assert checked >= 8
 
@@ -970,22 +974,20 @@ def test_the_base_has_no_simulator() -> None:
         assert "simulator" not in str(value), f"{key} points at the simulator"
 
 
-def test_k8s_jobs_keeps_artifacts_on_a_volume_every_replica_shares() -> None:
+def test_k8s_jobs_keeps_artifacts_in_an_object_store_every_replica_shares(
+    secret_template: dict[str, str],
+) -> None:
+    """Two jobs replicas on different nodes: results go to the S3-compatible store, not a
+    volume one node holds (ADR-073), with the store's keys from the Secret."""
+    settings = load_settings(JobsSettings, k8s_process_env("jobs", secret_template))
+    assert settings.artifact_store == "s3"
+    assert settings.artifact_s3_bucket and settings.artifact_s3_access_key
+    assert settings.artifact_s3_secret_key is not None
     deployment = by_kind("Deployment")["clipmix-jobs"]
+    assert deployment["spec"]["replicas"] > 1
     pod = deployment["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    directory = by_kind("ConfigMap")["clipmix-config"]["data"]["CLIPMIX_JOBS_ARTIFACT_DIR"]
-    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    assert directory in mounts, "the artifact directory must be a mounted volume"
-    volume = next(v for v in pod["volumes"] if v["name"] == mounts[directory])
-    replicas = deployment["spec"]["replicas"]
-    if "persistentVolumeClaim" in volume:
-        claim = by_kind("PersistentVolumeClaim")[volume["persistentVolumeClaim"]["claimName"]]
-        if replicas > 1:
-            assert "ReadWriteMany" in claim["spec"]["accessModes"], "replicas share the files"
-    else:
-        assert "emptyDir" in volume and replicas == 1, "an emptyDir is private to one pod"
-    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+    assert all("persistentVolumeClaim" not in v for v in pod["volumes"])
+    assert "PersistentVolumeClaim" not in {obj["kind"] for obj in k8s_objects()}
 
 
 def test_k8s_pods_get_no_service_link_variables() -> None:
@@ -1393,6 +1395,8 @@ def test_settings_env_names_follow_prefixes_and_aliases() -> None:
         "CLIPMIX_JOBS_DUBBING_KEY",
         "CLIPMIX_JOBS_PROVIDER_WEBHOOK_SECRET",
         "CLIPMIX_JOBS_ARTIFACT_SECRET",
+        "CLIPMIX_JOBS_ARTIFACT_S3_ACCESS_KEY",
+        "CLIPMIX_JOBS_ARTIFACT_S3_SECRET_KEY",
     }
     assert secret_env_names("simulator") == {
         "CLIPMIX_SIMULATOR_API_KEY",
@@ -1419,7 +1423,7 @@ def test_env_name_check_rejects_the_old_name_of_a_renamed_setting() -> None:
 
 def test_secret_check_rejects_secrets_from_the_configmap_or_another_secret() -> None:
     from_config = {"name": "jobs", "envFrom": [{"configMapRef": {"name": "clipmix-config"}}]}
-    assert len(missing_secret_problems("jobs", from_config, "clipmix-secrets")) == 7
+    assert len(missing_secret_problems("jobs", from_config, "clipmix-secrets")) == 9
     other = {
         "name": "billing",
         "env": [
