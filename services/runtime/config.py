@@ -14,8 +14,10 @@ from collections.abc import Iterable, Mapping
 from typing import Literal
 
 import structlog
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.messaging.nodes import split_nodes
 
 log = structlog.get_logger()
 
@@ -28,6 +30,11 @@ class InsecureSettings(RuntimeError):
 
     Not a ValueError on purpose: pydantic would wrap that with the input, secrets included.
     """
+
+
+class InvalidSetting(RuntimeError):
+    """A setting holding a credential is malformed; the message names the variable, never the
+    value (a RuntimeError for the reason ``InsecureSettings`` is one)."""
 
 
 class Renamed(AliasChoices):
@@ -88,6 +95,9 @@ class ServiceSettings(BaseSettings):
 
     env: Literal["development", "test", "production"] = "development"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/clipmix"
+    # One RabbitMQ node, or a cluster's nodes as a comma-separated list of URLs (``amqp_urls``):
+    # each process connects to one of them and moves on to the next when it is lost
+    # (messaging/nodes.py).
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     log_level: str = "info"
     host: str = "127.0.0.1"
@@ -139,6 +149,20 @@ class ServiceSettings(BaseSettings):
     # Shared secret of /internal/ routes; the development default is refused in production.
     internal_token: str = "clipmix-dev-internal-token"  # noqa: S105 - dev default, refused in prod
     internal_timeout_seconds: float = Field(2.0, gt=0)
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_nodes(cls, value: str) -> str:
+        try:
+            split_nodes(value)
+        except ValueError as exc:
+            raise InvalidSetting(f"{env_name(cls, 'amqp_url')}: {exc}") from None
+        return value
+
+    @property
+    def amqp_urls(self) -> tuple[str, ...]:
+        """The RabbitMQ nodes of ``CLIPMIX_AMQP_URL``, in the order given."""
+        return split_nodes(self.amqp_url)
 
     @model_validator(mode="after")
     def _secrets_set_in_production(self) -> ServiceSettings:

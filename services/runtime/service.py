@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import aio_pika
 import asyncpg
 import prometheus_client
 import structlog
@@ -23,7 +22,7 @@ from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 from pydantic_settings import BaseSettings
 
-from services.messaging import batch, inbox, topology
+from services.messaging import batch, inbox, nodes, topology
 from services.messaging.batch import BatchHandler, ClaimingHandler
 from services.messaging.consumer import Consumer, Handler
 from services.messaging.outbox import OutboxRelay
@@ -180,13 +179,12 @@ def postgres(settings: ServiceSettings, schema: str, migrations: Path) -> Contex
 def rabbitmq(
     settings: ServiceSettings, service: str, queues: tuple[topology.QueueSpec, ...]
 ) -> Context:
-    """One robust connection per process; the whole topology declared at start."""
+    """One robust connection per process, to one node of ``CLIPMIX_AMQP_URL`` (moving on to the
+    next when it is lost: messaging/nodes.py); the whole topology declared at start."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        connection = await aio_pika.connect_robust(
-            settings.amqp_url,
-            timeout=_CONNECT_TIMEOUT_SECONDS,
-            client_properties={"connection_name": f"clipmix-{service}"},
+        connection = await nodes.connect(
+            settings.amqp_urls, name=f"clipmix-{service}", attempt_seconds=_CONNECT_TIMEOUT_SECONDS
         )
         # Kept open for the process's life: a robust channel declares its exchanges, queues
         # and bindings again after a reconnect, so a broker that lost them gets them back.
