@@ -990,6 +990,14 @@ def test_k8s_jobs_keeps_artifacts_in_an_object_store_every_replica_shares(
     assert "PersistentVolumeClaim" not in {obj["kind"] for obj in k8s_objects()}
 
 
+def test_k8s_services_reach_every_rabbitmq_node(secret_template: dict[str, str]) -> None:
+    """The broker is a cluster: each service is given every node, and reconnects to one that
+    is up when its own goes away."""
+    for name in SERVICES:
+        settings = load_settings(PROCESS_SETTINGS[name][0], k8s_process_env(name, secret_template))
+        assert len(settings.amqp_urls) == 3, name
+
+
 def test_k8s_pods_get_no_service_link_variables() -> None:
     # Service clipmix-<name> would inject CLIPMIX_<NAME>_PORT=tcp://..., the name of a setting.
     for objects in (k8s_objects(), overlay_objects()):
