@@ -154,6 +154,38 @@ async def test_a_failed_publish_keeps_the_rows_for_a_later_run(
     await assert_nothing_more(q, relay, pool)
 
 
+async def test_a_nacked_batch_stays_and_the_next_goes_out_on_a_fresh_channel(
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, make_queue: MakeQueue
+) -> None:
+    """A nack (here: a full queue refusing publishes) keeps the rows, and the publisher opens
+    a new channel: RabbitMQ 3.10 can go on nacking every publish of a channel that published
+    to a quorum queue during its leader election (tests/integration/test_rabbit_cluster.py)."""
+    q = await make_queue()
+    full_key = unique("test.full")
+    channel = await amqp.channel()
+    full = await channel.declare_queue(
+        unique("test.full"),
+        auto_delete=True,
+        arguments={"x-max-length": 0, "x-overflow": "reject-publish"},
+    )
+    await full.bind(EVENTS, routing_key=full_key)
+    confirming = await amqp.channel(publisher_confirms=True, on_return_raises=True)
+    relay = OutboxRelay(pool, Publisher(confirming), service=unique("svc"))
+    before = await confirming.get_underlay_channel()
+
+    await stage_committed(pool, full_key, 2)
+    with pytest.raises(aio_pika.exceptions.DeliveryError):
+        await relay.publish_once()
+
+    assert await outbox_rows(pool) == 2
+    assert await confirming.get_underlay_channel() is not before  # reopened
+    await pool.execute("DELETE FROM outbox")  # nothing can take them: make room for the next
+    staged = await stage_committed(pool, q.routing_key, 3)
+    assert await relay.drain() == 3
+    assert [m.message_id for m in await q.take(3)] == [str(e.message_id) for e in staged]
+    await channel.close()
+
+
 async def test_run_retries_after_failures_until_the_rows_are_out(
     pool: asyncpg.Pool, amqp: AbstractRobustConnection, make_queue: MakeQueue
 ) -> None:
