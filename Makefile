@@ -22,13 +22,13 @@ MAKE_T0_NS  := $(shell date +%s%N)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: help install infra migrate up down logs ps test lint fmt clean screenshot bench
+.PHONY: help install infra migrate up down logs ps test lint fmt clean screenshot bench drill
 
 help: ## list the targets
 	@echo "ClipMix platform — make targets:"
 	@grep -E '^[a-z][a-z-]*:.*## ' $(firstword $(MAKEFILE_LIST)) | \
 		awk 'BEGIN {FS = ":.*## "} {printf "  make %-9s %s\n", $$1, $$2}'
-	@echo "Variables: REPLICAS=2 (make up), PYTEST_ARGS='-k name -x' (make test), BENCH_ARGS='--quick' (make bench)"
+	@echo "Variables: REPLICAS=2 (make up), PYTEST_ARGS='-k name -x' (make test), BENCH_ARGS='--quick' (make bench), DRILL_RATE=10 DRILL_SECONDS=60 (make drill)"
 
 install: $(STAMP) ## create .venv (Python 3.11+) and install the project, its dev extras and the Python SDK
 
@@ -86,6 +86,15 @@ lint: install ## ruff and mypy (strict) on the services, the tests, the bench an
 	$(VENV)/bin/ruff check services tests bench scripts/unasync_sdk.py scripts/check_openapi.py
 	$(VENV)/bin/mypy
 	cd sdk/python && ../../$(VENV)/bin/ruff check . && ../../$(VENV)/bin/mypy
+
+DRILL_RATE    ?= 10
+DRILL_SECONDS ?= 60
+drill: install infra ## the fault drill (docs/runbook.md): a RabbitMQ node, a gateway replica and the S3 store fail under live load
+	@bash scripts/ensure-test-tools.sh
+	@mkdir -p $(RUN_DIR)
+	CLIPMIX_DRILL_RATE=$(DRILL_RATE) CLIPMIX_DRILL_SECONDS=$(DRILL_SECONDS) \
+		CLIPMIX_DRILL_REPORT=$(RUN_DIR)/drill.json \
+		$(VENV)/bin/pytest -q -s tests/e2e/test_fault_drill.py
 
 BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_ARGS  ?=

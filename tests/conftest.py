@@ -22,7 +22,11 @@ for _name, _value in ROOMY_ADMISSION.items():
 # starting their own suites were four suites of ten processes on two cores.
 _SUITE_DIRS = ("tests/e2e/", "tests/browser/")
 # Files that start a stack of their own: they balance the other process's share.
-_OWN_STACK = ("tests/e2e/test_bench_smoke.py", "tests/e2e/test_up_replicas.py")
+_OWN_STACK = (
+    "tests/e2e/test_bench_smoke.py",
+    "tests/e2e/test_up_replicas.py",
+    "tests/e2e/test_fault_drill.py",
+)
 
 
 def _file_of(nodeid: str) -> str:

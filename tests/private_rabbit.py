@@ -189,15 +189,25 @@ class PrivateCluster:
         return [i for i, node in enumerate(self.nodes) if node.pid is not None]
 
     async def start(self) -> None:
-        """Boot every node at once, then join the others to the first one at once."""
+        """Boot every node at once, then join the others to the first one."""
         started = time.monotonic()
         await asyncio.gather(*(node.start() for node in self.nodes))
-        await asyncio.gather(*(self._join(node) for node in self.nodes[1:]))
+        # One join at a time: two nodes joining the first at once sometimes had one refused
+        # (rabbitmqctl exit 69, "unavailable") on a busy machine.
+        for node in self.nodes[1:]:
+            await self._join(node)
         self.started_seconds = time.monotonic() - started
 
-    async def _join(self, node: PrivateRabbit) -> None:
+    async def _join(self, node: PrivateRabbit, tries: int = 3) -> None:
         await node.stop_app()
-        await node.ctl("join_cluster", self.nodes[0].node)
+        for attempt in range(1, tries + 1):
+            try:
+                await node.ctl("join_cluster", self.nodes[0].node)
+                break
+            except subprocess.CalledProcessError:
+                if attempt == tries:
+                    raise
+                await asyncio.sleep(1.0)
         await node.start_app()
 
     async def kill(self, i: int) -> None:
