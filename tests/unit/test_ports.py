@@ -35,3 +35,29 @@ def test_without_room_below_the_range_the_kernel_picks(monkeypatch: pytest.Monke
     port = ports.free_port()
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+def test_a_port_is_handed_out_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Picks made before any is bound never meet: the second pick of the same number is
+    refused, though nothing is bound to it yet."""
+    monkeypatch.setattr(ports, "_given", set())
+    monkeypatch.setattr(ports, "_ephemeral_start", lambda: 65535)
+    first = ports.free_port()
+    picks = iter([first, first, first + 1 if first < 65534 else first - 1])
+    monkeypatch.setattr(ports.random, "randint", lambda low, high: next(picks))
+    assert ports.free_port() != first
+
+
+def test_each_xdist_worker_picks_from_a_slice_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    slices = []
+    for worker in ("gw0", "gw1"):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        slices.append(ports._slice(20000, 32767))
+    (low0, high0), (low1, high1) = slices
+    assert low0 == 20000 and high0 < low1 and high1 <= 32767
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    monkeypatch.setattr(ports, "_ephemeral_start", lambda: 32768)
+    assert all(low1 <= ports.free_port() <= high1 for _ in range(20))
+    monkeypatch.delenv("PYTEST_XDIST_WORKER")
+    assert ports._slice(20000, 32767) == (20000, 32767)
