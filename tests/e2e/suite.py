@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +24,7 @@ from services.messaging.topology import COMMANDS
 from services.runtime.config import ServiceSettings
 from services.runtime.internal import TOKEN_HEADER
 from services.runtime.processes import SUITE
+from tests import infra as infra_mod
 from tests.infra import Infra, free_port
 
 # What an operator's tool sends to /readyz and /metrics (the suite runs with the development
@@ -237,6 +240,21 @@ class JobsStack:
         for process in jobs:
             process.env = stack.env(process)
         return stack
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def running(
+        cls, log_dir: Path, *, replicas: int = 1, **extra_env: str
+    ) -> AsyncIterator[JobsStack]:
+        """A stack in a database and vhost of its own, started; stopped and dropped after."""
+        own = await infra_mod.create()
+        stack = cls.build(own, log_dir, replicas=replicas, **extra_env)
+        try:
+            await stack.start()
+            yield stack
+        finally:
+            stack.stop()
+            await infra_mod.destroy(own)
 
     def env(self, jobs: Process) -> dict[str, str]:
         base = Suite(self.infra, self.log_dir).jobs_env()

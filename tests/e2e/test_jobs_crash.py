@@ -12,7 +12,6 @@ import asyncpg
 import pytest
 
 from services.contracts.jobs import CreateJob, JobStatus, SandboxOutcome, Service
-from tests import infra as infra_mod
 from tests.e2e.suite import JobsStack, Suite, live_command
 
 pytestmark = pytest.mark.e2e
@@ -22,15 +21,9 @@ IN_FLIGHT = 20
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[JobsStack]:
-    own = await infra_mod.create()
     # The provider takes a while, so jobs are surely mid-flight at the kill.
-    running = JobsStack.build(own, tmp_path, CLIPMIX_SIMULATOR_LATENCY_SECONDS="2")
-    await running.start()
-    try:
+    async with JobsStack.running(tmp_path, CLIPMIX_SIMULATOR_LATENCY_SECONDS="2") as running:
         yield running
-    finally:
-        running.stop()
-        await infra_mod.destroy(own)
 
 
 async def test_sigkill_with_20_jobs_in_flight_resumes_without_a_second_task(

@@ -15,7 +15,6 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from services.contracts.jobs import Service
 from services.messaging.topology import EVENTS
-from tests import infra as infra_mod
 from tests.e2e.suite import JobsStack, live_command
 
 pytestmark = pytest.mark.e2e
@@ -25,20 +24,13 @@ JOBS = 300
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[JobsStack]:
-    own = await infra_mod.create()
-    running = JobsStack.build(
-        own,
+    async with JobsStack.running(
         tmp_path,
         replicas=2,
         CLIPMIX_SIMULATOR_LATENCY_SECONDS="0.05",
         CLIPMIX_JOBS_ACCOUNT_CONCURRENCY="40",
-    )
-    await running.start()
-    try:
+    ) as running:
         yield running
-    finally:
-        running.stop()
-        await infra_mod.destroy(own)
 
 
 async def test_two_replicas_process_300_mixed_jobs_exactly_once(stack: JobsStack) -> None:

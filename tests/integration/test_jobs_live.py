@@ -21,7 +21,6 @@ from services.contracts.jobs import SETTLED_EVENTS, CreateJob, JobStatus, Sandbo
 from services.messaging.topology import EVENTS
 from services.runtime.internal import ACCOUNT_HEADER, TOKEN_HEADER
 from services.simulator.media import mp4_duration
-from tests import infra as infra_mod
 from tests.e2e.suite import JobsStack, live_command
 from tests.integration.conftest import eventually
 
@@ -30,9 +29,7 @@ INTERNAL = {TOKEN_HEADER: "clipmix-dev-internal-token"}
 
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[JobsStack]:
-    own = await infra_mod.create()
-    running = JobsStack.build(
-        own,
+    async with JobsStack.running(
         tmp_path_factory.mktemp("jobs-live"),
         CLIPMIX_SIMULATOR_LATENCY_SECONDS="0.3",
         CLIPMIX_JOBS_ACCOUNT_CONCURRENCY="2",
@@ -41,13 +38,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[JobsS
         CLIPMIX_JOBS_PROVIDER_TIMEOUT_SECONDS="1.5",
         # A provider that stays away fails the job after this long (default: its deadline).
         CLIPMIX_JOBS_SUBMIT_RETRY_SECONDS="4",
-    )
-    await running.start()
-    try:
+    ) as running:
         yield running
-    finally:
-        running.stop()
-        await infra_mod.destroy(own)
 
 
 @pytest.fixture(autouse=True)

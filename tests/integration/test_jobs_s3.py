@@ -14,7 +14,6 @@ import orjson
 import pytest
 
 from services.contracts.jobs import Service
-from tests import infra as infra_mod
 from tests.e2e.events import EventCounter, counting
 from tests.e2e.suite import JobsStack, live_command
 from tests.integration.conftest import eventually
@@ -27,9 +26,7 @@ pytestmark = pytest.mark.timeout(90)
 async def stack(
     s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[JobsStack]:
-    own = await infra_mod.create()
-    running = JobsStack.build(
-        own,
+    async with JobsStack.running(
         tmp_path_factory.mktemp("jobs-s3"),
         CLIPMIX_SIMULATOR_LATENCY_SECONDS="0.2",
         # A store try is cut after 1 s; a refused copy is tried again within a second or so.
@@ -42,13 +39,8 @@ async def stack(
             CLIPMIX_JOBS_ARTIFACT_S3_TIMEOUT_SECONDS="1",
             CLIPMIX_JOBS_ARTIFACT_S3_TRIES="1",
         ),
-    )
-    await running.start()
-    try:
+    ) as running:
         yield running
-    finally:
-        running.stop()
-        await infra_mod.destroy(own)
 
 
 async def job_row(stack: JobsStack, job_id: str) -> asyncpg.Record:
