@@ -79,6 +79,17 @@ async def test_live_music_job_completes_with_a_fetchable_song(suite: Suite) -> N
     with wave.open(io.BytesIO(body)) as w:
         assert w.getnframes() / w.getframerate() == 8
 
+    # A download resumed from the public host: one byte range, and a range past the end.
+    size = len(body)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(artifact["url"], headers={"Range": "bytes=100-199"}) as part:
+            assert part.status == 206, await part.text()
+            assert part.headers["Content-Range"] == f"bytes 100-199/{size}"
+            assert await part.read() == body[100:200]
+        async with http.get(artifact["url"], headers={"Range": f"bytes={size + 10}-"}) as past:
+            assert past.status == 416
+            assert past.headers["Content-Range"] == f"bytes */{size}"
+
 
 @pytest.mark.parametrize(
     ("path", "body"),

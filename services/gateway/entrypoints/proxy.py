@@ -336,23 +336,41 @@ async def artifact(request: web.Request) -> web.StreamResponse:
         raise errors.ARTIFACT_NOT_FOUND.error()
     query = inputs.query(request, inputs.ARTIFACT)
     client = request.app[DOWNSTREAM].artifacts
+    # A download resumed or read in pieces: the jobs service answers the range itself.
+    ranged = {h: request.headers[h] for h in _RANGE_ASKED if h in request.headers}
     try:
-        async with client.open("GET", request.path, params=query, request=request) as answer:
-            if answer.status != 200:
-                body = await answer.content.read(_ERROR_BODY_BYTES)
-                if answer.status >= 500:
-                    log.warning("downstream_failed", service="jobs", status=answer.status)
-                    raise _unavailable("jobs")
-                return _relay(request, Reply(answer.status, body, answer.content_type))
-            return await _stream(request, answer)
+        async with client.open(
+            "GET", request.path, params=query, headers=ranged or None, request=request
+        ) as answer:
+            if answer.status in (200, 206):
+                return await _stream(request, answer)
+            if answer.status == 416:
+                return web.Response(status=416, headers=_range_headers(answer))
+            body = await answer.content.read(_ERROR_BODY_BYTES)
+            if answer.status >= 500:
+                log.warning("downstream_failed", service="jobs", status=answer.status)
+                raise _unavailable("jobs")
+            return _relay(request, Reply(answer.status, body, answer.content_type))
     except Unavailable as exc:
         log.warning("downstream_unavailable", service="jobs", error=str(exc))
         raise _unavailable("jobs") from None
 
 
+_RANGE_ASKED = ("Range", "If-Range")
+_RANGE_ANSWERED = ("Content-Range", "Accept-Ranges")
+
+
+def _range_headers(answer: aiohttp.ClientResponse) -> dict[str, str]:
+    return {h: answer.headers[h] for h in _RANGE_ANSWERED if h in answer.headers}
+
+
 async def _stream(request: web.Request, answer: aiohttp.ClientResponse) -> web.StreamResponse:
-    headers = {"Content-Type": answer.content_type, "Request-Id": request[REQUEST_ID]}
-    out = web.StreamResponse(status=200, headers=headers)
+    headers = {
+        "Content-Type": answer.content_type,
+        "Request-Id": request[REQUEST_ID],
+        **_range_headers(answer),
+    }
+    out = web.StreamResponse(status=answer.status, headers=headers)
     if answer.content_length is not None:
         out.content_length = answer.content_length
     await out.prepare(request)

@@ -359,6 +359,14 @@ def event_paths() -> Paths:
 
 def public_paths() -> Paths:
     binary = {"type": "string", "contentMediaType": "application/octet-stream"}
+    files = {
+        media: {"schema": binary, "example": example}
+        for media, example in (
+            ("audio/wav", "RIFF…WAVE…"),
+            ("video/mp4", "…ftyp…moov…"),
+            ("application/octet-stream", "…"),
+        )
+    }
     return {
         "/api/status": {
             "get": op(
@@ -417,19 +425,28 @@ def public_paths() -> Paths:
                 "Download a result",
                 "A job's result behind the signed, expiring link found in its `output`. No key is"
                 " needed: the link is the credential. A wrong or expired link answers 403"
-                " `link_expired`.",
+                " `link_expired`. One byte range may be asked for (`Range: bytes=…`, to resume a"
+                " download): 206 with `Content-Range`, or 416 past the end.",
                 {
                     "200": {
                         "description": "The file.",
                         "headers": {"Request-Id": {"$ref": "#/components/headers/Request-Id"}},
-                        "content": {
-                            media: {"schema": binary, "example": example}
-                            for media, example in (
-                                ("audio/wav", "RIFF…WAVE…"),
-                                ("video/mp4", "…ftyp…moov…"),
-                                ("application/octet-stream", "…"),
-                            )
+                        "content": files,
+                    },
+                    "206": {
+                        "description": "The byte range asked for.",
+                        "headers": {
+                            "Request-Id": {"$ref": "#/components/headers/Request-Id"},
+                            "Content-Range": {
+                                "description": "`bytes <first>-<last>/<size>`.",
+                                "schema": {"type": "string"},
+                            },
                         },
+                        "content": files,
+                    },
+                    "416": {
+                        "description": "The range starts past the end (`Content-Range:"
+                        " bytes */<size>`); no body.",
                     },
                     **errors(400, 403, 404, 503),
                 },
