@@ -63,22 +63,35 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run([tool, "-q", *args], check=True, capture_output=True, timeout=60)
 
 
+async def _on_server(statement: str) -> None:
+    conn = await asyncpg.connect(BASE_DATABASE_URL)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def create_database(name: str) -> str:
+    """A new empty database on the test server; its URL."""
+    await _on_server(f'CREATE DATABASE "{name}"')
+    return urlunsplit(urlsplit(BASE_DATABASE_URL)._replace(path=f"/{name}"))
+
+
+async def drop_database(name: str) -> None:
+    await _on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 async def create(run_id: str | None = None) -> Infra:
     run_id = run_id or secrets.token_hex(4)
     database = f"clipmix_test_{run_id}"
     vhost = f"clipmix_test_{run_id}"
-    conn = await asyncpg.connect(BASE_DATABASE_URL)
-    try:
-        await conn.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await conn.close()
+    database_url = await create_database(database)
     await asyncio.to_thread(_rabbitmqctl, "add_vhost", vhost)
     user = urlsplit(BASE_AMQP_URL).username or "guest"
     await asyncio.to_thread(_rabbitmqctl, "set_permissions", "-p", vhost, user, ".*", ".*", ".*")
-    db_parts = urlsplit(BASE_DATABASE_URL)
     amqp_parts = urlsplit(BASE_AMQP_URL)
     return Infra(
-        database_url=urlunsplit(db_parts._replace(path=f"/{database}")),
+        database_url=database_url,
         amqp_url=urlunsplit(amqp_parts._replace(path="/" + quote(vhost, safe=""))),
         database=database,
         vhost=vhost,
@@ -86,9 +99,5 @@ async def create(run_id: str | None = None) -> Infra:
 
 
 async def destroy(infra: Infra) -> None:
-    conn = await asyncpg.connect(BASE_DATABASE_URL)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{infra.database}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await drop_database(infra.database)
     await asyncio.to_thread(_rabbitmqctl, "delete_vhost", infra.vhost)

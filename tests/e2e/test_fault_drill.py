@@ -16,6 +16,7 @@ import contextlib
 import functools
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import time
@@ -30,8 +31,9 @@ import asyncpg
 import pytest
 
 from services.edge.haproxy import EdgeSettings, render
+from tests import infra as infra_mod
 from tests.e2e.suite import Process, Suite
-from tests.infra import BASE_DATABASE_URL, Infra, free_port
+from tests.infra import Infra, free_port
 from tests.private_rabbit import PrivateCluster, private_cluster
 from tests.s3_server import S3Server
 from tests.s3_server import running as s3_running
@@ -76,81 +78,68 @@ def _edge(settings: EdgeSettings, log_dir: Path) -> subprocess.Popen[bytes]:
         )
 
 
-@contextlib.asynccontextmanager
-async def _database() -> AsyncIterator[str]:
-    """A database of the drill's own (its broker is the private cluster)."""
-    name = f"clipmix_drill_{os.getpid()}_{free_port()}"
-    conn = await asyncpg.connect(BASE_DATABASE_URL)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    try:
-        yield name
-    finally:
-        conn = await asyncpg.connect(BASE_DATABASE_URL)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-
 @pytest.fixture
 async def drill(tmp_path: Path) -> AsyncIterator[Drill]:
-    async with (
-        private_cluster() as cluster,
-        s3_running(tmp_path) as s3,
-        _database() as database,
-    ):
-        base = BASE_DATABASE_URL.rsplit("/", 1)[0]
+    # A database of the drill's own; its broker is the private cluster.
+    database = f"clipmix_drill_{secrets.token_hex(4)}"
+    async with private_cluster() as cluster, s3_running(tmp_path) as s3:
         infra = Infra(
-            database_url=f"{base}/{database}",
+            database_url=await infra_mod.create_database(database),
             amqp_url=cluster.amqp_url,
             database=database,
             vhost="/",
         )
-        log_dir = tmp_path / "logs"
-        log_dir.mkdir()
-        suite = Suite.build(infra, log_dir)
-        for unused in ("dashboard", "mailsink"):
-            del suite.processes[unused]
-        env = {
-            **suite.env(),
-            # Each S3 call bounded well inside the 10 s pause, so writes give up and the jobs
-            # take the retry path (with the defaults, 3 tries of 10 s, they would only wait).
-            **s3.env(
-                CLIPMIX_JOBS_ARTIFACT_S3_TIMEOUT_SECONDS="2", CLIPMIX_JOBS_ARTIFACT_S3_TRIES="2"
-            ),
-            "CLIPMIX_WEBHOOKS_RETRY_SCHEDULE": "0,1,2,4,8",
-            "CLIPMIX_WEBHOOKS_TIMEOUT_SECONDS": "5",
-            # Orphan reservations (a replica killed between reserve and commit) released soon.
-            "CLIPMIX_BILLING_RECONCILE_EVERY_SECONDS": "1",
-            "CLIPMIX_BILLING_RECONCILE_AFTER_SECONDS": "10",
-        }
-        second = Process("gateway", free_port(), log_dir / "gateway-2.log", {})
-        second.env = {**env, "CLIPMIX_GATEWAY_PORT": str(second.port)}
-        for process in suite.processes.values():
-            process.env = env
-        suite.processes["gateway-2"] = second
-        replicas = [suite.processes["gateway"], second]
-        edge_port = free_port()
-        haproxy = _edge(
-            EdgeSettings(
-                port=edge_port,
-                metrics_port=free_port(),
-                gateway_urls=",".join(r.url for r in replicas),
-            ),
-            log_dir,
-        )
-        receiver = await Receiver().start()
         try:
-            await suite.start()
-            yield Drill(suite, cluster, s3, f"http://127.0.0.1:{edge_port}", replicas, receiver)
+            async with _suite(infra, cluster, s3, tmp_path / "logs") as running:
+                yield running
         finally:
-            suite.stop()
-            haproxy.terminate()
-            haproxy.wait(10)
-            await receiver.stop()
+            await infra_mod.drop_database(database)
+
+
+@contextlib.asynccontextmanager
+async def _suite(
+    infra: Infra, cluster: PrivateCluster, s3: S3Server, log_dir: Path
+) -> AsyncIterator[Drill]:
+    """The services (two gateway replicas) behind the edge, and a webhook receiver."""
+    await asyncio.to_thread(log_dir.mkdir)
+    suite = Suite.build(infra, log_dir)
+    for unused in ("dashboard", "mailsink"):
+        del suite.processes[unused]
+    env = {
+        **suite.env(),
+        # Each S3 call bounded well inside the 10 s pause, so writes give up and the jobs
+        # take the retry path (with the defaults, 3 tries of 10 s, they would only wait).
+        **s3.env(CLIPMIX_JOBS_ARTIFACT_S3_TIMEOUT_SECONDS="2", CLIPMIX_JOBS_ARTIFACT_S3_TRIES="2"),
+        "CLIPMIX_WEBHOOKS_RETRY_SCHEDULE": "0,1,2,4,8",
+        "CLIPMIX_WEBHOOKS_TIMEOUT_SECONDS": "5",
+        # Orphan reservations (a replica killed between reserve and commit) released soon.
+        "CLIPMIX_BILLING_RECONCILE_EVERY_SECONDS": "1",
+        "CLIPMIX_BILLING_RECONCILE_AFTER_SECONDS": "10",
+    }
+    second = Process("gateway", free_port(), log_dir / "gateway-2.log", {})
+    second.env = {**env, "CLIPMIX_GATEWAY_PORT": str(second.port)}
+    for process in suite.processes.values():
+        process.env = env
+    suite.processes["gateway-2"] = second
+    replicas = [suite.processes["gateway"], second]
+    edge_port = free_port()
+    haproxy = _edge(
+        EdgeSettings(
+            port=edge_port,
+            metrics_port=free_port(),
+            gateway_urls=",".join(r.url for r in replicas),
+        ),
+        log_dir,
+    )
+    receiver = await Receiver().start()
+    try:
+        await suite.start()
+        yield Drill(suite, cluster, s3, f"http://127.0.0.1:{edge_port}", replicas, receiver)
+    finally:
+        suite.stop()
+        haproxy.terminate()
+        haproxy.wait(10)
+        await receiver.stop()
 
 
 @dataclass

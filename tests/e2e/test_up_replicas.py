@@ -51,31 +51,21 @@ def _env(infra: Infra, run_dir: Path) -> dict[str, str]:
     return env
 
 
-def _script(name: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["/bin/bash", str(ROOT / "scripts" / name), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False
     )
+
+
+def _script(name: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return _run(["/bin/bash", str(ROOT / "scripts" / name), *args], env)
 
 
 @pytest.fixture
 def up(infra: Infra, tmp_path: Path) -> Iterator[tuple[dict[str, str], str]]:
     require("haproxy")
     env = _env(infra, tmp_path / "run")
-    migrate = subprocess.run(
-        [sys.executable, "-m", "services.runtime.migrate"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    migrate = _run([sys.executable, "-m", "services.runtime.migrate"], env)
     assert migrate.returncode == 0, migrate.stderr
     started = _script("up.sh", env)
     try:
