@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,6 +132,40 @@ def _from_failure(
         errors.INTERNAL_ERROR.error(),
         request_id,
     )
+
+
+async def write_pieces(
+    request: web.Request,
+    out: web.StreamResponse,
+    pieces: AsyncIterable[bytes],
+    *,
+    write_seconds: float,
+    source_failures: tuple[type[BaseException], ...],
+    event: str,
+) -> web.StreamResponse:
+    """Write ``pieces`` to ``out`` (prepared: its head is sent), then end it.
+
+    Each write waits at most ``write_seconds``: a reader that stops reading would hold the
+    source's connection for ever. When the source fails (``source_failures``) or the reader
+    does, the connection is cut, logged as ``event``: with the head sent, a cut is the only
+    honest signal left (the reader sees a short body, never a whole-looking one).
+    """
+    failures: tuple[type[BaseException], ...] = (
+        *source_failures,
+        TimeoutError,
+        ConnectionResetError,
+    )
+    try:
+        async for piece in pieces:
+            async with asyncio.timeout(write_seconds):
+                await out.write(piece)
+    except failures as exc:
+        log.warning(event, error=repr(exc))
+        if request.transport is not None:
+            request.transport.close()
+        return out
+    await out.write_eof()
+    return out
 
 
 def new_request_id() -> str:

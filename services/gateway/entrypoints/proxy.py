@@ -9,7 +9,6 @@ answers ``503 service_unavailable``: what broke inside is not the customer's bus
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,7 +26,7 @@ from services.gateway.app_keys import DOWNSTREAM, HELD
 from services.gateway.entrypoints import idempotent, inputs
 from services.gateway.entrypoints.http import CALLER
 from services.runtime import params
-from services.runtime.http import REQUEST_ID, ApiError, json_response
+from services.runtime.http import REQUEST_ID, ApiError, json_response, write_pieces
 from services.runtime.internal import (
     ACCOUNT_HEADER,
     KEY_HEADER,
@@ -374,17 +373,11 @@ async def _stream(request: web.Request, answer: aiohttp.ClientResponse) -> web.S
     if answer.content_length is not None:
         out.content_length = answer.content_length
     await out.prepare(request)
-    try:
-        async for chunk in answer.content.iter_chunked(ARTIFACT_CHUNK_BYTES):
-            # A client that stops reading would hold this pool's connection for ever.
-            async with asyncio.timeout(ARTIFACT_WRITE_SECONDS):
-                await out.write(chunk)
-    except (aiohttp.ClientError, TimeoutError, ConnectionResetError) as exc:
-        # The service or the client failed mid-file. The head is sent: the only honest signal
-        # left is a cut connection (the client sees a short body, never a whole-looking one).
-        log.warning("artifact_relay_cut", error=repr(exc))
-        if request.transport is not None:
-            request.transport.close()
-        return out
-    await out.write_eof()
-    return out
+    return await write_pieces(
+        request,
+        out,
+        answer.content.iter_chunked(ARTIFACT_CHUNK_BYTES),
+        write_seconds=ARTIFACT_WRITE_SECONDS,
+        source_failures=(aiohttp.ClientError,),
+        event="artifact_relay_cut",
+    )

@@ -4,7 +4,7 @@ holds it (ADR-073). A wrong or expired signature is 403 ``link_expired``, a link
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import hdrs, web
@@ -22,7 +22,7 @@ from services.jobs.adapters.s3 import (
     S3Object,
 )
 from services.jobs.app_keys import STORE
-from services.runtime.http import ApiError
+from services.runtime.http import ApiError, write_pieces
 
 log = structlog.get_logger()
 
@@ -106,22 +106,18 @@ async def _stream(request: web.Request, found: S3Object) -> web.StreamResponse:
     # The first piece before the head: a store that fails now still gets a clean 503.
     first = await anext(chunks, b"")
     await out.prepare(request)
-    try:
+
+    async def pieces() -> AsyncIterator[bytes]:
         if first:
-            await _write(out, first)
+            yield first
         async for chunk in chunks:
-            await _write(out, chunk)
-    except (ArtifactStoreUnavailable, TimeoutError, ConnectionResetError) as exc:
-        log.warning("artifact_stream_cut", error=repr(exc))
-        # The head is sent: the only honest signal left is a cut connection (the reader sees
-        # a short body, never a whole-looking one).
-        if request.transport is not None:
-            request.transport.close()
-        return out
-    await out.write_eof()
-    return out
+            yield chunk
 
-
-async def _write(out: web.StreamResponse, chunk: bytes) -> None:
-    async with asyncio.timeout(WRITE_SECONDS):
-        await out.write(chunk)
+    return await write_pieces(
+        request,
+        out,
+        pieces(),
+        write_seconds=WRITE_SECONDS,
+        source_failures=(ArtifactStoreUnavailable,),
+        event="artifact_stream_cut",
+    )
